@@ -1,0 +1,53 @@
+/* secmem.h - memory that may hold secret plaintext or key material.
+ *
+ * Normal builds use sodium_malloc (guard pages, mlock, MADV_DONTDUMP); ASan
+ * builds (RS_PLAIN_ALLOC) use malloc with a size prefix. Either way every
+ * buffer is wiped when freed.
+ */
+#ifndef RS_SECMEM_H
+#define RS_SECMEM_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <pthread.h>
+
+/* Process-wide setup, once in main before threads start: sodium_init,
+ * jansson allocator that wipes on free, no core dumps, not dumpable, and a
+ * loud warning when RLIMIT_MEMLOCK is too small for secrets to be locked.
+ * Returns 0 or a negative errno (message in err). */
+int secmem_init(char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Secret memory. secmem_alloc returns a new buffer or NULL; secmem_free wipes
+ * and releases it (NULL is a no-op). */
+void *secmem_alloc(size_t len) __attribute__((malloc));
+void secmem_free(void *p);
+void secmem_wipe(void *p, size_t len);
+
+/* The allocator handed to jansson: size-prefixed, wiped on free. */
+void *secmem_json_malloc(size_t len);
+void secmem_json_free(void *p);
+
+/* A growable secret buffer with a hard maximum fixed at creation (curl's
+ * dynbuf): growing past max gives -E2BIG, never more memory. */
+struct secbuf {
+    unsigned char *data;  /* secmem memory, owned */
+    size_t len, cap, max;
+};
+void secbuf_init(struct secbuf *b, size_t max);
+int secbuf_append(struct secbuf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+int secbuf_reserve(struct secbuf *b, size_t n) __attribute__((warn_unused_result));
+/* Wipe and free the contents; b can be reused after secbuf_init. */
+void secbuf_cleanup(struct secbuf *b);
+
+/* A pool of fixed-size scratch buffers for plaintext during a read:
+ * sodium_malloc costs several syscalls and pages, too slow for every read.
+ * Buffers are wiped when released. Larger requests fall back to secmem_alloc. */
+struct secpool;
+struct secpool *secpool_new(size_t slot_size, unsigned slots);
+void secpool_free(struct secpool *p);
+/* Returns a buffer of at least len bytes or NULL; release with secpool_put
+ * passing the same len. */
+void *secpool_get(struct secpool *p, size_t len);
+void secpool_put(struct secpool *p, void *buf, size_t len);
+
+#endif

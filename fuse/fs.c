@@ -1,0 +1,586 @@
+/* fs.c - the read-only FUSE filesystem (libfuse3 low-level API).
+ *
+ * The tree is fixed by the configuration, so inode numbers are array
+ * indexes: stable across refreshes and restarts. Files exist while their
+ * secret has a value. An open takes a reference to the current sealed value
+ * (the snapshot); each read decrypts it into a pooled secret buffer, replies
+ * and wipes, so plaintext never outlives a request and never reaches the
+ * page cache (direct_io).
+ */
+#include "fs.h"
+#include "store.h"
+#include "secmem.h"
+#include "policy.h"
+#include "backend.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fuse_lowlevel.h>
+
+#define FS_ROOT_INO FUSE_ROOT_ID
+#define FS_DIR_MODE 0555
+#define FS_MAX_GROUPS 64
+#define FS_DEFAULT_THREADS 16
+
+struct fs_node {
+    fuse_ino_t parent;
+    const char *name;      /* last path segment; borrowed from the config or "" */
+    size_t name_len;
+    bool is_dir;
+    size_t secret;         /* files: index in the store */
+    size_t *children;      /* dirs: node indexes sorted by name */
+    size_t n_children;
+};
+
+struct fs {
+    struct store *st;      /* borrowed */
+    struct secpool *pool;  /* borrowed */
+    struct fuse_session *se;
+    struct fs_node *nodes; /* nodes[ino - 1] */
+    size_t n_nodes;
+    size_t *node_of;       /* secret index -> node index */
+    double timeout;
+    unsigned max_threads;
+    bool mounted;
+    bool signals;          /* our handlers are installed */
+};
+
+struct open_file {         /* fi->fh: one snapshot per open */
+    struct cache_value *value;
+    size_t secret;
+};
+
+static struct fs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static struct fs_node *node_get(struct fs *fs, fuse_ino_t ino)
+{
+    if (ino < 1 || ino > fs->n_nodes)
+        return NULL;
+    return &fs->nodes[ino - 1];
+}
+
+/* ---- tree building ---- */
+
+static long child_find(const struct fs *fs, const struct fs_node *dir, const char *name, size_t len)
+{
+    size_t lo = 0, hi = dir->n_children;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct fs_node *c = &fs->nodes[dir->children[mid]];
+        size_t m = c->name_len < len ? c->name_len : len;
+        int cmp = memcmp(c->name, name, m);
+        if (cmp == 0)
+            cmp = c->name_len < len ? -1 : c->name_len > len;
+        if (cmp == 0)
+            return (long)dir->children[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Insert keeping children sorted; the config already refused conflicts. */
+static long child_add(struct fs *fs, size_t dir, const char *name, size_t len, bool is_dir)
+{
+    struct fs_node *d = &fs->nodes[dir];
+    long found = child_find(fs, d, name, len);
+    if (found >= 0)
+        return found;
+    size_t *ch = realloc(d->children, (d->n_children + 1) * sizeof(*ch));
+    if (!ch)
+        return -ENOMEM;
+    d->children = ch;
+    size_t idx = fs->n_nodes++;
+    fs->nodes[idx] = (struct fs_node){
+        .parent = dir + 1, .name = name, .name_len = len, .is_dir = is_dir,
+    };
+    size_t pos = 0;
+    while (pos < d->n_children) {
+        const struct fs_node *c = &fs->nodes[d->children[pos]];
+        size_t m = c->name_len < len ? c->name_len : len;
+        int cmp = memcmp(c->name, name, m);
+        if (cmp > 0 || (cmp == 0 && c->name_len > len))
+            break;
+        pos++;
+    }
+    memmove(d->children + pos + 1, d->children + pos, (d->n_children - pos) * sizeof(*ch));
+    d->children[pos] = idx;
+    d->n_children++;
+    return (long)idx;
+}
+
+static int tree_build(struct fs *fs)
+{
+    size_t max_nodes = 1;
+    for (size_t i = 0; i < fs->st->n; i++) {
+        max_nodes++;
+        for (const char *p = fs->st->secrets[i].cfg->name; *p; p++)
+            max_nodes += *p == '/';
+    }
+    fs->nodes = calloc(max_nodes, sizeof(*fs->nodes));
+    fs->node_of = calloc(fs->st->n + 1, sizeof(*fs->node_of));
+    if (!fs->nodes || !fs->node_of)
+        return -ENOMEM;
+    fs->nodes[0] = (struct fs_node){.parent = FS_ROOT_INO, .name = "", .is_dir = true};
+    fs->n_nodes = 1;
+    for (size_t i = 0; i < fs->st->n; i++) {
+        const char *name = fs->st->secrets[i].cfg->name;
+        size_t dir = 0;
+        for (;;) {
+            const char *slash = strchr(name, '/');
+            size_t len = slash ? (size_t)(slash - name) : strlen(name);
+            long n = child_add(fs, dir, name, len, slash != NULL);
+            if (n < 0)
+                return (int)n;
+            if (!slash) {
+                fs->nodes[n].secret = i;
+                fs->node_of[i] = (size_t)n;
+                break;
+            }
+            dir = (size_t)n;
+            name = slash + 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- attributes ---- */
+
+static void ts_or_now(struct timespec *t)
+{
+    if (t->tv_sec == 0 && t->tv_nsec == 0)
+        clock_gettime(CLOCK_REALTIME, t);
+}
+
+/* 0 or -ENOENT when a file has no value right now. */
+static int node_attr(struct fs *fs, size_t n, struct stat *st)
+{
+    const struct fs_node *node = &fs->nodes[n];
+    memset(st, 0, sizeof(*st));
+    st->st_ino = n + 1;
+    st->st_blksize = 4096;
+    if (node->is_dir) {
+        st->st_mode = S_IFDIR | FS_DIR_MODE;
+        st->st_nlink = 2;
+        clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+    } else {
+        struct secret_view v;
+        const struct cfg_attrs *a = &fs->st->secrets[node->secret].cfg->attrs;
+        store_view(fs->st, node->secret, &v);
+        if (!v.present)
+            return -ENOENT;
+        st->st_mode = S_IFREG | a->mode;
+        st->st_nlink = 1;
+        st->st_uid = a->uid;
+        st->st_gid = a->gid;
+        st->st_size = (off_t)v.size;
+        st->st_blocks = (blkcnt_t)((v.size + 511) / 512);
+        st->st_mtim = v.changed;
+        ts_or_now(&st->st_mtim);
+    }
+    st->st_atim = st->st_mtim;
+    st->st_ctim = st->st_mtim;
+    return 0;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_node *dir = node_get(fs, parent);
+    struct fuse_entry_param e;
+    if (!dir || !dir->is_dir) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    long n = child_find(fs, dir, name, strlen(name));
+    memset(&e, 0, sizeof(e));
+    if (n < 0 || node_attr(fs, (size_t)n, &e.attr) < 0) {
+        /* No negative caching: a secret may appear at the next refresh. */
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    e.ino = (fuse_ino_t)n + 1;
+    e.attr_timeout = fs->timeout;
+    e.entry_timeout = fs->timeout;
+    fuse_reply_entry(req, &e);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct stat st;
+    (void)fi;
+    if (!node_get(fs, ino) || node_attr(fs, ino - 1, &st) < 0) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_node *dir = node_get(fs, ino);
+    (void)fi;
+    if (!dir || !dir->is_dir) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    char *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    /* Offsets: 1 is ".", 2 is "..", 3 + i is child i; stable while the tree
+     * is fixed, whatever appears or disappears between calls. */
+    size_t used = 0;
+    for (off_t o = off; (size_t)o < dir->n_children + 2; o++) {
+        struct stat st;
+        const char *name;
+        char tmp[256];
+        memset(&st, 0, sizeof(st));
+        if (o == 0) {
+            name = ".";
+            st.st_ino = ino;
+            st.st_mode = S_IFDIR;
+        } else if (o == 1) {
+            name = "..";
+            st.st_ino = dir->parent;
+            st.st_mode = S_IFDIR;
+        } else {
+            size_t c = dir->children[o - 2];
+            if (node_attr(fs, c, &st) < 0)
+                continue;  /* no value right now: not listed */
+            snprintf(tmp, sizeof(tmp), "%.*s", (int)fs->nodes[c].name_len, fs->nodes[c].name);
+            name = tmp;
+        }
+        size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, o + 1);
+        if (need > size - used)
+            break;
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_node *node = node_get(fs, ino);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    gid_t groups[FS_MAX_GROUPS];
+    struct open_file *of = NULL;
+    int rc;
+
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (node->is_dir) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    const struct secret *sec = &fs->st->secrets[node->secret];
+    const struct cfg_attrs *a = &sec->cfg->attrs;
+    struct policy_subject subj = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
+    struct policy_object obj = {.name = sec->cfg->name, .backend = sec->backend->name,
+                                .mode = a->mode, .uid = a->uid, .gid = a->gid};
+
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        rc = -EROFS;
+        policy_audit_open(&subj, &obj, POLICY_DENY, rc);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    enum policy_decision d = policy_check_read(&subj, &obj);
+    if (d == POLICY_DENY && subj.uid != obj.uid && (obj.mode & 040)) {
+        /* Supplementary groups cost a /proc read: only when they can matter. */
+        int ng = fuse_req_getgroups(req, FS_MAX_GROUPS, groups);
+        if (ng > 0) {
+            subj.groups = groups;
+            subj.ngroups = (size_t)(ng < FS_MAX_GROUPS ? ng : FS_MAX_GROUPS);
+            d = policy_check_read(&subj, &obj);
+        }
+    }
+    if (d == POLICY_DENY) {
+        policy_audit_open(&subj, &obj, d, 0);
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    of = malloc(sizeof(*of));
+    rc = of ? store_acquire(fs->st, node->secret, &of->value) : -ENOMEM;
+    if (rc < 0) {
+        policy_audit_open(&subj, &obj, d, rc);
+        free(of);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    of->secret = node->secret;
+    fi->fh = (uint64_t)(uintptr_t)of;
+    fi->direct_io = 1;   /* plaintext never enters the page cache */
+    fi->keep_cache = 0;
+    policy_audit_open(&subj, &obj, d, 0);
+    if (fuse_reply_open(req, fi) != 0) {
+        /* The opener went away: no release will come. */
+        cache_value_unref(of->value);
+        free(of);
+    }
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+    size_t len = cache_value_len(of->value);
+    (void)ino;
+    if (off < 0 || (size_t)off >= len) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    unsigned char *pt = secpool_get(fs->pool, len);
+    if (!pt) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    int rc = cache_unseal(fs->st->cache, fs->st->secrets[of->secret].cfg->name, of->value, pt);
+    if (rc < 0) {
+        log_f(LOG_ERROR, &(struct log_fields){.secret = fs->st->secrets[of->secret].cfg->name},
+              "cached value failed authentication");
+        fuse_reply_err(req, EIO);
+    } else {
+        size_t n = len - (size_t)off < size ? len - (size_t)off : size;
+        fuse_reply_buf(req, (const char *)pt + off, n);
+    }
+    secpool_put(fs->pool, pt, len);   /* wipes */
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+    (void)ino;
+    if (of) {
+        cache_value_unref(of->value);
+        free(of);
+    }
+    fuse_reply_err(req, 0);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs_node *node = node_get(fs_of(req), ino);
+    if (!node)
+        fuse_reply_err(req, ENOENT);
+    else if (!node->is_dir)
+        fuse_reply_err(req, ENOTDIR);
+    else if ((fi->flags & O_ACCMODE) != O_RDONLY)
+        fuse_reply_err(req, EROFS);
+    else
+        fuse_reply_open(req, fi);
+}
+
+/* The mount is read-only (MS_RDONLY), so the kernel refuses changes before
+ * they reach us; these answer the same if someone remounts it rw. */
+static void ro_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)ino; (void)attr; (void)to_set; (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    (void)parent; (void)name; (void)mode; (void)rdev;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)parent; (void)name; (void)mode;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)parent; (void)name;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    (void)link; (void)parent; (void)name;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    (void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    (void)ino; (void)newparent; (void)newname;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino; (void)buf; (void)size; (void)off; (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    (void)ino; (void)name; (void)value; (void)size; (void)flags;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    (void)ino; (void)name;
+    fuse_reply_err(req, EROFS);
+}
+
+static void ro_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    (void)parent; (void)name; (void)mode; (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+    .lookup = fs_lookup,
+    .getattr = fs_getattr,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .open = fs_open,
+    .read = fs_read,
+    .release = fs_release,
+    .setattr = ro_setattr,
+    .mknod = ro_mknod,
+    .mkdir = ro_mkdir,
+    .unlink = ro_unlink,
+    .rmdir = ro_unlink,
+    .symlink = ro_symlink,
+    .rename = ro_rename,
+    .link = ro_link,
+    .write = ro_write,
+    .setxattr = ro_setxattr,
+    .removexattr = ro_removexattr,
+    .create = ro_create,
+};
+
+/* ---- lifecycle ---- */
+
+int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o, struct fs **out,
+             char *err, size_t errlen)
+{
+    int rc = -ENOMEM;
+    char opts[256];
+    struct fs *fs = calloc(1, sizeof(*fs));
+    err[0] = '\0';
+    if (!fs)
+        goto fail;
+    fs->st = st;
+    fs->pool = pool;
+    fs->timeout = o->attr_timeout;
+    fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
+    rc = tree_build(fs);
+    if (rc < 0)
+        goto fail;
+
+    /* ro: the kernel refuses every change itself; noexec,nosuid,nodev: a
+     * secret is never a program or a device; default_permissions: the
+     * kernel enforces each file's mode and owner. */
+    snprintf(opts, sizeof(opts),
+             "ro,nosuid,nodev,noexec,default_permissions,fsname=runsecrets,subtype=runsecrets%s",
+             o->allow_other ? ",allow_other" : "");
+    char a0[] = "runsecrets", a1[] = "-o", a3[] = "-d";
+    char *argv[] = {a0, a1, opts, a3, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
+    fs->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+    if (!fs->se) {
+        rc = -EINVAL;
+        snprintf(err, errlen, "cannot create the FUSE session");
+        goto fail;
+    }
+    if (fuse_session_mount(fs->se, o->mountpoint) != 0) {
+        rc = -EIO;
+        snprintf(err, errlen, "cannot mount on %s (is /dev/fuse available and are we root?)",
+                 o->mountpoint);
+        goto fail;
+    }
+    fs->mounted = true;
+    if (fuse_set_signal_handlers(fs->se) != 0) {
+        rc = -EIO;
+        snprintf(err, errlen, "cannot install signal handlers");
+        goto fail;
+    }
+    fs->signals = true;
+    *out = fs;
+    return 0;
+fail:
+    if (rc == -ENOMEM && err[0] == '\0')
+        snprintf(err, errlen, "out of memory");
+    fs_free(fs);
+    return rc;
+}
+
+int fs_run(struct fs *fs)
+{
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    if (!lc)
+        return -ENOMEM;
+    fuse_loop_cfg_set_max_threads(lc, fs->max_threads);
+    fuse_loop_cfg_set_clone_fd(lc, 0);
+    int rc = fuse_session_loop_mt(fs->se, lc);
+    fuse_loop_cfg_destroy(lc);
+    /* A positive result is the signal that ended the loop: a clean stop. */
+    return rc < 0 ? rc : 0;
+}
+
+void fs_notify(struct fs *fs, size_t idx, bool removed)
+{
+    if (!fs || !fs->mounted)
+        return;
+    size_t n = fs->node_of[idx];
+    const struct fs_node *node = &fs->nodes[n];
+    /* Errors only mean the kernel never looked the name up: nothing to drop. */
+    if (removed)
+        (void)fuse_lowlevel_notify_inval_entry(fs->se, node->parent, node->name, node->name_len);
+    else
+        (void)fuse_lowlevel_notify_inval_inode(fs->se, n + 1, 0, 0);
+}
+
+void fs_free(struct fs *fs)
+{
+    if (!fs)
+        return;
+    if (fs->se) {
+        if (fs->signals)
+            fuse_remove_signal_handlers(fs->se);
+        if (fs->mounted)
+            fuse_session_unmount(fs->se);
+        fuse_session_destroy(fs->se);
+    }
+    for (size_t i = 0; i < fs->n_nodes; i++)
+        free(fs->nodes[i].children);
+    free(fs->nodes);
+    free(fs->node_of);
+    free(fs);
+}

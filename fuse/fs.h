@@ -1,0 +1,32 @@
+/* fs.h - the read-only FUSE filesystem that serves the store. */
+#ifndef RS_FS_H
+#define RS_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct store;
+struct secpool;
+struct fs;
+
+struct fs_options {
+    const char *mountpoint;
+    bool allow_other;     /* let other users in (root only) */
+    bool debug;           /* libfuse request tracing */
+    unsigned max_threads; /* worker threads; 0 = default */
+    double attr_timeout;  /* seconds the kernel caches names and attributes */
+};
+
+/* Build the inode tree from st's secret names and mount at o->mountpoint
+ * (which must be prepared). *out is new. 0 or negative errno with err. */
+int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
+             struct fs **out, char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Serve requests until SIGTERM/SIGINT (or fs_stop). 0 or negative errno. */
+int fs_run(struct fs *fs) __attribute__((warn_unused_result));
+/* Tell the kernel a secret's value changed or disappeared. Thread-safe; call
+ * with no store lock held. */
+void fs_notify(struct fs *fs, size_t idx, bool removed);
+/* Unmount and free. NULL is a no-op. */
+void fs_free(struct fs *fs);
+
+#endif

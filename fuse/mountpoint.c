@@ -1,0 +1,108 @@
+/* mountpoint.c - prepare the mountpoint: create it, clear a stale mount. */
+#include "mountpoint.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FSTYPE "fuse.runsecrets"
+
+/* mkdir -p, 0755 for the directories we create. */
+static int mkdir_parents(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Decode the octal escapes mountinfo uses for spaces and the like. */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+/* Is a runsecrets FUSE filesystem mounted exactly at path? */
+static bool ours_mounted_at(const char *path)
+{
+    bool found = false;
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return false;
+    while (getline(&line, &cap, f) > 0) {
+        /* id parent major:minor root mountpoint opts [optional...] - fstype ... */
+        char *fields[6] = {0};
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 0; tok && i < 5; i++, tok = strtok_r(NULL, " ", &save))
+            fields[i] = tok;
+        if (!fields[4])
+            continue;
+        while (tok && strcmp(tok, "-") != 0)
+            tok = strtok_r(NULL, " ", &save);
+        char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
+        unescape(fields[4]);
+        if (fstype && strcmp(fstype, FSTYPE) == 0 && strcmp(fields[4], path) == 0)
+            found = true;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+int mountpoint_prepare(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int rc;
+
+    if (stat(path, &st) != 0 && errno == ENOTCONN) {
+        /* A broker was killed without unmounting: its mount answers nothing
+         * but ENOTCONN. Detach it (lazily: a reader may still hold it). */
+        if (umount2(path, MNT_DETACH) != 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: stale FUSE mount and cannot detach it: %s", path,
+                     strerror(errno));
+            return rc;
+        }
+        log_f(LOG_WARN, &(struct log_fields){.path = path}, "stale mount detached");
+    } else if (ours_mounted_at(path)) {
+        snprintf(err, errlen, "%s: another runsecrets is already serving this mountpoint", path);
+        return -EBUSY;
+    }
+    rc = mkdir_parents(path);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot create the mountpoint: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: the mountpoint is not a directory", path);
+        return -ENOTDIR;
+    }
+    return 0;
+}

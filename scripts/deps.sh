@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what building and testing runsecrets needs on Debian 12, and only
+# what is missing (so a second run is fast and offline).
+set -euo pipefail
+
+PKGS=(meson ninja-build pkg-config gcc libc6-dev
+      libsodium-dev libcurl4-openssl-dev libjansson-dev libfuse3-dev fuse3 check
+      python3 gdb util-linux procps)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $EUID -ne 0 ]]; then
+        echo "runsecrets: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "==> installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,304 @@
+/* test_config.c - the configuration contract: valid forms and malformed ones,
+ * each with the exact one-line message a user would see. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "secmem.h"
+
+static char dir[] = "/tmp/rs-test-config-XXXXXX";
+static char err[1024];
+
+static void setup(void)
+{
+    char e[128];
+    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    rmdir(dir);
+    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+}
+
+/* Replace every @DIR@ with the temp dir so the file backend validates. */
+static char *subst(const char *json)
+{
+    static char out[8192];
+    size_t o = 0;
+    for (const char *p = json; *p && o < sizeof(out) - 256; p++) {
+        if (strncmp(p, "@DIR@", 5) == 0) {
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", dir);
+            p += 4;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static struct config *load_ok(const char *json)
+{
+    struct config *c = NULL;
+    const char *text = subst(json);
+    err[0] = '\0';
+    int rc = cfg_load_buffer(text, strlen(text), "config.json", &c, err, sizeof(err));
+    ck_assert_msg(rc == 0, "expected valid, got: %s", err);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+/* Loads json, expects -EINVAL and an error equal to want. */
+static void load_bad(const char *json, const char *want)
+{
+    struct config *c = NULL;
+    const char *text = subst(json);
+    err[0] = '\0';
+    int rc = cfg_load_buffer(text, strlen(text), "config.json", &c, err, sizeof(err));
+    ck_assert_int_eq(rc, -EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strcmp(err, want) == 0, "\n got: %s\nwant: %s", err, want);
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+
+/* Same, but only the prefix (location and path) is ours to pin exactly. */
+static void load_bad_prefix(const char *json, const char *want)
+{
+    struct config *c = NULL;
+    const char *text = subst(json);
+    int rc = cfg_load_buffer(text, strlen(text), "config.json", &c, err, sizeof(err));
+    ck_assert_int_eq(rc, -EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "\n got: %s\nwant prefix: %s", err, want);
+}
+
+#define BACKENDS "\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"@DIR@\"}}"
+
+START_TEST(valid_full)
+{
+    struct config *c = load_ok(
+        "{\n"
+        "  \"mount\": \"/run/secrets\",\n"
+        "  \"defaults\": {\"refresh\": \"5m\", \"max_stale\": \"1h\", \"mode\": \"0400\", \"uid\": 0, \"gid\": 0},\n"
+        "  " BACKENDS ",\n"
+        "  \"secrets\": {\n"
+        "    \"db_password\": {\"from\": \"local:db_password\", \"refresh\": \"30s\", \"mode\": \"0440\", \"uid\": 1000, \"gid\": 1000},\n"
+        "    \"app/db_user\": {\"from\": \"local:db.json#user\"}\n"
+        "  }\n"
+        "}\n");
+    ck_assert_str_eq(c->mount, "/run/secrets");
+    ck_assert_uint_eq(c->n_backends, 1);
+    ck_assert_str_eq(c->backends[0].name, "local");
+    ck_assert_str_eq(c->backends[0].type, "file");
+    ck_assert_uint_eq(c->n_secrets, 2);
+    const struct cfg_secret *s = &c->secrets[0];
+    ck_assert_str_eq(s->name, "db_password");
+    ck_assert_str_eq(s->ref.backend, "local");
+    ck_assert_str_eq(s->ref.path, "db_password");
+    ck_assert_int_eq(s->attrs.refresh, 30);
+    ck_assert_int_eq(s->attrs.max_stale, 3600);
+    ck_assert_uint_eq(s->attrs.mode, 0440);
+    ck_assert_uint_eq(s->attrs.uid, 1000);
+    ck_assert_uint_eq(s->attrs.gid, 1000);
+    s = &c->secrets[1];
+    ck_assert_str_eq(s->name, "app/db_user");
+    ck_assert_str_eq(s->ref.path, "db.json");
+    ck_assert_str_eq(s->ref.field, "user");
+    ck_assert_int_eq(s->attrs.refresh, 300);
+    ck_assert_uint_eq(s->attrs.mode, 0400);
+    ck_assert_uint_eq(s->backend, 0);
+    ck_assert_int_eq(cfg_secret_index(c, "app/db_user"), 1);
+    ck_assert_int_eq(cfg_secret_index(c, "nope"), -1);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(valid_defaults_and_forms)
+{
+    struct config *c = load_ok("{" BACKENDS ", \"secrets\": {"
+                               "\"a\": \"local:a\","
+                               "\"b\": {\"from\": \"local:b.json#/x/0\", \"refresh\": 90, \"max_stale\": \"1h30m\"}}}");
+    ck_assert_str_eq(c->mount, CFG_DEFAULT_MOUNT);
+    ck_assert_int_eq(c->defaults.refresh, CFG_DEFAULT_REFRESH);
+    ck_assert_int_eq(c->defaults.max_stale, CFG_DEFAULT_MAX_STALE);
+    ck_assert_uint_eq(c->defaults.mode, CFG_DEFAULT_MODE);
+    ck_assert_str_eq(c->secrets[0].ref.path, "a");
+    ck_assert_int_eq(c->secrets[1].attrs.refresh, 90);
+    ck_assert_int_eq(c->secrets[1].attrs.max_stale, 5400);
+    ck_assert_str_eq(c->secrets[1].ref.field, "/x/0");
+    cfg_free(c);
+
+    c = load_ok("{}");
+    ck_assert_uint_eq(c->n_secrets, 0);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(bad_syntax)
+{
+    load_bad_prefix("{\n  \"mount\": \"/x\",\n}", "config.json:3:1: ");
+    load_bad_prefix("{\"mount\": \"/a\", \"mount\": \"/b\"}", "config.json:1:");
+    ck_assert_ptr_nonnull(strstr(err, "duplicate"));
+    load_bad("[1, 2]", "config.json:1:1: the configuration must be a JSON object, got an array");
+}
+END_TEST
+
+START_TEST(bad_top_level)
+{
+    load_bad("{\n  \"mout\": \"/x\"\n}",
+             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, backends, secrets)");
+    load_bad("{\"mount\": \"relative\"}", "config.json:1:11: mount: expected an absolute path");
+    load_bad("{\"mount\": 5}", "config.json:1:11: mount: expected an absolute path");
+    load_bad("{\"defaults\": []}", "config.json:1:14: defaults: expected an object, got an array");
+    load_bad("{\"backends\": \"x\"}", "config.json:1:14: backends: expected an object, got a string");
+    load_bad("{\"secrets\": 1}", "config.json:1:13: secrets: expected an object, got an integer");
+}
+END_TEST
+
+START_TEST(bad_defaults)
+{
+    load_bad("{\"defaults\": {\"mode\": 400}}",
+             "config.json:1:23: defaults.mode: expected an octal mode string such as \"0440\", got an integer");
+    load_bad("{\"defaults\": {\"mode\": \"0999\"}}",
+             "config.json:1:23: defaults.mode: expected an octal mode string such as \"0440\", got an invalid string");
+    load_bad("{\"defaults\": {\"mode\": \"4755\"}}",
+             "config.json:1:23: defaults.mode: mode 4755 has special bits (setuid, setgid, sticky): only 0000-0777");
+    load_bad("{\"defaults\": {\"uid\": -1}}",
+             "config.json:1:22: defaults.uid: expected a numeric id between 0 and 4294967294, got an out-of-range integer");
+    load_bad("{\"defaults\": {\"gid\": \"root\"}}",
+             "config.json:1:22: defaults.gid: expected a numeric id between 0 and 4294967294, got a string");
+    load_bad("{\"defaults\": {\"colour\": 1}}",
+             "config.json:1:15: defaults.colour: unknown key (expected one of: refresh, max_stale, mode, uid, gid)");
+    load_bad_prefix("{\"defaults\": {\"refresh\": \"5x\"}}", "config.json:1:26: defaults.refresh: ");
+    load_bad_prefix("{\"defaults\": {\"refresh\": 0}}", "config.json:1:26: defaults.refresh: ");
+    load_bad_prefix("{\"defaults\": {\"refresh\": true}}", "config.json:1:26: defaults.refresh: ");
+    load_bad("{\"defaults\": {\"refresh\": \"1h\", \"max_stale\": \"5m\"}}",
+             "config.json:1:45: defaults.max_stale: max_stale is shorter than refresh: secrets would "
+             "fail closed between two successful refreshes");
+}
+END_TEST
+
+START_TEST(bad_backends)
+{
+    load_bad("{\"backends\": {\"local\": {\"type\": \"fiel\", \"path\": \"/\"}}}",
+             "config.json:1:33: backends.local.type: unknown backend type 'fiel' (known: file)");
+    load_bad("{\"backends\": {\"local\": {\"path\": \"/\"}}}",
+             "config.json:1:24: backends.local.type: missing (one of: file)");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\"}}}",
+             "config.json:1:24: backends.local.path: missing (the directory holding the secret files)");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"rel\"}}}",
+             "config.json:1:49: backends.local.path: expected an absolute directory path");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"/nonexistent-rs\"}}}",
+             "config.json:1:49: backends.local.path: /nonexistent-rs: No such file or directory");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"/etc/hostname\"}}}",
+             "config.json:1:49: backends.local.path: /etc/hostname: not a directory");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"/\", \"pth\": 1}}}",
+             "config.json:1:54: backends.local.pth: unknown key");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"/\", \"max_size\": 0}}}",
+             "config.json:1:66: backends.local.max_size: expected a number of bytes between 1 and 67108864");
+    load_bad("{\"backends\": {\"local\": []}}", "config.json:1:24: backends.local: expected an object, got an array");
+    load_bad_prefix("{\"backends\": {\"lo cal\": {\"type\": \"file\", \"path\": \"/\"}}}",
+                    "config.json:1:15: backends[\"lo cal\"]: invalid backend name: ");
+}
+END_TEST
+
+START_TEST(bad_secrets)
+{
+    load_bad("{" BACKENDS ",\n \"secrets\": {\n  \"db_password\": {\"from\": \"lcoal:db_password\"}}}",
+             "config.json:3:27: secrets.db_password.from: unknown backend 'lcoal'");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": {\"refresh\": \"1m\"}}}",
+             "config.json:1:99: secrets.db: missing \"from\" (a reference such as \"local:db\")");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": {\"from\": 7}}}",
+             "config.json:1:108: secrets.db.from: expected a reference string, got an integer");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": 7}}",
+             "config.json:1:99: secrets.db: expected an object or a reference string, got an integer");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": {\"from\": \"local:db\", \"owner\": 1}}}",
+             "config.json:1:120: secrets.db.owner: unknown key (expected one of: from, refresh, "
+             "max_stale, mode, uid, gid)");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": \"local:/etc/shadow\"}}",
+             "config.json:1:99: secrets.db: file path '/etc/shadow' must be relative to the backend directory");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": \"local:a/../../x\"}}",
+             "config.json:1:99: secrets.db: file path 'a/../../x' leaves the backend directory");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": \"local:x?version=2\"}}",
+             "config.json:1:99: secrets.db: the file backend does not support ?version=");
+    load_bad_prefix("{" BACKENDS ", \"secrets\": {\"db\": \"nocolon\"}}", "config.json:1:99: secrets.db: ");
+    load_bad_prefix("{" BACKENDS ", \"secrets\": {\"db\": \"local:x#\"}}", "config.json:1:99: secrets.db: ");
+    load_bad_prefix("{" BACKENDS ", \"secrets\": {\"../x\": \"local:x\"}}",
+                    "config.json:1:93: secrets[\"../x\"]: invalid secret name: ");
+    load_bad_prefix("{" BACKENDS ", \"secrets\": {\"a//b\": \"local:x\"}}",
+                    "config.json:1:93: secrets.a//b: invalid secret name: ");
+    load_bad_prefix("{" BACKENDS ", \"secrets\": {\"a/b/c/d/e/f/g/h/i\": \"local:x\"}}",
+                    "config.json:1:93: secrets.a/b/c/d/e/f/g/h/i: invalid secret name: ");
+    load_bad("{" BACKENDS ", \"secrets\": {\"app\": \"local:x\", \"app/db\": \"local:y\"}}",
+             "config.json:1:111: secrets.app/db: 'app' is also a secret, so it cannot be a directory");
+    load_bad("{" BACKENDS ", \"secrets\": {\"db\": {\"from\": \"local:x\", \"refresh\": \"2h\"}}}",
+             "config.json:1:130: secrets.db.refresh: max_stale (1h) is shorter than refresh (2h): "
+             "the secret would fail closed between two successful refreshes");
+    load_bad("{" BACKENDS ", \"secrets\": {\"tls.crt\": {\"from\": \"local:x\", \"mode\": \"rw\"}}}",
+             "config.json:1:132: secrets[\"tls.crt\"].mode: expected an octal mode string such as "
+             "\"0440\", got an invalid string");
+}
+END_TEST
+
+START_TEST(columns_count_characters)
+{
+    /* jansson counts columns in characters; so do we (é is two bytes). */
+    load_bad("{\"défauts\": 1}", "config.json:1:2: [\"défauts\"]: unknown key (expected one of: mount, "
+             "defaults, backends, secrets)");
+}
+END_TEST
+
+START_TEST(load_file_errors)
+{
+    struct config *c = NULL;
+    ck_assert_int_eq(cfg_load("/nonexistent/config.json", &c, err, sizeof(err)), -ENOENT);
+    ck_assert_str_eq(err, "/nonexistent/config.json: cannot open: No such file or directory");
+    ck_assert_int_eq(cfg_load("/", &c, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_null(c);
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/c.json", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\n\"secrets\": {\"x\": \"nobackend:x\"}\n}\n");
+    fclose(f);
+    ck_assert_int_eq(cfg_load(path, &c, err, sizeof(err)), -EINVAL);
+    char want[512];
+    snprintf(want, sizeof(want), "%s:2:18: secrets.x: unknown backend 'nobackend'", path);
+    ck_assert_str_eq(err, want);
+    unlink(path);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, valid_full);
+    tcase_add_test(tc, valid_defaults_and_forms);
+    tcase_add_test(tc, bad_syntax);
+    tcase_add_test(tc, bad_top_level);
+    tcase_add_test(tc, bad_defaults);
+    tcase_add_test(tc, bad_backends);
+    tcase_add_test(tc, bad_secrets);
+    tcase_add_test(tc, columns_count_characters);
+    tcase_add_test(tc, load_file_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
