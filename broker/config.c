@@ -190,9 +190,10 @@ static int check_keys(struct cfg_ctx *c, json_t *obj, const char *const *allowed
                 break;
         if (!allowed[i]) {
             char list[256] = "";
-            for (size_t k = 0; allowed[k]; k++) {
-                strncat(list, k ? ", " : "", sizeof(list) - strlen(list) - 1);
-                strncat(list, allowed[k], sizeof(list) - strlen(list) - 1);
+            size_t used = 0;
+            for (size_t k = 0; allowed[k] && used < sizeof(list); k++) {
+                int w = snprintf(list + used, sizeof(list) - used, "%s%s", k ? ", " : "", allowed[k]);
+                used += w > 0 ? (size_t)w : 0;
             }
             path[n] = key;
             return cfg_fail(c, true, path, n + 1, "unknown key (expected one of: %s)", list);
