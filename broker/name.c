@@ -76,7 +76,8 @@ int name_validate(const char *name, char *err, size_t errlen)
             snprintf(err, errlen, "segment longer than %d characters", NAME_MAX_SEGMENT);
             return -EINVAL;
         }
-        if (++depth > NAME_MAX_DEPTH) {
+        depth++;
+        if (depth > NAME_MAX_DEPTH) {
             snprintf(err, errlen, "more than %d levels deep", NAME_MAX_DEPTH);
             return -EINVAL;
         }

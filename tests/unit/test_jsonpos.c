@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ START_TEST(values_and_keys)
     ck_assert_pos(find(config, false, &line, &col, 2, "secrets", "db"), line, col, 6, 11);
     ck_assert_pos(find(config, true, &line, &col, 2, "secrets", "db"), line, col, 6, 5);
     ck_assert_pos(find(config, false, &line, &col, 3, "backends", "local", "dir"), line, col, 3,
-                  42);
+                  38);
     ck_assert_pos(find(config, true, &line, &col, 3, "backends", "local", "type"), line, col, 3,
                   15);
     ck_assert_pos(find(config, false, &line, &col, 1, "secrets"), line, col, 5, 14);
@@ -119,8 +120,8 @@ START_TEST(escaped_keys)
                       "\"x\\/y\": 4, \"t\\tn\\n\": 5, \"caf\xc3\xa9\": 6, \"\\\\\": 7}";
 
     ck_assert_pos(find(doc, false, &line, &col, 1, "a\"b"), line, col, 1, 10);
-    ck_assert_pos(find(doc, false, &line, &col, 1, "\xc3\xa9t\xc3\xa9"), line, col, 1, 29);
-    ck_assert_pos(find(doc, false, &line, &col, 1, "\xf0\x9f\x98\x80"), line, col, 1, 48);
+    ck_assert_pos(find(doc, false, &line, &col, 1, "\xc3\xa9t\xc3\xa9"), line, col, 1, 30);
+    ck_assert_pos(find(doc, false, &line, &col, 1, "\xf0\x9f\x98\x80"), line, col, 1, 49);
     ck_assert_pos(find(doc, false, &line, &col, 1, "x/y"), line, col, 1, 60);
     ck_assert_pos(find(doc, false, &line, &col, 1, "t\tn\n"), line, col, 1, 73);
     ck_assert_pos(find(doc, false, &line, &col, 1, "caf\xc3\xa9"), line, col, 1, 84);
@@ -155,10 +156,10 @@ START_TEST(skips_tricky_values)
     const char *doc = "{\"s\": \"}]\\\"{[\\\\\", \"n\": [{\"c\": \"]\"}, [[]], -1.5e+10, true],"
                       " \"o\": {\"}\": \"{\"}, \"z\": false}";
 
-    ck_assert_pos(find(doc, false, &line, &col, 1, "z"), line, col, 1, 80);
-    ck_assert_pos(find(doc, false, &line, &col, 2, "n", "2"), line, col, 1, 45);
-    ck_assert_pos(find(doc, false, &line, &col, 2, "n", "3"), line, col, 1, 55);
-    ck_assert_pos(find(doc, false, &line, &col, 2, "o", "}"), line, col, 1, 73);
+    ck_assert_pos(find(doc, false, &line, &col, 1, "z"), line, col, 1, 82);
+    ck_assert_pos(find(doc, false, &line, &col, 2, "n", "2"), line, col, 1, 43);
+    ck_assert_pos(find(doc, false, &line, &col, 2, "n", "3"), line, col, 1, 53);
+    ck_assert_pos(find(doc, false, &line, &col, 2, "o", "}"), line, col, 1, 71);
 }
 END_TEST
 
@@ -172,7 +173,7 @@ START_TEST(columns_count_characters)
     ck_assert_pos(find(doc, false, &line, &col, 1, "\xf0\x9f\x98\x80"), line, col, 1, 17);
     ck_assert_pos(find(doc, true, &line, &col, 1, "\xf0\x9f\x98\x80"), line, col, 1, 12);
     /* \r is a column for jansson, \t is one column too. */
-    ck_assert_pos(find("{\r\n\t\"a\":\t\r 1}", false, &line, &col, 1, "a"), line, col, 2, 8);
+    ck_assert_pos(find("{\r\n\t\"a\":\t\r 1}", false, &line, &col, 1, "a"), line, col, 2, 9);
 }
 END_TEST
 
@@ -198,7 +199,6 @@ static void agree_with_jansson(const char *tmpl, const char *value, size_t n, co
     ck_assert_msg(j != NULL, "%s: %s", doc, jerr.text);
     json_decref(j);
     ck_assert_int_eq(jsonpos_find(doc, strlen(doc), path, n, false, &line, &col), 0);
-    ck_assert_msg(line == jerr.line || jerr.line == -1, "unreachable");
     free(doc);
     j = json_loads(tmpl, 0, &jerr);
     ck_assert_ptr_null(j);
