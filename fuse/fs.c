@@ -331,12 +331,14 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->fh = (uint64_t)(uintptr_t)of;
     fi->direct_io = 1;   /* plaintext never enters the page cache */
     fi->keep_cache = 0;
-    policy_audit_open(&subj, &obj, d, 0);
     if (fuse_reply_open(req, fi) != 0) {
         /* The opener went away: no release will come. */
         cache_value_unref(of->value);
         free(of);
+        rc = -EINTR;
     }
+    /* Audit after replying: the log write stays off the caller's path. */
+    policy_audit_open(&subj, &obj, d, rc);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -514,6 +516,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     char *argv[] = {a0, a1, opts, a3, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
     fs->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+    fuse_opt_free_args(&args);
     if (!fs->se) {
         rc = -EINVAL;
         snprintf(err, errlen, "cannot create the FUSE session");
