@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,41 @@ struct fs {
     unsigned max_threads;
     bool mounted;
     bool signals;          /* our handlers are installed */
+    pthread_mutex_t open_lock;
+    struct open_file *open_files;    /* protected by open_lock: freed at unmount
+                                        if the kernel never sent RELEASE */
 };
 
 struct open_file {         /* fi->fh: one snapshot per open */
     struct cache_value *value;
     size_t secret;
+    struct open_file *prev, *next;   /* protected by fs->open_lock */
 };
+
+static void open_track(struct fs *fs, struct open_file *of)
+{
+    pthread_mutex_lock(&fs->open_lock);
+    of->prev = NULL;
+    of->next = fs->open_files;
+    if (of->next)
+        of->next->prev = of;
+    fs->open_files = of;
+    pthread_mutex_unlock(&fs->open_lock);
+}
+
+static void open_untrack_free(struct fs *fs, struct open_file *of)
+{
+    pthread_mutex_lock(&fs->open_lock);
+    if (of->prev)
+        of->prev->next = of->next;
+    else
+        fs->open_files = of->next;
+    if (of->next)
+        of->next->prev = of->prev;
+    pthread_mutex_unlock(&fs->open_lock);
+    cache_value_unref(of->value);
+    free(of);
+}
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -328,13 +358,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     of->secret = node->secret;
+    open_track(fs, of);
     fi->fh = (uint64_t)(uintptr_t)of;
     fi->direct_io = 1;   /* plaintext never enters the page cache */
     fi->keep_cache = 0;
     if (fuse_reply_open(req, fi) != 0) {
         /* The opener went away: no release will come. */
-        cache_value_unref(of->value);
-        free(of);
+        open_untrack_free(fs, of);
         rc = -EINTR;
     }
     /* Audit after replying: the log write stays off the caller's path. */
@@ -372,10 +402,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
     (void)ino;
-    if (of) {
-        cache_value_unref(of->value);
-        free(of);
-    }
+    if (of)
+        open_untrack_free(fs_of(req), of);
     fuse_reply_err(req, 0);
 }
 
@@ -498,6 +526,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     err[0] = '\0';
     if (!fs)
         goto fail;
+    pthread_mutex_init(&fs->open_lock, NULL);
     fs->st = st;
     fs->pool = pool;
     fs->timeout = o->attr_timeout;
@@ -581,6 +610,10 @@ void fs_free(struct fs *fs)
             fuse_session_unmount(fs->se);
         fuse_session_destroy(fs->se);
     }
+    /* Readers still holding files when we unmount get no RELEASE. */
+    while (fs->open_files)
+        open_untrack_free(fs, fs->open_files);
+    pthread_mutex_destroy(&fs->open_lock);
     for (size_t i = 0; i < fs->n_nodes; i++)
         free(fs->nodes[i].children);
     free(fs->nodes);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define FSTYPE "fuse.runsecrets"
@@ -81,7 +82,10 @@ int mountpoint_prepare(const char *path, char *err, size_t errlen)
     struct stat st;
     int rc;
 
-    if (stat(path, &st) != 0 && errno == ENOTCONN) {
+    struct statvfs sv;
+    /* statvfs, not stat: the kernel answers stat from cached attributes for a
+     * while after the daemon died, but statvfs always asks the daemon. */
+    if (statvfs(path, &sv) != 0 && errno == ENOTCONN) {
         /* A broker was killed without unmounting: its mount answers nothing
          * but ENOTCONN. Detach it (lazily: a reader may still hold it). */
         if (umount2(path, MNT_DETACH) != 0) {
