@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "secmem.h"
+#include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-config-XXXXXX";
 static char err[1024];
@@ -294,11 +295,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CK_MAIN(config_suite)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ck_main.h"
 
 #define TEN_YEARS (10LL * 365 * 86400)
 
@@ -325,13 +326,4 @@ static Suite *duration_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(duration_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CK_MAIN(duration_suite)

@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ck_main.h"
 
 #define ck_assert_err_has(err, sub) \
     ck_assert_msg(strstr((err), (sub)) != NULL, "error \"%s\" lacks \"%s\"", (err), (sub))
@@ -263,13 +264,4 @@ static Suite *extract_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(extract_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CK_MAIN(extract_suite)

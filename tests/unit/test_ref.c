@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ck_main.h"
 
 #define ck_assert_err_has(err, sub) \
     ck_assert_msg(strstr((err), (sub)) != NULL, "error \"%s\" lacks \"%s\"", (err), (sub))
@@ -243,13 +244,4 @@ static Suite *ref_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(ref_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CK_MAIN(ref_suite)
