@@ -1,6 +1,7 @@
 /* backend.c - the backend registry and the generic fetch path. */
 #include "backend_i.h"
 #include "extract.h"
+#include "duration.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +11,11 @@
 /* Static and const: types are fixed at build time. */
 static const struct backend_ops *const backend_types[] = {
     &backend_file_ops,
+    &backend_vault_ops,
 };
+
+/* Keys every backend accepts. */
+static const char *const common_keys[] = {"type", "max_size", "retry_base", "retry_max", NULL};
 
 #define N_TYPES (sizeof(backend_types) / sizeof(backend_types[0]))
 
@@ -24,12 +29,14 @@ const struct backend_ops *backend_find_type(const char *type)
 
 const char *backend_type_list(void)
 {
-    return "file";
+    return "file, vault";
 }
 
 void fetch_result_init(struct fetch_result *r, size_t max)
 {
+    memset(r, 0, sizeof(*r));
     secbuf_init(&r->value, max);
+    r->retryable = true;
 }
 
 void fetch_result_cleanup(struct fetch_result *r)
@@ -37,16 +44,22 @@ void fetch_result_cleanup(struct fetch_result *r)
     secbuf_cleanup(&r->value);
 }
 
-int backend_conf_check_keys(json_t *conf, const char *const *allowed, char *err, size_t errlen)
+static bool in_list(const char *key, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(key, list[i]) == 0)
+            return true;
+    return false;
+}
+
+int backend_conf_check_keys(json_t *conf, const char *const *allowed, const char *const *more,
+                            char *err, size_t errlen)
 {
     const char *key;
     json_t *v;
     json_object_foreach(conf, key, v) {
-        bool ok = false;
+        bool ok = in_list(key, common_keys) || in_list(key, allowed) || in_list(key, more);
         (void)v;
-        for (size_t i = 0; allowed[i]; i++)
-            if (strcmp(key, allowed[i]) == 0)
-                ok = true;
         if (!ok) {
             snprintf(err, errlen, "%s: unknown key", key);
             return -EINVAL;
@@ -89,10 +102,41 @@ static const struct backend_ops *conf_ops(json_t *conf, char *err, size_t errlen
     return ops;
 }
 
+static int conf_retry(json_t *conf, long long *base_ms, long long *max_ms, char *err,
+                      size_t errlen)
+{
+    static const char *const keys[] = {"retry_base", "retry_max"};
+    long long *outs[] = {base_ms, max_ms};
+    char msg[200];
+    *base_ms = BACKEND_DEFAULT_RETRY_BASE_MS;
+    *max_ms = BACKEND_DEFAULT_RETRY_MAX_MS;
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(conf, keys[i]);
+        long long s;
+        if (!v)
+            continue;
+        if (duration_parse(v, &s, msg, sizeof(msg)) < 0) {
+            snprintf(err, errlen, "%s: %s", keys[i], msg);
+            return -EINVAL;
+        }
+        *outs[i] = s * 1000;
+    }
+    if (*base_ms > *max_ms) {
+        snprintf(err, errlen, "retry_max: shorter than retry_base");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int backend_validate(json_t *conf, char *err, size_t errlen)
 {
     const struct backend_ops *ops = conf_ops(conf, err, errlen);
+    size_t max;
+    long long a, b;
     if (!ops)
+        return -EINVAL;
+    if (backend_conf_size(conf, "max_size", BACKEND_DEFAULT_MAX_VALUE, &max, err, errlen) < 0 ||
+        conf_retry(conf, &a, &b, err, errlen) < 0)
         return -EINVAL;
     return ops->validate(conf, err, errlen);
 }
@@ -109,7 +153,8 @@ int backend_check_ref(json_t *conf, const struct secret_ref *ref, char *err, siz
     return ops->check_ref(ref, err, errlen);
 }
 
-int backend_new(const char *name, json_t *conf, struct backend **out, char *err, size_t errlen)
+int backend_new(const struct backend_env *env, const char *name, json_t *conf,
+                struct backend **out, char *err, size_t errlen)
 {
     int rc = -ENOMEM;
     struct backend *b = calloc(1, sizeof(*b));
@@ -125,7 +170,12 @@ int backend_new(const char *name, json_t *conf, struct backend **out, char *err,
     rc = backend_conf_size(conf, "max_size", BACKEND_DEFAULT_MAX_VALUE, &b->max_value, err, errlen);
     if (rc < 0)
         goto out;
-    rc = b->ops->create(conf, &b->ctx, err, errlen);
+    rc = conf_retry(conf, &b->retry_base_ms, &b->retry_max_ms, err, errlen);
+    if (rc < 0)
+        goto out;
+    struct backend_env e = *env;
+    e.name = b->name;
+    rc = b->ops->create(&e, conf, &b->ctx, err, errlen);
     if (rc < 0)
         goto out;
     *out = b;
@@ -144,6 +194,23 @@ void backend_free(struct backend *b)
         b->ops->destroy(b->ctx);
     free(b->name);
     free(b);
+}
+
+long long backend_maintain(struct backend *b)
+{
+    return b->ops->maintain ? b->ops->maintain(b->ctx) : -1;
+}
+
+void backend_shutdown(struct backend *b)
+{
+    if (b->ops->shutdown)
+        b->ops->shutdown(b->ctx);
+}
+
+int backend_fetch(struct backend *b, const struct secret_ref *ref, struct fetch_result *out,
+                  char *err, size_t errlen)
+{
+    return b->ops->fetch(b->ctx, ref, out, err, errlen);
 }
 
 int backend_resolve(struct backend *b, const struct secret_ref *ref, struct fetch_result *out,

@@ -21,15 +21,11 @@ struct file_backend {
     size_t max_size;
 };
 
-static const char *const file_keys[] = {"type", "path", "max_size", NULL};
+static const char *const file_keys[] = {"path", NULL};
 
 static int file_validate(json_t *conf, char *err, size_t errlen)
 {
-    int rc = backend_conf_check_keys(conf, file_keys, err, errlen);
-    if (rc < 0)
-        return rc;
-    size_t max;
-    rc = backend_conf_size(conf, "max_size", BACKEND_DEFAULT_MAX_VALUE, &max, err, errlen);
+    int rc = backend_conf_check_keys(conf, file_keys, NULL, err, errlen);
     if (rc < 0)
         return rc;
     const json_t *p = json_object_get(conf, "path");
@@ -53,7 +49,8 @@ static int file_validate(json_t *conf, char *err, size_t errlen)
     return 0;
 }
 
-static int file_create(json_t *conf, void **ctx, char *err, size_t errlen)
+static int file_create(const struct backend_env *env, json_t *conf, void **ctx, char *err,
+                       size_t errlen)
 {
     struct file_backend *fb = calloc(1, sizeof(*fb));
     if (!fb)

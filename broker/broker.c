@@ -6,6 +6,7 @@
 #include "secmem.h"
 #include "store.h"
 #include "fs.h"
+#include "http.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,10 +29,14 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     b->backends = calloc(b->cfg->n_backends + 1, sizeof(*b->backends));
     if (!b->backends)
         goto nomem;
+    rc = http_engine_new(&b->http, err, errlen);
+    if (rc < 0)
+        goto fail;
+    struct backend_env env = {.http = b->http};
     for (size_t i = 0; i < b->cfg->n_backends; i++) {
         char msg[512] = "";
         const struct cfg_backend *cb = &b->cfg->backends[i];
-        rc = backend_new(cb->name, cb->conf, &b->backends[i], msg, sizeof(msg));
+        rc = backend_new(&env, cb->name, cb->conf, &b->backends[i], msg, sizeof(msg));
         if (rc < 0) {
             snprintf(err, errlen, "%s: backends.%s: %s", config_path, cb->name, msg);
             goto fail;
@@ -44,7 +49,7 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     rc = store_new(b->cfg, b->backends, b->cache, &b->store);
     if (rc < 0)
         goto nomem;
-    rc = scheduler_new(b->store, &b->sched);
+    rc = scheduler_new(b->store, b->backends, b->cfg->n_backends, &b->sched);
     if (rc < 0)
         goto nomem;
     return 0;
@@ -67,6 +72,7 @@ void broker_close(struct broker *b)
         for (size_t i = 0; i < b->cfg->n_backends; i++)
             backend_free(b->backends[i]);
     free(b->backends);
+    http_engine_free(b->http);   /* after the backends' clients */
     cfg_free(b->cfg);
     memset(b, 0, sizeof(*b));
 }

@@ -14,9 +14,11 @@ struct store;
 struct scheduler;
 struct secpool;
 struct fs;
+struct http_engine;
 
 struct broker {
     struct config *cfg;
+    struct http_engine *http;      /* shared by the HTTP backends */
     struct backend **backends;     /* one per cfg->backends */
     struct cache *cache;
     struct store *store;

@@ -3,6 +3,7 @@
 #include "backend.h"
 #include "cache.h"
 #include "fs.h"
+#include "http.h"
 #include "log.h"
 #include "mountpoint.h"
 #include "ref.h"
@@ -206,10 +207,9 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
         log_f(LOG_ERROR, &lf, "cannot prepare the mountpoint");
         return EXIT_RUNTIME;
     }
-    size_t failed = scheduler_fetch_all(b->sched);
-    log_f(failed ? LOG_WARN : LOG_INFO, &lf, "cold start: %zu of %zu secrets fetched",
-          b->store->n - failed, b->store->n);
-
+    /* Mount first, then fetch everything in parallel: a file appears as
+     * soon as its value is cached, and a lookup of one still being fetched
+     * waits for that fetch. */
     struct fs_options fo = {
         .mountpoint = mnt,
         .allow_other = geteuid() == 0,
@@ -222,15 +222,21 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
         return EXIT_RUNTIME;
     }
     scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed, .arg = b});
+    log_f(LOG_INFO, &lf, "mounted");
     if (scheduler_start(b->sched) < 0) {
-        log_f(LOG_ERROR, &lf, "cannot start the refresh thread");
+        log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
         return EXIT_RUNTIME;
     }
-    log_f(LOG_INFO, &lf, "mounted");
     int rc = fs_run(b->fs);
+    /* Stop fetching without waiting out slow servers, unmount, then let
+     * the backends give back leases and tokens. */
+    http_engine_cancel(b->http, true);
     scheduler_stop(b->sched);
+    http_engine_cancel(b->http, false);
     fs_free(b->fs);   /* unmounts */
     b->fs = NULL;
+    for (size_t i = 0; i < b->cfg->n_backends; i++)
+        backend_shutdown(b->backends[i]);
     if (rc < 0) {
         lf.error = strerror(-rc);
         log_f(LOG_ERROR, &lf, "filesystem loop failed; unmounted");
@@ -252,6 +258,9 @@ static int cmd_check(struct broker *b, struct cli_opts *o)
         return 0;
 
     size_t failed = scheduler_fetch_all(b->sched);
+    /* A check must not leave dynamic credentials behind. */
+    for (size_t i = 0; i < b->cfg->n_backends; i++)
+        backend_shutdown(b->backends[i]);
     int wn = 4, wb = 7;
     for (size_t i = 0; i < b->store->n; i++) {
         int l = (int)strlen(b->store->secrets[i].cfg->name);

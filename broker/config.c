@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define CFG_MAX_FILE (16 * 1024 * 1024)
-#define CFG_MAX_PATH 4   /* deepest JSON path an error names */
+#define CFG_MAX_PATH 6   /* deepest JSON path an error names */
 #define CFG_MAX_UID 4294967294LL
 
 struct cfg_ctx {
@@ -82,10 +82,17 @@ static int cfg_fail_sub(struct cfg_ctx *c, const char *const *base, size_t n, co
     const char *colon = strstr(sub, ": ");
     memcpy(path, base, n * sizeof(*path));
     if (colon && (size_t)(colon - sub) < sizeof(key) && !memchr(sub, ' ', (size_t)(colon - sub))) {
+        /* "auth.method: ..." names a nested key: one path element per part. */
+        size_t m = n;
         memcpy(key, sub, (size_t)(colon - sub));
         key[colon - sub] = '\0';
-        path[n] = key;
-        return cfg_fail(c, strstr(colon, "unknown key") == colon + 2, path, n + 1, "%s", colon + 2);
+        for (char *part = key, *dot; part && m < CFG_MAX_PATH; part = dot ? dot + 1 : NULL) {
+            dot = strchr(part, '.');
+            if (dot)
+                *dot = '\0';
+            path[m++] = part;
+        }
+        return cfg_fail(c, strstr(colon, "unknown key") == colon + 2, path, m, "%s", colon + 2);
     }
     return cfg_fail(c, false, path, n, "%s", sub);
 }

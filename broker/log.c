@@ -190,6 +190,8 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_json_str(&l, "result", f->result);
             if (f->has_caller)
                 line_printf(&l, ",\"uid\":%ld,\"gid\":%ld,\"pid\":%ld", f->uid, f->gid, f->pid);
+            if (f->has_counts)
+                line_printf(&l, ",\"ok\":%ld,\"failed\":%ld,\"ms\":%ld", f->ok, f->failed, f->ms);
             line_json_str(&l, "error", f->error);
         }
         if (log_min >= LOG_DEBUG && func)
@@ -204,6 +206,8 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_text_kv(&l, "result", f->result);
             if (f->has_caller)
                 line_printf(&l, " uid=%ld gid=%ld pid=%ld", f->uid, f->gid, f->pid);
+            if (f->has_counts)
+                line_printf(&l, " ok=%ld failed=%ld ms=%ld", f->ok, f->failed, f->ms);
             line_text_kv(&l, "error", f->error);
         }
     }

@@ -24,6 +24,8 @@ struct log_fields {
     const char *path;    /* a file system path (mountpoint, backend file) */
     bool has_caller;
     long uid, gid, pid;
+    bool has_counts;     /* a summary: how many ok / failed, in how long */
+    long ok, failed, ms;
 };
 
 /* Set once before threads start. fd is borrowed. */

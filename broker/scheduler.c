@@ -1,11 +1,18 @@
-/* scheduler.c - one thread that keeps every secret fresh.
+/* scheduler.c - one timing thread and a pool of fetch workers.
  *
- * Deadlines are CLOCK_MONOTONIC so wall-clock jumps neither stall nor storm
- * refreshes. Fetches run without the scheduler lock held, so stop() and
- * hooks never wait behind a slow backend more than one fetch.
+ * The timing thread only decides what is due and queues it; workers do the
+ * fetching, so a slow backend delays nothing but its own secrets, and a cold
+ * start of N secrets runs N fetches at once (bounded by the pool and by each
+ * backend's max_parallel). Deadlines are CLOCK_MONOTONIC so wall-clock jumps
+ * neither stall nor storm refreshes.
+ *
+ * Work items are groups (secrets sharing one backend object) followed by
+ * backends (token upkeep). An item is never queued twice: while in flight
+ * it is not due, which is what makes a group's fetch single-flight.
  */
 #include "scheduler.h"
 #include "backend.h"
+#include "extract.h"
 #include "log.h"
 
 #include <errno.h>
@@ -15,43 +22,138 @@
 #include <string.h>
 #include <sodium.h>
 
-#define SCHED_ERR_MAX 256
-#define SCHED_BACKOFF_BASE_MS 1000LL
+#define SCHED_ERR_MAX 512
+#define SCHED_MAX_WORKERS 64
+#define SCHED_MIN_RETRY_MS 50LL
+
+struct group {
+    struct backend *backend;       /* borrowed */
+    const struct secret_ref *ref;  /* the first member's; path and version are shared */
+    size_t *members;
+    size_t n;
+    unsigned failures;             /* consecutive failed fetches; worker only */
+    bool settled;                  /* first attempt done; under sc->lock */
+};
+
+struct item {
+    struct timespec due;
+    bool never;                    /* nothing to do until told otherwise */
+    bool inflight;
+};
 
 struct scheduler {
     struct store *st;
+    struct backend **backends;
+    size_t nb;
+    struct group *groups;
+    size_t ng;
     struct sched_hooks hooks;
+
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    pthread_t thread;
-    bool started;
-    bool stop;                     /* protected by lock */
-    struct timespec *due;          /* per secret; protected by lock */
-    char (*errors)[SCHED_ERR_MAX]; /* per secret; written only by the fetching thread */
+    pthread_cond_t timer;          /* the timing thread waits here */
+    pthread_cond_t work;           /* workers wait here */
+    pthread_cond_t idle;           /* fetch_all waits here */
+    struct item *items;            /* ng groups, then nb backends; under lock */
+    size_t *queue;                 /* ring of item indexes; under lock */
+    size_t qhead, qlen;
+    bool stop;
+    size_t unsettled;              /* groups whose first attempt is pending */
+    bool log_cold_start;
+    struct timespec started_at;
+
+    pthread_t timer_thread;
+    pthread_t *workers;
+    unsigned nworkers, nstarted;
+    bool timer_started;
+
+    char (*errors)[SCHED_ERR_MAX]; /* per secret; written by the worker of its group */
 };
 
-int scheduler_new(struct store *st, struct scheduler **out)
+static bool same_object(const struct secret *a, const struct secret *b)
+{
+    const struct secret_ref *x = &a->cfg->ref, *y = &b->cfg->ref;
+    return a->backend == b->backend && strcmp(x->path, y->path) == 0 &&
+           ((!x->version && !y->version) ||
+            (x->version && y->version && strcmp(x->version, y->version) == 0));
+}
+
+static int build_groups(struct scheduler *sc)
+{
+    struct store *st = sc->st;
+    size_t *group_of = calloc(st->n + 1, sizeof(*group_of));
+    sc->groups = calloc(st->n + 1, sizeof(*sc->groups));
+    if (!group_of || !sc->groups) {
+        free(group_of);
+        return -ENOMEM;
+    }
+    /* O(n^2) once at start; configs hold hundreds of secrets, not millions. */
+    for (size_t i = 0; i < st->n; i++) {
+        size_t g = sc->ng;
+        for (size_t j = 0; j < i; j++)
+            if (same_object(&st->secrets[i], &st->secrets[j])) {
+                g = group_of[j];
+                break;
+            }
+        group_of[i] = g;
+        if (g == sc->ng) {
+            sc->groups[g].backend = st->secrets[i].backend;
+            sc->groups[g].ref = &st->secrets[i].cfg->ref;
+            sc->ng++;
+        }
+        sc->groups[g].n++;
+    }
+    for (size_t g = 0; g < sc->ng; g++) {
+        sc->groups[g].members = calloc(sc->groups[g].n, sizeof(size_t));
+        if (!sc->groups[g].members) {
+            free(group_of);
+            return -ENOMEM;
+        }
+        sc->groups[g].n = 0;
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        struct group *g = &sc->groups[group_of[i]];
+        g->members[g->n++] = i;
+    }
+    free(group_of);
+    return 0;
+}
+
+int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct scheduler **out)
 {
     pthread_condattr_t ca;
     struct scheduler *sc = calloc(1, sizeof(*sc));
     if (!sc)
         return -ENOMEM;
     sc->st = st;
-    sc->due = calloc(st->n + 1, sizeof(*sc->due));
-    sc->errors = calloc(st->n + 1, sizeof(*sc->errors));
-    if (!sc->due || !sc->errors) {
-        free(sc->due);
-        free(sc->errors);
-        free(sc);
-        return -ENOMEM;
-    }
+    sc->backends = backends;
+    sc->nb = nb;
     pthread_mutex_init(&sc->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sc->cond, &ca);
+    pthread_cond_init(&sc->timer, &ca);
+    pthread_cond_init(&sc->work, NULL);
+    pthread_cond_init(&sc->idle, NULL);
     pthread_condattr_destroy(&ca);
+    if (build_groups(sc) < 0)
+        goto nomem;
+    sc->items = calloc(sc->ng + nb + 1, sizeof(*sc->items));
+    sc->queue = calloc(sc->ng + nb + 1, sizeof(*sc->queue));
+    sc->errors = calloc(st->n + 1, sizeof(*sc->errors));
+    if (!sc->items || !sc->queue || !sc->errors)
+        goto nomem;
+    for (size_t i = 0; i < sc->ng + nb; i++)
+        sc->items[i].never = true;
+    sc->nworkers = (unsigned)(sc->ng + nb < SCHED_MAX_WORKERS ? sc->ng + nb : SCHED_MAX_WORKERS);
+    if (sc->nworkers == 0)
+        sc->nworkers = 1;
+    sc->workers = calloc(sc->nworkers, sizeof(*sc->workers));
+    if (!sc->workers)
+        goto nomem;
     *out = sc;
     return 0;
+nomem:
+    scheduler_free(sc);
+    return -ENOMEM;
 }
 
 void scheduler_set_hooks(struct scheduler *sc, const struct sched_hooks *hooks)
@@ -64,10 +166,18 @@ void scheduler_free(struct scheduler *sc)
     if (!sc)
         return;
     scheduler_stop(sc);
-    pthread_cond_destroy(&sc->cond);
+    pthread_cond_destroy(&sc->timer);
+    pthread_cond_destroy(&sc->work);
+    pthread_cond_destroy(&sc->idle);
     pthread_mutex_destroy(&sc->lock);
-    free(sc->due);
+    if (sc->groups)
+        for (size_t g = 0; g < sc->ng; g++)
+            free(sc->groups[g].members);
+    free(sc->groups);
+    free(sc->items);
+    free(sc->queue);
     free(sc->errors);
+    free(sc->workers);
     free(sc);
 }
 
@@ -82,49 +192,14 @@ static void notify(struct scheduler *sc, size_t idx, bool removed)
         sc->hooks.changed(sc->hooks.arg, idx, removed);
 }
 
-int scheduler_refresh(struct scheduler *sc, size_t idx, char *err, size_t errlen)
+/* ---- one fetch, applied to every member of a group ---- */
+
+static void member_failure(struct scheduler *sc, size_t idx, int rc, const char *msg)
 {
     struct secret *sec = &sc->st->secrets[idx];
-    struct log_fields lf = {.secret = sec->cfg->name, .backend = sec->backend->name};
-    struct fetch_result r;
-    char msg[SCHED_ERR_MAX] = "";
-    enum store_change change;
-    int rc;
+    struct log_fields lf = {.secret = sec->cfg->name, .backend = sec->backend->name, .error = msg};
 
-    fetch_result_init(&r, sec->backend->max_value);
-    rc = backend_resolve(sec->backend, &sec->cfg->ref, &r, msg, sizeof(msg));
-    if (rc == 0)
-        rc = store_update(sc->st, idx, r.value.data, r.value.len, &change);
-    fetch_result_cleanup(&r);   /* wipes the plaintext */
-
-    if (rc == 0) {
-        sc->errors[idx][0] = '\0';
-        switch (change) {
-        case STORE_NEW:
-            log_f(LOG_INFO, &lf, "secret fetched");
-            notify(sc, idx, false);
-            break;
-        case STORE_ROTATED:
-            log_f(LOG_INFO, &lf, "secret rotated");
-            notify(sc, idx, false);
-            break;
-        case STORE_RECOVERED:
-            log_f(LOG_INFO, &lf, "secret recovered");
-            notify(sc, idx, false);
-            break;
-        case STORE_UNCHANGED:
-            log_f(LOG_DEBUG, &lf, "secret unchanged");
-            break;
-        }
-        return 0;
-    }
-
-    if (msg[0] == '\0')
-        snprintf(msg, sizeof(msg), "%s", strerror(-rc));
     snprintf(sc->errors[idx], SCHED_ERR_MAX, "%s", msg);
-    if (err)
-        snprintf(err, errlen, "%s", msg);
-    lf.error = msg;
     if (rc == -ENOENT) {
         if (store_remove(sc->st, idx)) {
             log_f(LOG_WARN, &lf, "secret removed");
@@ -132,7 +207,7 @@ int scheduler_refresh(struct scheduler *sc, size_t idx, char *err, size_t errlen
         } else {
             log_f(LOG_WARN, &lf, "fetch failed");
         }
-        return rc;
+        return;
     }
     switch (store_fail(sc->st, idx)) {
     case SECRET_ABSENT:
@@ -149,17 +224,132 @@ int scheduler_refresh(struct scheduler *sc, size_t idx, char *err, size_t errlen
             log_f(LOG_WARN, &lf, "refresh failed, still failing closed");
         break;
     }
-    return rc;
 }
 
-size_t scheduler_fetch_all(struct scheduler *sc)
+static void member_success(struct scheduler *sc, size_t idx, const struct fetch_result *raw)
 {
-    size_t failed = 0;
-    for (size_t i = 0; i < sc->st->n; i++)
-        if (scheduler_refresh(sc, i, NULL, 0) < 0)
-            failed++;
-    return failed;
+    struct secret *sec = &sc->st->secrets[idx];
+    struct log_fields lf = {.secret = sec->cfg->name, .backend = sec->backend->name};
+    char msg[SCHED_ERR_MAX] = "";
+    enum store_change change;
+    int rc;
+
+    if (raw->unchanged) {
+        store_touch(sc->st, idx);
+        sc->errors[idx][0] = '\0';
+        log_f(LOG_DEBUG, &lf, "secret still valid");
+        return;
+    }
+    if (sec->cfg->ref.field) {
+        struct secbuf v;
+        secbuf_init(&v, raw->value.max);
+        rc = secbuf_append(&v, raw->value.data, raw->value.len);
+        if (rc == 0)
+            rc = extract_field(&v, sec->cfg->ref.field, msg, sizeof(msg));
+        if (rc == 0)
+            rc = store_update(sc->st, idx, v.data, v.len, &change);
+        secbuf_cleanup(&v);   /* wipes the plaintext */
+    } else {
+        rc = store_update(sc->st, idx, raw->value.data, raw->value.len, &change);
+    }
+    if (rc < 0) {
+        if (!msg[0])
+            snprintf(msg, sizeof(msg), "%s", strerror(-rc));
+        member_failure(sc, idx, rc == -ENOENT ? -EINVAL : rc, msg);
+        return;
+    }
+    sc->errors[idx][0] = '\0';
+    switch (change) {
+    case STORE_NEW:
+        log_f(LOG_INFO, &lf, "secret fetched");
+        notify(sc, idx, false);
+        break;
+    case STORE_ROTATED:
+        log_f(LOG_INFO, &lf, "secret rotated");
+        notify(sc, idx, false);
+        break;
+    case STORE_RECOVERED:
+        log_f(LOG_INFO, &lf, "secret recovered");
+        notify(sc, idx, false);
+        break;
+    case STORE_UNCHANGED:
+        log_f(LOG_DEBUG, &lf, "secret unchanged");
+        break;
+    }
 }
+
+static long long jittered(long long ms)
+{
+    long long spread = ms / 5;   /* 20% wide: ±10% */
+    if (spread <= 0)
+        return ms;
+    return ms - ms / 10 +
+           (long long)randombytes_uniform((uint32_t)(spread < UINT32_MAX ? spread : UINT32_MAX));
+}
+
+/* Fetch group g once and apply the result to every member. Returns the
+ * milliseconds until its next attempt:
+ * - success: the refresh interval ±10%, or what the lease says (valid_ms);
+ *   never past 90% of max_stale, so a healthy secret never fails closed;
+ * - transient failure: full-jitter exponential backoff from retry_base,
+ *   capped at retry_max and at the refresh interval, and never sooner than
+ *   the server's Retry-After;
+ * - permanent failure (or the object is gone): the refresh interval, so a
+ *   fixed policy or a recreated secret is picked up without hammering. */
+static long long refresh_group(struct scheduler *sc, size_t gi)
+{
+    struct group *g = &sc->groups[gi];
+    struct backend *b = g->backend;
+    long long refresh = 0, cap = 0;
+    struct fetch_result r;
+    char msg[SCHED_ERR_MAX] = "";
+    long long delay;
+
+    for (size_t k = 0; k < g->n; k++) {
+        const struct cfg_attrs *a = &sc->st->secrets[g->members[k]].cfg->attrs;
+        if (k == 0 || a->refresh * 1000LL < refresh)
+            refresh = a->refresh * 1000LL;
+        if (k == 0 || a->max_stale * 900LL < cap)
+            cap = a->max_stale * 900LL;
+    }
+
+    fetch_result_init(&r, b->max_value);
+    int rc = backend_fetch(b, g->ref, &r, msg, sizeof(msg));
+    if (rc == 0) {
+        g->failures = 0;
+        for (size_t k = 0; k < g->n; k++)
+            member_success(sc, g->members[k], &r);
+        delay = r.valid_ms > 0 ? r.valid_ms : jittered(refresh);
+        if (delay > cap)
+            delay = cap;
+    } else {
+        if (!msg[0])
+            snprintf(msg, sizeof(msg), "%s", strerror(-rc));
+        g->failures++;
+        for (size_t k = 0; k < g->n; k++)
+            member_failure(sc, g->members[k], rc, msg);
+        if (rc == -ENOENT || !r.retryable) {
+            delay = jittered(refresh);
+        } else {
+            unsigned sh = g->failures - 1 > 30 ? 30 : g->failures - 1;
+            long long ceiling = b->retry_base_ms << sh;
+            if (ceiling > b->retry_max_ms)
+                ceiling = b->retry_max_ms;
+            if (ceiling > refresh)
+                ceiling = refresh;
+            delay = (long long)randombytes_uniform((uint32_t)(ceiling < UINT32_MAX ? ceiling + 1
+                                                                                  : UINT32_MAX));
+            if (delay < SCHED_MIN_RETRY_MS)
+                delay = SCHED_MIN_RETRY_MS;
+        }
+        if (r.retry_after_ms > delay)
+            delay = r.retry_after_ms;
+    }
+    fetch_result_cleanup(&r);   /* wipes the plaintext */
+    return delay;
+}
+
+/* ---- timing and workers ---- */
 
 static void ts_add_ms(struct timespec *t, long long ms)
 {
@@ -178,99 +368,212 @@ static int ts_cmp(const struct timespec *a, const struct timespec *b)
     return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
 }
 
-/* Milliseconds until the next attempt at secret idx. Healthy: the refresh
- * interval ±10% (spreads load on the backend), never past 90% of max_stale
- * so a healthy secret never fails closed. Failing: exponential backoff from
- * 1 s with jitter, capped at the refresh interval. */
-static long long next_delay_ms(const struct secret *sec, unsigned failures)
+static long long elapsed_ms(const struct timespec *since)
 {
-    long long refresh = sec->cfg->attrs.refresh * 1000LL;
-    if (failures == 0) {
-        long long spread = refresh / 5;   /* 20% wide: ±10% */
-        long long d = refresh - refresh / 10 + (spread > 0 ? (long long)randombytes_uniform(
-                                                   (uint32_t)(spread < UINT32_MAX ? spread : UINT32_MAX)) : 0);
-        long long cap = sec->cfg->attrs.max_stale * 900LL;
-        return d < cap ? d : cap;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000LL + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Called with sc->lock held. */
+static void enqueue_locked(struct scheduler *sc, size_t item)
+{
+    struct item *it = &sc->items[item];
+    if (it->inflight)
+        return;
+    it->inflight = true;
+    sc->queue[(sc->qhead + sc->qlen) % (sc->ng + sc->nb)] = item;
+    sc->qlen++;
+    pthread_cond_signal(&sc->work);
+}
+
+/* Called with sc->lock held, after the first attempt of group gi. */
+static void settle_locked(struct scheduler *sc, size_t gi)
+{
+    struct group *g = &sc->groups[gi];
+    if (g->settled)
+        return;
+    g->settled = true;
+    for (size_t k = 0; k < g->n; k++)
+        store_settle(sc->st, g->members[k]);
+    if (--sc->unsettled > 0 || !sc->log_cold_start)
+        return;
+    struct log_fields lf = {.has_counts = true, .ms = elapsed_ms(&sc->started_at)};
+    for (size_t i = 0; i < sc->st->n; i++) {
+        struct secret_view v;
+        store_view(sc->st, i, &v);
+        if (v.present)
+            lf.ok++;
+        else
+            lf.failed++;
     }
-    long long b = SCHED_BACKOFF_BASE_MS << (failures > 20 ? 20 : failures - 1);
-    if (b > refresh)
-        b = refresh;
-    /* Equal jitter: at least half the backoff, so retries never storm. */
-    return b / 2 + (long long)randombytes_uniform((uint32_t)(b / 2 + 1));
+    log_f(lf.failed ? LOG_WARN : LOG_INFO, &lf, "cold start done");
 }
 
-static unsigned failures_of(struct store *st, size_t idx)
-{
-    struct secret *sec = &st->secrets[idx];
-    pthread_mutex_lock(&sec->lock);
-    unsigned f = sec->failures;
-    pthread_mutex_unlock(&sec->lock);
-    return f;
-}
-
-static void schedule(struct scheduler *sc, size_t idx)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    ts_add_ms(&t, next_delay_ms(&sc->st->secrets[idx], failures_of(sc->st, idx)));
-    sc->due[idx] = t;
-}
-
-static void *sched_thread(void *arg)
+static void *worker(void *arg)
 {
     struct scheduler *sc = arg;
     pthread_mutex_lock(&sc->lock);
     while (!sc->stop) {
-        size_t next = SIZE_MAX;
-        for (size_t i = 0; i < sc->st->n; i++)
-            if (next == SIZE_MAX || ts_cmp(&sc->due[i], &sc->due[next]) < 0)
-                next = i;
-        if (next == SIZE_MAX) {
-            pthread_cond_wait(&sc->cond, &sc->lock);
+        if (sc->qlen == 0) {
+            pthread_cond_wait(&sc->work, &sc->lock);
             continue;
         }
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (ts_cmp(&now, &sc->due[next]) < 0) {
-            pthread_cond_timedwait(&sc->cond, &sc->lock, &sc->due[next]);
-            continue;
-        }
+        size_t item = sc->queue[sc->qhead];
+        sc->qhead = (sc->qhead + 1) % (sc->ng + sc->nb);
+        sc->qlen--;
         pthread_mutex_unlock(&sc->lock);
-        (void)scheduler_refresh(sc, next, NULL, 0);
+
+        long long delay = item < sc->ng ? refresh_group(sc, item)
+                                        : backend_maintain(sc->backends[item - sc->ng]);
+
         pthread_mutex_lock(&sc->lock);
-        schedule(sc, next);
+        struct item *it = &sc->items[item];
+        it->inflight = false;
+        it->never = delay < 0;
+        if (delay >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &it->due);
+            ts_add_ms(&it->due, delay);
+        }
+        if (item < sc->ng)
+            settle_locked(sc, item);
+        pthread_cond_signal(&sc->timer);
+        pthread_cond_broadcast(&sc->idle);
     }
     pthread_mutex_unlock(&sc->lock);
     return NULL;
 }
 
-int scheduler_start(struct scheduler *sc)
+static void *timer_thread(void *arg)
+{
+    struct scheduler *sc = arg;
+    pthread_mutex_lock(&sc->lock);
+    while (!sc->stop) {
+        struct timespec now, next = {0, 0};
+        bool have_next = false;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < sc->ng + sc->nb; i++) {
+            struct item *it = &sc->items[i];
+            if (it->never || it->inflight)
+                continue;
+            if (ts_cmp(&it->due, &now) <= 0)
+                enqueue_locked(sc, i);
+            else if (!have_next || ts_cmp(&it->due, &next) < 0) {
+                next = it->due;
+                have_next = true;
+            }
+        }
+        if (have_next)
+            pthread_cond_timedwait(&sc->timer, &sc->lock, &next);
+        else
+            pthread_cond_wait(&sc->timer, &sc->lock);
+    }
+    pthread_mutex_unlock(&sc->lock);
+    return NULL;
+}
+
+/* Threads start with every signal blocked: signals belong to the FUSE loop. */
+static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 {
     sigset_t all, old;
-    pthread_mutex_lock(&sc->lock);
-    for (size_t i = 0; i < sc->st->n; i++)
-        schedule(sc, i);
-    sc->stop = false;
-    pthread_mutex_unlock(&sc->lock);
-    /* Signals belong to the FUSE loop: the new thread starts with all blocked. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&sc->thread, NULL, sched_thread, sc);
+    int rc = pthread_create(t, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return -rc;
-    sc->started = true;
+    return -rc;
+}
+
+static int start_workers(struct scheduler *sc)
+{
+    sc->stop = false;
+    for (; sc->nstarted < sc->nworkers; sc->nstarted++) {
+        int rc = spawn(&sc->workers[sc->nstarted], worker, sc);
+        if (rc < 0)
+            return sc->nstarted > 0 ? 0 : rc;   /* fewer workers still work */
+    }
+    return 0;
+}
+
+static void begin_cold_start_locked(struct scheduler *sc)
+{
+    clock_gettime(CLOCK_MONOTONIC, &sc->started_at);
+    sc->unsettled = 0;
+    for (size_t g = 0; g < sc->ng; g++) {
+        sc->groups[g].settled = false;
+        sc->unsettled++;
+        sc->items[g].never = false;
+        sc->items[g].due = sc->started_at;
+    }
+    for (size_t g = 0; g < sc->ng; g++)
+        enqueue_locked(sc, g);
+}
+
+size_t scheduler_fetch_all(struct scheduler *sc)
+{
+    size_t failed = 0;
+    pthread_mutex_lock(&sc->lock);
+    sc->log_cold_start = false;
+    begin_cold_start_locked(sc);
+    pthread_mutex_unlock(&sc->lock);
+    if (start_workers(sc) < 0) {
+        /* No thread at all: fetch here, one by one. */
+        for (size_t g = 0; g < sc->ng; g++)
+            (void)refresh_group(sc, g);
+    } else {
+        pthread_mutex_lock(&sc->lock);
+        while (sc->unsettled > 0)
+            pthread_cond_wait(&sc->idle, &sc->lock);
+        pthread_mutex_unlock(&sc->lock);
+        scheduler_stop(sc);
+    }
+    for (size_t i = 0; i < sc->st->n; i++) {
+        struct secret_view v;
+        store_view(sc->st, i, &v);
+        failed += !v.present;
+    }
+    return failed;
+}
+
+int scheduler_start(struct scheduler *sc)
+{
+    pthread_mutex_lock(&sc->lock);
+    sc->log_cold_start = true;
+    begin_cold_start_locked(sc);
+    for (size_t i = 0; i < sc->nb; i++) {
+        sc->items[sc->ng + i].never = false;
+        sc->items[sc->ng + i].due = sc->started_at;
+        enqueue_locked(sc, sc->ng + i);
+    }
+    pthread_mutex_unlock(&sc->lock);
+    int rc = start_workers(sc);
+    if (rc < 0)
+        return rc;
+    rc = spawn(&sc->timer_thread, timer_thread, sc);
+    if (rc < 0) {
+        scheduler_stop(sc);
+        return rc;
+    }
+    sc->timer_started = true;
     return 0;
 }
 
 void scheduler_stop(struct scheduler *sc)
 {
-    if (!sc->started)
-        return;
     pthread_mutex_lock(&sc->lock);
     sc->stop = true;
-    pthread_cond_signal(&sc->cond);
+    pthread_cond_broadcast(&sc->work);
+    pthread_cond_broadcast(&sc->timer);
     pthread_mutex_unlock(&sc->lock);
-    pthread_join(sc->thread, NULL);
-    sc->started = false;
+    if (sc->timer_started)
+        pthread_join(sc->timer_thread, NULL);
+    sc->timer_started = false;
+    for (unsigned i = 0; i < sc->nstarted; i++)
+        pthread_join(sc->workers[i], NULL);
+    sc->nstarted = 0;
+    /* Whatever was queued is dropped; items become idle again. */
+    pthread_mutex_lock(&sc->lock);
+    for (size_t i = 0; i < sc->ng + sc->nb; i++)
+        sc->items[i].inflight = false;
+    sc->qlen = 0;
+    pthread_mutex_unlock(&sc->lock);
 }

@@ -1,11 +1,19 @@
-/* scheduler.h - fetch every secret at start, then refresh each at its
- * interval (±10% jitter), backing off on failure, and log every transition. */
+/* scheduler.h - fetch every secret at start, in parallel, then keep each
+ * fresh: refresh at its interval (±10% jitter) or when its lease says,
+ * retry failures with backoff, run backend upkeep, log every transition.
+ *
+ * Secrets that name the same backend object (same backend, path and
+ * version; only the #field differs) form one group and share every fetch:
+ * one request, whatever the number of secrets or readers.
+ */
 #ifndef RS_SCHEDULER_H
 #define RS_SCHEDULER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include "store.h"
+
+struct backend;
 
 /* Called after a secret's value changed or disappeared, without any store
  * lock held, so the filesystem can invalidate kernel caches. */
@@ -16,17 +24,18 @@ struct sched_hooks {
 
 struct scheduler;
 
-/* New scheduler over st (borrowed). */
-int scheduler_new(struct store *st, struct scheduler **out) __attribute__((warn_unused_result));
+/* New scheduler over st and the nb backends (all borrowed). */
+int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct scheduler **out)
+    __attribute__((warn_unused_result));
 void scheduler_set_hooks(struct scheduler *sc, const struct sched_hooks *hooks);
-/* Fetch every secret once, now. Returns the number that failed. */
+/* Fetch every secret once, now, in parallel; returns when every attempt has
+ * finished. Returns the number of secrets that failed. Not while started. */
 size_t scheduler_fetch_all(struct scheduler *sc);
-/* Fetch one secret now; 0 or the negative errno of the failure (message in
- * err when given). Updates the store and logs like a scheduled refresh. */
-int scheduler_refresh(struct scheduler *sc, size_t idx, char *err, size_t errlen);
 /* Last error text of a secret ("" when none). Borrowed until the next refresh. */
 const char *scheduler_last_error(const struct scheduler *sc, size_t idx);
-/* Background refreshing; start once, stop joins the thread. */
+/* Background work: fetches every secret at once (the cold start, logged as
+ * "cold start done" when every first attempt has finished), then keeps
+ * them fresh. Start once; stop joins every thread. */
 int scheduler_start(struct scheduler *sc) __attribute__((warn_unused_result));
 void scheduler_stop(struct scheduler *sc);
 void scheduler_free(struct scheduler *sc);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -51,6 +52,42 @@ void secmem_json_free(void *p)
     prefixed_free(p);
 }
 
+/* libcurl's heap holds request headers (tokens), request bodies (login
+ * credentials) and its own copies of response bytes: every byte of it is
+ * wiped when curl frees it. */
+static void *curl_wipe_realloc(void *ptr, size_t len)
+{
+    if (!ptr)
+        return prefixed_alloc(len);
+    size_t old;
+    memcpy(&old, (unsigned char *)ptr - PREFIX_BYTES, sizeof(old));
+    void *n = prefixed_alloc(len);
+    if (!n)
+        return NULL;
+    memcpy(n, ptr, old < len ? old : len);
+    prefixed_free(ptr);
+    return n;
+}
+
+static char *curl_wipe_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = prefixed_alloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static void *curl_wipe_calloc(size_t nmemb, size_t size)
+{
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    void *p = prefixed_alloc(nmemb * size);
+    if (p)
+        memset(p, 0, nmemb * size);
+    return p;
+}
+
 void *secmem_alloc(size_t len)
 {
 #if RS_PLAIN_ALLOC
@@ -86,6 +123,11 @@ int secmem_init(char *err, size_t errlen)
     /* Before any other jansson call: every JSON string the broker parses
      * (file contents, HTTP bodies) may be a secret. */
     json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, prefixed_alloc, prefixed_free, curl_wipe_realloc,
+                             curl_wipe_strdup, curl_wipe_calloc) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl failed to initialise");
+        return -EIO;
+    }
 
     if (setrlimit(RLIMIT_CORE, &rl) != 0)
         log_warn("cannot disable core dumps: %s", strerror(errno));

@@ -12,7 +12,7 @@
 #include <pthread.h>
 
 /* Process-wide setup, once in main before threads start: sodium_init,
- * jansson allocator that wipes on free, no core dumps, not dumpable, and a
+ * jansson and libcurl allocators that wipe on free, no core dumps, not dumpable, and a
  * loud warning when RLIMIT_MEMLOCK is too small for secrets to be locked.
  * Returns 0 or a negative errno (message in err). */
 int secmem_init(char *err, size_t errlen) __attribute__((warn_unused_result));

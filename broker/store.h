@@ -33,6 +33,7 @@ struct secret {
     struct timespec changed;       /* CLOCK_REALTIME of the last value change */
     unsigned failures;             /* consecutive failed refreshes */
     bool expired_logged;
+    bool settled;                  /* first fetch attempt finished; under store->settle_lock */
 };
 
 struct secret_view {               /* a consistent copy for getattr/readdir */
@@ -46,6 +47,8 @@ struct store {
     struct cache *cache;           /* borrowed */
     struct secret *secrets;
     size_t n;
+    pthread_mutex_t settle_lock;   /* guards every secret's settled flag */
+    pthread_cond_t settled_cond;
 };
 
 /* New store for every secret of cfg; backends[i] serves cfg->backends[i]. */
@@ -71,6 +74,16 @@ enum secret_state store_fail(struct store *s, size_t idx);
 /* Re-evaluate freshness against the clock; returns true once when the secret
  * has just passed max_stale (for logging the transition). */
 bool store_check_expiry(struct store *s, size_t idx);
+
+/* A fetch found the value already served still valid (a lease renewed):
+ * fresh again, nothing else changes. */
+void store_touch(struct store *s, size_t idx);
+
+/* The first fetch attempt of secret idx has finished (success or not). */
+void store_settle(struct store *s, size_t idx);
+/* Wait until secret idx has settled, at most timeout_ms. True if settled.
+ * Lets a lookup during cold start wait for the value instead of failing. */
+bool store_wait_settled(struct store *s, size_t idx, long long timeout_ms);
 
 const char *secret_state_name(enum secret_state st);
 

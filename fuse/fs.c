@@ -28,6 +28,8 @@
 #define FS_DIR_MODE 0555
 #define FS_MAX_GROUPS 64
 #define FS_DEFAULT_THREADS 16
+/* Longest a lookup waits for a secret's first fetch (HTTP timeouts are 30 s). */
+#define FS_FIRST_FETCH_WAIT_MS 45000
 
 struct fs_node {
     fuse_ino_t parent;
@@ -235,7 +237,14 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     long n = child_find(fs, dir, name, strlen(name));
     memset(&e, 0, sizeof(e));
-    if (n < 0 || node_attr(fs, (size_t)n, &e.attr) < 0) {
+    int rc = n < 0 ? -ENOENT : node_attr(fs, (size_t)n, &e.attr);
+    /* During the cold start a configured secret may not be fetched yet:
+     * wait for its first attempt (shared by every waiting reader) rather
+     * than tell the application it does not exist. */
+    if (rc == -ENOENT && n >= 0 && !fs->nodes[n].is_dir &&
+        store_wait_settled(fs->st, fs->nodes[n].secret, FS_FIRST_FETCH_WAIT_MS))
+        rc = node_attr(fs, (size_t)n, &e.attr);
+    if (rc < 0) {
         /* No negative caching: a secret may appear at the next refresh. */
         fuse_reply_err(req, ENOENT);
         return;

@@ -501,6 +501,7 @@ class BrokerTestCase(unittest.TestCase):
         if wait:
             b.wait_mounted()
             b.wait_log("mounted")
+            b.wait_log("cold start done")   # every secret's first fetch has finished
         return b
 
     def mpath(self, *parts):

@@ -193,13 +193,18 @@ class ContentsTest(rstest.BrokerTestCase):
                              "--log-level warn let through: %r" % (levels,))
         self.assertEqual(b.find_logs("mounted"), [])
 
-    def test_fetches_before_mounting(self):
+    def test_cold_start_fetches_everything_after_mounting(self):
+        # Mount first, then fetch every secret in parallel: a file appears as
+        # soon as its value is cached, and "cold start done" closes the phase.
         b = self.start_broker()
         recs = b.logs()
         msgs = [r.get("msg") for r in recs]
         mounted = msgs.index("mounted")
-        fetched = {r.get("secret") for r in recs[:mounted] if r.get("msg") == "secret fetched"}
-        self.assertEqual(len(fetched), 11, "secrets fetched before 'mounted': %r" % fetched)
+        done = msgs.index("cold start done")
+        self.assertLess(mounted, done)
+        self.assertEqual((recs[done].get("ok"), recs[done].get("failed")), (11, 0), recs[done])
+        fetched = {r.get("secret") for r in recs[:done] if r.get("msg") == "secret fetched"}
+        self.assertEqual(len(fetched), 11, "secrets fetched before 'cold start done': %r" % fetched)
 
     def test_json_log_shape(self):
         b = self.start_broker()
@@ -211,7 +216,7 @@ class ContentsTest(rstest.BrokerTestCase):
         nonjson = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("{")]
         self.assertEqual(nonjson, [], "non-JSON lines in the JSON log")
         allowed = {"time", "level", "msg", "secret", "backend", "error", "path", "uid", "gid",
-                   "pid", "result"}
+                   "pid", "result", "ok", "failed", "ms"}
         for r in recs:
             with self.subTest(line=r):
                 for k in ("time", "level", "msg"):

@@ -59,7 +59,7 @@ static void setup(void)
     snprintf(conf, sizeof(conf), "{\"type\":\"file\",\"path\":\"%s\",\"max_size\":64}", dir);
     json_t *j = json_loads(conf, 0, NULL);
     ck_assert_int_eq(backend_validate(j, err, sizeof(err)), 0);
-    ck_assert_int_eq(backend_new("local", j, &be, err, sizeof(err)), 0);
+    ck_assert_int_eq(backend_new(&(struct backend_env){0}, "local", j, &be, err, sizeof(err)), 0);
     json_decref(j);
 }
 

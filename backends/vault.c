@@ -1,0 +1,1274 @@
+/* vault.c - the HashiCorp Vault backend.
+ *
+ * KV version 1 and 2 and dynamic secrets (anything answering with a lease)
+ * over the shared HTTP layer. One login token per backend, obtained with
+ * the configured auth method, renewed at 2/3 of its TTL by maintain(), and
+ * replaced by one fresh login when Vault rejects it. Wire reference: Vault's
+ * HTTP API docs (auth login endpoints, the token self endpoints,
+ * sys/internal/ui/mounts, the sys/leases endpoints), summarised in
+ * docs/internals/backends.md.
+ *
+ * Secret hygiene: the token, role and secret ids and JWTs live in secret
+ * memory; request headers and bodies that carry them are wiped after use
+ * (curl's and jansson's heaps wipe on free, see secmem.c); error messages
+ * carry Vault's "errors" text and paths, never a token or a value.
+ */
+#include "backend_i.h"
+#include "http.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VAULT_SECRET_FILE_MAX (64 * 1024)
+#define VAULT_PATH_MAX 2048
+#define VAULT_K8S_JWT "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#define VAULT_LOGIN_RETRY_MAX_MS (60 * 1000LL)
+
+enum auth_method { AUTH_TOKEN, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_JWT };
+static const char *const method_names[] = {"token", "approle", "kubernetes", "jwt"};
+
+enum mount_kind { MOUNT_KV1 = 1, MOUNT_KV2 = 2, MOUNT_OTHER = 3 };
+
+struct mount {
+    char *path;                    /* "secret/", with the trailing slash */
+    enum mount_kind kind;
+    struct mount *next;
+};
+
+struct lease {
+    char *key;                     /* the reference path it came from */
+    char *id;
+    bool renewable, current, exhausted;
+    long long duration_ms, obtained_ms, expires_ms;   /* CLOCK_MONOTONIC */
+    struct lease *next;
+};
+
+struct vault {
+    char *name;                    /* backend name, for logs */
+    struct http_client *http;
+    char *ns_header;               /* "X-Vault-Namespace: ..." or NULL */
+    enum auth_method method;
+    char *auth_mount;              /* without slashes */
+    char *token_file, *role, *role_id, *role_id_file, *secret_id_file, *jwt_file;
+    char *env_token;               /* VAULT_TOKEN (secret memory) when no token_file */
+    bool revoke_on_shutdown;
+    struct mount *overrides;       /* from kv_versions; immutable */
+
+    /* The login token: auth_lock serialises logins and renewals, so a
+     * burst of fetches that find no token waits for one login. */
+    pthread_mutex_t auth_lock;
+    char *token;                   /* secret memory */
+    unsigned long gen;             /* bumped at every new token */
+    bool renewable, from_login;
+    long long ttl_ms, increment_s, obtained_ms;
+    unsigned login_failures;
+
+    pthread_mutex_t mount_lock;    /* one KV-version probe at a time */
+    pthread_mutex_t lock;          /* mounts and leases */
+    struct mount *mounts;
+    struct lease *leases;
+};
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static char *secstr_dup(const char *s, size_t n)
+{
+    char *p = secmem_alloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* A token, id or JWT file: read into secret memory, surrounding white space
+ * dropped (editors and `echo` add a newline). */
+static int read_secret_file(const char *path, char **out, char *err, size_t errlen)
+{
+    struct secbuf b;
+    char chunk[4096];
+    int rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
+        return rc;
+    }
+    secbuf_init(&b, VAULT_SECRET_FILE_MAX);
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = secbuf_append(&b, chunk, (size_t)n)) < 0) {
+            snprintf(err, errlen, "%.200s: larger than %d bytes", path, VAULT_SECRET_FILE_MAX);
+            break;
+        }
+    }
+    secmem_wipe(chunk, sizeof(chunk));
+    close(fd);
+    if (rc == 0) {
+        size_t s = 0, e = b.len;
+        while (s < e && strchr(" \t\r\n", b.data[s]))
+            s++;
+        while (e > s && strchr(" \t\r\n", b.data[e - 1]))
+            e--;
+        if (e == s) {
+            snprintf(err, errlen, "%.200s: empty", path);
+            rc = -EINVAL;
+        } else if (memchr(b.data + s, '\0', e - s)) {
+            snprintf(err, errlen, "%.200s: contains a NUL byte", path);
+            rc = -EINVAL;
+        } else if (!(*out = secstr_dup((const char *)b.data + s, e - s))) {
+            rc = -ENOMEM;
+        }
+    }
+    secbuf_cleanup(&b);
+    return rc;
+}
+
+/* ---- configuration ---- */
+
+static const char *const vault_keys[] = {"address", "namespace", "auth", "kv_versions",
+                                         "revoke_on_shutdown", NULL};
+
+static int auth_method_of(const json_t *auth, enum auth_method *m, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(auth, "method");
+    if (!v) {
+        snprintf(err, errlen, "auth.method: missing (token, approle, kubernetes or jwt)");
+        return -EINVAL;
+    }
+    for (size_t i = 0; json_is_string(v) && i < 4; i++)
+        if (strcmp(json_string_value(v), method_names[i]) == 0) {
+            *m = (enum auth_method)i;
+            return 0;
+        }
+    snprintf(err, errlen, "auth.method: expected one of token, approle, kubernetes, jwt");
+    return -EINVAL;
+}
+
+static int check_file_key(const json_t *auth, const char *key, bool required, char *err,
+                          size_t errlen)
+{
+    const json_t *v = json_object_get(auth, key);
+    if (!v) {
+        if (required)
+            snprintf(err, errlen, "auth.%s: missing", key);
+        return required ? -EINVAL : 0;
+    }
+    if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+        snprintf(err, errlen, "auth.%s: expected an absolute path", key);
+        return -EINVAL;
+    }
+    if (access(json_string_value(v), R_OK) != 0) {
+        snprintf(err, errlen, "auth.%s: %.200s: %s", key, json_string_value(v), strerror(errno));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_string_key(const json_t *o, const char *prefix, const char *key, bool required,
+                            char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!v) {
+        if (required)
+            snprintf(err, errlen, "%s%s: missing", prefix, key);
+        return required ? -EINVAL : 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256 ||
+        strchr(json_string_value(v), '\n')) {
+        snprintf(err, errlen, "%s%s: expected a non-empty string (at most 256 characters)",
+                 prefix, key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int validate_auth(json_t *auth, char *err, size_t errlen)
+{
+    static const char *const keys[][5] = {
+        [AUTH_TOKEN] = {"method", "mount", "token_file", NULL},
+        [AUTH_APPROLE] = {"method", "mount", "role_id", "role_id_file", "secret_id_file"},
+        [AUTH_KUBERNETES] = {"method", "mount", "role", "jwt_file", NULL},
+        [AUTH_JWT] = {"method", "mount", "role", "jwt_file", NULL},
+    };
+    enum auth_method m;
+    const char *key;
+    json_t *val;
+    int rc;
+
+    if (!json_is_object(auth)) {
+        snprintf(err, errlen, "auth: expected an object with a \"method\"");
+        return -EINVAL;
+    }
+    if ((rc = auth_method_of(auth, &m, err, errlen)) < 0)
+        return rc;
+    json_object_foreach(auth, key, val) {
+        bool ok = false;
+        for (size_t i = 0; i < 5 && keys[m][i]; i++)
+            ok = ok || strcmp(key, keys[m][i]) == 0;
+        if (!ok) {
+            snprintf(err, errlen, "auth.%s: unknown key for the %s method", key, method_names[m]);
+            return -EINVAL;
+        }
+    }
+    const json_t *mount = json_object_get(auth, "mount");
+    if (mount && (check_string_key(auth, "auth.", "mount", false, err, errlen) < 0 ||
+                  json_string_value(mount)[0] == '/' ||
+                  strstr(json_string_value(mount), ".."))) {
+        snprintf(err, errlen, "auth.mount: expected the auth mount path, e.g. \"%s\"",
+                 method_names[m]);
+        return -EINVAL;
+    }
+    switch (m) {
+    case AUTH_TOKEN:
+        if (!json_object_get(auth, "token_file") && !getenv("VAULT_TOKEN")) {
+            snprintf(err, errlen, "auth.token_file: missing, and VAULT_TOKEN is not set");
+            return -EINVAL;
+        }
+        return check_file_key(auth, "token_file", false, err, errlen);
+    case AUTH_APPROLE:
+        if (!!json_object_get(auth, "role_id") == !!json_object_get(auth, "role_id_file")) {
+            snprintf(err, errlen, "auth.role_id: give exactly one of role_id and role_id_file");
+            return -EINVAL;
+        }
+        if ((rc = check_string_key(auth, "auth.", "role_id", false, err, errlen)) < 0 ||
+            (rc = check_file_key(auth, "role_id_file", false, err, errlen)) < 0)
+            return rc;
+        return check_file_key(auth, "secret_id_file", false, err, errlen);
+    case AUTH_KUBERNETES:
+        if ((rc = check_string_key(auth, "auth.", "role", true, err, errlen)) < 0)
+            return rc;
+        if (!json_object_get(auth, "jwt_file") && access(VAULT_K8S_JWT, R_OK) != 0) {
+            snprintf(err, errlen, "auth.jwt_file: missing, and the service account token %s "
+                     "is not readable: %s", VAULT_K8S_JWT, strerror(errno));
+            return -EINVAL;
+        }
+        return check_file_key(auth, "jwt_file", false, err, errlen);
+    case AUTH_JWT:
+        if ((rc = check_string_key(auth, "auth.", "role", false, err, errlen)) < 0)
+            return rc;
+        return check_file_key(auth, "jwt_file", true, err, errlen);
+    }
+    return 0;
+}
+
+static int validate_kv_versions(json_t *kv, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *val;
+    if (!json_is_object(kv)) {
+        snprintf(err, errlen, "kv_versions: expected an object such as {\"secret\": 2}");
+        return -EINVAL;
+    }
+    json_object_foreach(kv, key, val) {
+        if (!key[0] || key[0] == '/' || strlen(key) > 256) {
+            snprintf(err, errlen, "kv_versions.%s: expected a mount path like \"secret\"", key);
+            return -EINVAL;
+        }
+        if (!json_is_integer(val) || (json_integer_value(val) != 1 && json_integer_value(val) != 2)) {
+            snprintf(err, errlen, "kv_versions.%s: expected 1 or 2", key);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int vault_validate(json_t *conf, char *err, size_t errlen)
+{
+    int rc = backend_conf_check_keys(conf, vault_keys, http_conf_keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = http_conf_validate(conf, "address", err, errlen)) < 0)
+        return rc;
+    const json_t *ns = json_object_get(conf, "namespace");
+    if (ns && (check_string_key(conf, "", "namespace", false, err, errlen) < 0 ||
+               strspn(json_string_value(ns), "/") > 0)) {
+        snprintf(err, errlen, "namespace: expected a namespace path such as \"team-a\"");
+        return -EINVAL;
+    }
+    json_t *auth = json_object_get(conf, "auth");
+    if (!auth) {
+        snprintf(err, errlen, "auth: missing (e.g. {\"method\": \"token\", \"token_file\": ...})");
+        return -EINVAL;
+    }
+    if ((rc = validate_auth(auth, err, errlen)) < 0)
+        return rc;
+    json_t *kv = json_object_get(conf, "kv_versions");
+    if (kv && (rc = validate_kv_versions(kv, err, errlen)) < 0)
+        return rc;
+    const json_t *r = json_object_get(conf, "revoke_on_shutdown");
+    if (r && !json_is_boolean(r)) {
+        snprintf(err, errlen, "revoke_on_shutdown: expected true or false");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void mounts_free(struct mount *m)
+{
+    while (m) {
+        struct mount *n = m->next;
+        free(m->path);
+        free(m);
+        m = n;
+    }
+}
+
+static void leases_free(struct lease *l)
+{
+    while (l) {
+        struct lease *n = l->next;
+        free(l->key);
+        free(l->id);
+        free(l);
+        l = n;
+    }
+}
+
+static void vault_destroy(void *ctx)
+{
+    struct vault *v = ctx;
+    if (!v)
+        return;
+    http_client_free(v->http);
+    free(v->name);
+    free(v->ns_header);
+    free(v->auth_mount);
+    free(v->token_file);
+    free(v->role);
+    free(v->role_id);
+    free(v->role_id_file);
+    free(v->secret_id_file);
+    free(v->jwt_file);
+    secmem_free(v->env_token);
+    secmem_free(v->token);
+    mounts_free(v->overrides);
+    mounts_free(v->mounts);
+    leases_free(v->leases);
+    pthread_mutex_destroy(&v->auth_lock);
+    pthread_mutex_destroy(&v->mount_lock);
+    pthread_mutex_destroy(&v->lock);
+    free(v);
+}
+
+static char *auth_str(const json_t *auth, const char *key, const char *dflt)
+{
+    const json_t *s = json_object_get(auth, key);
+    if (s)
+        return strdup(json_string_value(s));
+    return dflt ? strdup(dflt) : NULL;
+}
+
+static int add_mount(struct mount **list, const char *path, size_t n, enum mount_kind kind)
+{
+    struct mount *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    while (n > 0 && path[n - 1] == '/')
+        n--;
+    if (asprintf(&m->path, "%.*s/", (int)n, path) < 0) {
+        free(m);
+        return -ENOMEM;
+    }
+    m->kind = kind;
+    m->next = *list;
+    *list = m;
+    return 0;
+}
+
+static int vault_create(const struct backend_env *env, json_t *conf, void **ctx, char *err,
+                        size_t errlen)
+{
+    struct vault *v = calloc(1, sizeof(*v));
+    const json_t *auth = json_object_get(conf, "auth");
+    const json_t *ns = json_object_get(conf, "namespace");
+    json_t *kv = json_object_get(conf, "kv_versions");
+    const json_t *r = json_object_get(conf, "revoke_on_shutdown");
+    const char *key;
+    json_t *val;
+    int rc = -ENOMEM;
+
+    if (!v)
+        return -ENOMEM;
+    pthread_mutex_init(&v->auth_lock, NULL);
+    pthread_mutex_init(&v->mount_lock, NULL);
+    pthread_mutex_init(&v->lock, NULL);
+    v->name = strdup(env->name);
+    if (!v->name)
+        goto fail;
+    rc = http_client_new(env->http, conf, "address", &v->http, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = -ENOMEM;
+    if (ns && asprintf(&v->ns_header, "X-Vault-Namespace: %s", json_string_value(ns)) < 0) {
+        v->ns_header = NULL;
+        goto fail;
+    }
+    (void)auth_method_of(auth, &v->method, err, errlen);   /* validated */
+    v->auth_mount = auth_str(auth, "mount", v->method == AUTH_TOKEN ? "token"
+                                            : method_names[v->method]);
+    if (!v->auth_mount)
+        goto fail;
+    while (strlen(v->auth_mount) > 1 && v->auth_mount[strlen(v->auth_mount) - 1] == '/')
+        v->auth_mount[strlen(v->auth_mount) - 1] = '\0';
+    v->token_file = auth_str(auth, "token_file", NULL);
+    v->role = auth_str(auth, "role", NULL);
+    v->role_id = auth_str(auth, "role_id", NULL);
+    v->role_id_file = auth_str(auth, "role_id_file", NULL);
+    v->secret_id_file = auth_str(auth, "secret_id_file", NULL);
+    v->jwt_file = auth_str(auth, "jwt_file", v->method == AUTH_KUBERNETES ? VAULT_K8S_JWT : NULL);
+    if (v->method == AUTH_TOKEN && !v->token_file) {
+        /* The broker's own VAULT_TOKEN: copied into secret memory, then
+         * wiped from the environment block so no child or /proc reader
+         * sees it. */
+        char *t = getenv("VAULT_TOKEN");
+        if (!t || !*t) {
+            snprintf(err, errlen, "auth.token_file: missing, and VAULT_TOKEN is not set");
+            rc = -EINVAL;
+            goto fail;
+        }
+        v->env_token = secstr_dup(t, strlen(t));
+        if (!v->env_token)
+            goto fail;
+        secmem_wipe(t, strlen(t));
+        unsetenv("VAULT_TOKEN");
+    }
+    v->revoke_on_shutdown = r ? json_is_true(r) : true;
+    if (kv)
+        json_object_foreach(kv, key, val)
+            if (add_mount(&v->overrides, key, strlen(key),
+                          json_integer_value(val) == 2 ? MOUNT_KV2 : MOUNT_KV1) < 0)
+                goto fail;
+    *ctx = v;
+    return 0;
+fail:
+    vault_destroy(v);
+    return rc;
+}
+
+/* ---- requests ---- */
+
+/* Vault's {"errors": [...]} joined with "; ", or a description of the body. */
+static void vault_errors(const struct http_response *r, char *out, size_t cap)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
+    const json_t *errs = root ? json_object_get(root, "errors") : NULL;
+    size_t o = 0;
+    out[0] = '\0';
+    if (json_is_array(errs)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(errs, i, e)
+            if (json_is_string(e) && o + 3 < cap)
+                o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? "; " : "",
+                                      json_string_value(e));
+    }
+    if (!out[0])
+        snprintf(out, cap, root ? "no error text" : "non-JSON body");
+    json_decref(root);
+    secmem_wipe(&jerr, sizeof(jerr));   /* jansson quotes the input */
+}
+
+/* An HTTP status Vault answered with, as an error for the scheduler. */
+static int status_error(const char *what, const struct http_response *r,
+                        struct fetch_result *out, char *err, size_t errlen)
+{
+    char msg[512];
+    vault_errors(r, msg, sizeof(msg));
+    snprintf(err, errlen, "%s: HTTP %ld: %s", what, r->status, msg);
+    if (out) {
+        out->retryable = http_status_retryable(r->status);
+        out->retry_after_ms = r->retry_after_ms > 0 ? r->retry_after_ms : 0;
+    }
+    if (r->status == 404)
+        return -ENOENT;
+    if (r->status == 403 || r->status == 401)
+        return -EACCES;
+    return http_status_retryable(r->status) ? -EAGAIN : -EINVAL;
+}
+
+/* Parse a JSON response body; *root is new. */
+static int parse_body(const char *what, const struct http_response *r, json_t **root, char *err,
+                      size_t errlen)
+{
+    json_error_t jerr;
+    *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
+    secmem_wipe(&jerr, sizeof(jerr));
+    if (!*root || !json_is_object(*root)) {
+        json_decref(*root);
+        *root = NULL;
+        snprintf(err, errlen, "%s: HTTP %ld with a body that is not a JSON object", what, r->status);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int dump_json(const json_t *v, struct secbuf *out, char *err, size_t errlen)
+{
+    size_t need = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    int rc;
+    if (need == 0) {
+        snprintf(err, errlen, "cannot encode JSON");
+        return -EIO;
+    }
+    if ((rc = secbuf_reserve(out, need)) < 0) {
+        snprintf(err, errlen, "value larger than %zu bytes (max_size)", out->max);
+        return rc;
+    }
+    out->len = json_dumpb(v, (char *)out->data, need, JSON_COMPACT);
+    return 0;
+}
+
+/* One plain request, no token logic. hdr_token may be NULL. */
+static int raw_call(struct vault *v, const char *method, const char *path, const struct secbuf *body,
+                    const char *hdr_token, struct http_response *resp, char *err, size_t errlen)
+{
+    const char *headers[5];
+    size_t n = 0;
+    char url[VAULT_PATH_MAX + 8];
+    headers[n++] = "X-Vault-Request: true";
+    if (v->ns_header)
+        headers[n++] = v->ns_header;
+    if (hdr_token)
+        headers[n++] = hdr_token;
+    if (body)
+        headers[n++] = "Content-Type: application/json";
+    headers[n] = NULL;
+    if ((size_t)snprintf(url, sizeof(url), "/v1/%s", path) >= sizeof(url)) {
+        snprintf(err, errlen, "path too long");
+        return -ENAMETOOLONG;
+    }
+    struct http_request req = {
+        .method = method, .path = url, .headers = headers,
+        .body = body ? body->data : NULL, .body_len = body ? body->len : 0,
+    };
+    char msg[384] = "";
+    int rc = http_perform(v->http, &req, resp, msg, sizeof(msg));
+    if (rc < 0)
+        snprintf(err, errlen, "%s %s: %s", method, path, msg);
+    return rc;
+}
+
+/* "X-Vault-Token: <t>" in secret memory. */
+static char *token_header(const char *token)
+{
+    static const char prefix[] = "X-Vault-Token: ";
+    size_t n = strlen(token);
+    char *h = secmem_alloc(sizeof(prefix) + n);
+    if (h) {
+        memcpy(h, prefix, sizeof(prefix) - 1);
+        memcpy(h + sizeof(prefix) - 1, token, n + 1);
+    }
+    return h;
+}
+
+static void log_backend(struct vault *v, enum log_level lvl, const char *error, const char *msg)
+{
+    struct log_fields lf = {.backend = v->name, .error = error};
+    log_f(lvl, &lf, "%s", msg);
+}
+
+/* Install a new token; auth_lock held. tok is consumed. */
+static void set_token(struct vault *v, char *tok, long long ttl_s, bool renewable, bool from_login)
+{
+    secmem_free(v->token);
+    v->token = tok;
+    v->gen++;
+    v->ttl_ms = ttl_s > 0 ? ttl_s * 1000 : 0;
+    v->increment_s = ttl_s;
+    v->renewable = renewable;
+    v->from_login = from_login;
+    v->obtained_ms = now_ms();
+}
+
+/* Body of a login request, in secret memory. */
+static int login_body(struct vault *v, struct secbuf *body, char *err, size_t errlen)
+{
+    char *a = NULL, *b = NULL;
+    json_t *o = json_object();
+    int rc = 0;
+
+    if (!o)
+        return -ENOMEM;
+    if (v->method == AUTH_APPROLE) {
+        if (v->role_id_file)
+            rc = read_secret_file(v->role_id_file, &a, err, errlen);
+        else
+            a = secstr_dup(v->role_id, strlen(v->role_id));
+        if (rc == 0 && !a)
+            rc = -ENOMEM;
+        if (rc == 0 && v->secret_id_file)
+            rc = read_secret_file(v->secret_id_file, &b, err, errlen);
+        if (rc == 0 && (json_object_set_new(o, "role_id", json_string(a)) < 0 ||
+                        (b && json_object_set_new(o, "secret_id", json_string(b)) < 0)))
+            rc = -ENOMEM;
+    } else {
+        rc = read_secret_file(v->jwt_file, &a, err, errlen);
+        if (rc == 0 && (json_object_set_new(o, "jwt", json_string(a)) < 0 ||
+                        (v->role && json_object_set_new(o, "role", json_string(v->role)) < 0)))
+            rc = -ENOMEM;
+    }
+    if (rc == 0)
+        rc = dump_json(o, body, err, errlen);
+    secmem_free(a);
+    secmem_free(b);
+    json_decref(o);
+    return rc;
+}
+
+/* Get a new token with the configured method; auth_lock held. */
+static int login(struct vault *v, char *err, size_t errlen)
+{
+    struct http_response r;
+    char path[VAULT_PATH_MAX], what[64];
+    char *tok = NULL, *hdr = NULL;
+    json_t *root = NULL;
+    struct secbuf body;
+    int rc;
+
+    http_response_init(&r);
+    secbuf_init(&body, VAULT_SECRET_FILE_MAX * 2);
+    if (v->method == AUTH_TOKEN) {
+        /* Re-read each time: an agent may have replaced the file. */
+        if (v->token_file)
+            rc = read_secret_file(v->token_file, &tok, err, errlen);
+        else
+            rc = (tok = secstr_dup(v->env_token, strlen(v->env_token))) ? 0 : -ENOMEM;
+        if (rc < 0)
+            goto out;
+        rc = -ENOMEM;
+        if (!(hdr = token_header(tok)))
+            goto out;
+        snprintf(path, sizeof(path), "auth/%s/lookup-self", v->auth_mount);
+        rc = raw_call(v, "GET", path, NULL, hdr, &r, err, errlen);
+        if (rc < 0)
+            goto out;
+        snprintf(what, sizeof(what), "token lookup");
+        if (r.status != 200) {
+            rc = status_error(what, &r, NULL, err, errlen);
+            goto out;
+        }
+        if ((rc = parse_body(what, &r, &root, err, errlen)) < 0)
+            goto out;
+        const json_t *d = json_object_get(root, "data");
+        long long ttl = json_integer_value(json_object_get(d, "ttl"));
+        set_token(v, tok, ttl, json_is_true(json_object_get(d, "renewable")), false);
+        tok = NULL;
+        rc = 0;
+        goto out;
+    }
+    if ((rc = login_body(v, &body, err, errlen)) < 0)
+        goto out;
+    snprintf(path, sizeof(path), "auth/%s/login", v->auth_mount);
+    rc = raw_call(v, "POST", path, &body, NULL, &r, err, errlen);
+    if (rc < 0)
+        goto out;
+    snprintf(what, sizeof(what), "%s login", method_names[v->method]);
+    if (r.status != 200) {
+        rc = status_error(what, &r, NULL, err, errlen);
+        goto out;
+    }
+    if ((rc = parse_body(what, &r, &root, err, errlen)) < 0)
+        goto out;
+    const json_t *a = json_object_get(root, "auth");
+    const json_t *ct = json_object_get(a, "client_token");
+    if (!json_is_string(ct) || json_string_length(ct) == 0) {
+        snprintf(err, errlen, "%s: no auth.client_token in the response", what);
+        rc = -EPROTO;
+        goto out;
+    }
+    rc = -ENOMEM;
+    if (!(tok = secstr_dup(json_string_value(ct), json_string_length(ct))))
+        goto out;
+    set_token(v, tok, json_integer_value(json_object_get(a, "lease_duration")),
+              json_is_true(json_object_get(a, "renewable")), true);
+    tok = NULL;
+    rc = 0;
+out:
+    if (rc == 0) {
+        v->login_failures = 0;
+        log_backend(v, LOG_INFO, NULL, v->method == AUTH_TOKEN ? "vault token looked up"
+                                                               : "vault login");
+    } else {
+        v->login_failures++;
+    }
+    json_decref(root);
+    secmem_free(tok);
+    secmem_free(hdr);
+    secbuf_cleanup(&body);
+    http_response_cleanup(&r);
+    return rc;
+}
+
+/* A usable token header for a request: logs in when there is no token or
+ * it has expired. *gen says which token it is. */
+static int current_token(struct vault *v, char **hdr, unsigned long *gen, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&v->auth_lock);
+    if (!v->token || (v->ttl_ms > 0 && now_ms() >= v->obtained_ms + v->ttl_ms - 1000))
+        rc = login(v, err, errlen);
+    if (rc == 0) {
+        *hdr = token_header(v->token);
+        *gen = v->gen;
+        if (!*hdr)
+            rc = -ENOMEM;
+    }
+    pthread_mutex_unlock(&v->auth_lock);
+    return rc;
+}
+
+/* Vault said 403 to token gen: one fresh login, unless another thread
+ * already replaced that token. */
+static int relogin(struct vault *v, unsigned long gen, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&v->auth_lock);
+    if (v->gen == gen) {
+        log_backend(v, LOG_WARN, NULL, "vault token rejected, logging in again");
+        rc = login(v, err, errlen);
+    }
+    pthread_mutex_unlock(&v->auth_lock);
+    return rc;
+}
+
+/* An authenticated request: a 403 gets one re-login and one retry. 0 with
+ * the response (any status), or a transport / login error. */
+static int call(struct vault *v, const char *method, const char *path, const struct secbuf *body,
+                struct http_response *resp, char *err, size_t errlen)
+{
+    for (int attempt = 0;; attempt++) {
+        char *hdr = NULL;
+        unsigned long gen = 0;
+        char msg[384] = "";
+        int rc = current_token(v, &hdr, &gen, msg, sizeof(msg));
+        if (rc < 0) {
+            snprintf(err, errlen, "%s %s: cannot log in: %s", method, path, msg);
+            return rc;
+        }
+        rc = raw_call(v, method, path, body, hdr, resp, err, errlen);
+        secmem_free(hdr);
+        if (rc < 0 || resp->status != 403 || attempt > 0)
+            return rc;
+        if ((rc = relogin(v, gen, msg, sizeof(msg))) < 0) {
+            snprintf(err, errlen, "%s %s: HTTP 403, and logging in again failed: %s", method,
+                     path, msg);
+            return rc;
+        }
+    }
+}
+
+/* ---- token upkeep ---- */
+
+static long long vault_maintain(void *ctx)
+{
+    struct vault *v = ctx;
+    char err[512] = "";
+    long long next = -1;
+    int rc = 0;
+
+    pthread_mutex_lock(&v->auth_lock);
+    long long now = now_ms();
+    if (!v->token) {
+        rc = login(v, err, sizeof(err));
+    } else if (v->ttl_ms > 0 && now >= v->obtained_ms + v->ttl_ms * 2 / 3) {
+        if (v->renewable) {
+            struct http_response r;
+            struct secbuf body;
+            char path[VAULT_PATH_MAX], *hdr = token_header(v->token);
+            http_response_init(&r);
+            secbuf_init(&body, 256);
+            snprintf(path, sizeof(path), "auth/%s/renew-self", v->auth_mount);
+            char inc[64];
+            int n = snprintf(inc, sizeof(inc), "{\"increment\":\"%llds\"}", v->increment_s);
+            rc = hdr ? secbuf_append(&body, inc, (size_t)n) : -ENOMEM;
+            if (rc == 0)
+                rc = raw_call(v, "POST", path, &body, hdr, &r, err, sizeof(err));
+            json_t *root = NULL;
+            if (rc == 0 && r.status == 200 &&
+                parse_body("token renewal", &r, &root, err, sizeof(err)) == 0) {
+                const json_t *a = json_object_get(root, "auth");
+                long long ttl = json_integer_value(json_object_get(a, "lease_duration"));
+                /* A renewal capped by the token's max TTL is respected:
+                 * renew again at 2/3 of what was granted, and log in
+                 * afresh once the grant is too short to be worth it. */
+                v->ttl_ms = ttl * 1000;
+                v->obtained_ms = now_ms();
+                v->renewable = json_is_true(json_object_get(a, "renewable"));
+                log_backend(v, LOG_INFO, NULL, "vault token renewed");
+                if (ttl < 3)
+                    v->renewable = false;
+            } else {
+                if (rc == 0 && r.status != 200)
+                    status_error("token renewal", &r, NULL, err, sizeof(err));
+                log_backend(v, LOG_WARN, err, "vault token renewal failed, logging in again");
+                rc = login(v, err, sizeof(err));
+            }
+            json_decref(root);
+            secmem_free(hdr);
+            secbuf_cleanup(&body);
+            http_response_cleanup(&r);
+        } else {
+            rc = login(v, err, sizeof(err));
+        }
+    }
+    if (rc < 0) {
+        log_backend(v, LOG_ERROR, err, "vault login failed");
+        unsigned f = v->login_failures > 6 ? 6 : v->login_failures;
+        next = 1000LL << f;
+        if (next > VAULT_LOGIN_RETRY_MAX_MS)
+            next = VAULT_LOGIN_RETRY_MAX_MS;
+    } else if (v->ttl_ms > 0) {
+        next = v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms();
+        if (next < 100)
+            next = 100;
+    }
+    pthread_mutex_unlock(&v->auth_lock);
+    return next;
+}
+
+/* ---- mounts ---- */
+
+static const struct mount *match_mount(const struct mount *list, const char *path)
+{
+    const struct mount *best = NULL;
+    for (const struct mount *m = list; m; m = m->next) {
+        size_t n = strlen(m->path);
+        if (strncmp(path, m->path, n) == 0 && (!best || n > strlen(best->path)))
+            best = m;
+    }
+    return best;
+}
+
+/* Copy of the mount serving path, from config, cache or a probe of
+ * sys/internal/ui/mounts (what the Vault CLI does for `vault kv`). */
+static int mount_for(struct vault *v, const char *path, struct fetch_result *out, char **mpath,
+                     enum mount_kind *kind, char *err, size_t errlen)
+{
+    const struct mount *m = match_mount(v->overrides, path);
+    int rc = 0;
+    if (m) {
+        *kind = m->kind;
+        return (*mpath = strdup(m->path)) ? 0 : -ENOMEM;
+    }
+    pthread_mutex_lock(&v->mount_lock);
+    pthread_mutex_lock(&v->lock);
+    m = match_mount(v->mounts, path);
+    if (m) {
+        *kind = m->kind;
+        *mpath = strdup(m->path);
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (m) {
+        pthread_mutex_unlock(&v->mount_lock);
+        return *mpath ? 0 : -ENOMEM;
+    }
+
+    struct http_response r;
+    char probe[VAULT_PATH_MAX + 32], esc[VAULT_PATH_MAX];
+    json_t *root = NULL;
+    http_response_init(&r);
+    if (http_escape_path(path, esc, sizeof(esc)) < 0) {
+        snprintf(err, errlen, "path too long");
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    snprintf(probe, sizeof(probe), "sys/internal/ui/mounts/%s", esc);
+    rc = call(v, "GET", probe, NULL, &r, err, errlen);
+    if (rc < 0) {
+        out->retryable = http_errno_retryable(rc);
+        goto out;
+    }
+    if (r.status == 403) {
+        char msg[300];
+        vault_errors(&r, msg, sizeof(msg));
+        snprintf(err, errlen, "cannot tell which KV version serves '%.200s' (%s); set "
+                 "kv_versions in the backend config", path, msg);
+        out->retryable = false;
+        rc = -EACCES;
+        goto out;
+    }
+    if (r.status == 404) {
+        /* Vault before 0.10 has no such endpoint: KV version 1, as the CLI
+         * assumes. The mount is the first path segment. */
+        const char *slash = strchr(path, '/');
+        *kind = MOUNT_KV1;
+        rc = add_mount(&v->mounts, path, slash ? (size_t)(slash - path) : strlen(path), *kind);
+    } else if (r.status != 200) {
+        rc = status_error("KV version probe", &r, out, err, errlen);
+        if (rc == -ENOENT)
+            rc = -EIO;
+        goto out;
+    } else {
+        if ((rc = parse_body("KV version probe", &r, &root, err, errlen)) < 0)
+            goto out;
+        const json_t *d = json_object_get(root, "data");
+        const char *mp = json_string_value(json_object_get(d, "path"));
+        const char *type = json_string_value(json_object_get(d, "type"));
+        const char *ver = json_string_value(json_object_get(json_object_get(d, "options"),
+                                                            "version"));
+        if (!mp || !type || strncmp(path, mp, strlen(mp)) != 0) {
+            snprintf(err, errlen, "KV version probe: unexpected answer for '%.200s'", path);
+            rc = -EPROTO;
+            goto out;
+        }
+        if (strcmp(type, "kv") == 0 || strcmp(type, "generic") == 0)
+            *kind = ver && strcmp(ver, "2") == 0 ? MOUNT_KV2 : MOUNT_KV1;
+        else
+            *kind = MOUNT_OTHER;
+        pthread_mutex_lock(&v->lock);
+        rc = add_mount(&v->mounts, mp, strlen(mp), *kind);
+        pthread_mutex_unlock(&v->lock);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&v->lock);
+        m = match_mount(v->mounts, path);
+        *mpath = m ? strdup(m->path) : NULL;
+        pthread_mutex_unlock(&v->lock);
+        rc = *mpath ? 0 : -ENOMEM;
+    }
+out:
+    json_decref(root);
+    http_response_cleanup(&r);
+    pthread_mutex_unlock(&v->mount_lock);
+    return rc;
+}
+
+/* ---- leases ---- */
+
+static struct lease *find_lease(struct vault *v, const char *key)
+{
+    for (struct lease *l = v->leases; l; l = l->next)
+        if (l->current && strcmp(l->key, key) == 0)
+            return l;
+    return NULL;
+}
+
+/* Renew the current lease of key. 0 with *valid_ms set: the value already
+ * served stays valid; 1: no usable lease, read anew; <0: error. */
+static int renew_lease(struct vault *v, const char *key, struct fetch_result *out, char *err,
+                       size_t errlen)
+{
+    char *id = NULL;
+    long long asked = 0;
+    pthread_mutex_lock(&v->lock);
+    struct lease *l = find_lease(v, key);
+    if (l && l->renewable && !l->exhausted && now_ms() < l->expires_ms) {
+        id = strdup(l->id);
+        asked = l->duration_ms / 1000;
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (!id)
+        return 1;
+
+    struct http_response r;
+    struct secbuf body;
+    json_t *req = json_pack("{s:s, s:I}", "lease_id", id, "increment", (json_int_t)asked);
+    json_t *root = NULL;
+    int rc;
+    http_response_init(&r);
+    secbuf_init(&body, 8192);
+    rc = req ? dump_json(req, &body, err, errlen) : -ENOMEM;
+    if (rc == 0)
+        rc = call(v, "POST", "sys/leases/renew", &body, &r, err, errlen);
+    if (rc == 0 && r.status == 200)
+        rc = parse_body("lease renewal", &r, &root, err, errlen);
+    else if (rc == 0 && r.status == 400)
+        rc = 1;   /* expired, revoked or past its max TTL: read anew */
+    else if (rc == 0)
+        rc = status_error("lease renewal", &r, out, err, errlen);
+    if (rc == 0) {
+        long long granted = json_integer_value(json_object_get(root, "lease_duration"));
+        long long t = now_ms();
+        pthread_mutex_lock(&v->lock);
+        l = find_lease(v, key);
+        if (l && strcmp(l->id, id) == 0) {
+            l->obtained_ms = t;
+            l->expires_ms = t + granted * 1000;
+            /* Less than asked: the lease is at its max TTL. Respect the
+             * grant and fetch new credentials before it runs out. */
+            if (granted < asked) {
+                l->exhausted = true;
+                out->valid_ms = granted * 850;
+            } else {
+                l->duration_ms = granted * 1000;
+                out->valid_ms = granted * 2000 / 3;
+            }
+        }
+        pthread_mutex_unlock(&v->lock);
+        out->unchanged = true;
+        struct log_fields lf = {.backend = v->name, .path = key};
+        log_f(LOG_INFO, &lf, "vault lease renewed");
+    }
+    if (out->valid_ms <= 0 && rc == 0)
+        out->valid_ms = 1000;
+    json_decref(req);
+    json_decref(root);
+    secbuf_cleanup(&body);
+    http_response_cleanup(&r);
+    free(id);
+    return rc;
+}
+
+/* A new lease for key replaces the current one; the old one stays listed
+ * (for revocation at shutdown) until it expires. */
+static int record_lease(struct vault *v, const char *key, const json_t *root,
+                        struct fetch_result *out)
+{
+    const char *id = json_string_value(json_object_get(root, "lease_id"));
+    long long dur = json_integer_value(json_object_get(root, "lease_duration"));
+    bool renewable = json_is_true(json_object_get(root, "renewable"));
+    long long t = now_ms();
+    if (!id || !*id || dur <= 0)
+        return 0;
+    struct lease *l = calloc(1, sizeof(*l));
+    if (!l || !(l->key = strdup(key)) || !(l->id = strdup(id))) {
+        if (l)
+            free(l->key);
+        free(l);
+        return -ENOMEM;
+    }
+    l->renewable = renewable;
+    l->current = true;
+    l->duration_ms = dur * 1000;
+    l->obtained_ms = t;
+    l->expires_ms = t + dur * 1000;
+    pthread_mutex_lock(&v->lock);
+    for (struct lease **pp = &v->leases; *pp;) {
+        struct lease *o = *pp;
+        if (o->current && strcmp(o->key, key) == 0)
+            o->current = false;
+        if (!o->current && o->expires_ms <= t) {   /* gone at Vault anyway */
+            *pp = o->next;
+            free(o->key);
+            free(o->id);
+            free(o);
+            continue;
+        }
+        pp = &o->next;
+    }
+    l->next = v->leases;
+    v->leases = l;
+    pthread_mutex_unlock(&v->lock);
+    out->valid_ms = renewable ? dur * 2000 / 3 : dur * 850;
+    return 0;
+}
+
+/* ---- fetch ---- */
+
+static int vault_check_ref(const struct secret_ref *ref, char *err, size_t errlen)
+{
+    const char *p = ref->path;
+    if (p[0] == '/' || p[strlen(p) - 1] == '/' || strstr(p, "//")) {
+        snprintf(err, errlen, "vault path '%.200s': expected <mount>/<path> without leading, "
+                 "trailing or doubled '/'", p);
+        return -EINVAL;
+    }
+    if (!strchr(p, '/')) {
+        snprintf(err, errlen, "vault path '%.200s': expected <mount>/<path>", p);
+        return -EINVAL;
+    }
+    for (const char *s = p; s; s = strchr(s, '/') ? strchr(s, '/') + 1 : NULL)
+        if ((s[0] == '.' && (s[1] == '/' || s[1] == '\0')) ||
+            (s[0] == '.' && s[1] == '.' && (s[2] == '/' || s[2] == '\0'))) {
+            snprintf(err, errlen, "vault path '%.200s': '.' and '..' segments are not allowed", p);
+            return -EINVAL;
+        }
+    if (strlen(p) > VAULT_PATH_MAX / 2) {
+        snprintf(err, errlen, "vault path too long");
+        return -EINVAL;
+    }
+    if (ref->version) {
+        const char *d = ref->version;
+        if (!*d || strspn(d, "0123456789") != strlen(d) || d[0] == '0' || strlen(d) > 9) {
+            snprintf(err, errlen, "vault ?version= must be a positive integer, got '%.32s'", d);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_result *out,
+                       char *err, size_t errlen)
+{
+    struct vault *v = ctx;
+    enum mount_kind kind = MOUNT_KV1;
+    char *mpath = NULL, esc[VAULT_PATH_MAX], path[2 * VAULT_PATH_MAX + 64];
+    struct http_response r;
+    json_t *root = NULL;
+    int rc;
+
+    http_response_init(&r);
+    rc = mount_for(v, ref->path, out, &mpath, &kind, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (ref->version && kind != MOUNT_KV2) {
+        snprintf(err, errlen, "?version= needs a KV version 2 mount; %s is %s", mpath,
+                 kind == MOUNT_KV1 ? "KV version 1" : "not a KV mount");
+        out->retryable = false;
+        rc = -EINVAL;
+        goto out;
+    }
+    if (kind == MOUNT_OTHER) {
+        rc = renew_lease(v, ref->path, out, err, errlen);
+        if (rc <= 0)
+            goto out;
+    }
+    if (kind == MOUNT_KV2) {
+        char rest[VAULT_PATH_MAX];
+        if (http_escape_path(ref->path + strlen(mpath), rest, sizeof(rest)) < 0 ||
+            http_escape_path(mpath, esc, sizeof(esc)) < 0)
+            goto toolong;
+        snprintf(path, sizeof(path), "%sdata/%s%s%s", esc, rest, ref->version ? "?version=" : "",
+                 ref->version ? ref->version : "");
+    } else {
+        if (http_escape_path(ref->path, path, sizeof(path)) < 0)
+            goto toolong;
+    }
+    rc = call(v, "GET", path, NULL, &r, err, errlen);
+    if (rc < 0) {
+        out->retryable = http_errno_retryable(rc);
+        goto out;
+    }
+    if (r.status != 200) {
+        rc = status_error(ref->path, &r, out, err, errlen);
+        goto out;
+    }
+    if ((rc = parse_body(ref->path, &r, &root, err, errlen)) < 0)
+        goto out;
+    const json_t *data = json_object_get(root, "data");
+    if (kind == MOUNT_KV2)
+        data = json_object_get(data, "data");
+    if (json_is_null(data) || !data) {
+        snprintf(err, errlen, "%.200s: no data (deleted version)", ref->path);
+        rc = -ENOENT;
+        goto out;
+    }
+    if (!json_is_object(data)) {
+        snprintf(err, errlen, "%.200s: data is not a JSON object", ref->path);
+        rc = -EPROTO;
+        goto out;
+    }
+    if ((rc = dump_json(data, &out->value, err, errlen)) < 0) {
+        out->retryable = false;
+        goto out;
+    }
+    if (kind == MOUNT_OTHER)
+        rc = record_lease(v, ref->path, root, out);
+    goto out;
+toolong:
+    snprintf(err, errlen, "path too long");
+    out->retryable = false;
+    rc = -ENAMETOOLONG;
+out:
+    json_decref(root);
+    http_response_cleanup(&r);
+    free(mpath);
+    return rc;
+}
+
+/* ---- shutdown ---- */
+
+static void vault_shutdown(void *ctx)
+{
+    struct vault *v = ctx;
+    char err[512];
+    size_t revoked = 0, failed = 0;
+
+    if (!v->revoke_on_shutdown)
+        return;
+    for (;;) {
+        char *id = NULL;
+        long long t = now_ms();
+        pthread_mutex_lock(&v->lock);
+        while (v->leases && !id) {
+            struct lease *l = v->leases;
+            v->leases = l->next;
+            if (l->expires_ms > t) {
+                id = l->id;
+                l->id = NULL;
+            }
+            free(l->key);
+            free(l->id);
+            free(l);
+        }
+        pthread_mutex_unlock(&v->lock);
+        if (!id)
+            break;
+        struct http_response r;
+        struct secbuf body;
+        json_t *req = json_pack("{s:s}", "lease_id", id);
+        http_response_init(&r);
+        secbuf_init(&body, 8192);
+        int rc = req ? dump_json(req, &body, err, sizeof(err)) : -ENOMEM;
+        if (rc == 0)
+            rc = call(v, "POST", "sys/leases/revoke", &body, &r, err, sizeof(err));
+        if (rc == 0 && r.status != 204 && r.status != 200)
+            rc = status_error("lease revocation", &r, NULL, err, sizeof(err));
+        if (rc == 0)
+            revoked++;
+        else {
+            failed++;
+            log_backend(v, LOG_WARN, err, "vault lease revocation failed");
+        }
+        json_decref(req);
+        secbuf_cleanup(&body);
+        http_response_cleanup(&r);
+        free(id);
+    }
+    if (revoked || failed) {
+        struct log_fields lf = {.backend = v->name};
+        log_f(failed ? LOG_WARN : LOG_INFO, &lf, "vault leases revoked: %zu, failed: %zu",
+              revoked, failed);
+    }
+    /* A token we logged in for is ours to give back; a token from a file
+     * belongs to whoever wrote the file. */
+    pthread_mutex_lock(&v->auth_lock);
+    if (v->token && v->from_login) {
+        struct http_response r;
+        char path[VAULT_PATH_MAX], *hdr = token_header(v->token);
+        http_response_init(&r);
+        snprintf(path, sizeof(path), "auth/%s/revoke-self", "token");
+        if (hdr && raw_call(v, "POST", path, NULL, hdr, &r, err, sizeof(err)) == 0 &&
+            r.status / 100 == 2)
+            log_backend(v, LOG_INFO, NULL, "vault token revoked");
+        secmem_free(hdr);
+        http_response_cleanup(&r);
+    }
+    pthread_mutex_unlock(&v->auth_lock);
+}
+
+const struct backend_ops backend_vault_ops = {
+    .type = "vault",
+    .caps = BACKEND_CAP_VERSIONS,
+    .validate = vault_validate,
+    .create = vault_create,
+    .check_ref = vault_check_ref,
+    .fetch = vault_fetch,
+    .maintain = vault_maintain,
+    .shutdown = vault_shutdown,
+    .destroy = vault_destroy,
+};
