@@ -122,7 +122,10 @@ static int conf_retry(json_t *conf, long long *base_ms, long long *max_ms, char 
         *outs[i] = s * 1000;
     }
     if (*base_ms > *max_ms) {
-        snprintf(err, errlen, "retry_max: shorter than retry_base");
+        if (json_object_get(conf, "retry_max"))
+            snprintf(err, errlen, "retry_max: shorter than retry_base");
+        else
+            snprintf(err, errlen, "retry_base: longer than retry_max (default 5m)");
         return -EINVAL;
     }
     return 0;

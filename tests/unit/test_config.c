@@ -209,6 +209,43 @@ START_TEST(bad_backends)
 }
 END_TEST
 
+/* The Vault backend's keys, nested auth keys included, each pointed at. */
+#define VB(rest) "{\"backends\": {\"v\": {\"type\": \"vault\", " rest "}}}"
+#define VADDR "\"address\": \"https://127.0.0.1:8200\", "
+#define VTOK "\"auth\": {\"method\": \"token\", \"token_file\": \"/etc/hostname\"}"
+
+START_TEST(bad_vault_backends)
+{
+    struct config *c = load_ok(VB(VADDR VTOK ", \"namespace\": \"team-a\", \"kv_versions\": "
+                                  "{\"secret\": 2}, \"timeout\": \"10s\", \"max_parallel\": 8, "
+                                  "\"ca_file\": \"/etc/hostname\", \"retry_base\": \"2s\""));
+    cfg_free(c);
+    load_bad(VB(VTOK), "config.json:1:20: backends.v.address: missing (e.g. \"https://vault.internal:8200\")");
+    load_bad(VB("\"address\": \"ftp://x\", " VTOK), "config.json:1:49: backends.v.address: scheme must be https or http");
+    load_bad(VB("\"address\": \"http://x:8200\", \"ca_file\": \"/etc/hostname\", " VTOK), "config.json:1:77: backends.v.ca_file: the address is plain http; TLS settings need https");
+    load_bad(VB(VADDR "\"ca_file\": \"/nonexistent-rs\", " VTOK), "config.json:1:86: backends.v.ca_file: /nonexistent-rs: No such file or directory");
+    load_bad(VB(VADDR "\"key_file\": \"/etc/hostname\", " VTOK), "config.json:1:87: backends.v.key_file: needs cert_file (the client certificate)");
+    load_bad(VB(VADDR "\"max_parallel\": 0, " VTOK), "config.json:1:91: backends.v.max_parallel: expected an integer between 1 and 1024");
+    load_bad(VB(VADDR "\"timeout\": \"2h\", " VTOK), "config.json:1:86: backends.v.timeout: at most 1h");
+    load_bad(VB("\"address\": \"https://127.0.0.1:8200\""), "config.json:1:20: backends.v.auth: missing (e.g. {\"method\": \"token\", \"token_file\": ...})");
+    load_bad(VB(VADDR "\"auth\": {\"method\": \"ldap\"}"), "config.json:1:94: backends.v.auth.method: expected one of token, approle, kubernetes, jwt");
+    load_bad(VB(VADDR "\"auth\": {\"method\": \"approle\", \"role_id\": \"r\", \"jwt_file\": \"/x\"}"), "config.json:1:121: backends.v.auth.jwt_file: unknown key for the approle method");
+    load_bad(VB(VADDR "\"auth\": {\"method\": \"approle\"}"), "config.json:1:83: backends.v.auth.role_id: give exactly one of role_id and role_id_file");
+    load_bad(VB(VADDR "\"auth\": {\"method\": \"jwt\", \"role\": \"r\", \"jwt_file\": \"/nonexistent-rs\"}"), "config.json:1:126: backends.v.auth.jwt_file: /nonexistent-rs: No such file or directory");
+    load_bad(VB(VADDR "\"auth\": {\"method\": \"kubernetes\", \"jwt_file\": \"/etc/hostname\"}"), "config.json:1:83: backends.v.auth.role: missing");
+    load_bad(VB(VADDR VTOK ", \"kv_versions\": {\"secret\": 3}"), "config.json:1:161: backends.v.kv_versions.secret: expected 1 or 2");
+    load_bad(VB(VADDR VTOK ", \"revoke_on_shutdown\": \"yes\""), "config.json:1:157: backends.v.revoke_on_shutdown: expected true or false");
+    load_bad(VB(VADDR VTOK ", \"retry_base\": \"10m\""), "config.json:1:149: backends.v.retry_base: longer than retry_max (default 5m)");
+    load_bad(VB(VADDR VTOK ", \"tls_server_name\": \"bad name\""), "config.json:1:154: backends.v.tls_server_name: expected a host name");
+    load_bad("{\"backends\": {\"v\": {\"type\": \"vault\", " VADDR VTOK "}},"
+             " \"secrets\": {\"a\": \"v:secret\"}}", "config.json:1:154: secrets.a: vault path 'secret': expected <mount>/<path>");
+    load_bad("{\"backends\": {\"v\": {\"type\": \"vault\", " VADDR VTOK "}},"
+             " \"secrets\": {\"a\": \"v:secret/a?version=x\"}}", "config.json:1:154: secrets.a: vault ?version= must be a positive integer, got 'x'");
+    load_bad("{\"backends\": {\"v\": {\"type\": \"vault\", " VADDR VTOK "}},"
+             " \"secrets\": {\"a\": \"v:secret/../a\"}}", "config.json:1:154: secrets.a: vault path 'secret/../a': '.' and '..' segments are not allowed");
+}
+END_TEST
+
 START_TEST(bad_secrets)
 {
     load_bad("{" BACKENDS ",\n \"secrets\": {\n  \"db_password\": {\"from\": \"lcoal:db_password\"}}}",
@@ -288,6 +325,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_top_level);
     tcase_add_test(tc, bad_defaults);
     tcase_add_test(tc, bad_backends);
+    tcase_add_test(tc, bad_vault_backends);
     tcase_add_test(tc, bad_secrets);
     tcase_add_test(tc, columns_count_characters);
     tcase_add_test(tc, load_file_errors);
