@@ -526,6 +526,16 @@ static int parse_body(const char *what, const struct http_response *r, json_t **
     return 0;
 }
 
+/* The JSON object of a 200 answer, or the error for any other status. */
+static int json_reply(const char *what, const struct http_response *r, struct fetch_result *out,
+                      json_t **root, char *err, size_t errlen)
+{
+    *root = NULL;
+    if (r->status != 200)
+        return status_error(what, r, out, err, errlen);
+    return parse_body(what, r, root, err, errlen);
+}
+
 static int dump_json(const json_t *v, struct secbuf *out, char *err, size_t errlen)
 {
     size_t need = json_dumpb(v, NULL, 0, JSON_COMPACT);
@@ -666,12 +676,7 @@ static int login(struct vault *v, char *err, size_t errlen)
         rc = raw_call(v, "GET", path, NULL, hdr, &r, err, errlen);
         if (rc < 0)
             goto out;
-        snprintf(what, sizeof(what), "token lookup");
-        if (r.status != 200) {
-            rc = status_error(what, &r, NULL, err, errlen);
-            goto out;
-        }
-        if ((rc = parse_body(what, &r, &root, err, errlen)) < 0)
+        if ((rc = json_reply("token lookup", &r, NULL, &root, err, errlen)) < 0)
             goto out;
         const json_t *d = json_object_get(root, "data");
         long long ttl = json_integer_value(json_object_get(d, "ttl"));
@@ -687,11 +692,7 @@ static int login(struct vault *v, char *err, size_t errlen)
     if (rc < 0)
         goto out;
     snprintf(what, sizeof(what), "%s login", method_names[v->method]);
-    if (r.status != 200) {
-        rc = status_error(what, &r, NULL, err, errlen);
-        goto out;
-    }
-    if ((rc = parse_body(what, &r, &root, err, errlen)) < 0)
+    if ((rc = json_reply(what, &r, NULL, &root, err, errlen)) < 0)
         goto out;
     const json_t *a = json_object_get(root, "auth");
     const json_t *ct = json_object_get(a, "client_token");
@@ -1153,11 +1154,7 @@ static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_res
         out->retryable = http_errno_retryable(rc);
         goto out;
     }
-    if (r.status != 200) {
-        rc = status_error(ref->path, &r, out, err, errlen);
-        goto out;
-    }
-    if ((rc = parse_body(ref->path, &r, &root, err, errlen)) < 0)
+    if ((rc = json_reply(ref->path, &r, out, &root, err, errlen)) < 0)
         goto out;
     const json_t *data = json_object_get(root, "data");
     if (kind == MOUNT_KV2)

@@ -30,6 +30,7 @@
 #define FS_DEFAULT_THREADS 16
 /* Longest a lookup waits for a secret's first fetch (HTTP timeouts are 30 s). */
 #define FS_FIRST_FETCH_WAIT_MS 45000
+#define FS_WAIT_SLICE_MS 100
 
 struct fs_node {
     fuse_ino_t parent;
@@ -226,6 +227,19 @@ static int node_attr(struct fs *fs, size_t n, struct stat *st)
     return 0;
 }
 
+/* In slices, so an unmount (SIGTERM) never waits behind a slow first fetch:
+ * the session loop joins its workers before the broker cancels fetches. */
+static bool wait_first_fetch(struct fs *fs, size_t secret)
+{
+    for (long long waited = 0; waited < FS_FIRST_FETCH_WAIT_MS; waited += FS_WAIT_SLICE_MS) {
+        if (store_wait_settled(fs->st, secret, FS_WAIT_SLICE_MS))
+            return true;
+        if (fuse_session_exited(fs->se))
+            return false;
+    }
+    return false;
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fs *fs = fs_of(req);
@@ -242,7 +256,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
      * wait for its first attempt (shared by every waiting reader) rather
      * than tell the application it does not exist. */
     if (rc == -ENOENT && n >= 0 && !fs->nodes[n].is_dir &&
-        store_wait_settled(fs->st, fs->nodes[n].secret, FS_FIRST_FETCH_WAIT_MS))
+        wait_first_fetch(fs, fs->nodes[n].secret))
         rc = node_attr(fs, (size_t)n, &e.attr);
     if (rc < 0) {
         /* No negative caching: a secret may appear at the next refresh. */
