@@ -68,6 +68,7 @@ struct vault {
     char *token;                   /* secret memory */
     unsigned long gen;             /* bumped at every new token */
     bool renewable, from_login;
+    bool needs_lookup;             /* token method: TTL not known yet */
     long long ttl_ms, increment_s, obtained_ms;
     unsigned login_failures;
 
@@ -582,6 +583,14 @@ static int raw_call(struct vault *v, const char *method, const char *path, const
     return rc;
 }
 
+/* Where the token self endpoints live: every token, whatever login made
+ * it, belongs to the token auth method ("token" unless the token method's
+ * own mount says otherwise). */
+static const char *token_mount(const struct vault *v)
+{
+    return v->method == AUTH_TOKEN ? v->auth_mount : "token";
+}
+
 /* "X-Vault-Token: <t>" in secret memory. */
 static char *token_header(const char *token)
 {
@@ -649,8 +658,36 @@ static int login_body(struct vault *v, struct secbuf *body, char *err, size_t er
     return rc;
 }
 
-/* Get a new token with the configured method; auth_lock held. */
-static int login(struct vault *v, char *err, size_t errlen)
+/* GET auth/token/lookup-self with hdr: the token's remaining TTL (0: never
+ * expires) and whether it is renewable. */
+static int lookup_self(struct vault *v, const char *hdr, long long *ttl, bool *renewable, char *err,
+                       size_t errlen)
+{
+    struct http_response r;
+    char path[VAULT_PATH_MAX];
+    json_t *root = NULL;
+    int rc;
+
+    http_response_init(&r);
+    snprintf(path, sizeof(path), "auth/%s/lookup-self", token_mount(v));
+    rc = raw_call(v, "GET", path, NULL, hdr, &r, err, errlen);
+    if (rc == 0)
+        rc = json_reply("token lookup", &r, NULL, &root, err, errlen);
+    if (rc == 0) {
+        const json_t *d = json_object_get(root, "data");
+        *ttl = json_integer_value(json_object_get(d, "ttl"));
+        *renewable = json_is_true(json_object_get(d, "renewable"));
+    }
+    json_decref(root);
+    http_response_cleanup(&r);
+    return rc;
+}
+
+/* Get a new token with the configured method; auth_lock held. For the token
+ * method this reads the file; with lookup it also asks Vault about the
+ * token now, otherwise maintain() does so off the request path (the first
+ * fetches need not wait a round trip for a TTL). */
+static int login(struct vault *v, bool lookup, char *err, size_t errlen)
 {
     struct http_response r;
     char path[VAULT_PATH_MAX], what[64];
@@ -663,26 +700,24 @@ static int login(struct vault *v, char *err, size_t errlen)
     secbuf_init(&body, VAULT_SECRET_FILE_MAX * 2);
     if (v->method == AUTH_TOKEN) {
         /* Re-read each time: an agent may have replaced the file. */
+        long long ttl = 0;
+        bool renewable = false;
         if (v->token_file)
             rc = read_secret_file(v->token_file, &tok, err, errlen);
         else
             rc = (tok = secstr_dup(v->env_token, strlen(v->env_token))) ? 0 : -ENOMEM;
         if (rc < 0)
             goto out;
-        rc = -ENOMEM;
-        if (!(hdr = token_header(tok)))
-            goto out;
-        snprintf(path, sizeof(path), "auth/%s/lookup-self", v->auth_mount);
-        rc = raw_call(v, "GET", path, NULL, hdr, &r, err, errlen);
-        if (rc < 0)
-            goto out;
-        if ((rc = json_reply("token lookup", &r, NULL, &root, err, errlen)) < 0)
-            goto out;
-        const json_t *d = json_object_get(root, "data");
-        long long ttl = json_integer_value(json_object_get(d, "ttl"));
-        set_token(v, tok, ttl, json_is_true(json_object_get(d, "renewable")), false);
+        if (lookup) {
+            rc = -ENOMEM;
+            if (!(hdr = token_header(tok)))
+                goto out;
+            if ((rc = lookup_self(v, hdr, &ttl, &renewable, err, errlen)) < 0)
+                goto out;
+        }
+        set_token(v, tok, ttl, renewable, false);
+        v->needs_lookup = !lookup;
         tok = NULL;
-        rc = 0;
         goto out;
     }
     if ((rc = login_body(v, &body, err, errlen)) < 0)
@@ -711,8 +746,8 @@ static int login(struct vault *v, char *err, size_t errlen)
 out:
     if (rc == 0) {
         v->login_failures = 0;
-        log_backend(v, LOG_INFO, NULL, v->method == AUTH_TOKEN ? "vault token looked up"
-                                                               : "vault login");
+        log_backend(v, LOG_INFO, NULL, v->method != AUTH_TOKEN ? "vault login"
+                                       : lookup ? "vault token looked up" : "vault token loaded");
     } else {
         v->login_failures++;
     }
@@ -731,7 +766,7 @@ static int current_token(struct vault *v, char **hdr, unsigned long *gen, char *
     int rc = 0;
     pthread_mutex_lock(&v->auth_lock);
     if (!v->token || (v->ttl_ms > 0 && now_ms() >= v->obtained_ms + v->ttl_ms - 1000))
-        rc = login(v, err, errlen);
+        rc = login(v, false, err, errlen);
     if (rc == 0) {
         *hdr = token_header(v->token);
         *gen = v->gen;
@@ -750,7 +785,7 @@ static int relogin(struct vault *v, unsigned long gen, char *err, size_t errlen)
     pthread_mutex_lock(&v->auth_lock);
     if (v->gen == gen) {
         log_backend(v, LOG_WARN, NULL, "vault token rejected, logging in again");
-        rc = login(v, err, errlen);
+        rc = login(v, true, err, errlen);
     }
     pthread_mutex_unlock(&v->auth_lock);
     return rc;
@@ -792,9 +827,31 @@ static long long vault_maintain(void *ctx)
     int rc = 0;
 
     pthread_mutex_lock(&v->auth_lock);
+    if (!v->token)
+        rc = login(v, false, err, sizeof(err));
+    if (rc == 0 && v->needs_lookup) {
+        /* Look the token up without holding auth_lock: fetches go on
+         * meanwhile with the token as it is. */
+        unsigned long gen = v->gen;
+        char *hdr = token_header(v->token);
+        long long ttl = 0;
+        bool renewable = false;
+        pthread_mutex_unlock(&v->auth_lock);
+        rc = hdr ? lookup_self(v, hdr, &ttl, &renewable, err, sizeof(err)) : -ENOMEM;
+        secmem_free(hdr);
+        pthread_mutex_lock(&v->auth_lock);
+        if (rc == 0 && gen == v->gen) {
+            v->ttl_ms = ttl * 1000;
+            v->increment_s = ttl;
+            v->renewable = renewable;
+            v->obtained_ms = now_ms();
+            v->needs_lookup = false;
+            log_backend(v, LOG_INFO, NULL, "vault token looked up");
+        }
+    }
     long long now = now_ms();
-    if (!v->token) {
-        rc = login(v, err, sizeof(err));
+    if (rc < 0 || !v->token) {
+        /* logged below */
     } else if (v->ttl_ms > 0 && now >= v->obtained_ms + v->ttl_ms * 2 / 3) {
         if (v->renewable) {
             struct http_response r;
@@ -802,7 +859,7 @@ static long long vault_maintain(void *ctx)
             char path[VAULT_PATH_MAX], *hdr = token_header(v->token);
             http_response_init(&r);
             secbuf_init(&body, 256);
-            snprintf(path, sizeof(path), "auth/%s/renew-self", v->auth_mount);
+            snprintf(path, sizeof(path), "auth/%s/renew-self", token_mount(v));
             char inc[64];
             int n = snprintf(inc, sizeof(inc), "{\"increment\":\"%llds\"}", v->increment_s);
             rc = hdr ? secbuf_append(&body, inc, (size_t)n) : -ENOMEM;
@@ -826,14 +883,14 @@ static long long vault_maintain(void *ctx)
                 if (rc == 0 && r.status != 200)
                     status_error("token renewal", &r, NULL, err, sizeof(err));
                 log_backend(v, LOG_WARN, err, "vault token renewal failed, logging in again");
-                rc = login(v, err, sizeof(err));
+                rc = login(v, true, err, sizeof(err));
             }
             json_decref(root);
             secmem_free(hdr);
             secbuf_cleanup(&body);
             http_response_cleanup(&r);
         } else {
-            rc = login(v, err, sizeof(err));
+            rc = login(v, true, err, sizeof(err));
         }
     }
     if (rc < 0) {
@@ -1248,7 +1305,7 @@ static void vault_shutdown(void *ctx)
         struct http_response r;
         char path[VAULT_PATH_MAX], *hdr = token_header(v->token);
         http_response_init(&r);
-        snprintf(path, sizeof(path), "auth/%s/revoke-self", "token");
+        snprintf(path, sizeof(path), "auth/%s/revoke-self", token_mount(v));
         if (hdr && raw_call(v, "POST", path, NULL, hdr, &r, err, sizeof(err)) == 0 &&
             r.status / 100 == 2)
             log_backend(v, LOG_INFO, NULL, "vault token revoked");

@@ -322,6 +322,8 @@ static long long refresh_group(struct scheduler *sc, size_t gi)
         delay = r.valid_ms > 0 ? r.valid_ms : jittered(refresh);
         if (delay > cap)
             delay = cap;
+    } else if (rc == -ECANCELED) {
+        delay = 0;   /* shutting down: nothing failed, nothing to log */
     } else {
         if (!msg[0])
             snprintf(msg, sizeof(msg), "%s", strerror(-rc));

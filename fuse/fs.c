@@ -196,10 +196,12 @@ static void ts_or_now(struct timespec *t)
         clock_gettime(CLOCK_REALTIME, t);
 }
 
-/* 0 or -ENOENT when a file has no value right now. */
-static int node_attr(struct fs *fs, size_t n, struct stat *st)
+/* 0 or -ENOENT when a file has no value right now. With pending, a file
+ * whose first fetch has not finished gets size-0 attributes and 1. */
+static int node_attr_ex(struct fs *fs, size_t n, struct stat *st, bool pending)
 {
     const struct fs_node *node = &fs->nodes[n];
+    int waiting = 0;
     memset(st, 0, sizeof(*st));
     st->st_ino = n + 1;
     st->st_blksize = 4096;
@@ -211,8 +213,11 @@ static int node_attr(struct fs *fs, size_t n, struct stat *st)
         struct secret_view v;
         const struct cfg_attrs *a = &fs->st->secrets[node->secret].cfg->attrs;
         store_view(fs->st, node->secret, &v);
-        if (!v.present)
-            return -ENOENT;
+        if (!v.present) {
+            if (!pending || store_wait_settled(fs->st, node->secret, 0))
+                return -ENOENT;
+            waiting = 1;
+        }
         st->st_mode = S_IFREG | a->mode;
         st->st_nlink = 1;
         st->st_uid = a->uid;
@@ -224,7 +229,12 @@ static int node_attr(struct fs *fs, size_t n, struct stat *st)
     }
     st->st_atim = st->st_mtim;
     st->st_ctim = st->st_mtim;
-    return 0;
+    return waiting;
+}
+
+static int node_attr(struct fs *fs, size_t n, struct stat *st)
+{
+    return node_attr_ex(fs, n, st, false);
 }
 
 /* In slices, so an unmount (SIGTERM) never waits behind a slow first fetch:
@@ -251,21 +261,19 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     long n = child_find(fs, dir, name, strlen(name));
     memset(&e, 0, sizeof(e));
-    int rc = n < 0 ? -ENOENT : node_attr(fs, (size_t)n, &e.attr);
-    /* During the cold start a configured secret may not be fetched yet:
-     * wait for its first attempt (shared by every waiting reader) rather
-     * than tell the application it does not exist. */
-    if (rc == -ENOENT && n >= 0 && !fs->nodes[n].is_dir &&
-        wait_first_fetch(fs, fs->nodes[n].secret))
-        rc = node_attr(fs, (size_t)n, &e.attr);
+    /* During the cold start a configured secret may not be fetched yet. The
+     * kernel serialises lookups in a directory, so waiting here would stall
+     * every other name: answer at once, cache nothing, and let getattr and
+     * open wait for the first fetch (shared by every waiting reader). */
+    int rc = n < 0 ? -ENOENT : node_attr_ex(fs, (size_t)n, &e.attr, true);
     if (rc < 0) {
         /* No negative caching: a secret may appear at the next refresh. */
         fuse_reply_err(req, ENOENT);
         return;
     }
     e.ino = (fuse_ino_t)n + 1;
-    e.attr_timeout = fs->timeout;
-    e.entry_timeout = fs->timeout;
+    e.attr_timeout = rc == 1 ? 0 : fs->timeout;
+    e.entry_timeout = rc == 1 ? 0 : fs->timeout;
     fuse_reply_entry(req, &e);
 }
 
@@ -274,7 +282,11 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fs *fs = fs_of(req);
     struct stat st;
     (void)fi;
-    if (!node_get(fs, ino) || node_attr(fs, ino - 1, &st) < 0) {
+    struct fs_node *node = node_get(fs, ino);
+    int rc = node ? node_attr(fs, ino - 1, &st) : -ENOENT;
+    if (rc == -ENOENT && node && !node->is_dir && wait_first_fetch(fs, node->secret))
+        rc = node_attr(fs, ino - 1, &st);
+    if (rc < 0) {
         fuse_reply_err(req, ENOENT);
         return;
     }
@@ -374,6 +386,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     of = malloc(sizeof(*of));
     rc = of ? store_acquire(fs->st, node->secret, &of->value) : -ENOMEM;
+    if (rc == -ENOENT && wait_first_fetch(fs, node->secret))
+        rc = store_acquire(fs->st, node->secret, &of->value);
     if (rc < 0) {
         policy_audit_open(&subj, &obj, d, rc);
         free(of);
