@@ -13,6 +13,7 @@
 #include "rs_config.h"
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -45,6 +46,7 @@ struct http_engine {
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     pthread_t thread;
     bool running;
+    bool openssl;                  /* curl's TLS library is OpenSSL */
 };
 
 struct http_client {
@@ -80,6 +82,17 @@ static void share_unlock(CURL *h, curl_lock_data data, void *arg)
     struct http_engine *e = arg;
     (void)h;
     pthread_mutex_unlock(&e->share_locks[data]);
+}
+
+/* OpenSSL keeps a connection's read buffer, holding the last decrypted
+ * record (a secret), for as long as the connection lives; with
+ * RELEASE_BUFFERS it frees it once drained, and secmem.c wipes on free. */
+static CURLcode ssl_ctx_setup(CURL *h, void *ssl_ctx, void *arg)
+{
+    (void)h;
+    (void)arg;
+    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
 }
 
 /* Called with e->lock held. */
@@ -186,6 +199,8 @@ int http_engine_new(struct http_engine **out, char *err, size_t errlen)
     curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 256L);
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    e->openssl = cv->ssl_version && strncmp(cv->ssl_version, "OpenSSL/", 8) == 0;
 
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -682,6 +697,8 @@ int http_perform(struct http_client *c, const struct http_request *req,
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (c->e->openssl)
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
     if (c->ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->ca_path)

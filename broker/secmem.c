@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -55,6 +56,35 @@ void secmem_json_free(void *p)
 /* libcurl's heap holds request headers (tokens), request bodies (login
  * credentials) and its own copies of response bytes: every byte of it is
  * wiped when curl frees it. */
+/* OpenSSL's heap holds decrypted TLS records (response bodies: secrets)
+ * and request records before encryption (tokens): wiped on free as well. */
+static void *ossl_malloc(size_t len, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return prefixed_alloc(len);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    prefixed_free(p);
+}
+
+static void *curl_wipe_realloc(void *ptr, size_t len);
+
+static void *ossl_realloc(void *p, size_t len, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (len == 0) {
+        prefixed_free(p);
+        return NULL;
+    }
+    return curl_wipe_realloc(p, len);
+}
+
 static void *curl_wipe_realloc(void *ptr, size_t len)
 {
     if (!ptr)
@@ -123,6 +153,9 @@ int secmem_init(char *err, size_t errlen)
     /* Before any other jansson call: every JSON string the broker parses
      * (file contents, HTTP bodies) may be a secret. */
     json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
+    /* Before libcurl initialises OpenSSL; it refuses once anything was
+     * allocated (a second secmem_init, in tests), which is harmless. */
+    (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
     if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, prefixed_alloc, prefixed_free, curl_wipe_realloc,
                              curl_wipe_strdup, curl_wipe_calloc) != CURLE_OK) {
         snprintf(err, errlen, "libcurl failed to initialise");

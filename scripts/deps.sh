@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(meson ninja-build pkg-config gcc libc6-dev
-      libsodium-dev libcurl4-openssl-dev libjansson-dev libfuse3-dev fuse3 check
+      libsodium-dev libcurl4-openssl-dev libssl-dev libjansson-dev libfuse3-dev fuse3 check
       python3 gdb util-linux procps)
 
 missing=()
