@@ -21,3 +21,19 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The fake Vault generates its test PKI with the `cryptography` package. The
+# python3 on PATH may not be Debian's (pyenv); install Debian's package only
+# when that python3 lacks it and is the system one.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+    if [[ "$(command -v python3)" == /usr/bin/python3 && $EUID -eq 0 ]]; then
+        echo "==> installing: python3-cryptography"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq --no-install-recommends python3-cryptography >/dev/null ||
+            { apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-cryptography >/dev/null; }
+    else
+        echo "runsecrets: $(command -v python3) cannot import 'cryptography' (needed by the test fakes);" \
+             "install it for that interpreter" >&2
+        exit 1
+    fi
+fi
