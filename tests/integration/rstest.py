@@ -398,6 +398,40 @@ class Broker:
                 pass
 
 
+KEY_BYTES = 32
+
+
+def gdb_dump(tc, pid):
+    """Read both cache keys from the live broker (main's `broker`), then
+    gcore it. Returns (key, hashkey, core path, gdb output)."""
+    key_path = os.path.join(tc.dir, "key.bin")
+    hashkey_path = os.path.join(tc.dir, "hashkey.bin")
+    core_prefix = os.path.join(tc.dir, "core")
+    cmd = ["gdb", "-p", str(pid), "-batch", "-nx",
+           "-ex", "set pagination off",
+           "-ex", "set confirm off",
+           "-ex", "thread 1",
+           "-ex", "frame function main",
+           "-ex", "p/x *broker.cache->key@%d" % KEY_BYTES,
+           "-ex", "dump binary memory %s broker.cache->key broker.cache->key+%d"
+                  % (key_path, KEY_BYTES),
+           "-ex", "dump binary memory %s broker.cache->hashkey broker.cache->hashkey+%d"
+                  % (hashkey_path, KEY_BYTES),
+           "-ex", "gcore %s" % core_prefix]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    out = r.stdout.decode("utf-8", "replace")
+    for p in (key_path, hashkey_path):
+        tc.assertTrue(os.path.exists(p), "gdb could not read the keys:\n%s" % out[-4000:])
+    with open(key_path, "rb") as f:
+        key = f.read()
+    with open(hashkey_path, "rb") as f:
+        hashkey = f.read()
+    core = core_prefix if os.path.exists(core_prefix) else "%s.%d" % (core_prefix, pid)
+    tc.assertTrue(os.path.exists(core), "gcore wrote no core:\n%s" % out[-4000:])
+    return key, hashkey, core, out
+
+
 # --------------------------------------------------------------------------
 # the test case base
 

@@ -48,33 +48,7 @@ class CoreDumpTest(rstest.BrokerTestCase):
         }, defaults={"refresh": "1s", "max_stale": "1h"})
 
     def gdb_dump(self, pid):
-        """Read both cache keys from the live process, then gcore it."""
-        key_path = os.path.join(self.dir, "key.bin")
-        hashkey_path = os.path.join(self.dir, "hashkey.bin")
-        core_prefix = os.path.join(self.dir, "core")
-        cmd = ["gdb", "-p", str(pid), "-batch", "-nx",
-               "-ex", "set pagination off",
-               "-ex", "set confirm off",
-               "-ex", "thread 1",
-               "-ex", "frame function main",
-               "-ex", "p/x *broker.cache->key@%d" % KEY_BYTES,
-               "-ex", "dump binary memory %s broker.cache->key broker.cache->key+%d"
-                      % (key_path, KEY_BYTES),
-               "-ex", "dump binary memory %s broker.cache->hashkey broker.cache->hashkey+%d"
-                      % (hashkey_path, KEY_BYTES),
-               "-ex", "gcore %s" % core_prefix]
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
-        out = r.stdout.decode("utf-8", "replace")
-        for p in (key_path, hashkey_path):
-            self.assertTrue(os.path.exists(p), "gdb could not read the keys:\n%s" % out[-4000:])
-        with open(key_path, "rb") as f:
-            key = f.read()
-        with open(hashkey_path, "rb") as f:
-            hashkey = f.read()
-        core = core_prefix if os.path.exists(core_prefix) else "%s.%d" % (core_prefix, pid)
-        self.assertTrue(os.path.exists(core), "gcore wrote no core:\n%s" % out[-4000:])
-        return key, hashkey, core, out
+        return rstest.gdb_dump(self, pid)
 
     def test_gcore_holds_no_values_and_no_keys(self):
         if rstest.is_asan_build():
