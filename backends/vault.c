@@ -31,6 +31,7 @@
 #define VAULT_PATH_MAX 2048
 #define VAULT_K8S_JWT "/var/run/secrets/kubernetes.io/serviceaccount/token"
 #define VAULT_LOGIN_RETRY_MAX_MS (60 * 1000LL)
+#define VAULT_MAINTAIN_MAX_MS (60 * 1000LL)
 
 enum auth_method { AUTH_TOKEN, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_JWT };
 static const char *const method_names[] = {"token", "approle", "kubernetes", "jwt"};
@@ -899,8 +900,12 @@ static long long vault_maintain(void *ctx)
         next = 1000LL << f;
         if (next > VAULT_LOGIN_RETRY_MAX_MS)
             next = VAULT_LOGIN_RETRY_MAX_MS;
-    } else if (v->ttl_ms > 0) {
-        next = v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms();
+    } else {
+        /* At most a minute between checks: a re-login after a 403 may have
+         * brought a token with a shorter TTL than the one planned for. */
+        next = VAULT_MAINTAIN_MAX_MS;
+        if (v->ttl_ms > 0 && v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms() < next)
+            next = v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms();
         if (next < 100)
             next = 100;
     }
