@@ -451,7 +451,7 @@ int http_client_new(struct http_engine *e, json_t *conf, const char *address_key
         goto out;
     const json_t *sn = json_object_get(conf, "tls_server_name");
     const char *name = sn ? json_string_value(sn) : host;
-    bool v6 = strchr(name, ':') != NULL;
+    bool v6 = strchr(name, ':') != NULL && name[0] != '[';   /* curl brackets literals itself */
     size_t plen = strlen(path);
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
@@ -609,6 +609,10 @@ static int map_curl_error(CURLcode res, const struct xfer *x, const char *errbuf
     case CURLE_OUT_OF_MEMORY:
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        snprintf(err, errlen, "bad URL: %s", why);
+        return -EINVAL;
     default:
         break;
     }
@@ -689,6 +693,10 @@ int http_perform(struct http_client *c, const struct http_request *req,
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);   /* never hand a token to another host */
+    /* HTTP/1.1 only: over h2, libcurl 7.88's nghttp2 session allocates with
+     * plain malloc, and HPACK keeps header values (tokens) in its dynamic
+     * table for the connection's life, beyond our wiping allocators. */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "runsecrets/" RS_VERSION);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);

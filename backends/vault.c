@@ -32,6 +32,8 @@
 #define VAULT_K8S_JWT "/var/run/secrets/kubernetes.io/serviceaccount/token"
 #define VAULT_LOGIN_RETRY_MAX_MS (60 * 1000LL)
 #define VAULT_MAINTAIN_MAX_MS (60 * 1000LL)
+#define VAULT_SHUTDOWN_MS (10 * 1000LL)       /* all revocations together */
+#define VAULT_MAX_TTL_S (10LL * 366 * 86400)  /* clamp for TTLs a server sends */
 
 enum auth_method { AUTH_TOKEN, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_JWT };
 static const char *const method_names[] = {"token", "approle", "kubernetes", "jwt"};
@@ -47,6 +49,7 @@ struct mount {
 struct lease {
     char *key;                     /* the reference path it came from */
     char *id;
+    unsigned long gen;             /* the token it was created under */
     bool renewable, current, exhausted;
     long long duration_ms, obtained_ms, expires_ms;   /* CLOCK_MONOTONIC */
     struct lease *next;
@@ -72,6 +75,12 @@ struct vault {
     bool needs_lookup;             /* token method: TTL not known yet */
     long long ttl_ms, increment_s, obtained_ms;
     unsigned login_failures;
+    /* The last failed login, answered to everyone who queued behind it
+     * until its backoff passes, so an outage costs one login attempt per
+     * backoff step rather than one per waiting fetch. */
+    long long login_failed_ms;
+    int login_failed_rc;
+    char login_failed_err[384];
 
     pthread_mutex_t mount_lock;    /* one KV-version probe at a time */
     pthread_mutex_t lock;          /* mounts and leases */
@@ -84,6 +93,14 @@ static long long now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* A duration in seconds from Vault, bounded so arithmetic on it cannot
+ * overflow whatever the server sends. */
+static long long ttl_of(const json_t *v)
+{
+    json_int_t t = json_integer_value(v);
+    return t < 0 ? 0 : t > VAULT_MAX_TTL_S ? VAULT_MAX_TTL_S : (long long)t;
 }
 
 static char *secstr_dup(const char *s, size_t n)
@@ -611,14 +628,17 @@ static void log_backend(struct vault *v, enum log_level lvl, const char *error, 
     log_f(lvl, &lf, "%s", msg);
 }
 
-/* Install a new token; auth_lock held. tok is consumed. */
-static void set_token(struct vault *v, char *tok, long long ttl_s, bool renewable, bool from_login)
+/* Install a new token; auth_lock held. tok is consumed. The old token is
+ * left to expire, not revoked: Vault would revoke the leases created under
+ * it, which may still be served (they are re-read before it expires). */
+static void set_token(struct vault *v, char *tok, long long ttl_s, long long increment_s,
+                      bool renewable, bool from_login)
 {
     secmem_free(v->token);
     v->token = tok;
     v->gen++;
     v->ttl_ms = ttl_s > 0 ? ttl_s * 1000 : 0;
-    v->increment_s = ttl_s;
+    v->increment_s = increment_s > 0 ? increment_s : ttl_s;
     v->renewable = renewable;
     v->from_login = from_login;
     v->obtained_ms = now_ms();
@@ -661,8 +681,8 @@ static int login_body(struct vault *v, struct secbuf *body, char *err, size_t er
 
 /* GET auth/token/lookup-self with hdr: the token's remaining TTL (0: never
  * expires) and whether it is renewable. */
-static int lookup_self(struct vault *v, const char *hdr, long long *ttl, bool *renewable, char *err,
-                       size_t errlen)
+static int lookup_self(struct vault *v, const char *hdr, long long *ttl, long long *increment,
+                       bool *renewable, char *err, size_t errlen)
 {
     struct http_response r;
     char path[VAULT_PATH_MAX];
@@ -676,7 +696,12 @@ static int lookup_self(struct vault *v, const char *hdr, long long *ttl, bool *r
         rc = json_reply("token lookup", &r, NULL, &root, err, errlen);
     if (rc == 0) {
         const json_t *d = json_object_get(root, "data");
-        *ttl = json_integer_value(json_object_get(d, "ttl"));
+        *ttl = ttl_of(json_object_get(d, "ttl"));
+        /* Renew by what the token was created with (or its period), not
+         * by what is left of it. */
+        *increment = ttl_of(json_object_get(d, "period"));
+        if (*increment == 0)
+            *increment = ttl_of(json_object_get(d, "creation_ttl"));
         *renewable = json_is_true(json_object_get(d, "renewable"));
     }
     json_decref(root);
@@ -701,7 +726,7 @@ static int login(struct vault *v, bool lookup, char *err, size_t errlen)
     secbuf_init(&body, VAULT_SECRET_FILE_MAX * 2);
     if (v->method == AUTH_TOKEN) {
         /* Re-read each time: an agent may have replaced the file. */
-        long long ttl = 0;
+        long long ttl = 0, inc = 0;
         bool renewable = false;
         if (v->token_file)
             rc = read_secret_file(v->token_file, &tok, err, errlen);
@@ -713,10 +738,10 @@ static int login(struct vault *v, bool lookup, char *err, size_t errlen)
             rc = -ENOMEM;
             if (!(hdr = token_header(tok)))
                 goto out;
-            if ((rc = lookup_self(v, hdr, &ttl, &renewable, err, errlen)) < 0)
+            if ((rc = lookup_self(v, hdr, &ttl, &inc, &renewable, err, errlen)) < 0)
                 goto out;
         }
-        set_token(v, tok, ttl, renewable, false);
+        set_token(v, tok, ttl, inc, renewable, false);
         v->needs_lookup = !lookup;
         tok = NULL;
         goto out;
@@ -740,17 +765,21 @@ static int login(struct vault *v, bool lookup, char *err, size_t errlen)
     rc = -ENOMEM;
     if (!(tok = secstr_dup(json_string_value(ct), json_string_length(ct))))
         goto out;
-    set_token(v, tok, json_integer_value(json_object_get(a, "lease_duration")),
-              json_is_true(json_object_get(a, "renewable")), true);
+    long long ttl = ttl_of(json_object_get(a, "lease_duration"));
+    set_token(v, tok, ttl, ttl, json_is_true(json_object_get(a, "renewable")), true);
     tok = NULL;
     rc = 0;
 out:
     if (rc == 0) {
         v->login_failures = 0;
+        v->login_failed_ms = 0;
         log_backend(v, LOG_INFO, NULL, v->method != AUTH_TOKEN ? "vault login"
                                        : lookup ? "vault token looked up" : "vault token loaded");
     } else {
         v->login_failures++;
+        v->login_failed_ms = now_ms();
+        v->login_failed_rc = rc;
+        snprintf(v->login_failed_err, sizeof(v->login_failed_err), "%s", err);
     }
     json_decref(root);
     secmem_free(tok);
@@ -760,6 +789,26 @@ out:
     return rc;
 }
 
+/* How long a failed login stands before the next attempt: 1 s doubling
+ * to 60 s. auth_lock held. */
+static long long login_backoff_ms(const struct vault *v)
+{
+    unsigned f = v->login_failures == 0 ? 0 : v->login_failures - 1;
+    long long ms = 1000LL << (f > 6 ? 6 : f);
+    return ms > VAULT_LOGIN_RETRY_MAX_MS ? VAULT_LOGIN_RETRY_MAX_MS : ms;
+}
+
+/* Log in unless a login failed within its backoff: then that failure is
+ * the answer. auth_lock held. */
+static int login_or_recent_failure(struct vault *v, bool lookup, char *err, size_t errlen)
+{
+    if (v->login_failed_ms && now_ms() - v->login_failed_ms < login_backoff_ms(v)) {
+        snprintf(err, errlen, "%s", v->login_failed_err);
+        return v->login_failed_rc;
+    }
+    return login(v, lookup, err, errlen);
+}
+
 /* A usable token header for a request: logs in when there is no token or
  * it has expired. *gen says which token it is. */
 static int current_token(struct vault *v, char **hdr, unsigned long *gen, char *err, size_t errlen)
@@ -767,7 +816,7 @@ static int current_token(struct vault *v, char **hdr, unsigned long *gen, char *
     int rc = 0;
     pthread_mutex_lock(&v->auth_lock);
     if (!v->token || (v->ttl_ms > 0 && now_ms() >= v->obtained_ms + v->ttl_ms - 1000))
-        rc = login(v, false, err, errlen);
+        rc = login_or_recent_failure(v, false, err, errlen);
     if (rc == 0) {
         *hdr = token_header(v->token);
         *gen = v->gen;
@@ -778,22 +827,35 @@ static int current_token(struct vault *v, char **hdr, unsigned long *gen, char *
     return rc;
 }
 
-/* Vault said 403 to token gen: one fresh login, unless another thread
- * already replaced that token. */
+/* Vault answers 403 both for a dead token and for a path the token may not
+ * read. Ask Vault about the token itself (lookup-self is in every token's
+ * default policy): only a token Vault rejects there is worth a new login. */
+static bool token_rejected(struct vault *v, const char *hdr)
+{
+    long long ttl, inc;
+    bool renewable;
+    char err[384];
+    int rc = lookup_self(v, hdr, &ttl, &inc, &renewable, err, sizeof(err));
+    return rc == -EACCES;
+}
+
+/* Vault rejected token gen: one fresh login, unless another thread already
+ * replaced that token. */
 static int relogin(struct vault *v, unsigned long gen, char *err, size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&v->auth_lock);
     if (v->gen == gen) {
         log_backend(v, LOG_WARN, NULL, "vault token rejected, logging in again");
-        rc = login(v, true, err, errlen);
+        rc = login_or_recent_failure(v, true, err, errlen);
     }
     pthread_mutex_unlock(&v->auth_lock);
     return rc;
 }
 
-/* An authenticated request: a 403 gets one re-login and one retry. 0 with
- * the response (any status), or a transport / login error. */
+/* An authenticated request: a 403 with a token Vault no longer accepts
+ * gets one re-login and one retry. 0 with the response (any status), or a
+ * transport / login error. */
 static int call(struct vault *v, const char *method, const char *path, const struct secbuf *body,
                 struct http_response *resp, char *err, size_t errlen)
 {
@@ -807,8 +869,9 @@ static int call(struct vault *v, const char *method, const char *path, const str
             return rc;
         }
         rc = raw_call(v, method, path, body, hdr, resp, err, errlen);
+        bool retry = rc == 0 && resp->status == 403 && attempt == 0 && token_rejected(v, hdr);
         secmem_free(hdr);
-        if (rc < 0 || resp->status != 403 || attempt > 0)
+        if (!retry)
             return rc;
         if ((rc = relogin(v, gen, msg, sizeof(msg))) < 0) {
             snprintf(err, errlen, "%s %s: HTTP 403, and logging in again failed: %s", method,
@@ -820,91 +883,113 @@ static int call(struct vault *v, const char *method, const char *path, const str
 
 /* ---- token upkeep ---- */
 
+/* POST renew-self with hdr. 0 and the new TTL; 1 when Vault refused (the
+ * token cannot be renewed: log in afresh); <0 on transport trouble or a
+ * transient status (keep the token, try again soon). */
+static int renew_self(struct vault *v, const char *hdr, long long increment, long long *ttl,
+                      bool *renewable, char *err, size_t errlen)
+{
+    struct http_response r;
+    struct secbuf body;
+    char path[VAULT_PATH_MAX], inc[64];
+    json_t *root = NULL;
+    int n = snprintf(inc, sizeof(inc), "{\"increment\":\"%llds\"}", increment);
+    int rc;
+
+    http_response_init(&r);
+    secbuf_init(&body, sizeof(inc));
+    snprintf(path, sizeof(path), "auth/%s/renew-self", token_mount(v));
+    rc = secbuf_append(&body, inc, (size_t)n);
+    if (rc == 0)
+        rc = raw_call(v, "POST", path, &body, hdr, &r, err, errlen);
+    if (rc == 0 && r.status != 200 && !http_status_retryable(r.status)) {
+        status_error("token renewal", &r, NULL, err, errlen);
+        rc = 1;
+    } else if (rc == 0 && (rc = json_reply("token renewal", &r, NULL, &root, err, errlen)) == 0) {
+        const json_t *a = json_object_get(root, "auth");
+        *ttl = ttl_of(json_object_get(a, "lease_duration"));
+        *renewable = json_is_true(json_object_get(a, "renewable"));
+    }
+    json_decref(root);
+    secbuf_cleanup(&body);
+    http_response_cleanup(&r);
+    return rc;
+}
+
+/* Token upkeep, run by the scheduler: the first login, the token lookup,
+ * renewal at 2/3 of the TTL, a fresh login when renewal is refused or the
+ * token is not renewable. Network calls run without auth_lock held, so
+ * fetches keep using the current token meanwhile. */
 static long long vault_maintain(void *ctx)
 {
     struct vault *v = ctx;
     char err[512] = "";
-    long long next = -1;
+    long long next, ttl = 0, inc = 0, soon = 0;
+    bool renewable = false;
     int rc = 0;
 
     pthread_mutex_lock(&v->auth_lock);
     if (!v->token)
-        rc = login(v, false, err, sizeof(err));
-    if (rc == 0 && v->needs_lookup) {
-        /* Look the token up without holding auth_lock: fetches go on
-         * meanwhile with the token as it is. */
-        unsigned long gen = v->gen;
-        char *hdr = token_header(v->token);
-        long long ttl = 0;
-        bool renewable = false;
-        pthread_mutex_unlock(&v->auth_lock);
-        rc = hdr ? lookup_self(v, hdr, &ttl, &renewable, err, sizeof(err)) : -ENOMEM;
-        secmem_free(hdr);
-        pthread_mutex_lock(&v->auth_lock);
-        if (rc == 0 && gen == v->gen) {
-            v->ttl_ms = ttl * 1000;
-            v->increment_s = ttl;
-            v->renewable = renewable;
-            v->obtained_ms = now_ms();
-            v->needs_lookup = false;
-            log_backend(v, LOG_INFO, NULL, "vault token looked up");
-        }
-    }
-    long long now = now_ms();
-    if (rc < 0 || !v->token) {
-        /* logged below */
-    } else if (v->ttl_ms > 0 && now >= v->obtained_ms + v->ttl_ms * 2 / 3) {
-        if (v->renewable) {
-            struct http_response r;
-            struct secbuf body;
-            char path[VAULT_PATH_MAX], *hdr = token_header(v->token);
-            http_response_init(&r);
-            secbuf_init(&body, 256);
-            snprintf(path, sizeof(path), "auth/%s/renew-self", token_mount(v));
-            char inc[64];
-            int n = snprintf(inc, sizeof(inc), "{\"increment\":\"%llds\"}", v->increment_s);
-            rc = hdr ? secbuf_append(&body, inc, (size_t)n) : -ENOMEM;
-            if (rc == 0)
-                rc = raw_call(v, "POST", path, &body, hdr, &r, err, sizeof(err));
-            json_t *root = NULL;
-            if (rc == 0 && r.status == 200 &&
-                parse_body("token renewal", &r, &root, err, sizeof(err)) == 0) {
-                const json_t *a = json_object_get(root, "auth");
-                long long ttl = json_integer_value(json_object_get(a, "lease_duration"));
-                /* A renewal capped by the token's max TTL is respected:
-                 * renew again at 2/3 of what was granted, and log in
-                 * afresh once the grant is too short to be worth it. */
-                v->ttl_ms = ttl * 1000;
-                v->obtained_ms = now_ms();
-                v->renewable = json_is_true(json_object_get(a, "renewable"));
-                log_backend(v, LOG_INFO, NULL, "vault token renewed");
-                if (ttl < 3)
-                    v->renewable = false;
-            } else {
-                if (rc == 0 && r.status != 200)
-                    status_error("token renewal", &r, NULL, err, sizeof(err));
-                log_backend(v, LOG_WARN, err, "vault token renewal failed, logging in again");
-                rc = login(v, true, err, sizeof(err));
-            }
-            json_decref(root);
-            secmem_free(hdr);
-            secbuf_cleanup(&body);
-            http_response_cleanup(&r);
+        rc = login_or_recent_failure(v, false, err, sizeof(err));
+    unsigned long gen = v->gen;
+    bool lookup = rc == 0 && v->needs_lookup;
+    bool due = rc == 0 && !lookup && v->ttl_ms > 0 &&
+               now_ms() >= v->obtained_ms + v->ttl_ms * 2 / 3;
+    bool renew = due && v->renewable;
+    long long increment = v->increment_s;
+    char *hdr = (lookup || renew) ? token_header(v->token) : NULL;
+    pthread_mutex_unlock(&v->auth_lock);
+
+    if ((lookup || renew) && !hdr)
+        rc = -ENOMEM;
+    else if (lookup)
+        rc = lookup_self(v, hdr, &ttl, &inc, &renewable, err, sizeof(err));
+    else if (renew)
+        rc = renew_self(v, hdr, increment, &ttl, &renewable, err, sizeof(err));
+    secmem_free(hdr);
+
+    pthread_mutex_lock(&v->auth_lock);
+    if (gen != v->gen) {
+        rc = 0;   /* someone installed a new token meanwhile: plan for that one */
+    } else if (lookup && rc == 0) {
+        v->ttl_ms = ttl * 1000;
+        v->increment_s = inc > 0 ? inc : ttl;
+        v->renewable = renewable;
+        v->obtained_ms = now_ms();
+        v->needs_lookup = false;
+        log_backend(v, LOG_INFO, NULL, "vault token looked up");
+    } else if (renew && rc == 0) {
+        /* A renewal capped by the token's max TTL is respected: renew
+         * again at 2/3 of what was granted; a grant too short to be worth
+         * renewing leads to a fresh login next time. */
+        v->ttl_ms = ttl * 1000;
+        v->obtained_ms = now_ms();
+        v->renewable = renewable && ttl >= 3;
+        log_backend(v, LOG_INFO, NULL, "vault token renewed");
+    } else if ((renew && rc == 1) || (due && !renew)) {
+        if (renew)
+            log_backend(v, LOG_WARN, err, "vault token renewal refused, logging in again");
+        rc = login_or_recent_failure(v, true, err, sizeof(err));
+    } else if (renew && rc < 0) {
+        /* Transient: keep the token; try again soon, and log in afresh
+         * only once it is about to expire. */
+        long long left = v->obtained_ms + v->ttl_ms - now_ms();
+        log_backend(v, LOG_WARN, err, "vault token renewal failed, will retry");
+        if (left < 5000) {
+            rc = login_or_recent_failure(v, true, err, sizeof(err));
         } else {
-            rc = login(v, true, err, sizeof(err));
+            rc = 0;
+            soon = left / 4 < 30000 ? left / 4 : 30000;
         }
     }
     if (rc < 0) {
-        log_backend(v, LOG_ERROR, err, "vault login failed");
-        unsigned f = v->login_failures > 6 ? 6 : v->login_failures;
-        next = 1000LL << f;
-        if (next > VAULT_LOGIN_RETRY_MAX_MS)
-            next = VAULT_LOGIN_RETRY_MAX_MS;
+        log_backend(v, LOG_ERROR, err, lookup ? "vault token lookup failed" : "vault login failed");
+        next = login_backoff_ms(v);
     } else {
         /* At most a minute between checks: a re-login after a 403 may have
          * brought a token with a shorter TTL than the one planned for. */
-        next = VAULT_MAINTAIN_MAX_MS;
-        if (v->ttl_ms > 0 && v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms() < next)
+        next = soon > 0 ? soon : VAULT_MAINTAIN_MAX_MS;
+        if (!soon && v->ttl_ms > 0 && v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms() < next)
             next = v->obtained_ms + v->ttl_ms * 2 / 3 - now_ms();
         if (next < 100)
             next = 100;
@@ -937,6 +1022,15 @@ static int mount_for(struct vault *v, const char *path, struct fetch_result *out
         *kind = m->kind;
         return (*mpath = strdup(m->path)) ? 0 : -ENOMEM;
     }
+    pthread_mutex_lock(&v->lock);   /* the common case: known already */
+    m = match_mount(v->mounts, path);
+    if (m) {
+        *kind = m->kind;
+        *mpath = strdup(m->path);
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (m)
+        return *mpath ? 0 : -ENOMEM;
     pthread_mutex_lock(&v->mount_lock);
     pthread_mutex_lock(&v->lock);
     m = match_mount(v->mounts, path);
@@ -1022,6 +1116,28 @@ out:
 
 /* ---- leases ---- */
 
+/* Vault revokes a token's leases when the token goes. How long the value of
+ * a lease made under the current token may be planned for: 85% of what is
+ * left of the token, or limit when the token does not expire. */
+static long long token_bound_ms(struct vault *v, long long limit)
+{
+    pthread_mutex_lock(&v->auth_lock);
+    long long left = v->ttl_ms > 0 ? v->obtained_ms + v->ttl_ms - now_ms() : limit;
+    pthread_mutex_unlock(&v->auth_lock);
+    left = left * 85 / 100;
+    if (left < 1000)
+        left = 1000;
+    return left < limit ? left : limit;
+}
+
+static unsigned long token_gen(struct vault *v)
+{
+    pthread_mutex_lock(&v->auth_lock);
+    unsigned long g = v->gen;
+    pthread_mutex_unlock(&v->auth_lock);
+    return g;
+}
+
 static struct lease *find_lease(struct vault *v, const char *key)
 {
     for (struct lease *l = v->leases; l; l = l->next)
@@ -1037,9 +1153,11 @@ static int renew_lease(struct vault *v, const char *key, struct fetch_result *ou
 {
     char *id = NULL;
     long long asked = 0;
+    unsigned long gen = token_gen(v);
     pthread_mutex_lock(&v->lock);
     struct lease *l = find_lease(v, key);
-    if (l && l->renewable && !l->exhausted && now_ms() < l->expires_ms) {
+    /* A lease from an earlier token dies with that token: read anew. */
+    if (l && l->renewable && !l->exhausted && now_ms() < l->expires_ms && l->gen == gen) {
         id = strdup(l->id);
         asked = l->duration_ms / 1000;
     }
@@ -1064,7 +1182,7 @@ static int renew_lease(struct vault *v, const char *key, struct fetch_result *ou
     else if (rc == 0)
         rc = status_error("lease renewal", &r, out, err, errlen);
     if (rc == 0) {
-        long long granted = json_integer_value(json_object_get(root, "lease_duration"));
+        long long granted = ttl_of(json_object_get(root, "lease_duration"));
         long long t = now_ms();
         pthread_mutex_lock(&v->lock);
         l = find_lease(v, key);
@@ -1083,6 +1201,7 @@ static int renew_lease(struct vault *v, const char *key, struct fetch_result *ou
         }
         pthread_mutex_unlock(&v->lock);
         out->unchanged = true;
+        out->valid_ms = token_bound_ms(v, out->valid_ms);
         struct log_fields lf = {.backend = v->name, .path = key};
         log_f(LOG_INFO, &lf, "vault lease renewed");
     }
@@ -1102,7 +1221,7 @@ static int record_lease(struct vault *v, const char *key, const json_t *root,
                         struct fetch_result *out)
 {
     const char *id = json_string_value(json_object_get(root, "lease_id"));
-    long long dur = json_integer_value(json_object_get(root, "lease_duration"));
+    long long dur = ttl_of(json_object_get(root, "lease_duration"));
     bool renewable = json_is_true(json_object_get(root, "renewable"));
     long long t = now_ms();
     if (!id || !*id || dur <= 0)
@@ -1116,6 +1235,7 @@ static int record_lease(struct vault *v, const char *key, const json_t *root,
     }
     l->renewable = renewable;
     l->current = true;
+    l->gen = token_gen(v);
     l->duration_ms = dur * 1000;
     l->obtained_ms = t;
     l->expires_ms = t + dur * 1000;
@@ -1136,7 +1256,7 @@ static int record_lease(struct vault *v, const char *key, const json_t *root,
     l->next = v->leases;
     v->leases = l;
     pthread_mutex_unlock(&v->lock);
-    out->valid_ms = renewable ? dur * 2000 / 3 : dur * 850;
+    out->valid_ms = token_bound_ms(v, renewable ? dur * 2000 / 3 : dur * 850);
     return 0;
 }
 
@@ -1251,15 +1371,29 @@ out:
 
 /* ---- shutdown ---- */
 
+/* Revoke every live lease, then the token we logged in for, with the token
+ * we hold: no login at shutdown (a token that is gone took its leases with
+ * it). Stops at the first transport failure and after VAULT_SHUTDOWN_MS,
+ * so an unreachable Vault costs one request timeout, not one per lease. */
 static void vault_shutdown(void *ctx)
 {
     struct vault *v = ctx;
-    char err[512];
+    char err[512] = "";
     size_t revoked = 0, failed = 0;
+    long long deadline = now_ms() + VAULT_SHUTDOWN_MS;
+    bool reachable = true;
 
     if (!v->revoke_on_shutdown)
         return;
-    for (;;) {
+    pthread_mutex_lock(&v->auth_lock);
+    bool live = v->token && (v->ttl_ms == 0 || now_ms() < v->obtained_ms + v->ttl_ms);
+    char *hdr = live ? token_header(v->token) : NULL;
+    bool from_login = v->from_login;
+    pthread_mutex_unlock(&v->auth_lock);
+    if (!hdr)
+        return;
+
+    while (reachable && now_ms() < deadline) {
         char *id = NULL;
         long long t = now_ms();
         pthread_mutex_lock(&v->lock);
@@ -1283,13 +1417,15 @@ static void vault_shutdown(void *ctx)
         http_response_init(&r);
         secbuf_init(&body, 8192);
         int rc = req ? dump_json(req, &body, err, sizeof(err)) : -ENOMEM;
-        if (rc == 0)
-            rc = call(v, "POST", "sys/leases/revoke", &body, &r, err, sizeof(err));
+        if (rc == 0) {
+            rc = raw_call(v, "POST", "sys/leases/revoke", &body, hdr, &r, err, sizeof(err));
+            reachable = rc == 0;
+        }
         if (rc == 0 && r.status != 204 && r.status != 200)
             rc = status_error("lease revocation", &r, NULL, err, sizeof(err));
-        if (rc == 0)
+        if (rc == 0) {
             revoked++;
-        else {
+        } else {
             failed++;
             log_backend(v, LOG_WARN, err, "vault lease revocation failed");
         }
@@ -1305,19 +1441,16 @@ static void vault_shutdown(void *ctx)
     }
     /* A token we logged in for is ours to give back; a token from a file
      * belongs to whoever wrote the file. */
-    pthread_mutex_lock(&v->auth_lock);
-    if (v->token && v->from_login) {
+    if (from_login && reachable && now_ms() < deadline) {
         struct http_response r;
-        char path[VAULT_PATH_MAX], *hdr = token_header(v->token);
+        char path[VAULT_PATH_MAX];
         http_response_init(&r);
         snprintf(path, sizeof(path), "auth/%s/revoke-self", token_mount(v));
-        if (hdr && raw_call(v, "POST", path, NULL, hdr, &r, err, sizeof(err)) == 0 &&
-            r.status / 100 == 2)
+        if (raw_call(v, "POST", path, NULL, hdr, &r, err, sizeof(err)) == 0 && r.status / 100 == 2)
             log_backend(v, LOG_INFO, NULL, "vault token revoked");
-        secmem_free(hdr);
         http_response_cleanup(&r);
     }
-    pthread_mutex_unlock(&v->auth_lock);
+    secmem_free(hdr);
 }
 
 const struct backend_ops backend_vault_ops = {

@@ -235,9 +235,12 @@ static void member_success(struct scheduler *sc, size_t idx, const struct fetch_
     int rc;
 
     if (raw->unchanged) {
-        store_touch(sc->st, idx);
-        sc->errors[idx][0] = '\0';
-        log_f(LOG_DEBUG, &lf, "secret still valid");
+        /* A member whose #field failed has no value to keep: its error
+         * stands until the object is read again. */
+        if (store_touch(sc->st, idx)) {
+            sc->errors[idx][0] = '\0';
+            log_f(LOG_DEBUG, &lf, "secret still valid");
+        }
         return;
     }
     if (sec->cfg->ref.field) {

@@ -155,7 +155,11 @@ int secmem_init(char *err, size_t errlen)
     json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
     /* Before libcurl initialises OpenSSL; it refuses once anything was
      * allocated (a second secmem_init, in tests), which is harmless. */
+    CRYPTO_malloc_fn om;
     (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
+    CRYPTO_get_mem_functions(&om, NULL, NULL);
+    if (om != ossl_malloc)
+        log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
     if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, prefixed_alloc, prefixed_free, curl_wipe_realloc,
                              curl_wipe_strdup, curl_wipe_calloc) != CURLE_OK) {
         snprintf(err, errlen, "libcurl failed to initialise");

@@ -167,17 +167,19 @@ bool store_check_expiry(struct store *s, size_t idx)
     return now_expired;
 }
 
-void store_touch(struct store *s, size_t idx)
+bool store_touch(struct store *s, size_t idx)
 {
     struct secret *sec = &s->secrets[idx];
     pthread_mutex_lock(&sec->lock);
-    if (sec->value) {
+    bool had = sec->value != NULL;
+    if (had) {
         sec->state = SECRET_FRESH;
         sec->failures = 0;
         sec->expired_logged = false;
         clock_gettime(CLOCK_MONOTONIC, &sec->last_success);
     }
     pthread_mutex_unlock(&sec->lock);
+    return had;
 }
 
 void store_settle(struct store *s, size_t idx)

@@ -76,8 +76,8 @@ enum secret_state store_fail(struct store *s, size_t idx);
 bool store_check_expiry(struct store *s, size_t idx);
 
 /* A fetch found the value already served still valid (a lease renewed):
- * fresh again, nothing else changes. */
-void store_touch(struct store *s, size_t idx);
+ * fresh again, nothing else changes. False if there was no value. */
+bool store_touch(struct store *s, size_t idx);
 
 /* The first fetch attempt of secret idx has finished (success or not). */
 void store_settle(struct store *s, size_t idx);

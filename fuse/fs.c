@@ -625,7 +625,9 @@ int fs_run(struct fs *fs)
 
 void fs_notify(struct fs *fs, size_t idx, bool removed)
 {
-    if (!fs || !fs->mounted)
+    /* After the loop has exited nobody answers the kernel: an invalidation
+     * could block behind a lookup still pending in that directory. */
+    if (!fs || !fs->mounted || fuse_session_exited(fs->se))
         return;
     size_t n = fs->node_of[idx];
     const struct fs_node *node = &fs->nodes[n];

@@ -205,19 +205,23 @@ class ReloginTest(AuthBase):
 
     def _check_one_retry(self, t_revoke, old, new, login_rel):
         """After the revocation: one request with the old token fails with 403;
-        then (for a login method) exactly one login; then the same request is
-        retried with the new token and succeeds; every later request uses the
-        new token and succeeds."""
+        the broker asks Vault about that token (lookup-self with the old token:
+        403, so the token is dead, not merely denied this path); then (for a
+        login method) exactly one login; then the same request is retried with
+        the new token and succeeds; every later request uses the new token and
+        succeeds."""
         after = [e for e in self.vault_requests() if e["mono"] > t_revoke]
         desc = [(e["rel"], e["status"], "old" if e["token"] == old else
                  "new" if e["token"] == new else e["token"] and "other") for e in after]
         self.assertGreaterEqual(len(after), 2, desc)
         self.assertEqual((after[0]["status"], after[0]["token"]), (403, old), desc)
-        i = 1
+        self.assertEqual((after[1]["rel"], after[1]["status"], after[1]["token"]),
+                         ("auth/token/lookup-self", 403, old), desc)
+        i = 2
         if login_rel:
-            self.assertEqual(after[1]["rel"], login_rel, desc)
-            self.assertEqual(after[1]["status"], 200, desc)
-            i = 2
+            self.assertEqual(after[2]["rel"], login_rel, desc)
+            self.assertEqual(after[2]["status"], 200, desc)
+            i = 3
         # a lookup of the new token may come first (looked up at first use)
         while i < len(after) - 1 and after[i]["rel"] == "auth/token/lookup-self" \
                 and after[i]["token"] == new:
@@ -324,7 +328,11 @@ class ReloginTest(AuthBase):
         self.assertNoLog(b, "refresh failed, serving stale value", since=mark)
         self.assertEqual(self.read("pw"), self.pw.encode())
 
-    def test_403_after_relogin_is_an_error(self):
+    def test_policy_403_is_an_error_without_relogin(self):
+        # A 403 while the token is fine (the policy denies the path) is not a
+        # token problem: the broker checks the token with lookup-self (200),
+        # does not log in again, and reports Vault's text. (Logging in on
+        # every denial would pile up tokens and burn secret-id uses.)
         self._approle()
         b = self.start_broker()
         self.assertEqual(self.cold_start(b)["failed"], 0)
@@ -338,13 +346,40 @@ class ReloginTest(AuthBase):
         time.sleep(1.5)
         self.vault.clear_force_status()
         self._tokens_sensitive()
-        forbidden = [e for e in self.gets("secret/data/app") if e["mono"] > t0 and e["status"] == 403]
-        new_logins = len(self.logins("approle")) - n_logins
-        # each failed fetch: 403, one login, one retry (403): one login per two 403s
-        self.assertGreaterEqual(new_logins, 1, "no re-login after a 403")
-        self.assertLessEqual(new_logins, (len(forbidden) + 1) // 2,
-                             "%d logins for %d forbidden reads" % (new_logins, len(forbidden)))
+        self.assertEqual(len(self.logins("approle")), n_logins, "re-login on a policy denial")
+        checks = [e for e in self.vault.requests(prefix="auth/token/lookup-self")
+                  if e["mono"] > t0]
+        self.assertTrue(checks, "the token was not checked after the 403")
+        self.assertTrue(all(e["status"] == 200 for e in checks), checks)
         # still served (stale) meanwhile, and fine again afterwards
+        self.assertEqual(self.read("pw"), self.pw.encode())
+        b.wait_log("secret recovered", since=mark, secret="pw")
+
+    def test_403_after_relogin_is_an_error(self):
+        # The token is revoked and the path denied: 403, the token check says
+        # dead, one login, one retry, 403 again: an error with Vault's text,
+        # and no second login for that fetch.
+        self._approle()
+        b = self.start_broker()
+        self.assertEqual(self.cold_start(b)["failed"], 0)
+        self._tokens_sensitive()
+        [old] = self.issued_tokens("auth/approle/login")
+        text = "1 error occurred: policy rstest-7731 denies read on secret/data/app"
+        mark = b.mark()
+        t0 = time.monotonic()
+        self.vault.force_status("secret/data/app", 403, body={"errors": [text]})
+        self.assertTrue(self.vault.revoke_token(old["id"]))
+        rec = b.wait_log("refresh failed, serving stale value", since=mark, secret="pw")
+        self.assertIn(text, rec.get("error", ""), rec)
+        self.vault.clear_force_status()
+        self._tokens_sensitive()
+        after = [e for e in self.vault_requests() if e["mono"] > t0]
+        rels = [(e["rel"], e["status"]) for e in after]
+        i = rels.index(("secret/data/app", 403))
+        self.assertEqual(rels[i + 1], ("auth/token/lookup-self", 403), rels)
+        self.assertEqual(rels[i + 2], ("auth/approle/login", 200), rels)
+        self.assertEqual(rels[i + 3], ("secret/data/app", 403), rels)
+        self.assertEqual(len(self.logins("approle")), 2, rels)
         self.assertEqual(self.read("pw"), self.pw.encode())
         b.wait_log("secret recovered", since=mark, secret="pw")
 
