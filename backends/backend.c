@@ -12,6 +12,7 @@
 static const struct backend_ops *const backend_types[] = {
     &backend_file_ops,
     &backend_vault_ops,
+    &backend_aws_ops,
 };
 
 /* Keys every backend accepts. */
@@ -29,7 +30,7 @@ const struct backend_ops *backend_find_type(const char *type)
 
 const char *backend_type_list(void)
 {
-    return "file, vault";
+    return "file, vault, aws";
 }
 
 void fetch_result_init(struct fetch_result *r, size_t max)
@@ -153,6 +154,10 @@ int backend_check_ref(json_t *conf, const struct secret_ref *ref, char *err, siz
         snprintf(err, errlen, "the %s backend does not support ?version=", ops->type);
         return -EINVAL;
     }
+    if (ref->stage && !(ops->caps & BACKEND_CAP_STAGES)) {
+        snprintf(err, errlen, "the %s backend does not support ?stage=", ops->type);
+        return -EINVAL;
+    }
     return ops->check_ref(ref, err, errlen);
 }
 
@@ -197,6 +202,20 @@ void backend_free(struct backend *b)
         b->ops->destroy(b->ctx);
     free(b->name);
     free(b);
+}
+
+bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs, size_t n,
+                        struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX])
+{
+    if (!b->ops->fetch_many || b->ops->batch_max == 0)
+        return false;
+    b->ops->fetch_many(b->ctx, refs, n, outs, rcs, errs);
+    return true;
+}
+
+size_t backend_batch_max(const struct backend *b)
+{
+    return b->ops->fetch_many ? b->ops->batch_max : 0;
 }
 
 long long backend_maintain(struct backend *b)

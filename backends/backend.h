@@ -17,6 +17,10 @@
 struct http_engine;
 
 #define BACKEND_CAP_VERSIONS (1u << 0) /* understands ?version= */
+#define BACKEND_CAP_STAGES (1u << 1)   /* understands ?stage= */
+
+/* Error text of one fetch. */
+#define BACKEND_ERR_MAX 512
 
 /* Largest value any backend hands over unless its config says otherwise. */
 #define BACKEND_DEFAULT_MAX_VALUE (1024 * 1024)
@@ -48,6 +52,7 @@ struct backend_env {
 struct backend_ops {
     const char *type;
     unsigned caps;
+    size_t batch_max;              /* most refs per fetch_many call; 0: no batches */
     /* Static check of the backend's config object (may stat local files, no
      * network). 0 or -EINVAL. */
     int (*validate)(json_t *conf, char *err, size_t errlen);
@@ -62,6 +67,11 @@ struct backend_ops {
      * another negative errno with a message in err. */
     int (*fetch)(void *ctx, const struct secret_ref *ref, struct fetch_result *out,
                  char *err, size_t errlen);
+    /* Optional: fetch n objects in as few requests as the service allows
+     * (the cold start). Same per-item contract as fetch: rcs[i] and errs[i]
+     * for outs[i]; outs are initialised by the caller. */
+    void (*fetch_many)(void *ctx, const struct secret_ref *const *refs, size_t n,
+                       struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX]);
     /* Background upkeep such as renewing a login token, run by the
      * scheduler on a fetch worker. Returns milliseconds until it wants to
      * run again, or -1 for never. */
@@ -100,6 +110,11 @@ int backend_check_ref(json_t *conf, const struct secret_ref *ref, char *err, siz
 int backend_new(const struct backend_env *env, const char *name, json_t *conf,
                 struct backend **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* Up to batch_max refs at once when the backend batches (returns false
+ * when it does not: fetch them one by one). */
+bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs, size_t n,
+                        struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX]);
+size_t backend_batch_max(const struct backend *b);
 /* Upkeep and shutdown, see the ops. */
 long long backend_maintain(struct backend *b);
 void backend_shutdown(struct backend *b);

@@ -6,6 +6,7 @@
 
 extern const struct backend_ops backend_file_ops;
 extern const struct backend_ops backend_vault_ops;
+extern const struct backend_ops backend_aws_ops;
 
 /* Shared helpers for validate(): each returns 0 or -EINVAL with
  * "<key>: <what>" in err. */

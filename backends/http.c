@@ -52,6 +52,8 @@ struct http_engine {
 struct http_client {
     struct http_engine *e;
     char *base;                    /* scheme://host[:port][/prefix], no trailing '/' */
+    char *authority;               /* host[:port] as sent in Host (port only if not default) */
+    char *base_path;               /* the /prefix part of base, "" when none */
     char *connect_to;              /* "name:port:host:port" when tls_server_name is set */
     char *ca_file, *ca_path, *cert_file, *key_file;
     long long connect_timeout_ms, timeout_ms;
@@ -372,6 +374,12 @@ out:
 
 int http_conf_validate(json_t *conf, const char *address_key, char *err, size_t errlen)
 {
+    return http_conf_validate_opt(conf, address_key, true, err, errlen);
+}
+
+int http_conf_validate_opt(json_t *conf, const char *address_key, bool required, char *err,
+                           size_t errlen)
+{
     static const char *const tls_keys[] = {"ca_file", "ca_path", "cert_file", "key_file",
                                            "tls_server_name", NULL};
     const json_t *a = json_object_get(conf, address_key);
@@ -380,22 +388,26 @@ int http_conf_validate(json_t *conf, const char *address_key, char *err, size_t 
     long long n;
     int rc;
 
-    if (!a) {
+    bool plain = false;
+    if (!a && required) {
         snprintf(err, errlen, "%s: missing (e.g. \"https://vault.internal:8200\")", address_key);
         return -EINVAL;
     }
-    if (!json_is_string(a)) {
+    if (a && !json_is_string(a)) {
         snprintf(err, errlen, "%s: expected a URL string", address_key);
         return -EINVAL;
     }
-    if (parse_address(json_string_value(a), &scheme, &host, &port, &path, msg, sizeof(msg)) < 0) {
-        snprintf(err, errlen, "%s: %s", address_key, msg);
-        return -EINVAL;
+    if (a) {
+        if (parse_address(json_string_value(a), &scheme, &host, &port, &path, msg,
+                          sizeof(msg)) < 0) {
+            snprintf(err, errlen, "%s: %s", address_key, msg);
+            return -EINVAL;
+        }
+        plain = strcmp(scheme, "http") == 0;
+        curl_free(scheme);
+        curl_free(host);
+        curl_free(path);
     }
-    bool plain = strcmp(scheme, "http") == 0;
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(path);
     for (size_t i = 0; tls_keys[i]; i++)
         if (plain && json_object_get(conf, tls_keys[i])) {
             snprintf(err, errlen, "%s: the %s is plain http; TLS settings need https",
@@ -434,6 +446,13 @@ static char *dup_key(json_t *conf, const char *key)
 int http_client_new(struct http_engine *e, json_t *conf, const char *address_key,
                     struct http_client **out, char *err, size_t errlen)
 {
+    return http_client_new_url(e, conf, json_string_value(json_object_get(conf, address_key)), out,
+                               err, errlen);
+}
+
+int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
+                        struct http_client **out, char *err, size_t errlen)
+{
     struct http_client *c = calloc(1, sizeof(*c));
     char *scheme = NULL, *host = NULL, *path = NULL;
     long port = 0;
@@ -445,11 +464,15 @@ int http_client_new(struct http_engine *e, json_t *conf, const char *address_key
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->e = e;
-    rc = parse_address(json_string_value(json_object_get(conf, address_key)), &scheme, &host,
-                       &port, &path, err, errlen);
+    if (!url) {
+        snprintf(err, errlen, "no address");
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = parse_address(url, &scheme, &host, &port, &path, err, errlen);
     if (rc < 0)
         goto out;
-    const json_t *sn = json_object_get(conf, "tls_server_name");
+    const json_t *sn = strcmp(scheme, "https") == 0 ? json_object_get(conf, "tls_server_name") : NULL;
     const char *name = sn ? json_string_value(sn) : host;
     bool v6 = strchr(name, ':') != NULL && name[0] != '[';   /* curl brackets literals itself */
     size_t plen = strlen(path);
@@ -461,16 +484,29 @@ int http_client_new(struct http_engine *e, json_t *conf, const char *address_key
         c->base = NULL;
         goto out;
     }
+    bool default_port = (strcmp(scheme, "https") == 0 && port == 443) ||
+                        (strcmp(scheme, "http") == 0 && port == 80);
+    char portbuf[16] = "";
+    if (!default_port)
+        snprintf(portbuf, sizeof(portbuf), ":%ld", port);
+    if (asprintf(&c->authority, "%s%s%s%s", v6 ? "[" : "", name, v6 ? "]" : "", portbuf) < 0) {
+        c->authority = NULL;
+        goto out;
+    }
+    if (!(c->base_path = strndup(path, plen)))
+        goto out;
     /* tls_server_name: the URL (so SNI and certificate checks) names the
      * server as configured, while connections go to the address's host. */
     if (sn && asprintf(&c->connect_to, "%s:%ld:%s:%ld", name, port, host, port) < 0) {
         c->connect_to = NULL;
         goto out;
     }
-    c->ca_file = dup_key(conf, "ca_file");
-    c->ca_path = dup_key(conf, "ca_path");
-    c->cert_file = dup_key(conf, "cert_file");
-    c->key_file = dup_key(conf, "key_file");
+    if (strcmp(scheme, "https") == 0) {   /* TLS material only where TLS is spoken */
+        c->ca_file = dup_key(conf, "ca_file");
+        c->ca_path = dup_key(conf, "ca_path");
+        c->cert_file = dup_key(conf, "cert_file");
+        c->key_file = dup_key(conf, "key_file");
+    }
     if ((rc = conf_ms(conf, "connect_timeout", HTTP_DEFAULT_CONNECT_TIMEOUT_MS,
                       &c->connect_timeout_ms, err, errlen)) < 0 ||
         (rc = conf_ms(conf, "timeout", HTTP_DEFAULT_TIMEOUT_MS, &c->timeout_ms, err, errlen)) < 0 ||
@@ -499,6 +535,8 @@ void http_client_free(struct http_client *c)
     if (!c)
         return;
     free(c->base);
+    free(c->authority);
+    free(c->base_path);
     free(c->connect_to);
     free(c->ca_file);
     free(c->ca_path);
@@ -512,6 +550,22 @@ void http_client_free(struct http_client *c)
 long long http_client_timeout_ms(const struct http_client *c)
 {
     return c->timeout_ms;
+}
+
+const char *http_client_authority(const struct http_client *c)
+{
+    return c->authority;
+}
+
+const char *http_client_base_path(const struct http_client *c)
+{
+    return c->base_path;
+}
+
+void http_client_set_timeouts(struct http_client *c, long long connect_ms, long long total_ms)
+{
+    c->connect_timeout_ms = connect_ms;
+    c->timeout_ms = total_ms;
 }
 
 /* ---- requests ---- */

@@ -44,11 +44,26 @@ extern const char *const http_conf_keys[];
  * "<key>: <what>". */
 int http_conf_validate(json_t *conf, const char *address_key, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The same, with the address optional (a backend that derives it). */
+int http_conf_validate_opt(json_t *conf, const char *address_key, bool required, char *err,
+                           size_t errlen) __attribute__((warn_unused_result));
 /* New client for a conf that passed http_conf_validate. */
 int http_client_new(struct http_engine *e, json_t *conf, const char *address_key,
                     struct http_client **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The same with the address given (conf supplies TLS and limits; it may be
+ * NULL for all defaults). For endpoints a backend derives itself (STS,
+ * instance metadata). */
+int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
+                        struct http_client **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 void http_client_free(struct http_client *c);
+/* "host[:port]" as the Host header carries it, and the address's path
+ * prefix ("" when none): what a request signature covers. */
+const char *http_client_authority(const struct http_client *c);
+const char *http_client_base_path(const struct http_client *c);
+/* Override the timeouts (instance metadata wants short ones). */
+void http_client_set_timeouts(struct http_client *c, long long connect_ms, long long total_ms);
 /* Total request timeout in milliseconds (for callers sizing their waits). */
 long long http_client_timeout_ms(const struct http_client *c);
 

@@ -1,4 +1,4 @@
-/* ref.c - secret references: <backend>:<path>[?version=<v>][#<field>]. */
+/* ref.c - secret references: <backend>:<path>[?version=<v>|?stage=<s>][#<field>]. */
 #include "ref.h"
 #include "name.h"
 
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REF_SYNTAX "<backend>:<path>[?version=<v>][#<field>]"
+#define REF_SYNTAX "<backend>:<path>[?version=<v>|?stage=<s>][#<field>]"
 
 /* Pieces of a reference go back into one-line messages: show anything that
  * is not printable ASCII as \xNN and keep them short. */
@@ -29,13 +29,17 @@ static void escape_part(char *out, size_t cap, const char *s, size_t n)
     out[o < cap ? o : cap - 1] = '\0';
 }
 
-static int parse_query(const char *q, size_t n, char **version, char *err, size_t errlen)
+/* ?version=<v> or ?stage=<s>: one of them, once. */
+static int parse_query(const char *q, size_t n, char **version, char **stage, char *err,
+                       size_t errlen)
 {
+    static const char *const keys[] = {"version", "stage"};
+    char **outs[] = {version, stage};
     char shown[512];
     size_t i = 0;
 
     if (n == 0) {
-        snprintf(err, errlen, "empty parameter list after '?' (supported: version)");
+        snprintf(err, errlen, "empty parameter list after '?' (supported: version, stage)");
         return -EINVAL;
     }
     if (memchr(q, '?', n)) {
@@ -48,26 +52,36 @@ static int parse_query(const char *q, size_t n, char **version, char *err, size_
         size_t m = amp ? (size_t)(amp - p) : n - i;
         const char *eq = memchr(p, '=', m);
         size_t klen = eq ? (size_t)(eq - p) : m;
+        size_t k = 2;
 
         if (m == 0) {
             snprintf(err, errlen, "empty reference parameter (stray '&')");
             return -EINVAL;
         }
-        if (klen != strlen("version") || memcmp(p, "version", klen) != 0) {
+        for (size_t j = 0; j < 2; j++)
+            if (klen == strlen(keys[j]) && memcmp(p, keys[j], klen) == 0)
+                k = j;
+        if (k == 2) {
             escape_part(shown, sizeof(shown), p, klen);
-            snprintf(err, errlen, "unknown reference parameter '%s' (supported: version)", shown);
+            snprintf(err, errlen, "unknown reference parameter '%s' (supported: version, stage)",
+                     shown);
             return -EINVAL;
         }
         if (!eq || m - klen - 1 == 0) {
-            snprintf(err, errlen, "reference parameter 'version' needs a value (?version=<v>)");
+            snprintf(err, errlen, "reference parameter '%s' needs a value (?%s=<v>)", keys[k],
+                     keys[k]);
             return -EINVAL;
         }
-        if (*version) {
-            snprintf(err, errlen, "reference parameter 'version' given twice");
+        if (*outs[k]) {
+            snprintf(err, errlen, "reference parameter '%s' given twice", keys[k]);
             return -EINVAL;
         }
-        *version = strndup(eq + 1, m - klen - 1);
-        if (!*version) {
+        if (*outs[1 - k]) {
+            snprintf(err, errlen, "?version= and ?stage= exclude each other");
+            return -EINVAL;
+        }
+        *outs[k] = strndup(eq + 1, m - klen - 1);
+        if (!*outs[k]) {
             snprintf(err, errlen, "out of memory");
             return -ENOMEM;
         }
@@ -95,7 +109,7 @@ static int check_pointer(const char *f, char *err, size_t errlen)
 
 int ref_parse(const char *s, struct secret_ref *ref, char *err, size_t errlen)
 {
-    struct secret_ref r = {NULL, NULL, NULL, NULL};
+    struct secret_ref r = {0};
     char msg[256], shown[512];
     const char *colon, *p, *q;
     size_t len, plen;
@@ -155,7 +169,7 @@ int ref_parse(const char *s, struct secret_ref *ref, char *err, size_t errlen)
     q = p + plen;
     if (*q == '?') {
         size_t qlen = strcspn(q + 1, "#");
-        rc = parse_query(q + 1, qlen, &r.version, err, errlen);
+        rc = parse_query(q + 1, qlen, &r.version, &r.stage, err, errlen);
         if (rc < 0)
             goto out;
         q += 1 + qlen;
@@ -196,11 +210,9 @@ void ref_cleanup(struct secret_ref *ref)
     free(ref->backend);
     free(ref->path);
     free(ref->version);
+    free(ref->stage);
     free(ref->field);
-    ref->backend = NULL;
-    ref->path = NULL;
-    ref->version = NULL;
-    ref->field = NULL;
+    memset(ref, 0, sizeof(*ref));
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -214,11 +226,12 @@ static int dup_opt(char **dst, const char *src)
 
 int ref_copy(struct secret_ref *dst, const struct secret_ref *src)
 {
-    struct secret_ref r = {NULL, NULL, NULL, NULL};
+    struct secret_ref r = {0};
 
     memset(dst, 0, sizeof(*dst));
     if (dup_opt(&r.backend, src->backend) < 0 || dup_opt(&r.path, src->path) < 0 ||
-        dup_opt(&r.version, src->version) < 0 || dup_opt(&r.field, src->field) < 0) {
+        dup_opt(&r.version, src->version) < 0 || dup_opt(&r.stage, src->stage) < 0 ||
+        dup_opt(&r.field, src->field) < 0) {
         ref_cleanup(&r);
         return -ENOMEM;
     }
@@ -237,13 +250,16 @@ char *ref_format(const struct secret_ref *ref)
     len = strlen(ref->backend) + 1 + strlen(ref->path);
     if (ref->version)
         len += strlen("?version=") + strlen(ref->version);
+    if (ref->stage)
+        len += strlen("?stage=") + strlen(ref->stage);
     if (ref->field)
         len += 1 + strlen(ref->field);
     out = malloc(len + 1);
     if (!out)
         return NULL;
-    w = snprintf(out, len + 1, "%s:%s%s%s%s%s", ref->backend, ref->path,
+    w = snprintf(out, len + 1, "%s:%s%s%s%s%s%s%s", ref->backend, ref->path,
                  ref->version ? "?version=" : "", ref->version ? ref->version : "",
+                 ref->stage ? "?stage=" : "", ref->stage ? ref->stage : "",
                  ref->field ? "#" : "", ref->field ? ref->field : "");
     if (w < 0 || (size_t)w != len) {
         free(out);

@@ -1,4 +1,4 @@
-/* ref.h - secret references: <backend>:<path>[?version=<v>][#<field>]. */
+/* ref.h - secret references: <backend>:<path>[?version=<v>|?stage=<s>][#<field>]. */
 #ifndef RS_REF_H
 #define RS_REF_H
 
@@ -11,6 +11,7 @@ struct secret_ref {
     char *backend;   /* backend name, never empty */
     char *path;      /* backend-specific object path, never empty */
     char *version;   /* NULL or the ?version= value */
+    char *stage;     /* NULL or the ?stage= value (never both) */
     char *field;     /* NULL, a top-level key, or a JSON Pointer starting with '/' */
 };
 

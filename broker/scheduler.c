@@ -35,6 +35,13 @@ struct group {
     bool settled;                  /* first attempt done; under sc->lock */
 };
 
+/* Groups of one batching backend fetched together at the cold start. */
+struct batch {
+    struct backend *backend;       /* borrowed */
+    size_t *groups;
+    size_t n;
+};
+
 struct item {
     struct timespec due;
     bool never;                    /* nothing to do until told otherwise */
@@ -47,13 +54,15 @@ struct scheduler {
     size_t nb;
     struct group *groups;
     size_t ng;
+    struct batch *batches;         /* items ng + nb ... */
+    size_t nbatch;
     struct sched_hooks hooks;
 
     pthread_mutex_t lock;
     pthread_cond_t timer;          /* the timing thread waits here */
     pthread_cond_t work;           /* workers wait here */
     pthread_cond_t idle;           /* fetch_all waits here */
-    struct item *items;            /* ng groups, then nb backends; under lock */
+    struct item *items;            /* ng groups, nb backends, nbatch batches; under lock */
     size_t *queue;                 /* ring of item indexes; under lock */
     size_t qhead, qlen;
     bool stop;
@@ -69,12 +78,16 @@ struct scheduler {
     char (*errors)[SCHED_ERR_MAX]; /* per secret; written by the worker of its group */
 };
 
+static bool same_opt(const char *x, const char *y)
+{
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
 static bool same_object(const struct secret *a, const struct secret *b)
 {
     const struct secret_ref *x = &a->cfg->ref, *y = &b->cfg->ref;
     return a->backend == b->backend && strcmp(x->path, y->path) == 0 &&
-           ((!x->version && !y->version) ||
-            (x->version && y->version && strcmp(x->version, y->version) == 0));
+           same_opt(x->version, y->version) && same_opt(x->stage, y->stage);
 }
 
 static int build_groups(struct scheduler *sc)
@@ -118,6 +131,42 @@ static int build_groups(struct scheduler *sc)
     return 0;
 }
 
+/* A backend that batches gets its groups in chunks of batch_max, fetched
+ * together at the cold start (afterwards each group refreshes alone). */
+static int build_batches(struct scheduler *sc)
+{
+    for (size_t bi = 0; bi < sc->nb; bi++) {
+        struct backend *b = sc->backends[bi];
+        size_t max = backend_batch_max(b), count = 0;
+        for (size_t g = 0; g < sc->ng; g++)
+            count += sc->groups[g].backend == b;
+        if (max == 0 || count < 2)
+            continue;
+        for (size_t g = 0; g < sc->ng; g++) {
+            if (sc->groups[g].backend != b)
+                continue;
+            struct batch *last = sc->nbatch ? &sc->batches[sc->nbatch - 1] : NULL;
+            if (!last || last->backend != b || last->n == max) {
+                struct batch *nb = realloc(sc->batches, (sc->nbatch + 1) * sizeof(*nb));
+                if (!nb)
+                    return -ENOMEM;
+                sc->batches = nb;
+                last = &sc->batches[sc->nbatch++];
+                *last = (struct batch){.backend = b, .groups = calloc(max, sizeof(size_t))};
+                if (!last->groups)
+                    return -ENOMEM;
+            }
+            last->groups[last->n++] = g;
+        }
+    }
+    return 0;
+}
+
+static size_t nitems(const struct scheduler *sc)
+{
+    return sc->ng + sc->nb + sc->nbatch;
+}
+
 int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct scheduler **out)
 {
     pthread_condattr_t ca;
@@ -134,14 +183,14 @@ int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct
     pthread_cond_init(&sc->work, NULL);
     pthread_cond_init(&sc->idle, NULL);
     pthread_condattr_destroy(&ca);
-    if (build_groups(sc) < 0)
+    if (build_groups(sc) < 0 || build_batches(sc) < 0)
         goto nomem;
-    sc->items = calloc(sc->ng + nb + 1, sizeof(*sc->items));
-    sc->queue = calloc(sc->ng + nb + 1, sizeof(*sc->queue));
+    sc->items = calloc(nitems(sc) + 1, sizeof(*sc->items));
+    sc->queue = calloc(nitems(sc) + 1, sizeof(*sc->queue));
     sc->errors = calloc(st->n + 1, sizeof(*sc->errors));
     if (!sc->items || !sc->queue || !sc->errors)
         goto nomem;
-    for (size_t i = 0; i < sc->ng + nb; i++)
+    for (size_t i = 0; i < nitems(sc); i++)
         sc->items[i].never = true;
     sc->nworkers = (unsigned)(sc->ng + nb < SCHED_MAX_WORKERS ? sc->ng + nb : SCHED_MAX_WORKERS);
     if (sc->nworkers == 0)
@@ -174,6 +223,9 @@ void scheduler_free(struct scheduler *sc)
         for (size_t g = 0; g < sc->ng; g++)
             free(sc->groups[g].members);
     free(sc->groups);
+    for (size_t i = 0; i < sc->nbatch; i++)
+        free(sc->batches[i].groups);
+    free(sc->batches);
     free(sc->items);
     free(sc->queue);
     free(sc->errors);
@@ -299,14 +351,14 @@ static long long jittered(long long ms)
  *   the server's Retry-After;
  * - permanent failure (or the object is gone): the refresh interval, so a
  *   fixed policy or a recreated secret is picked up without hammering. */
-static long long refresh_group(struct scheduler *sc, size_t gi)
+/* Apply one fetch outcome (rc, r, msg) to every member of group gi and
+ * return the milliseconds until its next attempt (see refresh_group). */
+static long long apply_result(struct scheduler *sc, size_t gi, int rc, const struct fetch_result *r,
+                              char *msg, size_t msglen)
 {
     struct group *g = &sc->groups[gi];
     struct backend *b = g->backend;
-    long long refresh = 0, cap = 0;
-    struct fetch_result r;
-    char msg[SCHED_ERR_MAX] = "";
-    long long delay;
+    long long refresh = 0, cap = 0, delay;
 
     for (size_t k = 0; k < g->n; k++) {
         const struct cfg_attrs *a = &sc->st->secrets[g->members[k]].cfg->attrs;
@@ -315,41 +367,55 @@ static long long refresh_group(struct scheduler *sc, size_t gi)
         if (k == 0 || a->max_stale * 900LL < cap)
             cap = a->max_stale * 900LL;
     }
-
-    fetch_result_init(&r, b->max_value);
-    int rc = backend_fetch(b, g->ref, &r, msg, sizeof(msg));
     if (rc == 0) {
         g->failures = 0;
         for (size_t k = 0; k < g->n; k++)
-            member_success(sc, g->members[k], &r);
-        delay = r.valid_ms > 0 ? r.valid_ms : jittered(refresh);
-        if (delay > cap)
-            delay = cap;
-    } else if (rc == -ECANCELED) {
-        delay = 0;   /* shutting down: nothing failed, nothing to log */
-    } else {
-        if (!msg[0])
-            snprintf(msg, sizeof(msg), "%s", strerror(-rc));
-        g->failures++;
-        for (size_t k = 0; k < g->n; k++)
-            member_failure(sc, g->members[k], rc, msg);
-        if (rc == -ENOENT || !r.retryable) {
-            delay = jittered(refresh);
-        } else {
-            unsigned sh = g->failures - 1 > 30 ? 30 : g->failures - 1;
-            long long ceiling = b->retry_base_ms << sh;
-            if (ceiling > b->retry_max_ms)
-                ceiling = b->retry_max_ms;
-            if (ceiling > refresh)
-                ceiling = refresh;
-            delay = (long long)randombytes_uniform((uint32_t)(ceiling < UINT32_MAX ? ceiling + 1
-                                                                                  : UINT32_MAX));
-            if (delay < SCHED_MIN_RETRY_MS)
-                delay = SCHED_MIN_RETRY_MS;
-        }
-        if (r.retry_after_ms > delay)
-            delay = r.retry_after_ms;
+            member_success(sc, g->members[k], r);
+        delay = r->valid_ms > 0 ? r->valid_ms : jittered(refresh);
+        return delay > cap ? cap : delay;
     }
+    if (rc == -ECANCELED)
+        return 0;   /* shutting down: nothing failed, nothing to log */
+    if (!msg[0])
+        snprintf(msg, msglen, "%s", strerror(-rc));
+    g->failures++;
+    for (size_t k = 0; k < g->n; k++)
+        member_failure(sc, g->members[k], rc, msg);
+    if (rc == -ENOENT || !r->retryable) {
+        delay = jittered(refresh);
+    } else {
+        long long ceiling = b->retry_base_ms;
+        for (unsigned i = 1; i < g->failures && ceiling < b->retry_max_ms; i++)
+            ceiling *= 2;
+        if (ceiling > b->retry_max_ms)
+            ceiling = b->retry_max_ms;
+        if (ceiling > refresh)
+            ceiling = refresh;
+        delay = (long long)randombytes_uniform((uint32_t)(ceiling < UINT32_MAX ? ceiling + 1
+                                                                              : UINT32_MAX));
+        if (delay < SCHED_MIN_RETRY_MS)
+            delay = SCHED_MIN_RETRY_MS;
+    }
+    return r->retry_after_ms > delay ? r->retry_after_ms : delay;
+}
+
+/* Fetch group g once and apply the result to every member. Returns the
+ * milliseconds until its next attempt:
+ * - success: the refresh interval ±10%, or what the lease says (valid_ms);
+ *   never past 90% of max_stale, so a healthy secret never fails closed;
+ * - transient failure: full-jitter exponential backoff from retry_base,
+ *   capped at retry_max and at the refresh interval, and never sooner than
+ *   the server's Retry-After;
+ * - permanent failure (or the object is gone): the refresh interval, so a
+ *   fixed policy or a recreated secret is picked up without hammering. */
+static long long refresh_group(struct scheduler *sc, size_t gi)
+{
+    struct group *g = &sc->groups[gi];
+    struct fetch_result r;
+    char msg[SCHED_ERR_MAX] = "";
+    fetch_result_init(&r, g->backend->max_value);
+    int rc = backend_fetch(g->backend, g->ref, &r, msg, sizeof(msg));
+    long long delay = apply_result(sc, gi, rc, &r, msg, sizeof(msg));
     fetch_result_cleanup(&r);   /* wipes the plaintext */
     return delay;
 }
@@ -387,7 +453,7 @@ static void enqueue_locked(struct scheduler *sc, size_t item)
     if (it->inflight)
         return;
     it->inflight = true;
-    sc->queue[(sc->qhead + sc->qlen) % (sc->ng + sc->nb)] = item;
+    sc->queue[(sc->qhead + sc->qlen) % nitems(sc)] = item;
     sc->qlen++;
     pthread_cond_signal(&sc->work);
 }
@@ -415,6 +481,52 @@ static void settle_locked(struct scheduler *sc, size_t gi)
     log_f(lf.failed ? LOG_WARN : LOG_INFO, &lf, "cold start done");
 }
 
+/* One batch: a single backend call for its groups, then each group is
+ * applied and scheduled as if it had been fetched alone. */
+static void run_batch(struct scheduler *sc, size_t bi)
+{
+    struct batch *bt = &sc->batches[bi];
+    size_t n = bt->n;
+    const struct secret_ref **refs = calloc(n, sizeof(*refs));
+    struct fetch_result *outs = calloc(n, sizeof(*outs));
+    int *rcs = calloc(n, sizeof(*rcs));
+    char (*errs)[BACKEND_ERR_MAX] = calloc(n, sizeof(*errs));
+    long long *delays = calloc(n, sizeof(*delays));
+
+    if (!refs || !outs || !rcs || !errs || !delays) {
+        for (size_t k = 0; k < n; k++)
+            if (delays)
+                delays[k] = refresh_group(sc, bt->groups[k]);
+            else
+                (void)refresh_group(sc, bt->groups[k]);
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            refs[k] = sc->groups[bt->groups[k]].ref;
+            fetch_result_init(&outs[k], bt->backend->max_value);
+        }
+        (void)backend_fetch_many(bt->backend, refs, n, outs, rcs, errs);
+        for (size_t k = 0; k < n; k++) {
+            delays[k] = apply_result(sc, bt->groups[k], rcs[k], &outs[k], errs[k], BACKEND_ERR_MAX);
+            fetch_result_cleanup(&outs[k]);   /* wipes the plaintext */
+        }
+    }
+    pthread_mutex_lock(&sc->lock);
+    for (size_t k = 0; k < n; k++) {
+        struct item *it = &sc->items[bt->groups[k]];
+        it->inflight = false;
+        it->never = false;
+        clock_gettime(CLOCK_MONOTONIC, &it->due);
+        ts_add_ms(&it->due, delays ? delays[k] : 1000);
+        settle_locked(sc, bt->groups[k]);
+    }
+    pthread_mutex_unlock(&sc->lock);
+    free(refs);
+    free(outs);
+    free(rcs);
+    free(errs);
+    free(delays);
+}
+
 static void *worker(void *arg)
 {
     struct scheduler *sc = arg;
@@ -425,10 +537,19 @@ static void *worker(void *arg)
             continue;
         }
         size_t item = sc->queue[sc->qhead];
-        sc->qhead = (sc->qhead + 1) % (sc->ng + sc->nb);
+        sc->qhead = (sc->qhead + 1) % nitems(sc);
         sc->qlen--;
         pthread_mutex_unlock(&sc->lock);
 
+        if (item >= sc->ng + sc->nb) {
+            run_batch(sc, item - sc->ng - sc->nb);
+            pthread_mutex_lock(&sc->lock);
+            sc->items[item].inflight = false;
+            sc->items[item].never = true;   /* a cold-start tool only */
+            pthread_cond_signal(&sc->timer);
+            pthread_cond_broadcast(&sc->idle);
+            continue;
+        }
         long long delay = item < sc->ng ? refresh_group(sc, item)
                                         : backend_maintain(sc->backends[item - sc->ng]);
 
@@ -457,7 +578,7 @@ static void *timer_thread(void *arg)
         struct timespec now, next = {0, 0};
         bool have_next = false;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        for (size_t i = 0; i < sc->ng + sc->nb; i++) {
+        for (size_t i = 0; i < nitems(sc); i++) {
             struct item *it = &sc->items[i];
             if (it->never || it->inflight)
                 continue;
@@ -509,8 +630,15 @@ static void begin_cold_start_locked(struct scheduler *sc)
         sc->items[g].never = false;
         sc->items[g].due = sc->started_at;
     }
+    /* Groups in a batch are fetched by it: in flight until it is done. */
+    for (size_t i = 0; i < sc->nbatch; i++) {
+        for (size_t k = 0; k < sc->batches[i].n; k++)
+            sc->items[sc->batches[i].groups[k]].inflight = true;
+        sc->items[sc->ng + sc->nb + i].never = false;
+        enqueue_locked(sc, sc->ng + sc->nb + i);
+    }
     for (size_t g = 0; g < sc->ng; g++)
-        enqueue_locked(sc, g);
+        enqueue_locked(sc, g);   /* no-op for those in flight */
 }
 
 size_t scheduler_fetch_all(struct scheduler *sc)
@@ -577,7 +705,7 @@ void scheduler_stop(struct scheduler *sc)
     sc->nstarted = 0;
     /* Whatever was queued is dropped; items become idle again. */
     pthread_mutex_lock(&sc->lock);
-    for (size_t i = 0; i < sc->ng + sc->nb; i++)
+    for (size_t i = 0; i < nitems(sc); i++)
         sc->items[i].inflight = false;
     sc->qlen = 0;
     pthread_mutex_unlock(&sc->lock);

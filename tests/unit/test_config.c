@@ -188,9 +188,9 @@ END_TEST
 START_TEST(bad_backends)
 {
     load_bad("{\"backends\": {\"local\": {\"type\": \"fiel\", \"path\": \"/\"}}}",
-             "config.json:1:33: backends.local.type: unknown backend type 'fiel' (known: file, vault)");
+             "config.json:1:33: backends.local.type: unknown backend type 'fiel' (known: file, vault, aws)");
     load_bad("{\"backends\": {\"local\": {\"path\": \"/\"}}}",
-             "config.json:1:24: backends.local.type: missing (one of: file, vault)");
+             "config.json:1:24: backends.local.type: missing (one of: file, vault, aws)");
     load_bad("{\"backends\": {\"local\": {\"type\": \"file\"}}}",
              "config.json:1:24: backends.local.path: missing (the directory holding the secret files)");
     load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"rel\"}}}",

@@ -84,7 +84,7 @@ static const struct {
     const char *in;
     const char *msg;
 } bad[] = {
-    {"", "empty reference; expected <backend>:<path>[?version=<v>][#<field>]"},
+    {"", "empty reference; expected <backend>:<path>[?version=<v>|?stage=<s>][#<field>]"},
     {"justapath", "has no ':'"},
     {":path", "invalid backend in reference: backend name is empty"},
     {"my.vault:x", "character '.' (0x2e) is not allowed in a backend name"},
@@ -95,12 +95,12 @@ static const struct {
     {"local:#field", "empty path after 'local:'"},
     {"local:x?", "empty parameter list after '?'"},
     {"local:x?#f", "empty parameter list after '?'"},
-    {"local:x?v=1", "unknown reference parameter 'v' (supported: version)"},
-    {"local:x?ver=1", "unknown reference parameter 'ver' (supported: version)"},
-    {"local:x?versions=1", "unknown reference parameter 'versions' (supported: version)"},
-    {"local:x?Version=1", "unknown reference parameter 'Version' (supported: version)"},
-    {"local:x?version=1&x=2", "unknown reference parameter 'x' (supported: version)"},
-    {"local:x?=1", "unknown reference parameter '' (supported: version)"},
+    {"local:x?v=1", "unknown reference parameter 'v' (supported: version, stage)"},
+    {"local:x?ver=1", "unknown reference parameter 'ver' (supported: version, stage)"},
+    {"local:x?versions=1", "unknown reference parameter 'versions' (supported: version, stage)"},
+    {"local:x?Version=1", "unknown reference parameter 'Version' (supported: version, stage)"},
+    {"local:x?version=1&x=2", "unknown reference parameter 'x' (supported: version, stage)"},
+    {"local:x?=1", "unknown reference parameter '' (supported: version, stage)"},
     {"local:x?version", "parameter 'version' needs a value"},
     {"local:x?version=", "parameter 'version' needs a value"},
     {"local:x?version=#f", "parameter 'version' needs a value"},
@@ -108,6 +108,10 @@ static const struct {
     {"local:x?version=1&", "stray '&'"},
     {"local:x?&version=1", "stray '&'"},
     {"local:x?version=1?version=2", "'?' may appear only once"},
+    {"aws:x?stage=", "parameter 'stage' needs a value"},
+    {"aws:x?stage=A&stage=B", "parameter 'stage' given twice"},
+    {"aws:x?version=1&stage=AWSCURRENT", "?version= and ?stage= exclude each other"},
+    {"aws:x?stage=AWSCURRENT&version=1", "?version= and ?stage= exclude each other"},
     {"local:x#", "empty field after '#'"},
     {"local:x?version=2#", "empty field after '#'"},
     {"local:x#/a~2", "invalid JSON pointer '/a~2': '~' must be followed by '0' or '1'"},
@@ -118,6 +122,27 @@ static const struct {
     {"local:x#f\x7f", "control character 0x7f is not allowed in a reference"},
     {"local:x?version=\x1b", "control character 0x1b is not allowed in a reference"},
 };
+
+START_TEST(parse_stage)
+{
+    struct secret_ref r;
+    char err[256] = "";
+    ck_assert_int_eq(ref_parse("aws:arn:aws:secretsmanager:r:1:secret:db?stage=AWSPREVIOUS#pw", &r,
+                               err, sizeof(err)), 0);
+    ck_assert_str_eq(r.path, "arn:aws:secretsmanager:r:1:secret:db");
+    ck_assert_str_eq(r.stage, "AWSPREVIOUS");
+    ck_assert_ptr_null(r.version);
+    ck_assert_str_eq(r.field, "pw");
+    char *f = ref_format(&r);
+    ck_assert_str_eq(f, "aws:arn:aws:secretsmanager:r:1:secret:db?stage=AWSPREVIOUS#pw");
+    free(f);
+    struct secret_ref c;
+    ck_assert_int_eq(ref_copy(&c, &r), 0);
+    ck_assert_str_eq(c.stage, "AWSPREVIOUS");
+    ref_cleanup(&c);
+    ref_cleanup(&r);
+}
+END_TEST
 
 START_TEST(parse_bad)
 {
@@ -205,7 +230,7 @@ END_TEST
 
 START_TEST(format_incomplete)
 {
-    struct secret_ref r = {NULL, NULL, NULL, NULL};
+    struct secret_ref r = {0};
     char b[] = "local";
 
     ck_assert_ptr_null(ref_format(&r));
@@ -217,7 +242,7 @@ END_TEST
 
 START_TEST(cleanup_zeroed)
 {
-    struct secret_ref r = {NULL, NULL, NULL, NULL};
+    struct secret_ref r = {0};
 
     ref_cleanup(&r);
     ref_cleanup(NULL);
@@ -230,6 +255,7 @@ static Suite *ref_suite(void)
     TCase *tc = tcase_create("parse");
 
     tcase_add_loop_test(tc, parse_good, 0, sizeof(good) / sizeof(good[0]));
+    tcase_add_test(tc, parse_stage);
     tcase_add_loop_test(tc, parse_bad, 0, sizeof(bad) / sizeof(bad[0]));
     tcase_add_test(tc, messages_escape_odd_bytes);
     tcase_add_test(tc, length_limit);
