@@ -454,7 +454,8 @@ static int version_changed(struct aws *a, const struct secret_ref *ref, const ch
         root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
         secmem_wipe(&jerr, sizeof(jerr));
         json_t *map = json_object_get(root, "VersionIdsToStages");
-        if (json_object_get(root, "DeletedDate")) {
+        const json_t *deleted = json_object_get(root, "DeletedDate");
+        if (deleted && !json_is_null(deleted)) {
             snprintf(err, errlen, "%.200s: scheduled for deletion", ref->path);
             rc = -ENOENT;
         } else if (!json_is_object(map)) {

@@ -246,6 +246,35 @@ START_TEST(bad_vault_backends)
 }
 END_TEST
 
+#define AB(rest) "{\"backends\": {\"a\": {\"type\": \"aws\"" rest "}}}"
+
+START_TEST(bad_aws_backends)
+{
+    struct config *c = load_ok(AB(", \"region\": \"eu-west-1\", \"profile\": \"prod\", \"endpoint\": "
+                                  "\"https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com\", "
+                                  "\"batch\": false, \"timeout\": \"5s\""));
+    cfg_free(c);
+    c = load_ok(AB(""));   /* everything from the environment */
+    cfg_free(c);
+    load_bad(AB(", \"region\": \"eu west\""), "config.json:1:46: backends.a.region: expected a name such as \"eu-west-1\"");
+    load_bad(AB(", \"profile\": 3"), "config.json:1:47: backends.a.profile: expected a name such as \"prod\"");
+    load_bad(AB(", \"endpoint\": \"ftp://x\""), "config.json:1:48: backends.a.endpoint: scheme must be https or http");
+    load_bad(AB(", \"endpoint\": \"http://127.0.0.1:5000\", \"ca_file\": \"/etc/hostname\""), "config.json:1:84: backends.a.ca_file: the endpoint is plain http; TLS settings need https");
+    load_bad(AB(", \"batch\": \"yes\""), "config.json:1:45: backends.a.batch: expected true or false");
+    load_bad(AB(", \"sts_endpoint\": \"nope\""), "config.json:1:52: backends.a.sts_endpoint: not a URL (expected https://host[:port])");
+    load_bad(AB(", \"regoin\": \"x\""), "config.json:1:36: backends.a.regoin: unknown key");
+    load_bad("{\"backends\": {\"a\": {\"type\": \"aws\"}}, \"secrets\": {\"s\": "
+             "\"a:arn:aws:s3:::bucket\"}}", "config.json:1:55: secrets.s: aws ARN 'arn:aws:s3:::bucket' is not a Secrets Manager ARN");
+    load_bad("{\"backends\": {\"a\": {\"type\": \"aws\"}}, \"secrets\": {\"s\": "
+             "\"a:db?version=1&stage=AWSCURRENT\"}}", "config.json:1:55: secrets.s: ?version= and ?stage= exclude each other");
+    load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"/\"}}, \"secrets\": "
+             "{\"s\": \"local:db?stage=AWSCURRENT\"}}", "config.json:1:73: secrets.s: the file backend does not support ?stage=");
+    c = load_ok("{\"backends\": {\"a\": {\"type\": \"aws\"}}, \"secrets\": {\"s\": "
+                "\"a:arn:aws:secretsmanager:eu-west-1:1:secret:db-AbCdEf?stage=AWSPREVIOUS#pw\"}}");
+    cfg_free(c);
+}
+END_TEST
+
 START_TEST(bad_secrets)
 {
     load_bad("{" BACKENDS ",\n \"secrets\": {\n  \"db_password\": {\"from\": \"lcoal:db_password\"}}}",
@@ -326,6 +355,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_defaults);
     tcase_add_test(tc, bad_backends);
     tcase_add_test(tc, bad_vault_backends);
+    tcase_add_test(tc, bad_aws_backends);
     tcase_add_test(tc, bad_secrets);
     tcase_add_test(tc, columns_count_characters);
     tcase_add_test(tc, load_file_errors);

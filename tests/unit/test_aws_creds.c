@@ -1,0 +1,251 @@
+/* test_aws_creds.c - the AWS shared-file parser and the parts of the
+ * credential chain that need no network: environment, static profile keys,
+ * credential_process, the order of sources and their error messages.
+ * (STS, container and instance-metadata sources run against servers in
+ * tests/integration/test_aws_creds.py.) Each test runs in its own process
+ * (CK_FORK), so setenv stays local. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aws_creds.h"
+#include "ini.h"
+#include "secmem.h"
+#include "ck_main.h"
+
+static char dir[] = "/tmp/rs-test-aws-XXXXXX";
+static struct http_engine *eng;
+
+static void setup(void)
+{
+    char e[256];
+    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(http_engine_new(&eng, e, sizeof(e)), 0);
+    static const char *const vars[] = {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_REGION", "AWS_DEFAULT_REGION", NULL};
+    for (size_t i = 0; vars[i]; i++)
+        unsetenv(vars[i]);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/credentials", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    snprintf(p, sizeof(p), "%s/config", dir);
+    setenv("AWS_CONFIG_FILE", p, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+}
+
+static void teardown(void)
+{
+    http_engine_free(eng);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(p, 0700);
+}
+
+static struct aws_chain *chain(const char *profile)
+{
+    struct aws_chain *c = NULL;
+    char err[256] = "";
+    struct aws_chain_opts o = {.http = eng, .profile = profile, .backend = "aws"};
+    ck_assert_int_eq(aws_chain_new(&o, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+START_TEST(ini_sections_comments_and_last_wins)
+{
+    static const char text[] =
+        "# comment\n[default]\naws_access_key_id = AKIA1\n; another\nAWS_Secret_Access_Key=s1\n"
+        "[profile prod]\nregion = eu-west-1\ns3 =\n  max_concurrent_requests = 20\n"
+        "region=eu-central-1\n";
+    struct ini *ini = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(ini_parse("t", text, sizeof(text) - 1, &ini, err, sizeof(err)), 0);
+    ck_assert_str_eq(ini_get(ini, "default", "aws_access_key_id"), "AKIA1");
+    ck_assert_str_eq(ini_get(ini, "default", "aws_secret_access_key"), "s1");   /* keys lower-cased */
+    ck_assert_str_eq(ini_get(ini, "profile prod", "region"), "eu-central-1");   /* last wins */
+    ck_assert_ptr_null(ini_get(ini, "profile prod", "max_concurrent_requests")); /* nested: skipped */
+    ck_assert_ptr_null(ini_get(ini, "default", "region"));
+    ck_assert(ini_has_section(ini, "profile prod"));
+    ck_assert(!ini_has_section(ini, "prod"));
+    ini_free(ini);
+}
+END_TEST
+
+START_TEST(ini_errors)
+{
+    struct ini *ini = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(ini_parse("f", "[a\nk=v\n", 8, &ini, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "f:1: section header without ']'");
+    ck_assert_int_eq(ini_parse("f", "[a]\njunk\n", 9, &ini, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "f:2: expected 'key = value'");
+    ck_assert_int_eq(ini_parse("f", "k=v\n", 4, &ini, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "f:1: setting outside any [section]");
+    ck_assert_int_eq(ini_load("/nonexistent-rs/credentials", &ini, err, sizeof(err)), -ENOENT);
+}
+END_TEST
+
+START_TEST(environment_first)
+{
+    struct aws_creds cr = {0};
+    char err[256] = "";
+    write_file("credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = f\n");
+    setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    struct aws_chain *c = chain(NULL);
+    ck_assert_msg(aws_chain_get(c, &cr, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cr.akid, "ENVKEY");
+    ck_assert_str_eq(cr.secret, "envsecret");
+    ck_assert_str_eq(cr.token, "envtoken");
+    ck_assert_str_eq(aws_chain_source(c), "environment");
+    aws_creds_clear(&cr);
+    aws_chain_free(c);
+    /* an explicit profile skips the environment, as the CLI's --profile does */
+    c = chain("default");
+    ck_assert_msg(aws_chain_get(c, &cr, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cr.akid, "FILEKEY");
+    ck_assert_ptr_null(cr.token);
+    ck_assert_str_eq(aws_chain_source(c), "profile default");
+    aws_creds_clear(&cr);
+    aws_chain_free(c);
+}
+END_TEST
+
+START_TEST(profile_from_env_and_config_file)
+{
+    struct aws_creds cr = {0};
+    char err[256] = "";
+    write_file("config", "[profile prod]\naws_access_key_id = CFGKEY\naws_secret_access_key = c\n"
+                         "region = eu-west-1\n");
+    setenv("AWS_PROFILE", "prod", 1);
+    struct aws_chain *c = chain(NULL);
+    ck_assert_msg(aws_chain_get(c, &cr, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cr.akid, "CFGKEY");
+    char *region = NULL;
+    ck_assert_int_eq(aws_chain_region(c, &region, err, sizeof(err)), 0);
+    ck_assert_str_eq(region, "eu-west-1");
+    free(region);
+    setenv("AWS_REGION", "ap-south-1", 1);   /* the environment beats the profile */
+    ck_assert_int_eq(aws_chain_region(c, &region, err, sizeof(err)), 0);
+    ck_assert_str_eq(region, "ap-south-1");
+    free(region);
+    aws_creds_clear(&cr);
+    aws_chain_free(c);
+}
+END_TEST
+
+START_TEST(credential_process)
+{
+    struct aws_creds cr = {0};
+    char err[256] = "", cfg[512];
+    write_file("proc.sh", "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"PROCKEY\", "
+                          "\"SecretAccessKey\": \"ps\", \"SessionToken\": \"pt\", "
+                          "\"Expiration\": \"2099-01-01T00:00:00Z\"}'\n");
+    snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/proc.sh --flag\n", dir);
+    write_file("config", cfg);
+    struct aws_chain *c = chain(NULL);
+    ck_assert_msg(aws_chain_get(c, &cr, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cr.akid, "PROCKEY");
+    ck_assert_str_eq(cr.token, "pt");
+    ck_assert_int_eq(cr.expiration, 4070908800);
+    aws_creds_clear(&cr);
+    aws_chain_free(c);
+}
+END_TEST
+
+START_TEST(credential_process_failures)
+{
+    struct aws_creds cr = {0};
+    char err[256] = "", cfg[512];
+    write_file("fail.sh", "#!/bin/sh\necho 'nope' >&2\nexit 3\n");
+    snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/fail.sh\n", dir);
+    write_file("config", cfg);
+    struct aws_chain *c = chain(NULL);
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EIO);
+    ck_assert_str_eq(err, "credential_process: exited with status 3");
+    aws_chain_free(c);
+    write_file("bad.sh", "#!/bin/sh\necho '{\"Version\": 1}'\n");
+    snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/bad.sh\n", dir);
+    write_file("config", cfg);
+    c = chain(NULL);
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EPROTO);
+    ck_assert_str_eq(err, "credential_process: no AccessKeyId/SecretAccessKey in the answer");
+    aws_chain_free(c);
+}
+END_TEST
+
+START_TEST(missing_profile_and_nothing_at_all)
+{
+    struct aws_creds cr = {0};
+    char err[512] = "";
+    struct aws_chain *c = chain("ghost");
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "profile ghost not found in ") != NULL, "%s", err);
+    aws_chain_free(c);
+    c = chain(NULL);
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -ENOENT);
+    ck_assert_msg(strstr(err, "no credentials: not in the environment") != NULL, "%s", err);
+    /* a failure is remembered: the same answer, no second attempt */
+    char err2[512] = "";
+    ck_assert_int_eq(aws_chain_get(c, &cr, err2, sizeof(err2)), -ENOENT);
+    ck_assert_str_eq(err, err2);
+    aws_chain_free(c);
+    write_file("credentials", "[default]\naws_access_key_id = ONLYID\n");
+    c = chain(NULL);
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "profile default: aws_access_key_id without aws_secret_access_key");
+    aws_chain_free(c);
+}
+END_TEST
+
+START_TEST(role_needs_source)
+{
+    struct aws_creds cr = {0};
+    char err[512] = "";
+    write_file("config", "[profile r]\nrole_arn = arn:aws:iam::1:role/x\n");
+    struct aws_chain *c = chain("r");
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "profile r: role_arn needs source_profile (credential_source is not "
+                          "supported)");
+    aws_chain_free(c);
+}
+END_TEST
+
+static Suite *aws_creds_suite(void)
+{
+    Suite *s = suite_create("aws_creds");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, ini_sections_comments_and_last_wins);
+    tcase_add_test(tc, ini_errors);
+    tcase_add_test(tc, environment_first);
+    tcase_add_test(tc, profile_from_env_and_config_file);
+    tcase_add_test(tc, credential_process);
+    tcase_add_test(tc, credential_process_failures);
+    tcase_add_test(tc, missing_profile_and_nothing_at_all);
+    tcase_add_test(tc, role_needs_source);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CK_MAIN(aws_creds_suite)
