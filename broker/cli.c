@@ -189,6 +189,12 @@ static void on_changed(void *arg, size_t idx, bool removed)
     fs_notify(b->fs, idx, removed);
 }
 
+static void on_settled(void *arg, size_t idx)
+{
+    struct broker *b = arg;
+    fs_settled(b->fs, idx);
+}
+
 static int cmd_mount(struct broker *b, struct cli_opts *o)
 {
     char err[1024] = "";
@@ -221,7 +227,8 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
         log_f(LOG_ERROR, &lf, "mount failed");
         return EXIT_RUNTIME;
     }
-    scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed, .arg = b});
+    scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
+                                                        .settled = on_settled, .arg = b});
     log_f(LOG_INFO, &lf, "mounted");
     if (scheduler_start(b->sched) < 0) {
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");

@@ -25,6 +25,7 @@
 #define SCHED_ERR_MAX 512
 #define SCHED_MAX_WORKERS 64
 #define SCHED_MIN_RETRY_MS 50LL
+#define SCHED_BATCH_LIMIT 256   /* largest batch a backend may ask for */
 
 struct group {
     struct backend *backend;       /* borrowed */
@@ -138,6 +139,8 @@ static int build_batches(struct scheduler *sc)
     for (size_t bi = 0; bi < sc->nb; bi++) {
         struct backend *b = sc->backends[bi];
         size_t max = backend_batch_max(b), count = 0;
+        if (max > SCHED_BATCH_LIMIT)
+            max = SCHED_BATCH_LIMIT;
         for (size_t g = 0; g < sc->ng; g++)
             count += sc->groups[g].backend == b;
         if (max == 0 || count < 2)
@@ -459,16 +462,16 @@ static void enqueue_locked(struct scheduler *sc, size_t item)
 }
 
 /* Called with sc->lock held, after the first attempt of group gi. */
-static void settle_locked(struct scheduler *sc, size_t gi)
+static bool settle_locked(struct scheduler *sc, size_t gi)
 {
     struct group *g = &sc->groups[gi];
     if (g->settled)
-        return;
+        return false;
     g->settled = true;
     for (size_t k = 0; k < g->n; k++)
         store_settle(sc->st, g->members[k]);
     if (--sc->unsettled > 0 || !sc->log_cold_start)
-        return;
+        return true;
     struct log_fields lf = {.has_counts = true, .ms = elapsed_ms(&sc->started_at)};
     for (size_t i = 0; i < sc->st->n; i++) {
         struct secret_view v;
@@ -479,6 +482,16 @@ static void settle_locked(struct scheduler *sc, size_t gi)
             lf.failed++;
     }
     log_f(lf.failed ? LOG_WARN : LOG_INFO, &lf, "cold start done");
+    return true;
+}
+
+/* Tell the filesystem a group's first attempt is over; no locks held. */
+static void notify_settled(struct scheduler *sc, size_t gi)
+{
+    if (!sc->hooks.settled)
+        return;
+    for (size_t k = 0; k < sc->groups[gi].n; k++)
+        sc->hooks.settled(sc->hooks.arg, sc->groups[gi].members[k]);
 }
 
 /* One batch: a single backend call for its groups, then each group is
@@ -510,6 +523,7 @@ static void run_batch(struct scheduler *sc, size_t bi)
             fetch_result_cleanup(&outs[k]);   /* wipes the plaintext */
         }
     }
+    bool first[SCHED_BATCH_LIMIT] = {false};
     pthread_mutex_lock(&sc->lock);
     for (size_t k = 0; k < n; k++) {
         struct item *it = &sc->items[bt->groups[k]];
@@ -517,9 +531,14 @@ static void run_batch(struct scheduler *sc, size_t bi)
         it->never = false;
         clock_gettime(CLOCK_MONOTONIC, &it->due);
         ts_add_ms(&it->due, delays ? delays[k] : 1000);
-        settle_locked(sc, bt->groups[k]);
+        bool f = settle_locked(sc, bt->groups[k]);
+        if (k < SCHED_BATCH_LIMIT)
+            first[k] = f;
     }
     pthread_mutex_unlock(&sc->lock);
+    for (size_t k = 0; k < n && k < SCHED_BATCH_LIMIT; k++)
+        if (first[k])
+            notify_settled(sc, bt->groups[k]);
     free(refs);
     free(outs);
     free(rcs);
@@ -561,10 +580,14 @@ static void *worker(void *arg)
             clock_gettime(CLOCK_MONOTONIC, &it->due);
             ts_add_ms(&it->due, delay);
         }
-        if (item < sc->ng)
-            settle_locked(sc, item);
+        bool first = item < sc->ng && settle_locked(sc, item);
         pthread_cond_signal(&sc->timer);
         pthread_cond_broadcast(&sc->idle);
+        if (first) {
+            pthread_mutex_unlock(&sc->lock);
+            notify_settled(sc, item);
+            pthread_mutex_lock(&sc->lock);
+        }
     }
     pthread_mutex_unlock(&sc->lock);
     return NULL;

@@ -19,6 +19,9 @@ struct backend;
  * lock held, so the filesystem can invalidate kernel caches. */
 struct sched_hooks {
     void (*changed)(void *arg, size_t idx, bool removed);
+    /* The first fetch attempt of secret idx has finished (whatever its
+     * outcome); called once per secret, without scheduler locks held. */
+    void (*settled)(void *arg, size_t idx);
     void *arg;
 };
 

@@ -28,9 +28,6 @@
 #define FS_DIR_MODE 0555
 #define FS_MAX_GROUPS 64
 #define FS_DEFAULT_THREADS 16
-/* Longest a lookup waits for a secret's first fetch (HTTP timeouts are 30 s). */
-#define FS_FIRST_FETCH_WAIT_MS 45000
-#define FS_WAIT_SLICE_MS 100
 
 struct fs_node {
     fuse_ino_t parent;
@@ -56,6 +53,22 @@ struct fs {
     pthread_mutex_t open_lock;
     struct open_file *open_files;    /* protected by open_lock: freed at unmount
                                         if the kernel never sent RELEASE */
+    pthread_mutex_t wait_lock;
+    struct waiter **waiters;         /* per secret, protected by wait_lock: requests
+                                        parked until the first fetch settles */
+};
+
+/* A getattr or open of a secret whose first fetch has not finished. It is
+ * answered later from fs_settled (FUSE lets any thread reply), so waiting
+ * readers hold no loop thread. */
+struct waiter {
+    fuse_req_t req;
+    bool open;                       /* else getattr */
+    fuse_ino_t ino;
+    struct fuse_file_info fi;        /* open */
+    struct policy_subject subj;      /* open: who, for the audit (groups not kept) */
+    enum policy_decision d;
+    struct waiter *next;
 };
 
 struct open_file {         /* fi->fh: one snapshot per open */
@@ -237,17 +250,23 @@ static int node_attr(struct fs *fs, size_t n, struct stat *st)
     return node_attr_ex(fs, n, st, false);
 }
 
-/* In slices, so an unmount (SIGTERM) never waits behind a slow first fetch:
- * the session loop joins its workers before the broker cancels fetches. */
-static bool wait_first_fetch(struct fs *fs, size_t secret)
+/* Park w until secret's first fetch settles; false (w untouched) when it
+ * already has, and the caller answers now. */
+static bool park(struct fs *fs, size_t secret, const struct waiter *w)
 {
-    for (long long waited = 0; waited < FS_FIRST_FETCH_WAIT_MS; waited += FS_WAIT_SLICE_MS) {
-        if (store_wait_settled(fs->st, secret, FS_WAIT_SLICE_MS))
-            return true;
-        if (fuse_session_exited(fs->se))
-            return false;
+    bool parked = false;
+    pthread_mutex_lock(&fs->wait_lock);
+    if (!store_wait_settled(fs->st, secret, 0)) {
+        struct waiter *copy = malloc(sizeof(*copy));
+        if (copy) {
+            *copy = *w;
+            copy->next = fs->waiters[secret];
+            fs->waiters[secret] = copy;
+            parked = true;
+        }
     }
-    return false;
+    pthread_mutex_unlock(&fs->wait_lock);
+    return parked;
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -284,7 +303,10 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     (void)fi;
     struct fs_node *node = node_get(fs, ino);
     int rc = node ? node_attr(fs, ino - 1, &st) : -ENOENT;
-    if (rc == -ENOENT && node && !node->is_dir && wait_first_fetch(fs, node->secret))
+    if (rc == -ENOENT && node && !node->is_dir &&
+        park(fs, node->secret, &(struct waiter){.req = req, .ino = ino}))
+        return;   /* answered when the first fetch settles */
+    if (rc == -ENOENT && node && !node->is_dir)
         rc = node_attr(fs, ino - 1, &st);
     if (rc < 0) {
         fuse_reply_err(req, ENOENT);
@@ -340,13 +362,16 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     free(buf);
 }
 
+static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *node,
+                        struct fuse_file_info *fi, const struct policy_subject *subj,
+                        enum policy_decision d, struct cache_value *value, int rc);
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
     struct fs_node *node = node_get(fs, ino);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     gid_t groups[FS_MAX_GROUPS];
-    struct open_file *of = NULL;
     int rc;
 
     if (!node) {
@@ -384,16 +409,41 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EACCES);
         return;
     }
-    of = malloc(sizeof(*of));
-    rc = of ? store_acquire(fs->st, node->secret, &of->value) : -ENOMEM;
-    if (rc == -ENOENT && wait_first_fetch(fs, node->secret))
-        rc = store_acquire(fs->st, node->secret, &of->value);
+    subj.groups = NULL;
+    subj.ngroups = 0;
+    struct waiter w = {.req = req, .open = true, .ino = ino, .fi = *fi, .subj = subj, .d = d};
+    struct cache_value *value = NULL;
+    rc = store_acquire(fs->st, node->secret, &value);
+    if (rc == -ENOENT && park(fs, node->secret, &w))
+        return;   /* answered when the first fetch settles */
+    if (rc == -ENOENT)
+        rc = store_acquire(fs->st, node->secret, &value);   /* settled meanwhile */
+    finish_open(fs, req, node, fi, &subj, d, value, rc);
+}
+
+/* The part of open after the policy check, now or once the first fetch
+ * has settled: value and rc are store_acquire's result (a reference we
+ * now own). */
+static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *node,
+                        struct fuse_file_info *fi, const struct policy_subject *subj,
+                        enum policy_decision d, struct cache_value *value, int rc)
+{
+    const struct secret *sec = &fs->st->secrets[node->secret];
+    const struct cfg_attrs *a = &sec->cfg->attrs;
+    struct policy_object obj = {.name = sec->cfg->name, .backend = sec->backend->name,
+                                .mode = a->mode, .uid = a->uid, .gid = a->gid};
+    struct open_file *of = rc == 0 ? malloc(sizeof(*of)) : NULL;
+    if (rc == 0 && !of) {
+        cache_value_unref(value);
+        rc = -ENOMEM;
+    }
     if (rc < 0) {
-        policy_audit_open(&subj, &obj, d, rc);
+        policy_audit_open(subj, &obj, d, rc);
         free(of);
         fuse_reply_err(req, -rc);
         return;
     }
+    of->value = value;
     of->secret = node->secret;
     open_track(fs, of);
     fi->fh = (uint64_t)(uintptr_t)of;
@@ -405,7 +455,34 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = -EINTR;
     }
     /* Audit after replying: the log write stays off the caller's path. */
-    policy_audit_open(&subj, &obj, d, rc);
+    policy_audit_open(subj, &obj, d, rc);
+}
+
+void fs_settled(struct fs *fs, size_t idx)
+{
+    if (!fs)
+        return;
+    pthread_mutex_lock(&fs->wait_lock);
+    struct waiter *w = fs->waiters[idx];
+    fs->waiters[idx] = NULL;
+    pthread_mutex_unlock(&fs->wait_lock);
+    while (w) {
+        struct waiter *next = w->next;
+        struct fs_node *node = node_get(fs, w->ino);
+        if (w->open) {
+            struct cache_value *value = NULL;
+            int rc = store_acquire(fs->st, node->secret, &value);
+            finish_open(fs, w->req, node, &w->fi, &w->subj, w->d, value, rc);
+        } else {
+            struct stat st;
+            if (node_attr(fs, w->ino - 1, &st) < 0)
+                fuse_reply_err(w->req, ENOENT);
+            else
+                fuse_reply_attr(w->req, &st, fs->timeout);
+        }
+        free(w);
+        w = next;
+    }
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -564,6 +641,10 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     if (!fs)
         goto fail;
     pthread_mutex_init(&fs->open_lock, NULL);
+    pthread_mutex_init(&fs->wait_lock, NULL);
+    fs->waiters = calloc(st->n + 1, sizeof(*fs->waiters));
+    if (!fs->waiters)
+        goto fail;
     fs->st = st;
     fs->pool = pool;
     fs->timeout = o->attr_timeout;
@@ -642,6 +723,15 @@ void fs_free(struct fs *fs)
 {
     if (!fs)
         return;
+    /* Requests still parked (the broker stopped before their first fetch
+     * settled) are answered while the session exists. */
+    for (size_t i = 0; fs->waiters && fs->st && i < fs->st->n; i++)
+        while (fs->waiters[i]) {
+            struct waiter *w = fs->waiters[i];
+            fs->waiters[i] = w->next;
+            fuse_reply_err(w->req, ENOENT);
+            free(w);
+        }
     if (fs->se) {
         if (fs->signals)
             fuse_remove_signal_handlers(fs->se);
@@ -653,6 +743,8 @@ void fs_free(struct fs *fs)
     while (fs->open_files)
         open_untrack_free(fs, fs->open_files);
     pthread_mutex_destroy(&fs->open_lock);
+    pthread_mutex_destroy(&fs->wait_lock);
+    free(fs->waiters);
     for (size_t i = 0; i < fs->n_nodes; i++)
         free(fs->nodes[i].children);
     free(fs->nodes);

@@ -26,7 +26,10 @@ int fs_run(struct fs *fs) __attribute__((warn_unused_result));
 /* Tell the kernel a secret's value changed or disappeared. Thread-safe; call
  * with no store lock held. */
 void fs_notify(struct fs *fs, size_t idx, bool removed);
-/* Unmount and free. NULL is a no-op. */
+/* A secret's first fetch has finished: answer the getattr and open
+ * requests parked for it. Thread-safe. */
+void fs_settled(struct fs *fs, size_t idx);
+/* Unmount and free (parked requests get ENOENT). NULL is a no-op. */
 void fs_free(struct fs *fs);
 
 #endif

@@ -222,6 +222,47 @@ class SingleFlightTest(FaultBase):
         self.assertEqual(self.vault.count(method="GET", prefix="secret/data/app"), 1,
                          "GETs: %r" % [(e["mono"], e["status"]) for e in self.gets("secret/data/app")])
 
+    def test_waiting_readers_do_not_block_cached_files(self):
+        # 48 readers wait on a slow first fetch (more than the loop's 16
+        # threads); meanwhile a secret already fetched must read at once:
+        # waiting requests are parked, not holding loop threads.
+        self.put_secret("secret", "fast", {"v": rstest.random_value(16, "fast-")})
+        self.vault.add_latency(3000, prefix="secret/data/app")
+        self.write_vault_config({"pw": "vault:secret/app#password", "fast": "vault:secret/fast#v"},
+                                defaults={"refresh": "1m", "max_stale": "1h"})
+        b = self.start_broker(wait=False)
+        b.wait_mounted()
+        rstest.wait_until(lambda: os.path.exists(self.mpath("fast")) and
+                          b.find_logs("secret fetched", secret="fast"), 10, "the fast secret")
+        n = 48
+        results = [None] * n
+
+        def reader(i):
+            try:
+                results[i] = rstest.read_all(self.mpath("pw"))
+            except OSError as e:
+                results[i] = "errno %s" % errno.errorcode.get(e.errno, e.errno)
+
+        threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)                  # they are all waiting now
+        self.assertEqual(b.find_logs("cold start done"), [], "precondition: still fetching")
+        t0 = time.monotonic()
+        for _ in range(20):
+            self.assertEqual(rstest.read_all(self.mpath("fast")).decode(),
+                             self.read("fast").decode())
+            os.stat(self.mpath("fast"))
+            os.listdir(self.mnt)
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.0, "cached reads took %.2fs behind the waiting readers" % elapsed)
+        for t in threads:
+            t.join(timeout=15)
+        self.assertFalse(any(t.is_alive() for t in threads), "a reader hung")
+        bad = [r for r in results if r != self.pw.encode()]
+        self.assertEqual(bad, [], "%d of %d readers got something else, e.g. %r" % (len(bad), n, bad[:1]))
+        self.assertEqual(self.vault.count(method="GET", prefix="secret/data/app"), 1)
+
     def test_fields_of_one_path_share_the_request(self):
         self.put_secret("secret", "db", {"user": rstest.random_value(8, "u-"),
                                          "password": rstest.random_value(16, "p-"),
