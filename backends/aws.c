@@ -208,14 +208,6 @@ static void aws_error(const struct http_response *r, char *type, size_t tcap, ch
     json_decref(root);
 }
 
-static bool skew_error(const char *type, const char *msg)
-{
-    return strcmp(type, "RequestTimeTooSkewed") == 0 ||
-           strstr(msg, "Signature expired") != NULL ||
-           strstr(msg, "signature expired") != NULL ||
-           strstr(msg, "RequestTimeTooSkewed") != NULL;
-}
-
 /* One Secrets Manager call. 0 with the response (any status), or a
  * transport/credentials error. A clock-skew rejection is retried once with
  * the server's clock, an expired-token rejection once with fresh
@@ -253,7 +245,7 @@ static int sm_call(struct aws *a, const char *op, const struct secbuf *body,
             return 0;
         char type[128], amsg[256];
         aws_error(resp, type, sizeof(type), amsg, sizeof(amsg));
-        if (skew_error(type, amsg) && resp->date) {
+        if (aws_is_skew_error(type, amsg) && resp->date) {
             pthread_mutex_lock(&a->lock);
             a->skew_s = aws_skew_from(resp);
             skew = a->skew_s;
@@ -322,7 +314,7 @@ static char *seen_get(struct aws *a, const struct secret_ref *ref)
         return NULL;
     pthread_mutex_lock(&a->lock);
     for (struct seen *s = a->seen; s; s = s->next)
-        if (strcmp(s->key, k) == 0)
+        if (strcmp(s->key, k) == 0 && s->version_id)
             v = strdup(s->version_id);
     pthread_mutex_unlock(&a->lock);
     free(k);
@@ -493,7 +485,7 @@ static int aws_fetch(void *ctx, const struct secret_ref *ref, struct fetch_resul
                      size_t errlen)
 {
     struct aws *a = ctx;
-    char *known = seen_get(a, ref);
+    char *known = out->cached ? seen_get(a, ref) : NULL;
     int rc;
     if (known) {
         bool changed = true;

@@ -51,6 +51,7 @@ struct aws_chain {
     int failed_rc;
     char failed_err[384];
     struct http_client *sts, *meta;
+    long long skew_s;              /* STS's clock minus ours, once it told us */
 };
 
 /* ---- small helpers ---- */
@@ -145,9 +146,9 @@ static int read_small(const char *path, char **out, char *err, size_t errlen)
     secmem_wipe(chunk, sizeof(chunk));
     close(fd);
     size_t s = 0, e = b.len;
-    while (s < e && strchr(" \t\r\n", b.data[s]))
+    while (s < e && b.data[s] && strchr(" \t\r\n", b.data[s]))
         s++;
-    while (e > s && strchr(" \t\r\n", b.data[e - 1]))
+    while (e > s && b.data[e - 1] && strchr(" \t\r\n", b.data[e - 1]))
         e--;
     if (rc == 0 && e == s) {
         snprintf(err, errlen, "%.200s: empty", path);
@@ -257,11 +258,25 @@ static int sts_call(struct aws_chain *c, const struct secbuf *form, const struct
         return rc;
     struct aws_call call = {
         .service = "sts", .region = c->region ? c->region : "us-east-1", .creds = signer,
-        .content_type = "application/x-www-form-urlencoded; charset=utf-8",
+        .skew_s = c->skew_s, .content_type = "application/x-www-form-urlencoded; charset=utf-8",
         .body = form->data, .body_len = form->len,
     };
     http_response_init(&r);
     rc = aws_perform(c->sts, &call, &r, msg, sizeof(msg));
+    if (rc == 0 && signer && (r.status == 400 || r.status == 403) && r.date) {
+        /* Signed outside STS's clock window: once more with its time. */
+        char *code = aws_xml_text(&r.body, "Code"), *m = aws_xml_text(&r.body, "Message");
+        bool skew = aws_is_skew_error(code ? code : "", m ? m : "");
+        secmem_free(code);
+        secmem_free(m);
+        if (skew) {
+            c->skew_s = call.skew_s = aws_skew_from(&r);
+            struct log_fields lf = {.backend = c->backend};
+            log_f(LOG_WARN, &lf, "aws STS rejected our clock; signing with the server's time "
+                  "(%+llds)", c->skew_s);
+            rc = aws_perform(c->sts, &call, &r, msg, sizeof(msg));
+        }
+    }
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", what, msg);
     } else if (r.status != 200) {
@@ -425,9 +440,10 @@ static int imds_get(struct aws_chain *c, const char *path, struct http_response 
     struct http_request put = {.method = "PUT", .path = "/latest/api/token", .headers = put_hdrs};
     http_response_init(&t);
     rc = http_perform(c->meta, &put, &t, msg, sizeof(msg));
-    if (rc < 0 || t.status != 200) {
+    if (rc < 0 || t.status != 200 || t.body.len == 0) {
         if (rc == 0)
-            snprintf(msg, sizeof(msg), "HTTP %ld for the session token (IMDSv2 only)", t.status);
+            snprintf(msg, sizeof(msg), "HTTP %ld%s for the session token (IMDSv2 only)", t.status,
+                     t.status == 200 ? " with an empty body" : "");
         snprintf(err, errlen, "instance metadata %s: %s", url, msg);
         http_response_cleanup(&t);
         return rc < 0 ? rc : -EACCES;
@@ -461,8 +477,11 @@ static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t er
     http_response_init(&r);
     int rc = imds_get(c, base, &r, err, errlen);
     if (rc == 0) {
-        size_t n = strcspn((const char *)r.body.data, "\r\n");
-        if (n == 0 || n >= sizeof(role) || n > r.body.len) {
+        /* The body is not NUL-terminated: the first line, bounded by len. */
+        size_t n = 0;
+        while (n < r.body.len && r.body.data[n] != '\r' && r.body.data[n] != '\n')
+            n++;
+        if (n == 0 || n >= sizeof(role)) {
             snprintf(err, errlen, "instance metadata: no IAM role attached to this instance");
             rc = -ENOENT;
         } else {

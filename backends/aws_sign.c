@@ -29,6 +29,14 @@ char *aws_xml_text(const struct secbuf *xml, const char *tag)
     return e ? aws_secstr(s, (size_t)(e - s)) : NULL;
 }
 
+bool aws_is_skew_error(const char *type, const char *msg)
+{
+    return strcmp(type, "RequestTimeTooSkewed") == 0 || strcmp(type, "RequestExpired") == 0 ||
+           strstr(msg, "Signature expired") || strstr(msg, "Signature not yet current") ||
+           strstr(msg, "RequestTimeTooSkewed") ||
+           strstr(msg, "difference between the request time and the current time is too large");
+}
+
 long long aws_skew_from(const struct http_response *resp)
 {
     return resp->date ? (long long)(resp->date - time(NULL)) : 0;

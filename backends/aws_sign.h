@@ -43,6 +43,10 @@ int aws_perform(struct http_client *c, const struct aws_call *call, struct http_
  * secret-memory string, or NULL. */
 char *aws_xml_text(const struct secbuf *xml, const char *tag);
 
+/* Whether an AWS error (type, message) rejects the request's time: signed
+ * too long ago or too far ahead. */
+bool aws_is_skew_error(const char *type, const char *msg);
+
 /* Server clock minus ours, from a response's Date header (0 if absent). */
 long long aws_skew_from(const struct http_response *resp);
 

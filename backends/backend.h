@@ -26,10 +26,14 @@ struct http_engine;
 #define BACKEND_DEFAULT_MAX_VALUE (1024 * 1024)
 
 struct fetch_result {
+    /* Input: */
+    bool cached;              /* the caller still serves this object's value, so
+                                 the backend may answer `unchanged` */
     struct secbuf value;      /* plaintext in secret memory; owned */
     /* Success only: */
     bool unchanged;           /* the value already served is still valid (a
-                                 lease was renewed): value is empty */
+                                 lease was renewed, the version is the same):
+                                 value is empty; only when cached was set */
     long long valid_ms;       /* > 0: the value is good for this long (lease or
                                  TTL); the next fetch is due at that point
                                  instead of the refresh interval */

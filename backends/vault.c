@@ -147,9 +147,9 @@ static int read_secret_file(const char *path, char **out, char *err, size_t errl
     close(fd);
     if (rc == 0) {
         size_t s = 0, e = b.len;
-        while (s < e && strchr(" \t\r\n", b.data[s]))
+        while (s < e && b.data[s] && strchr(" \t\r\n", b.data[s]))
             s++;
-        while (e > s && strchr(" \t\r\n", b.data[e - 1]))
+        while (e > s && b.data[e - 1] && strchr(" \t\r\n", b.data[e - 1]))
             e--;
         if (e == s) {
             snprintf(err, errlen, "%.200s: empty", path);
@@ -1315,7 +1315,7 @@ static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_res
         rc = -EINVAL;
         goto out;
     }
-    if (kind == MOUNT_OTHER) {
+    if (kind == MOUNT_OTHER && out->cached) {
         rc = renew_lease(v, ref->path, out, err, errlen);
         if (rc <= 0)
             goto out;

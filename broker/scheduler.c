@@ -292,9 +292,14 @@ static void member_success(struct scheduler *sc, size_t idx, const struct fetch_
     if (raw->unchanged) {
         /* A member whose #field failed has no value to keep: its error
          * stands until the object is read again. */
-        if (store_touch(sc->st, idx)) {
+        if (store_touch(sc->st, idx, &change)) {
             sc->errors[idx][0] = '\0';
-            log_f(LOG_DEBUG, &lf, "secret still valid");
+            if (change == STORE_RECOVERED) {
+                log_f(LOG_INFO, &lf, "secret recovered");
+                notify(sc, idx, false);
+            } else {
+                log_f(LOG_DEBUG, &lf, "secret still valid");
+            }
         }
         return;
     }
@@ -417,6 +422,12 @@ static long long refresh_group(struct scheduler *sc, size_t gi)
     struct fetch_result r;
     char msg[SCHED_ERR_MAX] = "";
     fetch_result_init(&r, g->backend->max_value);
+    r.cached = true;
+    for (size_t k = 0; k < g->n; k++) {
+        struct secret_view v;
+        store_view(sc->st, g->members[k], &v);
+        r.cached = r.cached && v.present;
+    }
     int rc = backend_fetch(g->backend, g->ref, &r, msg, sizeof(msg));
     long long delay = apply_result(sc, gi, rc, &r, msg, sizeof(msg));
     fetch_result_cleanup(&r);   /* wipes the plaintext */

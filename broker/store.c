@@ -167,11 +167,13 @@ bool store_check_expiry(struct store *s, size_t idx)
     return now_expired;
 }
 
-bool store_touch(struct store *s, size_t idx)
+bool store_touch(struct store *s, size_t idx, enum store_change *change)
 {
     struct secret *sec = &s->secrets[idx];
     pthread_mutex_lock(&sec->lock);
     bool had = sec->value != NULL;
+    *change = sec->state == SECRET_STALE || sec->state == SECRET_EXPIRED ? STORE_RECOVERED
+                                                                         : STORE_UNCHANGED;
     if (had) {
         sec->state = SECRET_FRESH;
         sec->failures = 0;

@@ -75,9 +75,10 @@ enum secret_state store_fail(struct store *s, size_t idx);
  * has just passed max_stale (for logging the transition). */
 bool store_check_expiry(struct store *s, size_t idx);
 
-/* A fetch found the value already served still valid (a lease renewed):
- * fresh again, nothing else changes. False if there was no value. */
-bool store_touch(struct store *s, size_t idx);
+/* A fetch found the value already served still valid (a lease renewed,
+ * the same version): fresh again (*change says whether it recovered from
+ * failing refreshes). False if there was no value. */
+bool store_touch(struct store *s, size_t idx, enum store_change *change);
 
 /* The first fetch attempt of secret idx has finished (success or not). */
 void store_settle(struct store *s, size_t idx);
