@@ -578,10 +578,17 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
     free(done);
 }
 
+/* "batch": false gives every secret its own worker and request. */
+static size_t aws_batch_max(void *ctx)
+{
+    const struct aws *a = ctx;
+    return a->batch ? AWS_BATCH_MAX : 0;
+}
+
 const struct backend_ops backend_aws_ops = {
     .type = "aws",
     .caps = BACKEND_CAP_VERSIONS | BACKEND_CAP_STAGES,
-    .batch_max = AWS_BATCH_MAX,
+    .batch_max = aws_batch_max,
     .validate = aws_validate,
     .create = aws_create,
     .check_ref = aws_check_ref,

@@ -207,7 +207,7 @@ void backend_free(struct backend *b)
 bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs, size_t n,
                         struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX])
 {
-    if (!b->ops->fetch_many || b->ops->batch_max == 0)
+    if (backend_batch_max(b) == 0)
         return false;
     b->ops->fetch_many(b->ctx, refs, n, outs, rcs, errs);
     return true;
@@ -215,7 +215,7 @@ bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs,
 
 size_t backend_batch_max(const struct backend *b)
 {
-    return b->ops->fetch_many ? b->ops->batch_max : 0;
+    return b->ops->fetch_many && b->ops->batch_max ? b->ops->batch_max(b->ctx) : 0;
 }
 
 long long backend_maintain(struct backend *b)

@@ -56,7 +56,9 @@ struct backend_env {
 struct backend_ops {
     const char *type;
     unsigned caps;
-    size_t batch_max;              /* most refs per fetch_many call; 0: no batches */
+    /* Optional: most refs per fetch_many call for this instance; 0 (or no
+     * slot): no batches, every object is fetched on its own. */
+    size_t (*batch_max)(void *ctx);
     /* Static check of the backend's config object (may stat local files, no
      * network). 0 or -EINVAL. */
     int (*validate)(json_t *conf, char *err, size_t errlen);
