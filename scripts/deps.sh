@@ -37,3 +37,15 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
         exit 1
     fi
 fi
+
+# The AWS tests run against moto (python3 -m moto.server) and set it up with
+# boto3. A machine without them gets them from PyPI, or a clear stop: the AWS
+# tests are never skipped silently.
+if ! python3 -c 'import moto.server, boto3, flask' 2>/dev/null; then
+    echo "==> installing: moto[server] (for the AWS tests)"
+    if ! python3 -m pip install --quiet 'moto[server]' boto3 >&2; then
+        echo "runsecrets: $(command -v python3) lacks moto[server]/boto3 and pip could not install" \
+             "them; install them for that interpreter (python3 -m pip install 'moto[server]')" >&2
+        exit 1
+    fi
+fi
