@@ -382,43 +382,55 @@ static int take_value(const json_t *v, const struct secret_ref *ref, struct aws 
     return 0;
 }
 
-static int get_value(struct aws *a, const struct secret_ref *ref, struct fetch_result *out,
-                     char *err, size_t errlen)
+/* One call about ref's secret: req (consumed) sent as op; the answer's JSON
+ * object in *root, or the error (status, transport, non-JSON). */
+static int sm_json(struct aws *a, const char *op, const struct secret_ref *ref, json_t *req,
+                   json_t **root, struct fetch_result *out, char *err, size_t errlen)
 {
     struct http_response r;
-    struct secbuf body;
-    json_t *req = json_pack("{s:s}", "SecretId", ref->path), *root = NULL;
+    struct secbuf body = {0};
     int rc;
+    *root = NULL;
     if (!req)
         return -ENOMEM;
-    if (ref->version)
-        json_object_set_new(req, "VersionId", json_string(ref->version));
-    if (ref->stage)
-        json_object_set_new(req, "VersionStage", json_string(ref->stage));
     http_response_init(&r);
     rc = json_body(req, &body, err, errlen);
     if (rc == 0)
-        rc = sm_call(a, "GetSecretValue", &body, &r, err, errlen);
+        rc = sm_call(a, op, &body, &r, err, errlen);
     if (rc < 0) {
         out->retryable = http_errno_retryable(rc);
     } else if (r.status != 200) {
         rc = status_error(ref->path, &r, out, err, errlen);
     } else {
         json_error_t jerr;
-        root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
+        *root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
         secmem_wipe(&jerr, sizeof(jerr));
-        if (!json_is_object(root)) {
-            snprintf(err, errlen, "%.200s: GetSecretValue answered with a body that is not JSON",
-                     ref->path);
+        if (!json_is_object(*root)) {
+            snprintf(err, errlen, "%.200s: %s answered with a body that is not a JSON object",
+                     ref->path, op);
+            json_decref(*root);
+            *root = NULL;
             rc = -EPROTO;
-        } else {
-            rc = take_value(root, ref, a, out, err, errlen);
         }
     }
-    json_decref(root);
     json_decref(req);
     secbuf_cleanup(&body);
     http_response_cleanup(&r);
+    return rc;
+}
+
+static int get_value(struct aws *a, const struct secret_ref *ref, struct fetch_result *out,
+                     char *err, size_t errlen)
+{
+    json_t *req = json_pack("{s:s}", "SecretId", ref->path), *root = NULL;
+    if (req && ref->version)
+        json_object_set_new(req, "VersionId", json_string(ref->version));
+    if (req && ref->stage)
+        json_object_set_new(req, "VersionStage", json_string(ref->stage));
+    int rc = sm_json(a, "GetSecretValue", ref, req, &root, out, err, errlen);
+    if (rc == 0)
+        rc = take_value(root, ref, a, out, err, errlen);
+    json_decref(root);
     return rc;
 }
 
@@ -427,57 +439,40 @@ static int get_value(struct aws *a, const struct secret_ref *ref, struct fetch_r
 static int version_changed(struct aws *a, const struct secret_ref *ref, const char *known,
                            bool *changed, struct fetch_result *out, char *err, size_t errlen)
 {
-    struct http_response r;
-    struct secbuf body;
-    json_t *req = json_pack("{s:s}", "SecretId", ref->path), *root = NULL;
-    int rc;
-    if (!req)
-        return -ENOMEM;
-    http_response_init(&r);
-    rc = json_body(req, &body, err, errlen);
-    if (rc == 0)
-        rc = sm_call(a, "DescribeSecret", &body, &r, err, errlen);
-    if (rc < 0) {
-        out->retryable = http_errno_retryable(rc);
-    } else if (r.status != 200) {
-        rc = status_error(ref->path, &r, out, err, errlen);
-    } else {
-        json_error_t jerr;
-        root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
-        secmem_wipe(&jerr, sizeof(jerr));
-        json_t *map = json_object_get(root, "VersionIdsToStages");
-        const json_t *deleted = json_object_get(root, "DeletedDate");
-        if (deleted && !json_is_null(deleted)) {
-            snprintf(err, errlen, "%.200s: scheduled for deletion", ref->path);
+    json_t *root = NULL;
+    int rc = sm_json(a, "DescribeSecret", ref, json_pack("{s:s}", "SecretId", ref->path), &root,
+                     out, err, errlen);
+    if (rc < 0)
+        return rc;
+    json_t *map = json_object_get(root, "VersionIdsToStages");
+    const json_t *deleted = json_object_get(root, "DeletedDate");
+    if (deleted && !json_is_null(deleted)) {
+        snprintf(err, errlen, "%.200s: scheduled for deletion", ref->path);
+        rc = -ENOENT;
+    } else if (!json_is_object(map)) {
+        snprintf(err, errlen, "%.200s: DescribeSecret without VersionIdsToStages", ref->path);
+        rc = -EPROTO;
+    } else if (ref->version) {
+        if (!json_object_get(map, ref->version)) {
+            snprintf(err, errlen, "%.200s: version %.64s no longer exists", ref->path,
+                     ref->version);
             rc = -ENOENT;
-        } else if (!json_is_object(map)) {
-            snprintf(err, errlen, "%.200s: DescribeSecret without VersionIdsToStages", ref->path);
-            rc = -EPROTO;
-        } else if (ref->version) {
-            if (!json_object_get(map, ref->version)) {
-                snprintf(err, errlen, "%.200s: version %.64s no longer exists", ref->path,
-                         ref->version);
-                rc = -ENOENT;
-            }
-            *changed = false;
-        } else {
-            const char *stage = ref->stage ? ref->stage : AWS_CURRENT, *vid;
-            const json_t *stages;
-            *changed = true;
-            json_object_foreach(map, vid, stages) {
-                size_t i;
-                const json_t *st;
-                json_array_foreach(stages, i, st)
-                    if (json_is_string(st) && strcmp(json_string_value(st), stage) == 0 &&
-                        strcmp(vid, known) == 0)
-                        *changed = false;
-            }
+        }
+        *changed = false;
+    } else {
+        const char *stage = ref->stage ? ref->stage : AWS_CURRENT, *vid;
+        const json_t *stages;
+        *changed = true;
+        json_object_foreach(map, vid, stages) {
+            size_t i;
+            const json_t *st;
+            json_array_foreach(stages, i, st)
+                if (json_is_string(st) && strcmp(json_string_value(st), stage) == 0 &&
+                    strcmp(vid, known) == 0)
+                    *changed = false;
         }
     }
     json_decref(root);
-    json_decref(req);
-    secbuf_cleanup(&body);
-    http_response_cleanup(&r);
     return rc;
 }
 

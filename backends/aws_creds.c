@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ini.h"
+#include "secfile.h"
 
 #define AWS_FILE_MAX (64 * 1024)
 #define AWS_PROCESS_TIMEOUT_MS 30000
@@ -112,52 +113,6 @@ static time_t parse_time(const char *s)
     if (!end)
         return 0;
     return timegm(&tm);
-}
-
-/* Read a small file (token) into secret memory, trimmed. */
-static int read_small(const char *path, char **out, char *err, size_t errlen)
-{
-    struct secbuf b;
-    char chunk[4096];
-    int rc = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
-        return rc;
-    }
-    secbuf_init(&b, AWS_FILE_MAX);
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n < 0) {
-                rc = -errno;
-                snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
-            }
-            break;
-        }
-        if ((rc = secbuf_append(&b, chunk, (size_t)n)) < 0) {
-            snprintf(err, errlen, "%.200s: larger than %d bytes", path, AWS_FILE_MAX);
-            break;
-        }
-    }
-    secmem_wipe(chunk, sizeof(chunk));
-    close(fd);
-    size_t s = 0, e = b.len;
-    while (s < e && b.data[s] && strchr(" \t\r\n", b.data[s]))
-        s++;
-    while (e > s && b.data[e - 1] && strchr(" \t\r\n", b.data[e - 1]))
-        e--;
-    if (rc == 0 && e == s) {
-        snprintf(err, errlen, "%.200s: empty", path);
-        rc = -EINVAL;
-    }
-    if (rc == 0 && !(*out = aws_secstr((const char *)b.data + s, e - s)))
-        rc = -ENOMEM;
-    secbuf_cleanup(&b);
-    return rc;
 }
 
 /* application/x-www-form-urlencoded value, appended to b. */
@@ -311,7 +266,7 @@ static int web_identity(struct aws_chain *c, const char *token_file, const char 
     char *jwt = NULL, msg[300] = "";
     struct secbuf form;
     char sess[64];
-    int rc = read_small(token_file, &jwt, msg, sizeof(msg));
+    int rc = secfile_token(token_file, AWS_FILE_MAX, &jwt, msg, sizeof(msg));
     if (rc < 0) {
         snprintf(err, errlen, "web identity token: %s", msg);
         return rc;
@@ -381,7 +336,7 @@ static int container(struct aws_chain *c, struct aws_creds *out, char *err, size
     else
         snprintf(url, sizeof(url), "%s", full);
     if (tfile) {
-        if ((rc = read_small(tfile, &auth, msg, sizeof(msg))) < 0) {
+        if ((rc = secfile_token(tfile, AWS_FILE_MAX, &auth, msg, sizeof(msg))) < 0) {
             snprintf(err, errlen, "container credentials token: %s", msg);
             return rc;
         }

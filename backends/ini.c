@@ -1,6 +1,7 @@
 /* ini.c - the AWS shared config and credentials file format, parsed in
  * place in secret memory. */
 #include "ini.h"
+#include "secfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,36 +133,10 @@ int ini_parse(const char *name, const char *text, size_t len, struct ini **out, 
 int ini_load(const char *path, struct ini **out, char *err, size_t errlen)
 {
     struct secbuf b;
-    char chunk[4096];
-    int rc = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        rc = -errno;
-        if (rc != -ENOENT)
-            snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
+    int rc = secfile_read(path, INI_MAX_BYTES, &b, err, errlen);
+    if (rc < 0)
         return rc;
-    }
-    secbuf_init(&b, INI_MAX_BYTES);
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
-            break;
-        }
-        if (n == 0)
-            break;
-        if ((rc = secbuf_append(&b, chunk, (size_t)n)) < 0) {
-            snprintf(err, errlen, "%.200s: larger than %d bytes", path, INI_MAX_BYTES);
-            break;
-        }
-    }
-    secmem_wipe(chunk, sizeof(chunk));
-    close(fd);
-    if (rc == 0)
-        rc = ini_parse(path, (const char *)b.data, b.len, out, err, errlen);
+    rc = ini_parse(path, (const char *)b.data, b.len, out, err, errlen);
     secbuf_cleanup(&b);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include "backend_i.h"
 #include "http.h"
 #include "log.h"
+#include "secfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -111,58 +112,6 @@ static char *secstr_dup(const char *s, size_t n)
         p[n] = '\0';
     }
     return p;
-}
-
-/* A token, id or JWT file: read into secret memory, surrounding white space
- * dropped (editors and `echo` add a newline). */
-static int read_secret_file(const char *path, char **out, char *err, size_t errlen)
-{
-    struct secbuf b;
-    char chunk[4096];
-    int rc = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
-        return rc;
-    }
-    secbuf_init(&b, VAULT_SECRET_FILE_MAX);
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
-            break;
-        }
-        if (n == 0)
-            break;
-        if ((rc = secbuf_append(&b, chunk, (size_t)n)) < 0) {
-            snprintf(err, errlen, "%.200s: larger than %d bytes", path, VAULT_SECRET_FILE_MAX);
-            break;
-        }
-    }
-    secmem_wipe(chunk, sizeof(chunk));
-    close(fd);
-    if (rc == 0) {
-        size_t s = 0, e = b.len;
-        while (s < e && b.data[s] && strchr(" \t\r\n", b.data[s]))
-            s++;
-        while (e > s && b.data[e - 1] && strchr(" \t\r\n", b.data[e - 1]))
-            e--;
-        if (e == s) {
-            snprintf(err, errlen, "%.200s: empty", path);
-            rc = -EINVAL;
-        } else if (memchr(b.data + s, '\0', e - s)) {
-            snprintf(err, errlen, "%.200s: contains a NUL byte", path);
-            rc = -EINVAL;
-        } else if (!(*out = secstr_dup((const char *)b.data + s, e - s))) {
-            rc = -ENOMEM;
-        }
-    }
-    secbuf_cleanup(&b);
-    return rc;
 }
 
 /* ---- configuration ---- */
@@ -655,18 +604,18 @@ static int login_body(struct vault *v, struct secbuf *body, char *err, size_t er
         return -ENOMEM;
     if (v->method == AUTH_APPROLE) {
         if (v->role_id_file)
-            rc = read_secret_file(v->role_id_file, &a, err, errlen);
+            rc = secfile_token(v->role_id_file, VAULT_SECRET_FILE_MAX, &a, err, errlen);
         else
             a = secstr_dup(v->role_id, strlen(v->role_id));
         if (rc == 0 && !a)
             rc = -ENOMEM;
         if (rc == 0 && v->secret_id_file)
-            rc = read_secret_file(v->secret_id_file, &b, err, errlen);
+            rc = secfile_token(v->secret_id_file, VAULT_SECRET_FILE_MAX, &b, err, errlen);
         if (rc == 0 && (json_object_set_new(o, "role_id", json_string(a)) < 0 ||
                         (b && json_object_set_new(o, "secret_id", json_string(b)) < 0)))
             rc = -ENOMEM;
     } else {
-        rc = read_secret_file(v->jwt_file, &a, err, errlen);
+        rc = secfile_token(v->jwt_file, VAULT_SECRET_FILE_MAX, &a, err, errlen);
         if (rc == 0 && (json_object_set_new(o, "jwt", json_string(a)) < 0 ||
                         (v->role && json_object_set_new(o, "role", json_string(v->role)) < 0)))
             rc = -ENOMEM;
@@ -729,7 +678,7 @@ static int login(struct vault *v, bool lookup, char *err, size_t errlen)
         long long ttl = 0, inc = 0;
         bool renewable = false;
         if (v->token_file)
-            rc = read_secret_file(v->token_file, &tok, err, errlen);
+            rc = secfile_token(v->token_file, VAULT_SECRET_FILE_MAX, &tok, err, errlen);
         else
             rc = (tok = secstr_dup(v->env_token, strlen(v->env_token))) ? 0 : -ENOMEM;
         if (rc < 0)
