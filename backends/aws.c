@@ -277,7 +277,9 @@ static int status_error(const char *what, const struct http_response *r, struct 
     if (strcmp(type, "ResourceNotFoundException") == 0)
         return -ENOENT;
     /* Scheduled for deletion: gone for our purposes. */
-    if (strcmp(type, "InvalidRequestException") == 0 && strstr(msg, "marked for deletion"))
+    if (strcmp(type, "InvalidRequestException") == 0 &&
+        (strstr(msg, "marked for deletion") || strstr(msg, "marked deleted") ||
+         strstr(msg, "scheduled for deletion")))
         return -ENOENT;
     if (out->retryable)
         return -EAGAIN;

@@ -1,0 +1,304 @@
+"""awsenv - shared setup of the AWS Secrets Manager integration tests (test_aws*.py).
+
+One moto server per test file (tests/fakes/aws_proxy.py's Moto: a subprocess on a free loopback port,
+IAM authentication ON, so every request the broker signs is checked), started on first use and
+stopped at exit. Every test gets its own fault-injecting recording proxy in front of it (AwsProxy),
+which is what the broker's "endpoint" and "sts_endpoint" point at, and its own secret-name prefix, so
+tests never see each other's secrets or requests.
+
+The broker's environment is controlled per test: every AWS_* variable of the test process is dropped,
+HOME is an empty directory of the test (no ~/.aws), instance metadata is disabled unless a test asks
+for it, and the credentials are a dedicated IAM user's keys in AWS_ACCESS_KEY_ID/SECRET unless a test
+passes its own env (a value None removes a variable).
+
+Standard library only, plus boto3 (which moto itself needs) for setting up secrets.
+"""
+
+import base64
+import contextlib
+import json
+import os
+import secrets as _random
+import sys
+import time
+import atexit
+
+import rstest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.normpath(os.path.join(HERE, os.pardir, "fakes")))
+import aws_proxy  # noqa: E402
+from aws_proxy import AwsProxy, Moto, ROLE_ARN, REGION  # noqa: E402,F401  (re-exported)
+from aws_creds_server import FakeCredsServer  # noqa: E402,F401  (re-exported)
+
+BACKEND = "aws"            # the backend's name in every test configuration
+CRED_MSG = "aws credentials from "
+
+_MOTO = None
+_BROKER_KEYS = None
+
+
+def moto():
+    """The file's moto server (started on first use) and the broker's IAM user keys."""
+    global _MOTO, _BROKER_KEYS
+    if _MOTO is None:
+        log = os.path.join("/tmp", "rstest-moto-%d.log" % os.getpid())
+        m = Moto(log_path=log)
+        m.start()
+        atexit.register(_stop_moto, m, log)
+        _BROKER_KEYS = m.create_user("rs-broker")
+        _MOTO = m
+    return _MOTO
+
+
+def broker_keys():
+    moto()
+    return dict(_BROKER_KEYS)
+
+
+def _stop_moto(m, log):
+    m.stop()
+    try:
+        os.unlink(log)
+    except OSError:
+        pass
+
+
+def compact(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def patched_environ(env):
+    """os.environ replaced by env (a complete dict) while the block runs (Popen inherits it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class AwsTestCase(rstest.BrokerTestCase):
+    """A BrokerTestCase with moto (self.moto), a proxy (self.proxy), an admin Secrets Manager client
+    (self.sm, direct to moto: not counted at the proxy) and a unique secret-name prefix."""
+
+    def setUp(self):
+        super().setUp()
+        self.moto = moto()
+        self.keys = broker_keys()
+        self.sensitive(self.keys["SecretAccessKey"])
+        self.sensitive(self.moto.admin["SecretAccessKey"])
+        self.proxy = AwsProxy(self.moto).start()
+        self.addCleanup(self.proxy.stop)
+        self.sm = self.moto.sm()
+        self.prefix = "t%s/" % _random.token_hex(4)
+        self.home = os.path.join(self.dir, "home")
+        os.mkdir(self.home, 0o700)
+        self.creds_servers = []
+
+    def tearDown(self):
+        # every credential that crossed the proxy or a fake is as secret as a value
+        try:
+            for e in self.proxy.requests():
+                if e.get("security_token"):
+                    self.sensitive(e["security_token"])
+                if e.get("web_identity_token"):
+                    self.sensitive(e["web_identity_token"])
+            for s in self.creds_servers:
+                for c in s.issued():
+                    self.sensitive(c["SecretAccessKey"])
+                    self.sensitive(c["SessionToken"])
+        finally:
+            super().tearDown()
+
+    # -- secrets in moto
+
+    def n(self, name):
+        """The test's unique AWS name for a short name."""
+        return self.prefix + name
+
+    def create_secret(self, name, string=None, binary=None, region=REGION, sensitive=True):
+        """Create self.n(name); returns the CreateSecret answer (ARN, Name, VersionId)."""
+        sm = self.sm if region == REGION else self.moto.sm(region)
+        kw = {"Name": self.n(name)}
+        if binary is not None:
+            kw["SecretBinary"] = binary
+            if sensitive:
+                self.sensitive(binary)
+        else:
+            kw["SecretString"] = string
+            if sensitive:
+                self.sensitive(string)
+        return sm.create_secret(**kw)
+
+    def put_value(self, name, string=None, binary=None, stages=None):
+        kw = {"SecretId": self.n(name)}
+        if binary is not None:
+            kw["SecretBinary"] = binary
+            self.sensitive(binary)
+        else:
+            kw["SecretString"] = string
+            self.sensitive(string)
+        if stages:
+            kw["VersionStages"] = stages
+        return self.sm.put_secret_value(**kw)
+
+    def delete_secret(self, name, force=True):
+        if force:
+            return self.sm.delete_secret(SecretId=self.n(name), ForceDeleteWithoutRecovery=True)
+        return self.sm.delete_secret(SecretId=self.n(name), RecoveryWindowInDays=7)
+
+    # -- configuration and environment
+
+    def aws_backend(self, **kw):
+        b = {"type": "aws", "region": REGION, "endpoint": self.proxy.url,
+             "sts_endpoint": self.proxy.url}
+        for k, v in kw.items():
+            if v is None:
+                b.pop(k, None)
+            else:
+                b[k] = v
+        return b
+
+    def write_aws_config(self, secrets, backend=None, defaults=None, extra_backends=None,
+                         path=None, **backend_kw):
+        backends = {BACKEND: backend if backend is not None else self.aws_backend(**backend_kw)}
+        backends.update(extra_backends or {})
+        return self.write_config(secrets, defaults=defaults, backends=backends, path=path)
+
+    def key_env(self, keys=None, token=None):
+        keys = keys or self.keys
+        env = {"AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]}
+        tok = token or keys.get("SessionToken")
+        if tok:
+            env["AWS_SESSION_TOKEN"] = tok
+        return env
+
+    def broker_env(self, env=None, keys=True):
+        """The broker's whole environment: ours minus AWS_*, HOME empty, IMDS disabled, the
+        broker user's keys (unless keys=False or env supplies another source), then env."""
+        out = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        out["HOME"] = self.home
+        out["AWS_EC2_METADATA_DISABLED"] = "true"
+        if keys:
+            out.update(self.key_env())
+        for k, v in (env or {}).items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = v
+        return out
+
+    def start_broker(self, config=None, mountpoint=None, wait=True, env=None, keys=True, **kw):
+        with patched_environ(self.broker_env(env, keys)):
+            b = super().start_broker(config=config, mountpoint=mountpoint, wait=False, **kw)
+        if wait:
+            b.wait_mounted()
+            b.wait_log("mounted")
+            b.wait_log("cold start done")
+        return b
+
+    def cli(self, *args, env=None, keys=True, timeout=rstest.CLI_TIMEOUT):
+        return rstest.run_cli(*args, env=self.broker_env(env, keys), timeout=timeout)
+
+    def write_private(self, name, content, mode=0o600):
+        path = os.path.join(self.dir, name)
+        if isinstance(content, str):
+            content = content.encode()
+        with open(path, "wb") as f:
+            f.write(content)
+        os.chmod(path, mode)
+        return path
+
+    def creds_server(self, **kw):
+        """A started FakeCredsServer handing out fresh moto AssumeRole credentials."""
+        s = FakeCredsServer(creds_fn=lambda: self.moto.assume_role(session_name="rs-fake"), **kw)
+        s.start()
+        self.addCleanup(s.stop)
+        self.creds_servers.append(s)
+        return s
+
+    # -- the proxy's log
+
+    def sm_requests(self, op=None, **kw):
+        """Answered Secrets Manager requests seen by the proxy (op: "GetSecretValue", ... or
+        None); one still in flight is left out."""
+        return [e for e in self.proxy.requests(target=op, **kw)
+                if e["target"] and e["duration_ms"] is not None]
+
+    def count(self, op, **kw):
+        return len(self.sm_requests(op, **kw))
+
+    def sts_requests(self, action=None):
+        return [e for e in self.proxy.requests(action=action)
+                if e["action"] and e["duration_ms"] is not None]
+
+    # -- the broker's log
+
+    def cred_logs(self, broker, since=0):
+        return [r for r in broker.logs()[since:]
+                if isinstance(r.get("msg"), str) and r["msg"].startswith(CRED_MSG)]
+
+    def wait_cred_log(self, broker, source, since=0, count=1, timeout=rstest.LOG_TIMEOUT):
+        """Wait for `count` "aws credentials from ..." lines naming `source` (a substring)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.cred_logs(broker, since) if source in r["msg"]]
+            if len(found) >= count:
+                return found
+            if not broker.running() or time.monotonic() >= deadline:
+                self.fail("expected %d %r log line(s) naming %r; got %r\n%s"
+                          % (count, CRED_MSG, source, [r["msg"] for r in self.cred_logs(broker)],
+                             broker.describe()))
+            time.sleep(rstest.POLL)
+
+    def cold_start(self, broker, timeout=rstest.LOG_TIMEOUT):
+        rec = broker.wait_log("cold start done", timeout=timeout)
+        for k in ("ok", "failed"):
+            self.assertIsInstance(rec.get(k), int, "cold start done without integer %r: %r"
+                                  % (k, rec))
+        return rec
+
+    def assertNoLog(self, broker, msg, since=0, **fields):
+        found = broker.find_logs(msg, since, **fields)
+        self.assertEqual(found, [], "unexpected %r log lines: %r" % (msg, found[:3]))
+
+    # -- the mount
+
+    def read(self, *parts):
+        return rstest.read_all(self.mpath(*parts))
+
+    def try_read(self, *parts):
+        try:
+            return rstest.read_all(self.mpath(*parts))
+        except OSError as e:
+            return e.errno
+
+    def wait_value(self, expected, *parts, timeout=rstest.LOG_TIMEOUT, what=None):
+        if isinstance(expected, str):
+            expected = expected.encode()
+        t0 = time.monotonic()
+        last = [None]
+
+        def ok():
+            last[0] = self.try_read(*parts)
+            return last[0] == expected
+        try:
+            rstest.wait_until(ok, timeout, what or "%s to read the expected value" % "/".join(parts))
+        except AssertionError as e:
+            got = last[0]
+            desc = ("errno %d" % got) if isinstance(got, int) else ("%d bytes" % len(got))
+            raise AssertionError("%s (last read: %s)" % (e, desc)) from None
+        return time.monotonic() - t0
+
+    def wait_gone(self, *parts, timeout=rstest.LOG_TIMEOUT):
+        rstest.wait_until(lambda: not os.path.exists(self.mpath(*parts)), timeout,
+                          "%s to disappear" % "/".join(parts))
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
