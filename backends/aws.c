@@ -173,6 +173,13 @@ static int ensure_client(struct aws *a, char *err, size_t errlen)
         return 0;
     if (!a->region && (rc = aws_chain_region(a->chain, &a->region, err, errlen)) < 0)
         return rc;
+    if (!a->region[0] || strspn(a->region, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                             strlen(a->region)) {
+        snprintf(err, errlen, "region '%.64s' is not a region name", a->region);
+        free(a->region);
+        a->region = NULL;
+        return -EINVAL;
+    }
     const char *e = a->endpoint ? a->endpoint : getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER");
     if (!e || !*e)
         e = getenv("AWS_ENDPOINT_URL");
@@ -360,6 +367,12 @@ static int take_value(const json_t *v, const struct secret_ref *ref, struct aws 
         rc = secbuf_append(&out->value, json_string_value(str), json_string_length(str));
     } else if (json_is_string(bin)) {
         size_t cap = json_string_length(bin) / 4 * 3 + 3, n = 0;
+        if (json_string_length(bin) / 4 * 3 > out->value.max + 2) {
+            snprintf(err, errlen, "%.200s: value larger than %zu bytes (max_size)", ref->path,
+                     out->value.max);
+            out->retryable = false;
+            return -E2BIG;
+        }
         rc = secbuf_reserve(&out->value, cap < out->value.max ? cap : out->value.max);
         if (rc == 0 && sodium_base642bin(out->value.data, out->value.cap, json_string_value(bin),
                                          json_string_length(bin), NULL, &n, NULL,
@@ -455,12 +468,9 @@ static int version_changed(struct aws *a, const struct secret_ref *ref, const ch
         snprintf(err, errlen, "%.200s: DescribeSecret without VersionIdsToStages", ref->path);
         rc = -EPROTO;
     } else if (ref->version) {
-        if (!json_object_get(map, ref->version)) {
-            snprintf(err, errlen, "%.200s: version %.64s no longer exists", ref->path,
-                     ref->version);
-            rc = -ENOENT;
-        }
-        *changed = false;
+        /* A version without staging labels is not listed here yet may
+         * still exist (AWS calls it deprecated): read it to find out. */
+        *changed = !json_object_get(map, ref->version);
     } else {
         const char *stage = ref->stage ? ref->stage : AWS_CURRENT, *vid;
         const json_t *stages;
@@ -504,9 +514,12 @@ static bool names_secret(const struct secret_ref *ref, const json_t *v)
     const char *arn = json_string_value(json_object_get(v, "ARN"));
     if ((name && strcmp(ref->path, name) == 0) || (arn && strcmp(ref->path, arn) == 0))
         return true;
-    /* A partial ARN (without the random suffix) names the same secret. */
-    return arn && strncmp(ref->path, "arn:", 4) == 0 && strncmp(arn, ref->path,
-                                                                 strlen(ref->path)) == 0;
+    /* A partial ARN names the secret whose ARN is exactly it plus "-" and
+     * the six random characters: "...:secret:db" must not match
+     * "...:secret:db-admin-AbCdEf". */
+    size_t n = strlen(ref->path);
+    return arn && strncmp(ref->path, "arn:", 4) == 0 && strlen(arn) == n + 7 &&
+           strncmp(arn, ref->path, n) == 0 && arn[n] == '-';
 }
 
 static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size_t n,
@@ -515,6 +528,10 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
     struct aws *a = ctx;
     size_t batchable = 0;
     bool *done = calloc(n + 1, sizeof(*done));
+    bool batch_failed = false;       /* transient: the singles would fail the same way */
+    int batch_rc = 0;
+    struct fetch_result batch_out = {0};
+    char batch_err[BACKEND_ERR_MAX] = "";
 
     pthread_mutex_lock(&a->lock);
     bool use_batch = a->batch && !a->batch_denied;
@@ -550,10 +567,26 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
                         if (rcs[i] < 0)
                             secbuf_cleanup(&outs[i].value);
                     }
-        } else if (rc == 0) {
+        } else if (rc < 0 || http_status_retryable(r.status) ||
+                   (rc == 0 && (batch_rc = status_error("BatchGetSecretValue", &r, &batch_out,
+                                                        batch_err, sizeof(batch_err))) < 0 &&
+                    batch_out.retryable)) {
+            /* Unreachable, throttled, failing: twenty single calls would only
+             * multiply the load and the wait. Every item gets this error and
+             * the scheduler's backoff. */
+            batch_failed = true;
+            if (rc < 0) {
+                batch_rc = rc;
+                batch_out.retryable = http_errno_retryable(rc);
+                snprintf(batch_err, sizeof(batch_err), "%s", err);
+            } else if (batch_rc >= 0) {
+                batch_rc = status_error("BatchGetSecretValue", &r, &batch_out, batch_err,
+                                        sizeof(batch_err));
+            }
+        } else {
             char type[128], msg[256];
             aws_error(&r, type, sizeof(type), msg, sizeof(msg));
-            if (strcmp(type, "AccessDeniedException") == 0) {
+            if (strcmp(type, "AccessDeniedException") == 0 || strcmp(type, "AccessDenied") == 0) {
                 /* Not allowed to batch: single calls from now on. */
                 pthread_mutex_lock(&a->lock);
                 a->batch_denied = true;
@@ -569,9 +602,18 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
     }
     /* Whatever the batch did not deliver (errors, pinned versions, a
      * refused batch) goes one by one: that also yields the precise error. */
-    for (size_t i = 0; i < n; i++)
-        if (!done || !done[i])
-            rcs[i] = get_value(a, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (done && done[i])
+            continue;
+        if (batch_failed && !refs[i]->version && !refs[i]->stage) {
+            rcs[i] = batch_rc < 0 ? batch_rc : -EIO;
+            outs[i].retryable = batch_out.retryable;
+            outs[i].retry_after_ms = batch_out.retry_after_ms;
+            snprintf(errs[i], BACKEND_ERR_MAX, "%s", batch_err);
+            continue;
+        }
+        rcs[i] = get_value(a, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
+    }
     free(done);
 }
 

@@ -53,6 +53,9 @@ struct aws_chain {
     char failed_err[384];
     struct http_client *sts, *meta;
     long long skew_s;              /* STS's clock minus ours, once it told us */
+    long long process_timeout_ms;
+    bool refreshing;               /* one thread is fetching (lock released) */
+    pthread_cond_t refreshed;
 };
 
 /* ---- small helpers ---- */
@@ -188,15 +191,15 @@ static int client_for(struct aws_chain *c, struct http_client **slot, const char
     return rc;
 }
 
-static const char *sts_url(struct aws_chain *c, char *buf, size_t cap)
+static const char *sts_url(struct aws_chain *c, const char *region, char *buf, size_t cap)
 {
     const char *e = c->sts_endpoint ? c->sts_endpoint : env("AWS_ENDPOINT_URL_STS");
     if (!e)
         e = env("AWS_ENDPOINT_URL");
     if (e)
         return e;
-    if (c->region)
-        snprintf(buf, cap, "https://sts.%s.amazonaws.com", c->region);
+    if (region[0])
+        snprintf(buf, cap, "https://sts.%s.amazonaws.com", region);
     else
         snprintf(buf, cap, "https://sts.amazonaws.com");
     return buf;
@@ -206,14 +209,18 @@ static const char *sts_url(struct aws_chain *c, char *buf, size_t cap)
 static int sts_call(struct aws_chain *c, const struct secbuf *form, const struct aws_creds *signer,
                     const char *what, struct aws_creds *out, char *err, size_t errlen)
 {
-    char buf[256], msg[384] = "";
+    char buf[256], msg[384] = "", region[64];
     struct http_response r;
-    int rc = client_for(c, &c->sts, sts_url(c, buf, sizeof(buf)), 0, 0, err, errlen);
+    pthread_mutex_lock(&c->lock);
+    long long skew0 = c->skew_s;
+    snprintf(region, sizeof(region), "%s", c->region ? c->region : "");
+    pthread_mutex_unlock(&c->lock);
+    int rc = client_for(c, &c->sts, sts_url(c, region, buf, sizeof(buf)), 0, 0, err, errlen);
     if (rc < 0)
         return rc;
     struct aws_call call = {
-        .service = "sts", .region = c->region ? c->region : "us-east-1", .creds = signer,
-        .skew_s = c->skew_s, .content_type = "application/x-www-form-urlencoded; charset=utf-8",
+        .service = "sts", .region = region[0] ? region : "us-east-1", .creds = signer,
+        .skew_s = skew0, .content_type = "application/x-www-form-urlencoded; charset=utf-8",
         .body = form->data, .body_len = form->len,
     };
     http_response_init(&r);
@@ -225,10 +232,13 @@ static int sts_call(struct aws_chain *c, const struct secbuf *form, const struct
         secmem_free(code);
         secmem_free(m);
         if (skew) {
-            c->skew_s = call.skew_s = aws_skew_from(&r);
+            call.skew_s = aws_skew_from(&r);
+            pthread_mutex_lock(&c->lock);
+            c->skew_s = call.skew_s;
+            pthread_mutex_unlock(&c->lock);
             struct log_fields lf = {.backend = c->backend};
             log_f(LOG_WARN, &lf, "aws STS rejected our clock; signing with the server's time "
-                  "(%+llds)", c->skew_s);
+                  "(%+llds)", call.skew_s);
             rc = aws_perform(c->sts, &call, &r, msg, sizeof(msg));
         }
     }
@@ -321,6 +331,27 @@ static int assume_role(struct aws_chain *c, const struct aws_creds *source, cons
     return rc;
 }
 
+static bool full_uri_allowed(const char *uri)
+{
+    static const char *const hosts[] = {"127.", "[::1]", "localhost", "169.254.170.2",
+                                        "169.254.170.23", "[fd00:ec2::23]", NULL};
+    if (strncmp(uri, "https://", 8) == 0)
+        return true;
+    if (strncmp(uri, "http://", 7) != 0)
+        return false;
+    const char *h = uri + 7;
+    size_t hl = strcspn(h, ":/");
+    if (h[0] == '[')
+        hl = strcspn(h, "]") + 1;
+    for (size_t i = 0; hosts[i]; i++) {
+        size_t n = strlen(hosts[i]);
+        if (hosts[i][n - 1] == '.' ? strncmp(h, hosts[i], n) == 0
+                                   : (hl == n && strncmp(h, hosts[i], n) == 0))
+            return true;
+    }
+    return false;
+}
+
 static int container(struct aws_chain *c, struct aws_creds *out, char *err, size_t errlen)
 {
     const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
@@ -331,10 +362,17 @@ static int container(struct aws_chain *c, struct aws_creds *out, char *err, size
     struct http_response r;
     int rc;
 
-    if (rel)
+    if (rel) {
         snprintf(url, sizeof(url), "%s%s", AWS_ECS_HOST, rel);
-    else
+    } else if (!full_uri_allowed(full)) {
+        /* The SDKs' rule: the authorization token goes over plain http only
+         * to the container agents' addresses or loopback. */
+        snprintf(err, errlen, "AWS_CONTAINER_CREDENTIALS_FULL_URI %.200s: plain http is allowed "
+                 "only to loopback, 169.254.170.2, 169.254.170.23 or fd00:ec2::23", full);
+        return -EINVAL;
+    } else {
         snprintf(url, sizeof(url), "%s", full);
+    }
     if (tfile) {
         if ((rc = secfile_token(tfile, AWS_FILE_MAX, &auth, msg, sizeof(msg))) < 0) {
             snprintf(err, errlen, "container credentials token: %s", msg);
@@ -375,8 +413,8 @@ static int container(struct aws_chain *c, struct aws_creds *out, char *err, size
 }
 
 /* IMDSv2: a session token (PUT), then the call. path after the host. */
-static int imds_get(struct aws_chain *c, const char *path, struct http_response *r, char *err,
-                    size_t errlen)
+static int imds_get(struct aws_chain *c, struct http_client **slot, const char *path,
+                    struct http_response *r, char *err, size_t errlen)
 {
     const char *base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
     char url[512], msg[384] = "";
@@ -388,13 +426,13 @@ static int imds_get(struct aws_chain *c, const char *path, struct http_response 
     while (n > 0 && url[n - 1] == '/')
         url[--n] = '\0';
     /* Short: off EC2 the address does not answer, and the SDKs wait 1 s. */
-    rc = client_for(c, &c->meta, url, 1000, 2000, err, errlen);
+    rc = client_for(c, slot, url, 1000, 2000, err, errlen);
     if (rc < 0)
         return rc;
     static const char *const put_hdrs[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
     struct http_request put = {.method = "PUT", .path = "/latest/api/token", .headers = put_hdrs};
     http_response_init(&t);
-    rc = http_perform(c->meta, &put, &t, msg, sizeof(msg));
+    rc = http_perform(*slot, &put, &t, msg, sizeof(msg));
     if (rc < 0 || t.status != 200 || t.body.len == 0) {
         if (rc == 0)
             snprintf(msg, sizeof(msg), "HTTP %ld%s for the session token (IMDSv2 only)", t.status,
@@ -413,7 +451,7 @@ static int imds_get(struct aws_chain *c, const char *path, struct http_response 
     http_response_cleanup(&t);
     const char *hdrs[] = {hdr, NULL};
     struct http_request get = {.method = "GET", .path = path, .headers = hdrs};
-    rc = http_perform(c->meta, &get, r, msg, sizeof(msg));
+    rc = http_perform(*slot, &get, r, msg, sizeof(msg));
     secmem_free(hdr);
     if (rc < 0)
         snprintf(err, errlen, "instance metadata %s: %s", path, msg);
@@ -430,7 +468,7 @@ static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t er
     struct http_response r;
     char path[512], role[256];
     http_response_init(&r);
-    int rc = imds_get(c, base, &r, err, errlen);
+    int rc = imds_get(c, &c->meta, base, &r, err, errlen);
     if (rc == 0) {
         /* The body is not NUL-terminated: the first line, bounded by len. */
         size_t n = 0;
@@ -443,7 +481,7 @@ static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t er
             memcpy(role, r.body.data, n);
             role[n] = '\0';
             snprintf(path, sizeof(path), "%s%s", base, role);
-            rc = imds_get(c, path, &r, err, errlen);
+            rc = imds_get(c, &c->meta, path, &r, err, errlen);
             if (rc == 0)
                 rc = creds_from_json(&r.body, "instance metadata", out, err, errlen);
         }
@@ -454,28 +492,39 @@ static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t er
 
 /* ---- credential_process ---- */
 
-static int run_process(const char *cmd, struct aws_creds *out, char *err, size_t errlen)
+/* Run cmd with /bin/sh -c in its own process group, stdin /dev/null, no
+ * inherited descriptors but stdout/stderr; its stdout (the credentials)
+ * read into secret memory. Everything, exit included, within timeout_ms:
+ * past it the whole group is killed. */
+static int run_process(const char *cmd, long long timeout_ms, struct aws_creds *out, char *err,
+                       size_t errlen)
 {
     int pfd[2];
     pid_t pid;
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
     char sh[] = "/bin/sh", dash_c[] = "-c";
     char *cmd_copy = strdup(cmd);
     char *argv[] = {sh, dash_c, cmd_copy, NULL};
     struct secbuf b;
     int rc = 0, status = 0;
+    bool exited = false, eof = false;
 
     if (!cmd_copy)
         return -ENOMEM;
-
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
         free(cmd_copy);
         return -errno;
     }
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     free(cmd_copy);
     close(pfd[1]);
@@ -485,38 +534,47 @@ static int run_process(const char *cmd, struct aws_creds *out, char *err, size_t
         return -rc;
     }
     secbuf_init(&b, AWS_FILE_MAX);
-    long long deadline = mono_ms() + AWS_PROCESS_TIMEOUT_MS;
-    for (;;) {
-        char chunk[4096];
+    long long deadline = mono_ms() + timeout_ms;
+    while (!exited || !eof) {
         long long left = deadline - mono_ms();
-        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
         if (left <= 0) {
-            snprintf(err, errlen, "credential_process: no answer within %d s",
-                     AWS_PROCESS_TIMEOUT_MS / 1000);
+            snprintf(err, errlen, "credential_process: no answer within %lld s",
+                     (timeout_ms + 999) / 1000);
             rc = -ETIMEDOUT;
-            kill(pid, SIGKILL);
             break;
         }
-        if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
-            rc = -errno;
-            break;
+        if (!eof) {
+            struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+            if (poll(&p, 1, (int)(left < 100 ? left : 100)) > 0) {
+                char chunk[4096];
+                ssize_t n = read(pfd[0], chunk, sizeof(chunk));
+                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                    eof = true;
+                if (n > 0) {
+                    rc = secbuf_append(&b, chunk, (size_t)n);
+                    secmem_wipe(chunk, sizeof(chunk));
+                    if (rc < 0) {
+                        snprintf(err, errlen, "credential_process: output larger than %d bytes",
+                                 AWS_FILE_MAX);
+                        break;
+                    }
+                }
+            }
+        } else {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
         }
-        ssize_t n = read(pfd[0], chunk, sizeof(chunk));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;
-        rc = secbuf_append(&b, chunk, (size_t)n);
-        secmem_wipe(chunk, sizeof(chunk));
-        if (rc < 0) {
-            snprintf(err, errlen, "credential_process: output larger than %d bytes", AWS_FILE_MAX);
-            kill(pid, SIGKILL);
-            break;
+        if (!exited) {
+            pid_t w = waitpid(pid, &status, WNOHANG);
+            exited = w == pid || (w < 0 && errno != EINTR);
         }
     }
     close(pfd[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    if (!exited) {
+        kill(-pid, SIGKILL);   /* the group: grandchildren too */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
     if (rc == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
         snprintf(err, errlen, "credential_process: exited with %s %d",
                  WIFEXITED(status) ? "status" : "signal",
@@ -646,18 +704,16 @@ static int profile_creds(struct aws_chain *c, const struct files *f, const char 
         aws_creds_clear(&src);
         return rc;
     }
+    /* botocore's order: credentials-file keys, credential_process, then
+     * keys in the config file. */
+    const char *proc = config_get(f, profile, "credential_process");
+    if (proc && !ini_get(f->creds, profile, "aws_access_key_id"))
+        return run_process(proc, c->process_timeout_ms, out, err, errlen);
     rc = static_keys(f, profile, out);
-    if (rc == -EINVAL) {
+    if (rc == -EINVAL)
         snprintf(err, errlen, "profile %s: aws_access_key_id without aws_secret_access_key",
                  profile);
-        return rc;
-    }
-    if (rc != 1)
-        return rc;
-    const char *proc = config_get(f, profile, "credential_process");
-    if (proc)
-        return run_process(proc, out, err, errlen);
-    return 1;
+    return rc;
 }
 
 /* ---- the chain ---- */
@@ -739,55 +795,78 @@ static int fetch(struct aws_chain *c, struct aws_creds *out, char *err, size_t e
     return rc;
 }
 
-static bool needs_refresh(const struct aws_creds *cr)
+/* Expiration is the server's clock: compare with ours corrected by the skew
+ * STS told us about. */
+static bool needs_refresh(const struct aws_creds *cr, long long skew_s)
 {
     if (!cr->akid)
         return true;
     if (!cr->expiration)
         return false;
-    time_t now = time(NULL);
+    time_t now = time(NULL) + (time_t)skew_s;
     time_t life = cr->expiration - cr->obtained;
     time_t ahead = life / 4 < AWS_REFRESH_AHEAD_S ? life / 4 : AWS_REFRESH_AHEAD_S;
     return now >= cr->expiration - ahead;
+}
+
+/* Credentials usable for a request now (server time). lock held. */
+static bool usable(const struct aws_chain *c)
+{
+    return c->creds.akid &&
+           (!c->creds.expiration || time(NULL) + c->skew_s < c->creds.expiration);
 }
 
 int aws_chain_get(struct aws_chain *c, struct aws_creds *out, char *err, size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&c->lock);
-    if (needs_refresh(&c->creds)) {
+    while (needs_refresh(&c->creds, c->skew_s)) {
+        if (c->refreshing) {
+            /* One fetch at a time; the others go on with what is there. */
+            if (usable(c))
+                break;
+            pthread_cond_wait(&c->refreshed, &c->lock);
+            continue;
+        }
         unsigned f = c->failures ? c->failures - 1 : 0;
         long long backoff = 1000LL << (f > 6 ? 6 : f);
         if (backoff > AWS_RETRY_MAX_MS)
             backoff = AWS_RETRY_MAX_MS;
-        bool usable = c->creds.akid && time(NULL) < c->creds.expiration;
         if (c->failed_ms && mono_ms() - c->failed_ms < backoff) {
-            if (!usable) {
+            if (!usable(c)) {
                 snprintf(err, errlen, "%s", c->failed_err);
                 rc = c->failed_rc;
             }
-        } else {
-            struct aws_creds fresh = {0};
-            rc = fetch(c, &fresh, err, errlen);
-            if (rc == 0) {
-                aws_creds_clear(&c->creds);
-                c->creds = fresh;
-                c->failures = 0;
-                c->failed_ms = 0;
-                struct log_fields lf = {.backend = c->backend};
-                log_f(LOG_INFO, &lf, "aws credentials from %s", c->source_name);
-            } else {
-                aws_creds_clear(&fresh);
-                c->failures++;
-                c->failed_ms = mono_ms();
-                c->failed_rc = rc;
-                snprintf(c->failed_err, sizeof(c->failed_err), "%s", err);
-                struct log_fields lf = {.backend = c->backend, .error = err};
-                log_f(usable ? LOG_WARN : LOG_ERROR, &lf, "aws credentials refresh failed");
-                if (usable)
-                    rc = 0;   /* the current ones are still good for a while */
-            }
+            break;
         }
+        /* The fetch runs without the lock: requests keep signing with the
+         * current credentials while they are valid. */
+        struct aws_creds fresh = {0};
+        c->refreshing = true;
+        pthread_mutex_unlock(&c->lock);
+        rc = fetch(c, &fresh, err, errlen);
+        pthread_mutex_lock(&c->lock);
+        c->refreshing = false;
+        pthread_cond_broadcast(&c->refreshed);
+        if (rc == 0) {
+            aws_creds_clear(&c->creds);
+            c->creds = fresh;
+            c->failures = 0;
+            c->failed_ms = 0;
+            struct log_fields lf = {.backend = c->backend};
+            log_f(LOG_INFO, &lf, "aws credentials from %s", c->source_name);
+        } else {
+            aws_creds_clear(&fresh);
+            c->failures++;
+            c->failed_ms = mono_ms();
+            c->failed_rc = rc;
+            snprintf(c->failed_err, sizeof(c->failed_err), "%s", err);
+            struct log_fields lf = {.backend = c->backend, .error = err};
+            log_f(usable(c) ? LOG_WARN : LOG_ERROR, &lf, "aws credentials refresh failed");
+            if (usable(c))
+                rc = 0;   /* the current ones are still good for a while */
+        }
+        break;
     }
     if (rc == 0)
         rc = aws_creds_copy(out, &c->creds);
@@ -808,7 +887,22 @@ const char *aws_chain_source(struct aws_chain *c)
     return c->source_name;
 }
 
+static int region_lookup(struct aws_chain *c, char **out, char *err, size_t errlen);
+
 int aws_chain_region(struct aws_chain *c, char **out, char *err, size_t errlen)
+{
+    /* Remembered for STS too: its regional endpoint and signing region. */
+    int rc = region_lookup(c, out, err, errlen);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->lock);
+        if (!c->region)
+            c->region = strdup(*out);
+        pthread_mutex_unlock(&c->lock);
+    }
+    return rc;
+}
+
+static int region_lookup(struct aws_chain *c, char **out, char *err, size_t errlen)
 {
     const char *r = c->region ? c->region : env("AWS_REGION");
     struct files f;
@@ -833,9 +927,9 @@ int aws_chain_region(struct aws_chain *c, char **out, char *err, size_t errlen)
     struct http_response resp;
     char msg[400] = "";
     http_response_init(&resp);
-    pthread_mutex_lock(&c->lock);
-    rc = imds_get(c, "/latest/meta-data/placement/region", &resp, msg, sizeof(msg));
-    pthread_mutex_unlock(&c->lock);
+    struct http_client *own = NULL;   /* not c->meta: a refresh may be using it */
+    rc = imds_get(c, &own, "/latest/meta-data/placement/region", &resp, msg, sizeof(msg));
+    http_client_free(own);
     if (rc == 0 && resp.body.len > 0 && resp.body.len < 64) {
         *out = strndup((const char *)resp.body.data, resp.body.len);
         rc = *out ? 0 : -ENOMEM;
@@ -856,7 +950,10 @@ int aws_chain_new(const struct aws_chain_opts *o, struct aws_chain **out, char *
     if (!c)
         return -ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->refreshed, NULL);
     c->http = o->http;
+    c->process_timeout_ms = o->process_timeout_ms > 0 ? o->process_timeout_ms
+                                                      : AWS_PROCESS_TIMEOUT_MS;
     c->profile = o->profile ? strdup(o->profile) : NULL;
     c->profile_explicit = o->profile != NULL;
     c->region = o->region ? strdup(o->region) : NULL;
@@ -882,6 +979,7 @@ void aws_chain_free(struct aws_chain *c)
     free(c->region);
     free(c->sts_endpoint);
     free(c->backend);
+    pthread_cond_destroy(&c->refreshed);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }

@@ -28,6 +28,7 @@ struct aws_chain_opts {
     const char *region;            /* config "region", or NULL */
     const char *sts_endpoint;      /* config "sts_endpoint", or NULL */
     const char *backend;           /* for logs */
+    long long process_timeout_ms;  /* credential_process deadline; 0: 30 s */
 };
 
 int aws_chain_new(const struct aws_chain_opts *o, struct aws_chain **out, char *err, size_t errlen)

@@ -113,23 +113,27 @@ static int canonical_query(struct secbuf *b, const char *q)
         const char *amp = strchr(p, '&');
         size_t len = amp ? (size_t)(amp - p) : strlen(p);
         if (len > 0) {
-            if (n == SIGV4_MAX_PARAMS)
-                return -E2BIG;
+            if (n == SIGV4_MAX_PARAMS) {
+                rc = -E2BIG;
+                break;
+            }
             const char *eq = memchr(p, '=', len);
             size_t kl = eq ? (size_t)(eq - p) : len;
             char *tmp = malloc(len + 1);
-            if (!tmp)
-                return -ENOMEM;
             secbuf_init(&ps[n].k, 8192);
             secbuf_init(&ps[n].v, 8192);
+            n++;
+            if (!tmp) {
+                rc = -ENOMEM;
+                break;
+            }
             size_t dk = decode(p, kl, tmp);
-            rc = encode(&ps[n].k, tmp, dk, false);
+            rc = encode(&ps[n - 1].k, tmp, dk, false);
             if (rc == 0 && eq) {
                 size_t dv = decode(eq + 1, len - kl - 1, tmp);
-                rc = encode(&ps[n].v, tmp, dv, false);
+                rc = encode(&ps[n - 1].v, tmp, dv, false);
             }
             free(tmp);
-            n++;
         }
         p = amp ? amp + 1 : p + len;
     }
@@ -144,6 +148,8 @@ static int canonical_query(struct secbuf *b, const char *q)
             rc = put(b, "=", 1);
         if (rc == 0 && ps[i].v.len)
             rc = put(b, (const char *)ps[i].v.data, ps[i].v.len);
+    }
+    for (size_t i = 0; i < n; i++) {   /* every path, errors included */
         secbuf_cleanup(&ps[i].k);
         secbuf_cleanup(&ps[i].v);
     }

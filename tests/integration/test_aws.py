@@ -121,6 +121,20 @@ class ContentsTest(awsenv.AwsTestCase):
 class BatchTest(awsenv.AwsTestCase):
     N = 50
 
+    def test_partial_arn_does_not_match_a_longer_name(self):
+        # "...:secret:x" (partial ARN) must not be served "x-admin"'s value,
+        # whichever order the batch answer lists them in.
+        vx, vadmin = rstest.random_value(16, "x-"), rstest.random_value(16, "xadmin-")
+        ax = self.create_secret("x", vx)
+        self.create_secret("x-admin", vadmin)
+        partial = ax["ARN"][:-7]
+        self.write_aws_config({"a_admin": "aws:" + self.n("x-admin"), "b_partial": "aws:" + partial,
+                               "c_name": "aws:" + self.n("x")})
+        self.start_broker()
+        self.assertEqual(self.read("b_partial"), vx.encode())
+        self.assertEqual(self.read("a_admin"), vadmin.encode())
+        self.assertEqual(self.read("c_name"), vx.encode())
+
     def _make(self):
         self.values = {}
         for i in range(self.N):

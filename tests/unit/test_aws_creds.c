@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aws_creds.h"
@@ -144,11 +146,13 @@ START_TEST(profile_from_env_and_config_file)
     ck_assert_int_eq(aws_chain_region(c, &region, err, sizeof(err)), 0);
     ck_assert_str_eq(region, "eu-west-1");
     free(region);
+    aws_creds_clear(&cr);
+    aws_chain_free(c);
     setenv("AWS_REGION", "ap-south-1", 1);   /* the environment beats the profile */
+    c = chain(NULL);
     ck_assert_int_eq(aws_chain_region(c, &region, err, sizeof(err)), 0);
     ck_assert_str_eq(region, "ap-south-1");
     free(region);
-    aws_creds_clear(&cr);
     aws_chain_free(c);
 }
 END_TEST
@@ -189,6 +193,48 @@ START_TEST(credential_process_failures)
     c = chain(NULL);
     ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EPROTO);
     ck_assert_str_eq(err, "credential_process: no AccessKeyId/SecretAccessKey in the answer");
+    aws_chain_free(c);
+}
+END_TEST
+
+START_TEST(credential_process_timeout_kills_the_group)
+{
+    struct aws_creds cr = {0};
+    char err[256] = "", cfg[512], pidfile[300];
+    struct aws_chain *c = NULL;
+    struct aws_chain_opts o = {.http = eng, .backend = "aws", .process_timeout_ms = 1000};
+    /* a helper that never answers, with a grandchild holding stdout open */
+    snprintf(pidfile, sizeof(pidfile), "%s/grandchild.pid", dir);
+    snprintf(cfg, sizeof(cfg), "#!/bin/sh\nsleep 60 &\necho $! > %s\nsleep 60\n", pidfile);
+    write_file("hang.sh", cfg);
+    snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/hang.sh\n", dir);
+    write_file("config", cfg);
+    ck_assert_int_eq(aws_chain_new(&o, &c, err, sizeof(err)), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_str_eq(err, "credential_process: no answer within 1 s");
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(s < 5.0, "took %.1f s", s);
+    FILE *f = fopen(pidfile, "r");
+    ck_assert_ptr_nonnull(f);
+    int gpid = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &gpid), 1);
+    fclose(f);
+    for (int i = 0; i < 50 && kill(gpid, 0) == 0; i++) {
+        char st[64] = "", path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", gpid);   /* a zombie counts as gone */
+        FILE *p = fopen(path, "r");
+        if (p && fgets(st, sizeof(st), p) && strstr(st, ") Z"))
+            gpid = -1;
+        if (p)
+            fclose(p);
+        if (gpid < 0)
+            break;
+        usleep(20000);
+    }
+    ck_assert_msg(gpid < 0 || kill(gpid, 0) != 0, "the grandchild %d survived", gpid);
     aws_chain_free(c);
 }
 END_TEST
@@ -242,6 +288,7 @@ static Suite *aws_creds_suite(void)
     tcase_add_test(tc, profile_from_env_and_config_file);
     tcase_add_test(tc, credential_process);
     tcase_add_test(tc, credential_process_failures);
+    tcase_add_test(tc, credential_process_timeout_kills_the_group);
     tcase_add_test(tc, missing_profile_and_nothing_at_all);
     tcase_add_test(tc, role_needs_source);
     suite_add_tcase(s, tc);
