@@ -39,6 +39,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import cmd_out, is_mounted, loadavg, parse_log_time, read_file  # noqa: E402,F401
+
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SELF = os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
@@ -49,6 +53,13 @@ STOP_TIMEOUT = 10.0
 class BenchError(Exception):
     pass
 
+
+
+def machine_info(build):
+    import moto
+    info = benchlib.machine_info(build)
+    info["moto"] = getattr(moto, "__version__", "?")
+    return info
 
 def log(msg):
     print("coldstart-aws: %s" % msg, file=sys.stderr, flush=True)
@@ -82,68 +93,8 @@ def parse_args(argv):
     return args
 
 
-def cmd_out(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
-def machine_info(build):
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    buildtype = ""
-    try:
-        opts = json.loads(cmd_out(["meson", "introspect", build, "--buildoptions"]) or "[]")
-        buildtype = next((o["value"] for o in opts if o.get("name") == "buildtype"), "")
-    except ValueError:
-        pass
-    import moto
-    commit = cmd_out(["git", "-C", SRC, "rev-parse", "--short", "HEAD"])
-    dirty = cmd_out(["git", "-C", SRC, "status", "--porcelain", "--untracked-files=no"])
-    return {"nproc": cmd_out(["nproc", "--all"]), "model": model, "kernel": os.uname().release,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "python": sys.version.split()[0], "moto": getattr(moto, "__version__", "?"),
-            "build": "%s, buildtype=%s" % (build, buildtype or "?"),
-            "commit": (commit + (" + uncommitted changes" if dirty else "")) or "?"}
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def read_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        out = []
-        while True:
-            b = os.read(fd, 4096)
-            if not b:
-                return b"".join(out)
-            out.append(b)
-    finally:
-        os.close(fd)
-
-
-def is_mounted(path):
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        return any(len(ln.split()) > 4 and ln.split()[4] == path for ln in f)
-
-
-def parse_log_time(s):
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def one_run(ctx, mode, i):

@@ -60,6 +60,10 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import cmd_out, is_mounted, loadavg, parse_log_time, read_file  # noqa: E402,F401
 import urllib.request
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,6 +80,14 @@ CURL_TIMEOUT = 30           # per request, curl --max-time
 class BenchError(Exception):
     pass
 
+
+
+def machine_info(build, curl):
+    info = benchlib.machine_info(build)
+    info["curl"] = " ".join(w for i, w in enumerate((cmd_out([curl, "--version"]).splitlines()
+                                                      or [""])[0].split())
+                            if i < 2 or w.startswith("OpenSSL/"))
+    return info
 
 def log(msg):
     print("coldstart-vault: %s" % msg, file=sys.stderr, flush=True)
@@ -153,13 +165,6 @@ def write_private(path, data):
         f.write(data)
 
 
-def is_mounted(path):
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 4 and fields[4].replace("\\040", " ") == path:
-                return True
-    return False
 
 
 def stop_process(proc, what):
@@ -180,72 +185,10 @@ def stop_process(proc, what):
     return proc.returncode
 
 
-def read_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        out = []
-        while True:
-            b = os.read(fd, 4096)
-            if not b:
-                return b"".join(out)
-            out.append(b)
-    finally:
-        os.close(fd)
 
 
-def parse_log_time(s):
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
-def cmd_out(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def machine_info(build, curl):
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    buildtype = ""
-    try:
-        opts = json.loads(cmd_out(["meson", "introspect", build, "--buildoptions"]) or "[]")
-        buildtype = next((o["value"] for o in opts if o.get("name") == "buildtype"), "")
-    except ValueError:
-        pass
-    commit = cmd_out(["git", "-C", SRC, "rev-parse", "--short", "HEAD"])
-    dirty = cmd_out(["git", "-C", SRC, "status", "--porcelain", "--untracked-files=no"])
-    return {
-        "nproc": cmd_out(["nproc", "--all"]),
-        "model": model,
-        "kernel": os.uname().release,
-        "date": cmd_out(["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-        "curl": " ".join(w for i, w in enumerate((cmd_out([curl, "--version"]).splitlines() or [""])[0]
-                                                 .split()) if i < 2 or w.startswith("OpenSSL/")),
-        "python": sys.version.split()[0],
-        "build": "%s, buildtype=%s" % (build, buildtype or "?"),
-        "commit": (commit + (" + uncommitted changes" if dirty else "")) or "?",
-    }
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-# --------------------------------------------------------------------------------------------------
-# the fake Vault, in its own process
 
 
 class Fake:
