@@ -205,15 +205,6 @@ class AwsTestCase(rstest.BrokerTestCase):
     def cli(self, *args, env=None, keys=True, timeout=rstest.CLI_TIMEOUT):
         return rstest.run_cli(*args, env=self.broker_env(env, keys), timeout=timeout)
 
-    def write_private(self, name, content, mode=0o600):
-        path = os.path.join(self.dir, name)
-        if isinstance(content, str):
-            content = content.encode()
-        with open(path, "wb") as f:
-            f.write(content)
-        os.chmod(path, mode)
-        return path
-
     def creds_server(self, **kw):
         """A started FakeCredsServer handing out fresh moto AssumeRole credentials."""
         s = FakeCredsServer(creds_fn=lambda: self.moto.assume_role(session_name="rs-fake"), **kw)
@@ -255,49 +246,6 @@ class AwsTestCase(rstest.BrokerTestCase):
                           % (count, CRED_MSG, source, [r["msg"] for r in self.cred_logs(broker)],
                              broker.describe()))
             time.sleep(rstest.POLL)
-
-    def cold_start(self, broker, timeout=rstest.LOG_TIMEOUT):
-        rec = broker.wait_log("cold start done", timeout=timeout)
-        for k in ("ok", "failed"):
-            self.assertIsInstance(rec.get(k), int, "cold start done without integer %r: %r"
-                                  % (k, rec))
-        return rec
-
-    def assertNoLog(self, broker, msg, since=0, **fields):
-        found = broker.find_logs(msg, since, **fields)
-        self.assertEqual(found, [], "unexpected %r log lines: %r" % (msg, found[:3]))
-
-    # -- the mount
-
-    def read(self, *parts):
-        return rstest.read_all(self.mpath(*parts))
-
-    def try_read(self, *parts):
-        try:
-            return rstest.read_all(self.mpath(*parts))
-        except OSError as e:
-            return e.errno
-
-    def wait_value(self, expected, *parts, timeout=rstest.LOG_TIMEOUT, what=None):
-        if isinstance(expected, str):
-            expected = expected.encode()
-        t0 = time.monotonic()
-        last = [None]
-
-        def ok():
-            last[0] = self.try_read(*parts)
-            return last[0] == expected
-        try:
-            rstest.wait_until(ok, timeout, what or "%s to read the expected value" % "/".join(parts))
-        except AssertionError as e:
-            got = last[0]
-            desc = ("errno %d" % got) if isinstance(got, int) else ("%d bytes" % len(got))
-            raise AssertionError("%s (last read: %s)" % (e, desc)) from None
-        return time.monotonic() - t0
-
-    def wait_gone(self, *parts, timeout=rstest.LOG_TIMEOUT):
-        rstest.wait_until(lambda: not os.path.exists(self.mpath(*parts)), timeout,
-                          "%s to disappear" % "/".join(parts))
 
 
 def b64(data):

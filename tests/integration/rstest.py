@@ -21,8 +21,10 @@ The harness:
 Standard library only (unittest).
 """
 
+import base64
 import errno
 import json
+import mmap
 import os
 import pickle
 import re
@@ -432,6 +434,27 @@ def gdb_dump(tc, pid):
     return key, hashkey, core, out
 
 
+def core_findings(tc, core, marker, needles, keys):
+    """Search a core dump (then delete it) for each bytes value of needles
+    ({label: bytes}) and each key of keys ({label: bytes}) raw, in hex and in
+    base64. Checks the dump is real: over 1 MiB and holding marker (a
+    secret's name, which is in the heap by design). Returns the labels
+    found."""
+    found = []
+    with open(core, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        tc.assertGreater(len(m), 1 << 20, "core suspiciously small")
+        tc.assertNotEqual(m.find(marker.encode()), -1,
+                          "the core does not even hold the secret names: not a real dump")
+        found = [label for label, v in needles.items() if m.find(v) != -1]
+        for kname, k in keys.items():
+            for enc_name, enc in (("raw", k), ("hex", k.hex().encode()),
+                                  ("base64", base64.b64encode(k))):
+                if m.find(enc) != -1:
+                    found.append("%s (%s)" % (kname, enc_name))
+    os.unlink(core)
+    return found
+
+
 # --------------------------------------------------------------------------
 # the test case base
 
@@ -509,6 +532,16 @@ class BrokerTestCase(unittest.TestCase):
             self.sensitive(data)
         return path
 
+    def write_private(self, name, content, mode=0o600):
+        """A file under the test directory (token, JWT, credentials), mode 0600."""
+        path = os.path.join(self.dir, name)
+        if isinstance(content, str):
+            content = content.encode()
+        with open(path, "wb") as f:
+            f.write(content)
+        os.chmod(path, mode)
+        return path
+
     def write_config(self, secrets, defaults=None, backends=None, mount=None, path=None):
         cfg = {"mount": mount or self.mnt}
         cfg["defaults"] = defaults if defaults is not None else {
@@ -540,6 +573,70 @@ class BrokerTestCase(unittest.TestCase):
 
     def mpath(self, *parts):
         return os.path.join(self.mnt, *parts)
+
+    # -- the mount and the log, for tests of network backends
+
+    def cold_start(self, broker, timeout=LOG_TIMEOUT):
+        """The "cold start done" record; checks its ok/failed fields are integers."""
+        rec = broker.wait_log("cold start done", timeout=timeout)
+        for k in ("ok", "failed"):
+            self.assertIsInstance(rec.get(k), int, "cold start done without integer %r: %r"
+                                  % (k, rec))
+        return rec
+
+    def read(self, *parts):
+        return read_all(self.mpath(*parts))
+
+    def try_read(self, *parts):
+        """The file's bytes, or the errno its open/read failed with (an int)."""
+        try:
+            return read_all(self.mpath(*parts))
+        except OSError as e:
+            return e.errno
+
+    def wait_value(self, expected, *parts, timeout=LOG_TIMEOUT, what=None):
+        """Poll until the file reads exactly `expected` (str or bytes); returns elapsed s."""
+        if isinstance(expected, str):
+            expected = expected.encode()
+        t0 = time.monotonic()
+        last = [None]
+
+        def ok():
+            last[0] = self.try_read(*parts)
+            return last[0] == expected
+        try:
+            wait_until(ok, timeout, what or "%s to read the expected value" % "/".join(parts))
+        except AssertionError as e:
+            got = last[0]
+            desc = ("errno %d" % got) if isinstance(got, int) else ("%d bytes" % len(got))
+            raise AssertionError("%s (last read: %s)" % (e, desc)) from None
+        return time.monotonic() - t0
+
+    def wait_gone(self, *parts, timeout=LOG_TIMEOUT):
+        wait_until(lambda: not os.path.exists(self.mpath(*parts)), timeout,
+                   "%s to disappear" % "/".join(parts))
+
+    def assertFailsClosed(self, name, expected, since, max_stale):
+        """From `since` (monotonic) the file keeps reading `expected` (the last
+        good value) until max_stale, then fails with EIO, within
+        [max_stale - 1.3 s, max_stale + 0.5 s]. Returns when EIO was seen."""
+        first_eio = None
+        deadline = since + max_stale + LOG_TIMEOUT
+        while time.monotonic() < deadline:
+            got = self.try_read(name)
+            if got == errno.EIO:
+                first_eio = time.monotonic() - since
+                break
+            self.assertEqual(got, expected, "served something else than the last value")
+            time.sleep(0.1)
+        self.assertIsNotNone(first_eio, "never failed closed")
+        self.assertGreaterEqual(first_eio, max_stale - 1.3)
+        self.assertLessEqual(first_eio, max_stale + 0.5)
+        return first_eio
+
+    def assertNoLog(self, broker, msg, since=0, **fields):
+        found = broker.find_logs(msg, since, **fields)
+        self.assertEqual(found, [], "unexpected %r log lines: %r" % (msg, found[:3]))
 
     # -- assertions
 

@@ -12,7 +12,6 @@ certificates).
 import json
 import os
 import sys
-import time
 
 import rstest
 
@@ -63,18 +62,6 @@ class VaultTestCase(rstest.BrokerTestCase):
         finally:
             super().tearDown()
 
-    # -- files
-
-    def write_private(self, name, content, mode=0o600):
-        """A file under the test directory (token, JWT, secret id), mode 0600."""
-        path = os.path.join(self.dir, name)
-        if isinstance(content, str):
-            content = content.encode()
-        with open(path, "wb") as f:
-            f.write(content)
-        os.chmod(path, mode)
-        return path
-
     # -- configuration
 
     def token_auth(self, token_file=None):
@@ -115,44 +102,3 @@ class VaultTestCase(rstest.BrokerTestCase):
         """Every recorded /v1 request."""
         return [e for e in self.vault.requests() if e["rel"] is not None]
 
-    # -- brokers and the mount
-
-    def cold_start(self, broker, timeout=rstest.LOG_TIMEOUT):
-        """The "cold start done" record; checks its ok/failed fields are integers."""
-        rec = broker.wait_log("cold start done", timeout=timeout)
-        for k in ("ok", "failed"):
-            self.assertIsInstance(rec.get(k), int, "cold start done without integer %r: %r"
-                                  % (k, rec))
-        return rec
-
-    def read(self, *parts):
-        return rstest.read_all(self.mpath(*parts))
-
-    def try_read(self, *parts):
-        """The file's bytes, or the errno its open/read failed with (an int)."""
-        try:
-            return rstest.read_all(self.mpath(*parts))
-        except OSError as e:
-            return e.errno
-
-    def wait_value(self, expected, *parts, timeout=rstest.LOG_TIMEOUT, what=None):
-        """Poll until the file reads exactly `expected` (str or bytes); returns elapsed s."""
-        if isinstance(expected, str):
-            expected = expected.encode()
-        t0 = time.monotonic()
-        last = [None]
-
-        def ok():
-            last[0] = self.try_read(*parts)
-            return last[0] == expected
-        try:
-            rstest.wait_until(ok, timeout, what or "%s to read the expected value" % "/".join(parts))
-        except AssertionError as e:
-            got = last[0]
-            desc = ("errno %d" % got) if isinstance(got, int) else ("%d bytes" % len(got))
-            raise AssertionError("%s (last read: %s)" % (e, desc)) from None
-        return time.monotonic() - t0
-
-    def assertNoLog(self, broker, msg, since=0, **fields):
-        found = broker.find_logs(msg, since, **fields)
-        self.assertEqual(found, [], "unexpected %r log lines: %r" % (msg, found[:3]))
