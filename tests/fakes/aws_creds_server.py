@@ -36,6 +36,8 @@ import http.server
 import json
 import secrets
 import threading
+
+from loopback import ServedFake
 import time
 import uuid
 
@@ -46,12 +48,9 @@ def iso8601(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
 
 
-class FakeCredsServer:
+class FakeCredsServer(ServedFake):
     def __init__(self, creds_fn, region="us-east-1", role_name="rs-instance-role",
                  ecs_path=None, ecs_token=None, expiration_s=3600, host="127.0.0.1", port=0):
         self.creds_fn = creds_fn
@@ -70,37 +69,6 @@ class FakeCredsServer:
         self._issued = []            # credentials handed out (for sensitive registration)
         self._server = None
         self._thread = None
-
-    # -- lifecycle
-
-    def start(self):
-        fake = self
-
-        class Handler(_Handler):
-            pass
-        Handler.fake = fake
-        self._server = _Server((self.host, self.port), Handler)
-        self.port = self._server.server_address[1]
-        self.url = "http://%s:%d" % (self.host, self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="aws-creds-fake", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- controls
 
@@ -301,3 +269,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    "instanceType": "t3.micro", "region": fake.region}
             return self._finish(e, 200, json.dumps(doc, indent=2))
         return self._finish(e, 404, "Not Found")
+
+
+FakeCredsServer.HANDLER = _Handler
+FakeCredsServer.OWNER = "fake"
+FakeCredsServer.THREAD_NAME = "aws-creds-fake"

@@ -46,6 +46,8 @@ import socket
 import subprocess
 import sys
 import threading
+
+from loopback import ServedFake
 import time
 import urllib.parse
 import urllib.request
@@ -240,10 +242,6 @@ class _Fault:
         return True
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
 
 
 def _qualified_target(target):
@@ -252,7 +250,7 @@ def _qualified_target(target):
     return target
 
 
-class AwsProxy:
+class AwsProxy(ServedFake):
     """Threaded reverse proxy in front of moto; see the module docstring."""
 
     def __init__(self, moto, host="127.0.0.1", port=0):
@@ -272,37 +270,6 @@ class AwsProxy:
         self.latency_ms = 0               # added before every answer (simulated network)
         self._server = None
         self._thread = None
-
-    # -- lifecycle
-
-    def start(self):
-        proxy = self
-
-        class Handler(_Handler):
-            pass
-        Handler.proxy = proxy
-        self._server = _Server((self.host, self.port), Handler)
-        self.port = self._server.server_address[1]
-        self.url = "http://%s:%d" % (self.host, self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="aws-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- faults
 
@@ -675,6 +642,11 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
+AwsProxy.HANDLER = _Handler
+AwsProxy.OWNER = "proxy"
+AwsProxy.THREAD_NAME = "aws-proxy"
+
+
 if __name__ == "__main__":
     # Manual use: python3 aws_proxy.py  -> starts moto + proxy, prints URLs and admin keys, runs
     # until SIGINT/SIGTERM.
@@ -690,3 +662,4 @@ if __name__ == "__main__":
         pass
     p.stop()
     m.stop()
+
