@@ -18,12 +18,7 @@ int store_new(const struct config *cfg, struct backend **backends, struct cache 
         free(s);
         return -ENOMEM;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&s->settle_lock, NULL);
-    pthread_cond_init(&s->settled_cond, &ca);
-    pthread_condattr_destroy(&ca);
     for (size_t i = 0; i < cfg->n_secrets; i++) {
         struct secret *sec = &s->secrets[i];
         sec->cfg = &cfg->secrets[i];
@@ -49,7 +44,6 @@ void store_free(struct store *s)
         pthread_mutex_destroy(&s->secrets[i].lock);
     }
     free(s->secrets);
-    pthread_cond_destroy(&s->settled_cond);
     pthread_mutex_destroy(&s->settle_lock);
     free(s);
 }
@@ -188,24 +182,12 @@ void store_settle(struct store *s, size_t idx)
 {
     pthread_mutex_lock(&s->settle_lock);
     s->secrets[idx].settled = true;
-    pthread_cond_broadcast(&s->settled_cond);
     pthread_mutex_unlock(&s->settle_lock);
 }
 
-bool store_wait_settled(struct store *s, size_t idx, long long timeout_ms)
+bool store_settled(struct store *s, size_t idx)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&s->settle_lock);
-    while (!s->secrets[idx].settled)
-        if (pthread_cond_timedwait(&s->settled_cond, &s->settle_lock, &until) == ETIMEDOUT)
-            break;
     bool settled = s->secrets[idx].settled;
     pthread_mutex_unlock(&s->settle_lock);
     return settled;

@@ -48,7 +48,6 @@ struct store {
     struct secret *secrets;
     size_t n;
     pthread_mutex_t settle_lock;   /* guards every secret's settled flag */
-    pthread_cond_t settled_cond;
 };
 
 /* New store for every secret of cfg; backends[i] serves cfg->backends[i]. */
@@ -82,9 +81,9 @@ bool store_touch(struct store *s, size_t idx, enum store_change *change);
 
 /* The first fetch attempt of secret idx has finished (success or not). */
 void store_settle(struct store *s, size_t idx);
-/* Wait until secret idx has settled, at most timeout_ms. True if settled.
- * Lets a lookup during cold start wait for the value instead of failing. */
-bool store_wait_settled(struct store *s, size_t idx, long long timeout_ms);
+/* Whether that first attempt has finished: until then an absent value
+ * means "not fetched yet", not "gone" (fs parks its readers). */
+bool store_settled(struct store *s, size_t idx);
 
 const char *secret_state_name(enum secret_state st);
 

@@ -227,7 +227,7 @@ static int node_attr_ex(struct fs *fs, size_t n, struct stat *st, bool pending)
         const struct cfg_attrs *a = &fs->st->secrets[node->secret].cfg->attrs;
         store_view(fs->st, node->secret, &v);
         if (!v.present) {
-            if (!pending || store_wait_settled(fs->st, node->secret, 0))
+            if (!pending || store_settled(fs->st, node->secret))
                 return -ENOENT;
             waiting = 1;
         }
@@ -256,7 +256,7 @@ static bool park(struct fs *fs, size_t secret, const struct waiter *w)
 {
     bool parked = false;
     pthread_mutex_lock(&fs->wait_lock);
-    if (!store_wait_settled(fs->st, secret, 0)) {
+    if (!store_settled(fs->st, secret)) {
         struct waiter *copy = malloc(sizeof(*copy));
         if (copy) {
             *copy = *w;
