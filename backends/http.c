@@ -547,11 +547,6 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
-long long http_client_timeout_ms(const struct http_client *c)
-{
-    return c->timeout_ms;
-}
-
 const char *http_client_authority(const struct http_client *c)
 {
     return c->authority;

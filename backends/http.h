@@ -64,8 +64,6 @@ const char *http_client_authority(const struct http_client *c);
 const char *http_client_base_path(const struct http_client *c);
 /* Override the timeouts (instance metadata wants short ones). */
 void http_client_set_timeouts(struct http_client *c, long long connect_ms, long long total_ms);
-/* Total request timeout in milliseconds (for callers sizing their waits). */
-long long http_client_timeout_ms(const struct http_client *c);
 
 struct http_request {
     const char *method;           /* "GET", "POST", "PUT" */
