@@ -567,26 +567,24 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
                         if (rcs[i] < 0)
                             secbuf_cleanup(&outs[i].value);
                     }
-        } else if (rc < 0 || http_status_retryable(r.status) ||
-                   (rc == 0 && (batch_rc = status_error("BatchGetSecretValue", &r, &batch_out,
-                                                        batch_err, sizeof(batch_err))) < 0 &&
-                    batch_out.retryable)) {
-            /* Unreachable, throttled, failing: twenty single calls would only
-             * multiply the load and the wait. Every item gets this error and
-             * the scheduler's backoff. */
-            batch_failed = true;
+        } else {
             if (rc < 0) {
                 batch_rc = rc;
                 batch_out.retryable = http_errno_retryable(rc);
                 snprintf(batch_err, sizeof(batch_err), "%s", err);
-            } else if (batch_rc >= 0) {
+            } else {
                 batch_rc = status_error("BatchGetSecretValue", &r, &batch_out, batch_err,
                                         sizeof(batch_err));
             }
-        } else {
+            /* Unreachable, throttled, failing: twenty single calls would only
+             * multiply the load and the wait. Every item gets this error and
+             * the scheduler's backoff. A refusal is retried one by one below,
+             * which also yields each item's precise error. */
+            batch_failed = rc < 0 || batch_out.retryable;
             char type[128], msg[256];
             aws_error(&r, type, sizeof(type), msg, sizeof(msg));
-            if (strcmp(type, "AccessDeniedException") == 0 || strcmp(type, "AccessDenied") == 0) {
+            if (rc == 0 && (strcmp(type, "AccessDeniedException") == 0 ||
+                            strcmp(type, "AccessDenied") == 0)) {
                 /* Not allowed to batch: single calls from now on. */
                 pthread_mutex_lock(&a->lock);
                 a->batch_denied = true;
@@ -606,7 +604,7 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
         if (done && done[i])
             continue;
         if (batch_failed && !refs[i]->version && !refs[i]->stage) {
-            rcs[i] = batch_rc < 0 ? batch_rc : -EIO;
+            rcs[i] = batch_rc;
             outs[i].retryable = batch_out.retryable;
             outs[i].retry_after_ms = batch_out.retry_after_ms;
             snprintf(errs[i], BACKEND_ERR_MAX, "%s", batch_err);

@@ -270,29 +270,38 @@ static int sts_call(struct aws_chain *c, const struct secbuf *form, const struct
     return rc;
 }
 
+/* The fields every STS role call has; session defaults to
+ * runsecrets-<pid>, as the SDKs default to a generated name. */
+static int sts_form(struct secbuf *form, const char *action, const char *role_arn,
+                    const char *session)
+{
+    char sess[64];
+    if (!session) {
+        snprintf(sess, sizeof(sess), "runsecrets-%ld", (long)getpid());
+        session = sess;
+    }
+    int rc = form_append(form, "Action", action);
+    if (rc == 0)
+        rc = form_append(form, "Version", "2011-06-15");
+    if (rc == 0)
+        rc = form_append(form, "RoleArn", role_arn);
+    if (rc == 0)
+        rc = form_append(form, "RoleSessionName", session);
+    return rc;
+}
+
 static int web_identity(struct aws_chain *c, const char *token_file, const char *role_arn,
                         const char *session, struct aws_creds *out, char *err, size_t errlen)
 {
     char *jwt = NULL, msg[300] = "";
     struct secbuf form;
-    char sess[64];
     int rc = secfile_token(token_file, AWS_FILE_MAX, &jwt, msg, sizeof(msg));
     if (rc < 0) {
         snprintf(err, errlen, "web identity token: %s", msg);
         return rc;
     }
-    if (!session) {
-        snprintf(sess, sizeof(sess), "runsecrets-%ld", (long)getpid());
-        session = sess;
-    }
     secbuf_init(&form, 2 * AWS_FILE_MAX);
-    rc = form_append(&form, "Action", "AssumeRoleWithWebIdentity");
-    if (rc == 0)
-        rc = form_append(&form, "Version", "2011-06-15");
-    if (rc == 0)
-        rc = form_append(&form, "RoleArn", role_arn);
-    if (rc == 0)
-        rc = form_append(&form, "RoleSessionName", session);
+    rc = sts_form(&form, "AssumeRoleWithWebIdentity", role_arn, session);
     if (rc == 0)
         rc = form_append(&form, "WebIdentityToken", jwt);
     secmem_free(jwt);
@@ -307,20 +316,9 @@ static int assume_role(struct aws_chain *c, const struct aws_creds *source, cons
                        struct aws_creds *out, char *err, size_t errlen)
 {
     struct secbuf form;
-    char sess[64];
     int rc;
-    if (!session) {
-        snprintf(sess, sizeof(sess), "runsecrets-%ld", (long)getpid());
-        session = sess;
-    }
     secbuf_init(&form, 16 * 1024);
-    rc = form_append(&form, "Action", "AssumeRole");
-    if (rc == 0)
-        rc = form_append(&form, "Version", "2011-06-15");
-    if (rc == 0)
-        rc = form_append(&form, "RoleArn", role_arn);
-    if (rc == 0)
-        rc = form_append(&form, "RoleSessionName", session);
+    rc = sts_form(&form, "AssumeRole", role_arn, session);
     if (rc == 0 && external_id)
         rc = form_append(&form, "ExternalId", external_id);
     if (rc == 0 && duration)

@@ -292,18 +292,10 @@ static void member_success(struct scheduler *sc, size_t idx, const struct fetch_
     if (raw->unchanged) {
         /* A member whose #field failed has no value to keep: its error
          * stands until the object is read again. */
-        if (store_touch(sc->st, idx, &change)) {
-            sc->errors[idx][0] = '\0';
-            if (change == STORE_RECOVERED) {
-                log_f(LOG_INFO, &lf, "secret recovered");
-                notify(sc, idx, false);
-            } else {
-                log_f(LOG_DEBUG, &lf, "secret still valid");
-            }
-        }
-        return;
-    }
-    if (sec->cfg->ref.field) {
+        if (!store_touch(sc->st, idx, &change))
+            return;
+        rc = 0;
+    } else if (sec->cfg->ref.field) {
         struct secbuf v;
         secbuf_init(&v, raw->value.max);
         rc = secbuf_append(&v, raw->value.data, raw->value.len);
