@@ -1071,8 +1071,11 @@ out:
 static long long token_bound_ms(struct vault *v, long long limit)
 {
     pthread_mutex_lock(&v->auth_lock);
-    long long left = v->ttl_ms > 0 ? v->obtained_ms + v->ttl_ms - now_ms() : limit;
+    bool expires = v->ttl_ms > 0;
+    long long left = expires ? v->obtained_ms + v->ttl_ms - now_ms() : 0;
     pthread_mutex_unlock(&v->auth_lock);
+    if (!expires)
+        return limit;
     left = left * 85 / 100;
     if (left < 1000)
         left = 1000;
