@@ -151,6 +151,21 @@ static int get(struct http_client *c, struct http_response *r, char *err, size_t
     return http_perform(c, &req, r, err, errlen);
 }
 
+/* One GET against a fresh server answering in mode: the result, the
+ * response in *r (http_response_cleanup it) and the message in err. */
+static int one_get(enum mode mode, const char *reply, const char *extra, struct http_response *r,
+                   char *err, size_t errlen)
+{
+    struct server s;
+    server_start(&s, mode, reply);
+    struct http_client *c = client_for(s.port, extra);
+    http_response_init(r);
+    int rc = get(c, r, err, errlen);
+    http_client_free(c);
+    server_stop(&s);
+    return rc;
+}
+
 /* ---- tests ---- */
 
 START_TEST(ok_body_status_and_keepalive)
@@ -180,58 +195,42 @@ END_TEST
 
 START_TEST(retry_after_seconds)
 {
-    struct server s;
-    server_start(&s, REPLY, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n"
-                            "Content-Length: 2\r\n\r\n{}");
-    struct http_client *c = client_for(s.port, NULL);
     struct http_response r;
     char err[256] = "";
-    http_response_init(&r);
-    ck_assert_int_eq(get(c, &r, err, sizeof(err)), 0);
+    ck_assert_int_eq(one_get(REPLY, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n"
+                                    "Content-Length: 2\r\n\r\n{}", NULL, &r, err, sizeof(err)), 0);
     ck_assert_int_eq(r.status, 429);
     ck_assert_int_eq(r.retry_after_ms, 3000);
     ck_assert(http_status_retryable(r.status));
     http_response_cleanup(&r);
-    http_client_free(c);
-    server_stop(&s);
 }
 END_TEST
 
 START_TEST(body_over_cap)
 {
     static char reply[4096];
-    struct server s;
-    int n = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n");
-    memset(reply + n, 'A', 2000);
-    server_start(&s, REPLY, reply);
-    struct http_client *c = client_for(s.port, "\"max_response_size\": 1024");
     struct http_response r;
     char err[256] = "";
-    http_response_init(&r);
-    ck_assert_int_eq(get(c, &r, err, sizeof(err)), -E2BIG);
+    int n = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n");
+    memset(reply + n, 'A', 2000);
+    ck_assert_int_eq(one_get(REPLY, reply, "\"max_response_size\": 1024", &r, err, sizeof(err)),
+                     -E2BIG);
     ck_assert_str_eq(err, "response larger than 1024 bytes (max_response_size)");
     ck_assert(!http_errno_retryable(-E2BIG));
     http_response_cleanup(&r);
-    http_client_free(c);
-    server_stop(&s);
 }
 END_TEST
 
 START_TEST(body_over_cap_without_length)
 {
     static char reply[4096];
-    struct server s;
-    int n = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-    memset(reply + n, 'B', 3000);
-    server_start(&s, REPLY, reply);
-    struct http_client *c = client_for(s.port, "\"max_response_size\": 1024");
     struct http_response r;
     char err[256] = "";
-    http_response_init(&r);
-    ck_assert_int_eq(get(c, &r, err, sizeof(err)), -E2BIG);
+    int n = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    memset(reply + n, 'B', 3000);
+    ck_assert_int_eq(one_get(REPLY, reply, "\"max_response_size\": 1024", &r, err, sizeof(err)),
+                     -E2BIG);
     http_response_cleanup(&r);
-    http_client_free(c);
-    server_stop(&s);
 }
 END_TEST
 
@@ -256,34 +255,22 @@ END_TEST
 
 START_TEST(dropped_connection)
 {
-    struct server s;
-    server_start(&s, CLOSE, NULL);
-    struct http_client *c = client_for(s.port, NULL);
     struct http_response r;
     char err[256] = "";
-    http_response_init(&r);
-    int rc = get(c, &r, err, sizeof(err));
+    int rc = one_get(CLOSE, NULL, NULL, &r, err, sizeof(err));
     ck_assert_int_eq(rc, -ECONNRESET);
     ck_assert(http_errno_retryable(rc));
     http_response_cleanup(&r);
-    http_client_free(c);
-    server_stop(&s);
 }
 END_TEST
 
 START_TEST(timeout)
 {
-    struct server s;
-    server_start(&s, SILENT, NULL);
-    struct http_client *c = client_for(s.port, "\"timeout\": 1");
     struct http_response r;
     char err[256] = "";
-    http_response_init(&r);
-    ck_assert_int_eq(get(c, &r, err, sizeof(err)), -ETIMEDOUT);
+    ck_assert_int_eq(one_get(SILENT, NULL, "\"timeout\": 1", &r, err, sizeof(err)), -ETIMEDOUT);
     ck_assert_msg(strncmp(err, "timed out: ", 11) == 0, "%s", err);
     http_response_cleanup(&r);
-    http_client_free(c);
-    server_stop(&s);
 }
 END_TEST
 
