@@ -113,14 +113,14 @@ static int conf_retry(json_t *conf, long long *base_ms, long long *max_ms, char 
     *max_ms = BACKEND_DEFAULT_RETRY_MAX_MS;
     for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(conf, keys[i]);
-        long long s;
+        long long ms;
         if (!v)
             continue;
-        if (duration_parse(v, &s, msg, sizeof(msg)) < 0) {
+        if (duration_parse(v, &ms, msg, sizeof(msg)) < 0) {
             snprintf(err, errlen, "%s: %s", keys[i], msg);
             return -EINVAL;
         }
-        *outs[i] = s * 1000;
+        *outs[i] = ms;
     }
     if (*base_ms > *max_ms) {
         if (json_object_get(conf, "retry_max"))

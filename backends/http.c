@@ -278,19 +278,19 @@ static int conf_ms(json_t *conf, const char *key, long long dflt, long long *out
 {
     const json_t *v = json_object_get(conf, key);
     char msg[200];
-    long long s;
+    long long ms;
     *out = dflt;
     if (!v)
         return 0;
-    if (duration_parse(v, &s, msg, sizeof(msg)) < 0) {
+    if (duration_parse(v, &ms, msg, sizeof(msg)) < 0) {
         snprintf(err, errlen, "%s: %s", key, msg);
         return -EINVAL;
     }
-    if (s > 3600) {
+    if (ms > 3600 * 1000LL) {
         snprintf(err, errlen, "%s: at most 1h", key);
         return -EINVAL;
     }
-    *out = s * 1000;
+    *out = ms;
     return 0;
 }
 

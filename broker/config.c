@@ -154,14 +154,18 @@ static int parse_attrs(struct cfg_ctx *c, json_t *obj, const char *const *base, 
     json_object_foreach(obj, key, v) {
         path[n] = key;
         if (strcmp(key, "refresh") == 0 || strcmp(key, "max_stale") == 0) {
-            long long secs;
-            if (duration_parse(v, &secs, msg, sizeof(msg)) < 0)
+            long long ms;
+            if (duration_parse(v, &ms, msg, sizeof(msg)) < 0)
                 return cfg_fail(c, false, path, n + 1, "%s", msg);
             if (key[0] == 'r') {
-                a->refresh = secs;
+                /* Faster than this only hammers the backend; tests go as low. */
+                if (ms < CFG_MIN_REFRESH_MS)
+                    return cfg_fail(c, false, path, n + 1, "refresh must be at least %dms",
+                                    CFG_MIN_REFRESH_MS);
+                a->refresh = ms;
                 *set |= SET_REFRESH;
             } else {
-                a->max_stale = secs;
+                a->max_stale = ms;
                 *set |= SET_MAX_STALE;
             }
         } else if (strcmp(key, "mode") == 0) {

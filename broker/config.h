@@ -8,13 +8,14 @@
 #include "ref.h"
 
 #define CFG_DEFAULT_MOUNT "/run/secrets"
-#define CFG_DEFAULT_REFRESH (5 * 60)
-#define CFG_DEFAULT_MAX_STALE (60 * 60)
+#define CFG_DEFAULT_REFRESH (5 * 60 * 1000LL)
+#define CFG_DEFAULT_MAX_STALE (60 * 60 * 1000LL)
 #define CFG_DEFAULT_MODE 0400
+#define CFG_MIN_REFRESH_MS 100
 
 struct cfg_attrs {
-    long long refresh;    /* seconds */
-    long long max_stale;  /* seconds */
+    long long refresh;    /* milliseconds */
+    long long max_stale;  /* milliseconds */
     unsigned mode;        /* permission bits */
     uid_t uid;
     gid_t gid;

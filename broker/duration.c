@@ -1,4 +1,5 @@
-/* duration.c - "90s", "5m", "1h30m", "2d" or an integer number of seconds. */
+/* duration.c - "90s", "5m", "1h30m", "2d", "250ms" or an integer number of
+ * seconds, parsed into milliseconds. */
 #include "duration.h"
 
 #include <errno.h>
@@ -7,22 +8,23 @@
 #include <string.h>
 
 /* Ten years of 365 days. Nothing sane refreshes less often, and the bound
- * keeps every later computation (now + secs, secs * 1000) far from
+ * keeps every later computation (now + ms, ms * 1000) far from
  * overflowing. */
-#define DURATION_MAX_SECS (10LL * 365 * 86400)
+#define DURATION_MAX_MS (10LL * 365 * 86400 * 1000)
 
 #define DURATION_HINT \
-    "expected a duration such as \"90s\", \"5m\", \"1h30m\" or a number of seconds"
+    "expected a duration such as \"90s\", \"5m\", \"1h30m\", \"250ms\" or a number of seconds"
 
 /* Largest first: a duration must list its units in this order. */
 static const struct {
-    char unit;
-    long long secs;
+    const char *unit;
+    long long ms;
 } duration_units[] = {
-    {'d', 86400},
-    {'h', 3600},
-    {'m', 60},
-    {'s', 1},
+    {"d", 86400000},
+    {"h", 3600000},
+    {"m", 60000},
+    {"s", 1000},
+    {"ms", 1},
 };
 #define N_UNITS (sizeof(duration_units) / sizeof(duration_units[0]))
 
@@ -58,16 +60,14 @@ static void quote_input(char *out, size_t cap, const char *s)
 
 static int unit_index(const char *u, size_t n)
 {
-    if (n != 1)
-        return -1;
     for (size_t i = 0; i < N_UNITS; i++) {
-        if (duration_units[i].unit == u[0])
+        if (strlen(duration_units[i].unit) == n && memcmp(duration_units[i].unit, u, n) == 0)
             return (int)i;
     }
     return -1;
 }
 
-int duration_parse_str(const char *s, long long *secs, char *err, size_t errlen)
+int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
 {
     char q[256];
     long long total = 0;
@@ -107,7 +107,7 @@ int duration_parse_str(const char *s, long long *secs, char *err, size_t errlen)
         /* Stop accumulating as soon as the bound is crossed: no overflow. */
         while (is_digit(*p)) {
             n = n * 10 + (*p - '0');
-            if (n > DURATION_MAX_SECS) {
+            if (n > DURATION_MAX_MS) {
                 snprintf(err, errlen, "invalid duration \"%s\": longer than 10 years", q);
                 return -EINVAL;
             }
@@ -126,7 +126,11 @@ int duration_parse_str(const char *s, long long *secs, char *err, size_t errlen)
             /* Bare digits mean seconds, but only as the whole string: in
              * "1h5" the 5 is more likely a forgotten "m" than seconds. */
             if (*p == '\0' && num == s) {
-                total = n;
+                if (n > DURATION_MAX_MS / 1000) {
+                    snprintf(err, errlen, "invalid duration \"%s\": longer than 10 years", q);
+                    return -EINVAL;
+                }
+                total = n * 1000;
                 break;
             }
             if (*p == '\0') {
@@ -147,25 +151,25 @@ int duration_parse_str(const char *s, long long *secs, char *err, size_t errlen)
         }
         ui = unit_index(unit, (size_t)(p - unit));
         if (ui < 0) {
-            snprintf(err, errlen, "invalid duration \"%s\": unknown unit '%.*s' (use d, h, m or s)",
+            snprintf(err, errlen, "invalid duration \"%s\": unknown unit '%.*s' (use d, h, m, s or ms)",
                      q, (int)(p - unit) > 8 ? 8 : (int)(p - unit), unit);
             return -EINVAL;
         }
         if (ui == last) {
-            snprintf(err, errlen, "invalid duration \"%s\": unit '%c' appears twice", q,
+            snprintf(err, errlen, "invalid duration \"%s\": unit '%s' appears twice", q,
                      duration_units[ui].unit);
             return -EINVAL;
         }
         if (ui < last) {
             snprintf(err, errlen,
-                     "invalid duration \"%s\": units must go from largest to smallest (d, h, m, s)",
+                     "invalid duration \"%s\": units must go from largest to smallest (d, h, m, s, ms)",
                      q);
             return -EINVAL;
         }
         last = ui;
-        /* n <= DURATION_MAX_SECS and secs <= 86400: the product fits. */
-        total += n * duration_units[ui].secs;
-        if (total > DURATION_MAX_SECS) {
+        /* n <= DURATION_MAX_MS (< 2^39) and ms <= 86400000 (< 2^27): the product fits. */
+        total += n * duration_units[ui].ms;
+        if (total > DURATION_MAX_MS) {
             snprintf(err, errlen, "invalid duration \"%s\": longer than 10 years", q);
             return -EINVAL;
         }
@@ -175,7 +179,7 @@ int duration_parse_str(const char *s, long long *secs, char *err, size_t errlen)
         snprintf(err, errlen, "invalid duration \"%s\": must be greater than zero", q);
         return -EINVAL;
     }
-    *secs = total;
+    *ms = total;
     return 0;
 }
 
@@ -202,7 +206,7 @@ static const char *json_kind_name(const json_t *v)
     return "an unknown JSON value";
 }
 
-int duration_parse(const json_t *v, long long *secs, char *err, size_t errlen)
+int duration_parse(const json_t *v, long long *ms, char *err, size_t errlen)
 {
     if (!v) {
         snprintf(err, errlen, DURATION_HINT ", got nothing");
@@ -215,7 +219,7 @@ int duration_parse(const json_t *v, long long *secs, char *err, size_t errlen)
             snprintf(err, errlen, "invalid duration: contains a NUL character; " DURATION_HINT);
             return -EINVAL;
         }
-        return duration_parse_str(json_string_value(v), secs, err, errlen);
+        return duration_parse_str(json_string_value(v), ms, err, errlen);
     }
     if (json_is_integer(v)) {
         json_int_t n = json_integer_value(v);
@@ -224,18 +228,18 @@ int duration_parse(const json_t *v, long long *secs, char *err, size_t errlen)
                      (long long)n);
             return -EINVAL;
         }
-        if (n > DURATION_MAX_SECS) {
+        if (n > DURATION_MAX_MS / 1000) {
             snprintf(err, errlen, "invalid duration %lld: longer than 10 years", (long long)n);
             return -EINVAL;
         }
-        *secs = (long long)n;
+        *ms = (long long)n * 1000;
         return 0;
     }
     snprintf(err, errlen, DURATION_HINT ", got %s", json_kind_name(v));
     return -EINVAL;
 }
 
-void duration_format(long long secs, char *out, size_t cap)
+void duration_format(long long ms, char *out, size_t cap)
 {
     unsigned long long v;
     size_t o = 0;
@@ -243,26 +247,26 @@ void duration_format(long long secs, char *out, size_t cap)
     if (!out || cap == 0)
         return;
     out[0] = '\0';
-    if (secs == 0) {
+    if (ms == 0) {
         snprintf(out, cap, "0s");
         return;
     }
     /* Negative values are never valid durations, but a caller printing a
      * difference should still see something truthful. */
-    if (secs < 0) {
-        v = 0ULL - (unsigned long long)secs;
+    if (ms < 0) {
+        v = 0ULL - (unsigned long long)ms;
         o = (size_t)snprintf(out, cap, "-");
     } else {
-        v = (unsigned long long)secs;
+        v = (unsigned long long)ms;
     }
     for (size_t i = 0; i < N_UNITS && o < cap; i++) {
-        unsigned long long u = (unsigned long long)duration_units[i].secs;
+        unsigned long long u = (unsigned long long)duration_units[i].ms;
         unsigned long long q = v / u;
         int w;
 
         if (q == 0)
             continue;
-        w = snprintf(out + o, cap - o, "%llu%c", q, duration_units[i].unit);
+        w = snprintf(out + o, cap - o, "%llu%s", q, duration_units[i].unit);
         if (w < 0)
             return;
         o += (size_t)w;

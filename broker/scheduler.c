@@ -362,10 +362,10 @@ static long long apply_result(struct scheduler *sc, size_t gi, int rc, const str
 
     for (size_t k = 0; k < g->n; k++) {
         const struct cfg_attrs *a = &sc->st->secrets[g->members[k]].cfg->attrs;
-        if (k == 0 || a->refresh * 1000LL < refresh)
-            refresh = a->refresh * 1000LL;
-        if (k == 0 || a->max_stale * 900LL < cap)
-            cap = a->max_stale * 900LL;
+        if (k == 0 || a->refresh < refresh)
+            refresh = a->refresh;
+        if (k == 0 || a->max_stale * 9 / 10 < cap)
+            cap = a->max_stale * 9 / 10;
     }
     if (rc == 0) {
         g->failures = 0;

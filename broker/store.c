@@ -58,7 +58,7 @@ static long long elapsed_ms(const struct timespec *since)
 /* Called with sec->lock held. */
 static bool past_max_stale(const struct secret *sec)
 {
-    return elapsed_ms(&sec->last_success) > sec->cfg->attrs.max_stale * 1000LL;
+    return elapsed_ms(&sec->last_success) > sec->cfg->attrs.max_stale;
 }
 
 int store_acquire(struct store *s, size_t idx, struct cache_value **out)

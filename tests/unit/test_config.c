@@ -102,8 +102,8 @@ START_TEST(valid_full)
     ck_assert_str_eq(s->name, "db_password");
     ck_assert_str_eq(s->ref.backend, "local");
     ck_assert_str_eq(s->ref.path, "db_password");
-    ck_assert_int_eq(s->attrs.refresh, 30);
-    ck_assert_int_eq(s->attrs.max_stale, 3600);
+    ck_assert_int_eq(s->attrs.refresh, 30000);
+    ck_assert_int_eq(s->attrs.max_stale, 3600000);
     ck_assert_uint_eq(s->attrs.mode, 0440);
     ck_assert_uint_eq(s->attrs.uid, 1000);
     ck_assert_uint_eq(s->attrs.gid, 1000);
@@ -111,7 +111,7 @@ START_TEST(valid_full)
     ck_assert_str_eq(s->name, "app/db_user");
     ck_assert_str_eq(s->ref.path, "db.json");
     ck_assert_str_eq(s->ref.field, "user");
-    ck_assert_int_eq(s->attrs.refresh, 300);
+    ck_assert_int_eq(s->attrs.refresh, 300000);
     ck_assert_uint_eq(s->attrs.mode, 0400);
     ck_assert_uint_eq(s->backend, 0);
     ck_assert_int_eq(cfg_secret_index(c, "app/db_user"), 1);
@@ -130,8 +130,8 @@ START_TEST(valid_defaults_and_forms)
     ck_assert_int_eq(c->defaults.max_stale, CFG_DEFAULT_MAX_STALE);
     ck_assert_uint_eq(c->defaults.mode, CFG_DEFAULT_MODE);
     ck_assert_str_eq(c->secrets[0].ref.path, "a");
-    ck_assert_int_eq(c->secrets[1].attrs.refresh, 90);
-    ck_assert_int_eq(c->secrets[1].attrs.max_stale, 5400);
+    ck_assert_int_eq(c->secrets[1].attrs.refresh, 90000);
+    ck_assert_int_eq(c->secrets[1].attrs.max_stale, 5400000);
     ck_assert_str_eq(c->secrets[1].ref.field, "/x/0");
     cfg_free(c);
 
@@ -179,6 +179,9 @@ START_TEST(bad_defaults)
     load_bad_prefix("{\"defaults\": {\"refresh\": \"5x\"}}", "config.json:1:26: defaults.refresh: ");
     load_bad_prefix("{\"defaults\": {\"refresh\": 0}}", "config.json:1:26: defaults.refresh: ");
     load_bad_prefix("{\"defaults\": {\"refresh\": true}}", "config.json:1:26: defaults.refresh: ");
+    load_bad("{\"defaults\": {\"refresh\": \"99ms\"}}",
+             "config.json:1:26: defaults.refresh: refresh must be at least 100ms");
+    load_ok("{\"defaults\": {\"refresh\": \"100ms\", \"max_stale\": \"1s500ms\"}, " BACKENDS "}");
     load_bad("{\"defaults\": {\"refresh\": \"1h\", \"max_stale\": \"5m\"}}",
              "config.json:1:45: defaults.max_stale: max_stale is shorter than refresh: secrets would "
              "fail closed between two successful refreshes");

@@ -7,31 +7,37 @@
 #include <string.h>
 #include "ck_main.h"
 
-#define TEN_YEARS (10LL * 365 * 86400)
+#define TEN_YEARS (10LL * 365 * 86400 * 1000)
+#define S(n) ((n) * 1000LL)
 
 #define ck_assert_err_has(err, sub) \
     ck_assert_msg(strstr((err), (sub)) != NULL, "error \"%s\" lacks \"%s\"", (err), (sub))
 
 static const struct {
     const char *in;
-    long long secs;
+    long long ms;
 } good[] = {
-    {"90s", 90},
-    {"5m", 300},
-    {"1h30m", 5400},
-    {"2d", 172800},
-    {"1h30m15s", 5415},
-    {"300", 300},
-    {"1", 1},
-    {"5", 5},
-    {"1d2h3m4s", 93784},
-    {"1d4s", 86404},
-    {"1h0m", 3600},
-    {"0h1s", 1},
-    {"007s", 7},
+    {"90s", S(90)},
+    {"5m", S(300)},
+    {"1h30m", S(5400)},
+    {"2d", S(172800)},
+    {"1h30m15s", S(5415)},
+    {"300", S(300)},
+    {"1", S(1)},
+    {"5", S(5)},
+    {"1d2h3m4s", S(93784)},
+    {"1d4s", S(86404)},
+    {"1h0m", S(3600)},
+    {"0h1s", S(1)},
+    {"007s", S(7)},
     {"3650d", TEN_YEARS},
     {"315360000", TEN_YEARS},
-    {"3649d23h59m59s", TEN_YEARS - 1},
+    {"3649d23h59m59s", TEN_YEARS - S(1)},
+    {"250ms", 250},
+    {"1ms", 1},
+    {"1s500ms", 1500},
+    {"1m1ms", S(60) + 1},
+    {"3649d23h59m59s999ms", TEN_YEARS - 1},
 };
 
 START_TEST(parse_str_good)
@@ -41,7 +47,7 @@ START_TEST(parse_str_good)
     int rc = duration_parse_str(good[_i].in, &secs, err, sizeof(err));
 
     ck_assert_msg(rc == 0, "\"%s\": rc %d: %s", good[_i].in, rc, err);
-    ck_assert_int_eq(secs, good[_i].secs);
+    ck_assert_int_eq(secs, good[_i].ms);
 }
 END_TEST
 
@@ -60,8 +66,11 @@ static const struct {
     {"5 m", "character ' ' (0x20) is not allowed"},
     {" 5m", "character ' ' (0x20) is not allowed"},
     {"5m ", "character ' ' (0x20) is not allowed"},
-    {"5x", "unknown unit 'x' (use d, h, m or s)"},
-    {"5ms", "unknown unit 'ms'"},
+    {"5x", "unknown unit 'x' (use d, h, m, s or ms)"},
+    {"5mss", "unknown unit 'mss'"},
+    {"0ms", "must be greater than zero"},
+    {"1ms1s", "units must go from largest to smallest"},
+    {"1ms2ms", "unit 'ms' appears twice"},
     {"5min", "unknown unit 'min'"},
     {"5H", "unknown unit 'H'"},
     {"2w", "unknown unit 'w'"},
@@ -115,7 +124,7 @@ START_TEST(syntax_errors_carry_the_hint)
     long long secs;
 
     ck_assert_int_eq(duration_parse_str("5 m", &secs, err, sizeof(err)), -EINVAL);
-    ck_assert_err_has(err, "expected a duration such as \"90s\", \"5m\", \"1h30m\" or a number "
+    ck_assert_err_has(err, "expected a duration such as \"90s\", \"5m\", \"1h30m\", \"250ms\" or a number "
                            "of seconds");
     ck_assert_int_eq(duration_parse_str("", &secs, err, sizeof(err)), -EINVAL);
     ck_assert_err_has(err, "expected a duration such as");
@@ -141,20 +150,20 @@ START_TEST(parse_json)
 
     v = json_integer(90);
     ck_assert_int_eq(duration_parse(v, &secs, err, sizeof(err)), 0);
-    ck_assert_int_eq(secs, 90);
+    ck_assert_int_eq(secs, S(90));
     json_decref(v);
 
     v = json_string("1h30m");
     ck_assert_int_eq(duration_parse(v, &secs, err, sizeof(err)), 0);
-    ck_assert_int_eq(secs, 5400);
+    ck_assert_int_eq(secs, S(5400));
     json_decref(v);
 
     v = json_string("300");
     ck_assert_int_eq(duration_parse(v, &secs, err, sizeof(err)), 0);
-    ck_assert_int_eq(secs, 300);
+    ck_assert_int_eq(secs, S(300));
     json_decref(v);
 
-    v = json_integer(TEN_YEARS);
+    v = json_integer(TEN_YEARS / 1000);
     ck_assert_int_eq(duration_parse(v, &secs, err, sizeof(err)), 0);
     ck_assert_int_eq(secs, TEN_YEARS);
     json_decref(v);
@@ -177,14 +186,14 @@ START_TEST(parse_json_bad)
     ck_assert_err_has(err, "invalid duration -30: must be greater than zero");
     json_decref(v);
 
-    v = json_integer(TEN_YEARS + 1);
+    v = json_integer(TEN_YEARS / 1000 + 1);
     ck_assert_int_eq(duration_parse(v, &secs, err, sizeof(err)), -EINVAL);
     ck_assert_err_has(err, "longer than 10 years");
     json_decref(v);
 
     v = json_real(1.5);
     ck_assert_int_eq(duration_parse(v, &secs, err, sizeof(err)), -EINVAL);
-    ck_assert_err_has(err, "expected a duration such as \"90s\", \"5m\", \"1h30m\" or a number "
+    ck_assert_err_has(err, "expected a duration such as \"90s\", \"5m\", \"1h30m\", \"250ms\" or a number "
                            "of seconds, got a real number");
     json_decref(v);
 
@@ -237,9 +246,9 @@ START_TEST(parse_json_from_text)
 
     ck_assert_ptr_nonnull(doc);
     ck_assert_int_eq(duration_parse(json_object_get(doc, "a"), &secs, err, sizeof(err)), 0);
-    ck_assert_int_eq(secs, 60);
+    ck_assert_int_eq(secs, S(60));
     ck_assert_int_eq(duration_parse(json_object_get(doc, "b"), &secs, err, sizeof(err)), 0);
-    ck_assert_int_eq(secs, 172800);
+    ck_assert_int_eq(secs, S(172800));
     ck_assert_int_eq(duration_parse(json_object_get(doc, "c"), &secs, err, sizeof(err)),
                      -EINVAL);
     ck_assert_err_has(err, "got a real number");
@@ -253,20 +262,23 @@ START_TEST(format)
         long long secs;
         const char *out;
     } cases[] = {
-        {0, "0s"},
-        {1, "1s"},
-        {59, "59s"},
-        {60, "1m"},
-        {90, "1m30s"},
-        {3600, "1h"},
-        {5400, "1h30m"},
-        {5415, "1h30m15s"},
-        {86400, "1d"},
-        {172800, "2d"},
-        {93784, "1d2h3m4s"},
-        {86404, "1d4s"},
+        {S(0), "0s"},
+        {S(1), "1s"},
+        {S(59), "59s"},
+        {S(60), "1m"},
+        {S(90), "1m30s"},
+        {S(3600), "1h"},
+        {S(5400), "1h30m"},
+        {S(5415), "1h30m15s"},
+        {S(86400), "1d"},
+        {S(172800), "2d"},
+        {S(93784), "1d2h3m4s"},
+        {S(86404), "1d4s"},
         {TEN_YEARS, "3650d"},
-        {-90, "-1m30s"},
+        {250, "250ms"},
+        {1500, "1s500ms"},
+        {S(60) + 1, "1m1ms"},
+        {S(-90), "-1m30s"},
     };
     char out[64];
 
@@ -275,7 +287,7 @@ START_TEST(format)
         ck_assert_str_eq(out, cases[i].out);
     }
     /* Truncates, always terminated. */
-    duration_format(93784, out, 4);
+    duration_format(S(93784), out, 4);
     ck_assert_uint_lt(strlen(out), 4);
     out[0] = 'X';
     duration_format(5, out, 0);
@@ -288,8 +300,8 @@ END_TEST
 
 START_TEST(format_round_trips)
 {
-    static const long long samples[] = {1, 59, 61, 3599, 3601, 86399, 86401, 90061, 1000000,
-                                        TEN_YEARS - 1, TEN_YEARS};
+    static const long long samples[] = {1, 999, S(1), S(59), S(61) + 7, S(3599), S(3601), S(86399),
+                                        S(86401), S(90061), S(1000000), TEN_YEARS - 1, TEN_YEARS};
     char out[64], err[256];
 
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
