@@ -130,6 +130,8 @@ static void *driver(void *arg)
     struct http_engine *e = arg;
     int running = 0;
 
+    secmem_hide_stack();   /* OpenSSL decrypts responses on this stack */
+
     pthread_mutex_lock(&e->lock);
     while (!e->stop) {
         while (e->pending) {

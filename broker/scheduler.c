@@ -11,6 +11,7 @@
  * it is not due, which is what makes a group's fetch single-flight.
  */
 #include "scheduler.h"
+#include "secmem.h"
 #include "backend.h"
 #include "extract.h"
 #include "log.h"
@@ -552,6 +553,7 @@ static void run_batch(struct scheduler *sc, size_t bi)
 static void *worker(void *arg)
 {
     struct scheduler *sc = arg;
+    secmem_hide_stack();   /* fetches, extraction and sealing run here */
     pthread_mutex_lock(&sc->lock);
     while (!sc->stop) {
         if (sc->qlen == 0) {

@@ -1,13 +1,17 @@
 /* secmem.c - secret memory, process hardening and the wiping allocators. */
 #include "secmem.h"
+#include "secheap.h"
 #include "log.h"
 #include "rs_config.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <curl/curl.h>
@@ -21,7 +25,10 @@
 /* Memory the broker expects to lock: key pages plus the read scratch pool. */
 #define SECMEM_LOCK_WANTED (1024 * 1024)
 
-static void *prefixed_alloc(size_t len)
+#if RS_PLAIN_ALLOC
+/* Sanitizer builds: malloc with a size prefix, wiped on free, so ASan
+ * still sees every library allocation. */
+static void *lib_alloc(size_t len)
 {
     if (len > SIZE_MAX - PREFIX_BYTES)
         return NULL;
@@ -32,77 +39,97 @@ static void *prefixed_alloc(size_t len)
     return p + PREFIX_BYTES;
 }
 
-static void prefixed_free(void *ptr)
+static size_t lib_usable(void *ptr)
+{
+    size_t len;
+    memcpy(&len, (unsigned char *)ptr - PREFIX_BYTES, sizeof(len));
+    return len;
+}
+
+static void lib_free(void *ptr)
 {
     if (!ptr)
         return;
     unsigned char *p = (unsigned char *)ptr - PREFIX_BYTES;
-    size_t len;
-    memcpy(&len, p, sizeof(len));
-    sodium_memzero(p, len + PREFIX_BYTES);
+    sodium_memzero(p, lib_usable(ptr) + PREFIX_BYTES);
     free(p);
 }
 
+static void *lib_realloc(void *ptr, size_t len)
+{
+    if (!ptr)
+        return lib_alloc(len);
+    size_t old = lib_usable(ptr);
+    void *n = lib_alloc(len);
+    if (!n)
+        return NULL;
+    memcpy(n, ptr, old < len ? old : len);
+    lib_free(ptr);
+    return n;
+}
+#else
+/* Everything the libraries allocate is secheap memory: never in a core
+ * dump, locked, wiped on free (secheap.h says why wiping alone is not
+ * enough). */
+static void *lib_alloc(size_t len)
+{
+    return secheap_alloc(len);
+}
+
+static void lib_free(void *ptr)
+{
+    secheap_free(ptr);
+}
+
+static void *lib_realloc(void *ptr, size_t len)
+{
+    return secheap_realloc(ptr, len);
+}
+#endif
+
 void *secmem_json_malloc(size_t len)
 {
-    return prefixed_alloc(len);
+    return lib_alloc(len);
 }
 
 void secmem_json_free(void *p)
 {
-    prefixed_free(p);
+    lib_free(p);
 }
 
 /* libcurl's heap holds request headers (tokens), request bodies (login
- * credentials) and its own copies of response bytes: every byte of it is
- * wiped when curl frees it. */
-/* OpenSSL's heap holds decrypted TLS records (response bodies: secrets)
- * and request records before encryption (tokens): wiped on free as well. */
+ * credentials) and its own copies of response bytes; OpenSSL's holds
+ * decrypted TLS records (response bodies: secrets) and request records
+ * before encryption (tokens). */
 static void *ossl_malloc(size_t len, const char *file, int line)
 {
     (void)file;
     (void)line;
-    return prefixed_alloc(len);
+    return lib_alloc(len);
 }
 
 static void ossl_free(void *p, const char *file, int line)
 {
     (void)file;
     (void)line;
-    prefixed_free(p);
+    lib_free(p);
 }
-
-static void *curl_wipe_realloc(void *ptr, size_t len);
 
 static void *ossl_realloc(void *p, size_t len, const char *file, int line)
 {
     (void)file;
     (void)line;
     if (len == 0) {
-        prefixed_free(p);
+        lib_free(p);
         return NULL;
     }
-    return curl_wipe_realloc(p, len);
-}
-
-static void *curl_wipe_realloc(void *ptr, size_t len)
-{
-    if (!ptr)
-        return prefixed_alloc(len);
-    size_t old;
-    memcpy(&old, (unsigned char *)ptr - PREFIX_BYTES, sizeof(old));
-    void *n = prefixed_alloc(len);
-    if (!n)
-        return NULL;
-    memcpy(n, ptr, old < len ? old : len);
-    prefixed_free(ptr);
-    return n;
+    return lib_realloc(p, len);
 }
 
 static char *curl_wipe_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = prefixed_alloc(n);
+    char *p = lib_alloc(n);
     if (p)
         memcpy(p, s, n);
     return p;
@@ -112,7 +139,7 @@ static void *curl_wipe_calloc(size_t nmemb, size_t size)
 {
     if (size && nmemb > SIZE_MAX / size)
         return NULL;
-    void *p = prefixed_alloc(nmemb * size);
+    void *p = lib_alloc(nmemb * size);
     if (p)
         memset(p, 0, nmemb * size);
     return p;
@@ -121,7 +148,7 @@ static void *curl_wipe_calloc(size_t nmemb, size_t size)
 void *secmem_alloc(size_t len)
 {
 #if RS_PLAIN_ALLOC
-    return prefixed_alloc(len ? len : 1);
+    return lib_alloc(len ? len : 1);
 #else
     return sodium_malloc(len ? len : 1);
 #endif
@@ -130,7 +157,7 @@ void *secmem_alloc(size_t len)
 void secmem_free(void *p)
 {
 #if RS_PLAIN_ALLOC
-    prefixed_free(p);
+    lib_free(p);
 #else
     sodium_free(p);
 #endif
@@ -140,6 +167,36 @@ void secmem_wipe(void *p, size_t len)
 {
     if (p && len)
         sodium_memzero(p, len);
+}
+
+/* Per-thread hygiene state, like the allocator hooks: whether this
+ * thread's stack is already hidden. */
+static __thread bool stack_hidden;
+
+void secmem_hide_stack(void)
+{
+    pthread_attr_t a;
+    void *addr;
+    size_t size;
+
+    if (stack_hidden)
+        return;
+    stack_hidden = true;
+    if (pthread_getattr_np(pthread_self(), &a) != 0) {
+        log_warn("cannot find this thread's stack: it stays in core dumps");
+        return;
+    }
+    if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = (uintptr_t)addr & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)addr + size + page - 1) & ~(page - 1);
+        /* The main thread's range reaches below its mapped stack (it grows
+         * on demand): ENOMEM then, but the mapped part is marked, and the
+         * mark stays with the mapping as it grows. */
+        if (madvise((void *)lo, hi - lo, MADV_DONTDUMP) != 0 && errno != ENOMEM)
+            log_warn("cannot keep this thread's stack out of core dumps: %s", strerror(errno));
+    }
+    pthread_attr_destroy(&a);
 }
 
 int secmem_init(char *err, size_t errlen)
@@ -160,12 +217,20 @@ int secmem_init(char *err, size_t errlen)
     CRYPTO_get_mem_functions(&om, NULL, NULL);
     if (om != ossl_malloc)
         log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
-    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, prefixed_alloc, prefixed_free, curl_wipe_realloc,
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, lib_alloc, lib_free, lib_realloc,
                              curl_wipe_strdup, curl_wipe_calloc) != CURLE_OK) {
         snprintf(err, errlen, "libcurl failed to initialise");
         return -EIO;
     }
 
+    secmem_hide_stack();
+#if !RS_PLAIN_ALLOC
+    /* One malloc arena, not one per thread: what glibc's malloc holds is
+     * names, paths and log lines (plaintext lives in secheap and sodium
+     * memory), and each extra arena reserves 64 MiB that a debugger's dump
+     * reads in full. tcache keeps the per-request allocations off the lock. */
+    (void)mallopt(M_ARENA_MAX, 1);
+#endif
     if (setrlimit(RLIMIT_CORE, &rl) != 0)
         log_warn("cannot disable core dumps: %s", strerror(errno));
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)

@@ -17,6 +17,14 @@
  * Returns 0 or a negative errno (message in err). */
 int secmem_init(char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Keep the calling thread's stack out of core dumps (MADV_DONTDUMP); a
+ * no-op after the first call in a thread. Every thread that handles
+ * plaintext calls it before it does: values pass through stack frames we do
+ * not control (libsodium's hashing and AEAD, OpenSSL's record layer,
+ * jansson's parser, glibc's memcpy spills), and a dump taken mid-call would
+ * hold them. secmem_init does it for the main thread. */
+void secmem_hide_stack(void);
+
 /* Secret memory. secmem_alloc returns a new buffer or NULL; secmem_free wipes
  * and releases it (NULL is a no-op). */
 void *secmem_alloc(size_t len) __attribute__((malloc));

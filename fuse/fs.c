@@ -495,6 +495,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         fuse_reply_buf(req, NULL, 0);
         return;
     }
+    /* libfuse starts its loop threads without asking us: hide each one's
+     * stack the first time it decrypts. */
+    secmem_hide_stack();
     unsigned char *pt = secpool_get(fs->pool, len);
     if (!pt) {
         fuse_reply_err(req, ENOMEM);
