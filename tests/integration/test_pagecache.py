@@ -19,6 +19,7 @@ import errno
 import mmap
 import os
 import sys
+import threading
 import time
 
 import rstest
@@ -73,8 +74,10 @@ class PageCacheTest(rstest.BrokerTestCase):
         # Three pages and a bit: every page of the file must go, not the first.
         self.value = rstest.random_value(3 * PAGE // 2 + 100).encode()
         self.size = len(self.value)
+        self.other = rstest.random_value(PAGE).encode()
         self.write_secret("pw", self.value)
-        self.write_config({"pw": {"from": "local:pw"}})
+        self.write_secret("other", self.other)
+        self.write_config({"pw": {"from": "local:pw"}, "other": {"from": "local:other"}})
         self.broker = self.start_broker()
         self.path = self.mpath("pw")
         self.assertEqual(os.stat(self.path).st_size, self.size)
@@ -274,6 +277,48 @@ class PageCacheTest(rstest.BrokerTestCase):
             m.close()
             os.close(fd)
         self.assertNothingCached("madvise(WILLNEED) on a private mapping")
+
+    def test_concurrent_releases(self):
+        """Many fills released at once on two files: the workers that find
+        another one notifying queue their inode, and it is dropped all the
+        same."""
+        other_probe = os.open(self.mpath("other"), os.O_RDONLY)
+        self.addCleanup(os.close, other_probe)
+        errors = []
+
+        def reader(name, value):
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    for _ in range(25):
+                        fd = os.open(self.mpath(name), os.O_RDONLY)
+                        try:
+                            m = mmap.mmap(fd, len(value), flags=mmap.MAP_PRIVATE,
+                                          prot=mmap.PROT_READ)
+                            ok = m[:] == value
+                            m.close()
+                            os.sendfile(null, fd, 0, len(value))
+                        finally:
+                            os.close(fd)
+                        if not ok:
+                            errors.append("%s: mapping read something else" % name)
+                finally:
+                    os.close(null)
+            except OSError as e:
+                errors.append("%s: %s" % (name, e))
+
+        threads = [threading.Thread(target=reader, args=(n, v))
+                   for n, v in (("pw", self.value), ("other", self.other)) * 4]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertNothingCached("8 threads, mmap and sendfile on pw")
+        deadline = time.monotonic() + RELEASE_WAIT
+        while cached_pages(other_probe) and time.monotonic() < deadline:
+            time.sleep(rstest.POLL)
+        self.assertEqual(cached_pages(other_probe), 0, "pages of the other secret still cached")
 
     def test_map_shared_refused(self):
         fd = self.opened()
