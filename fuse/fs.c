@@ -4,8 +4,9 @@
  * indexes: stable across refreshes and restarts. Files exist while their
  * secret has a value. An open takes a reference to the current sealed value
  * (the snapshot); each read decrypts it into a pooled secret buffer, replies
- * and wipes, so plaintext never outlives a request and never reaches the
- * page cache (direct_io).
+ * and wipes, so plaintext never outlives a request. direct_io keeps read(2)
+ * out of the page cache; what still fills it (splice, sendfile, readahead,
+ * MAP_PRIVATE) is dropped when the file that filled it is released.
  */
 #include "fs.h"
 #include "store.h"
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,7 @@ struct fs_node {
     size_t secret;         /* files: index in the store */
     size_t *children;      /* dirs: node indexes sorted by name */
     size_t n_children;
+    bool drop_queued;      /* protected by fs->drop_lock: in fs->drop_queue */
 };
 
 struct fs {
@@ -56,6 +59,12 @@ struct fs {
     pthread_mutex_t wait_lock;
     struct waiter **waiters;         /* per secret, protected by wait_lock: requests
                                         parked until the first fetch settles */
+    pthread_mutex_t drop_lock;
+    fuse_ino_t *drop_queue;          /* protected by drop_lock: inodes whose page
+                                        cache is to be dropped, each once; n_nodes slots */
+    size_t n_drop;                   /* protected by drop_lock */
+    bool dropping;                   /* protected by drop_lock: a worker is
+                                        draining drop_queue */
 };
 
 /* A getattr or open of a secret whose first fetch has not finished. It is
@@ -74,6 +83,7 @@ struct waiter {
 struct open_file {         /* fi->fh: one snapshot per open */
     struct cache_value *value;
     size_t secret;
+    atomic_bool filled;    /* the kernel read through this file into its page cache */
     struct open_file *prev, *next;   /* protected by fs->open_lock */
 };
 
@@ -445,9 +455,10 @@ static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *nod
     }
     of->value = value;
     of->secret = node->secret;
+    atomic_init(&of->filled, false);
     open_track(fs, of);
     fi->fh = (uint64_t)(uintptr_t)of;
-    fi->direct_io = 1;   /* plaintext never enters the page cache */
+    fi->direct_io = 1;   /* read(2) comes to us, never through the page cache */
     fi->keep_cache = 0;
     if (fuse_reply_open(req, fi) != 0) {
         /* The opener went away: no release will come. */
@@ -491,6 +502,13 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
     size_t len = cache_value_len(of->value);
     (void)ino;
+    /* read(2) on a direct_io file carries its caller's lock owner
+     * (FUSE_READ_LOCKOWNER). A page-cache fill (readahead, a fault, splice)
+     * has no caller to name and comes without one: remember that the pages
+     * must be dropped at release. Misjudging a read the other way round only
+     * costs one needless invalidation. */
+    if (fi->lock_owner == 0)
+        atomic_store_explicit(&of->filled, true, memory_order_relaxed);
     if (off < 0 || (size_t)off >= len) {
         fuse_reply_buf(req, NULL, 0);
         return;
@@ -515,13 +533,60 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     secpool_put(fs->pool, pt, len);   /* wipes */
 }
 
+/* Drop ino's pages from the kernel's page cache, after the reply to the
+ * request that asked for it.
+ *
+ * The notification waits for reads of ino in flight (their pages are
+ * locked), and only another loop worker can answer those. So one worker at
+ * a time notifies: others queue the inode and return, and that worker
+ * drains the queue before it goes back to the loop, which leaves every
+ * other worker free to answer. An inode queued again while its
+ * notification runs is notified again: pages filled meanwhile go too. */
+static void pagecache_drop(struct fs *fs, fuse_ino_t ino)
+{
+    pthread_mutex_lock(&fs->drop_lock);
+    struct fs_node *node = node_get(fs, ino);
+    if (node && !node->drop_queued) {
+        node->drop_queued = true;
+        fs->drop_queue[fs->n_drop++] = ino;
+    }
+    if (fs->dropping) {
+        pthread_mutex_unlock(&fs->drop_lock);
+        return;
+    }
+    fs->dropping = true;
+    while (fs->n_drop > 0) {
+        fuse_ino_t next = fs->drop_queue[--fs->n_drop];
+        node_get(fs, next)->drop_queued = false;
+        pthread_mutex_unlock(&fs->drop_lock);
+        /* Once the loop is exiting nobody answers the reads it may wait
+         * for. An error means the kernel had nothing to drop. */
+        if (!fuse_session_exited(fs->se))
+            (void)fuse_lowlevel_notify_inval_inode(fs->se, next, 0, 0);
+        pthread_mutex_lock(&fs->drop_lock);
+    }
+    fs->dropping = false;
+    pthread_mutex_unlock(&fs->drop_lock);
+}
+
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    struct fs *fs = fs_of(req);
     struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
-    (void)ino;
-    if (of)
-        open_untrack_free(fs_of(req), of);
+    bool filled = false;
+    if (of) {
+        filled = atomic_load_explicit(&of->filled, memory_order_relaxed);
+        open_untrack_free(fs, of);
+    }
+    /* The kernel sends RELEASE once no request of this file is in flight,
+     * after the last munmap too, so every page it filled is in the cache
+     * now (relaxed is enough: that ordering comes from the kernel). Only a
+     * file that filled pages is worth a notification: each one also
+     * invalidates the inode's attributes, which costs the next open a
+     * GETATTR. Reply first: nothing need wait for the notification. */
     fuse_reply_err(req, 0);
+    if (filled)
+        pagecache_drop(fs, ino);
 }
 
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -610,7 +675,25 @@ static void ro_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     fuse_reply_err(req, EROFS);
 }
 
+/* A shared mapping would keep plaintext in the page cache for as long as it
+ * lives. Unless FUSE_DIRECT_IO_ALLOW_MMAP is negotiated, the kernel refuses
+ * MAP_SHARED on direct_io files with ENODEV. libfuse 3.14 (Debian 12) never
+ * offers it: its INIT reply speaks protocol 7.31 and the flag came with 7.39.
+ * Later libfuse versions may want it by default, so turn it off by name.
+ * (No flag refuses MAP_PRIVATE: the kernel maps it without asking us, and
+ * fs_release drops what it read.) */
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+#ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+    conn->want &= ~FUSE_CAP_DIRECT_IO_ALLOW_MMAP;
+#else
+    (void)conn;
+#endif
+}
+
 static const struct fuse_lowlevel_ops fs_ops = {
+    .init = fs_init,
     .lookup = fs_lookup,
     .getattr = fs_getattr,
     .opendir = fs_opendir,
@@ -645,6 +728,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
         goto fail;
     pthread_mutex_init(&fs->open_lock, NULL);
     pthread_mutex_init(&fs->wait_lock, NULL);
+    pthread_mutex_init(&fs->drop_lock, NULL);
     fs->waiters = calloc(st->n + 1, sizeof(*fs->waiters));
     if (!fs->waiters)
         goto fail;
@@ -654,6 +738,10 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
     rc = tree_build(fs);
     if (rc < 0)
+        goto fail;
+    rc = -ENOMEM;
+    fs->drop_queue = calloc(fs->n_nodes, sizeof(*fs->drop_queue));
+    if (!fs->drop_queue)
         goto fail;
 
     /* ro: the kernel refuses every change itself; noexec,nosuid,nodev: a
@@ -747,6 +835,8 @@ void fs_free(struct fs *fs)
         open_untrack_free(fs, fs->open_files);
     pthread_mutex_destroy(&fs->open_lock);
     pthread_mutex_destroy(&fs->wait_lock);
+    pthread_mutex_destroy(&fs->drop_lock);
+    free(fs->drop_queue);
     free(fs->waiters);
     for (size_t i = 0; i < fs->n_nodes; i++)
         free(fs->nodes[i].children);
