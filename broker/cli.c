@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -198,21 +199,26 @@ static void on_settled(void *arg, size_t idx)
 static int cmd_mount(struct broker *b, struct cli_opts *o)
 {
     char err[1024] = "";
+    char mnt[PATH_MAX];
     int ex = open_broker(b, o);
     if (ex >= 0)
         return ex;
-    const char *mnt = o->arg ? o->arg : b->cfg->mount;
-    struct log_fields lf = {.path = mnt};
+    const char *given = o->arg ? o->arg : b->cfg->mount;
+    struct log_fields lf = {.path = given};
 
-    if (mnt[0] != '/') {
-        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", mnt);
+    if (given[0] != '/') {
+        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", given);
         return EXIT_USAGE;
     }
-    if (mountpoint_prepare(mnt, err, sizeof(err)) < 0) {
+    int rc = mountpoint_prepare(given, mnt, sizeof(mnt), err, sizeof(err));
+    if (rc < 0) {
         lf.error = err;
         log_f(LOG_ERROR, &lf, "cannot prepare the mountpoint");
-        return EXIT_RUNTIME;
+        /* A file where the mountpoint should be is the configuration's fault. */
+        return rc == -ENOTDIR ? EXIT_USAGE : EXIT_RUNTIME;
     }
+    /* From here on, the resolved path: the one mountinfo will show. */
+    lf.path = mnt;
     /* Mount first, then fetch everything in parallel: a file appears as
      * soon as its value is cached, and a lookup of one still being fetched
      * waits for that fetch. */
@@ -234,7 +240,7 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
         return EXIT_RUNTIME;
     }
-    int rc = fs_run(b->fs);
+    rc = fs_run(b->fs);
     /* Stop fetching without waiting out slow servers, unmount, then let
      * the backends give back leases and tokens. */
     http_engine_cancel(b->http, true);
