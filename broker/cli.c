@@ -10,11 +10,14 @@
 #include "rs_config.h"
 #include "scheduler.h"
 #include "secmem.h"
+#include "signals.h"
 #include "store.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -43,7 +46,7 @@ static const char usage_main[] =
     "serves them as read-only files through FUSE (default /run/secrets).\n"
     "\n"
     "commands:\n"
-    "  mount [MOUNTPOINT]   mount and serve in the foreground until SIGTERM/SIGINT\n"
+    "  mount [MOUNTPOINT]   mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT\n"
     "  check [--fetch]      validate the configuration; --fetch also fetches every secret\n"
     "  get REF|NAME         print one secret on stdout\n"
     "  version              print version information\n"
@@ -62,7 +65,8 @@ static const char usage_mount[] =
     "\n"
     "Fetch every secret, mount the filesystem at MOUNTPOINT (default: \"mount\" in\n"
     "the configuration, else /run/secrets) and keep the secrets fresh. Runs in the\n"
-    "foreground; SIGTERM or SIGINT unmounts and exits 0.\n"
+    "foreground; SIGTERM, SIGINT, SIGQUIT or SIGHUP unmounts and exits 0 (HUP is\n"
+    "reserved for reloading later); USR1, USR2, ALRM and realtime signals are ignored.\n"
     "\n"
     "options:\n";
 
@@ -228,19 +232,36 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
         .debug = o->debug_fuse,
         .attr_timeout = 1.0,
     };
-    if (fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err)) < 0) {
+    /* Hold asynchronous signals from the mount until their actions are in
+     * place: a TERM in between would kill us and leave the mount behind. */
+    sigset_t unblocked;
+    signals_block_async(&unblocked);
+    rc = fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err));
+    if (rc == 0)
+        rc = signals_install(b->fs, mnt, err, sizeof(err));
+    if (rc < 0) {
+        fs_free(b->fs);   /* unmounts */
+        b->fs = NULL;
+        signals_restore();
+        pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
         lf.error = err;
         log_f(LOG_ERROR, &lf, "mount failed");
         return EXIT_RUNTIME;
     }
+    pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
     scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
                                                         .settled = on_settled, .arg = b});
     log_f(LOG_INFO, &lf, "mounted");
     if (scheduler_start(b->sched) < 0) {
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
-        return EXIT_RUNTIME;
+        rc = -EAGAIN;
+    } else {
+        rc = fs_run(b->fs);
     }
-    rc = fs_run(b->fs);
+    /* The stop is underway: a second signal changes nothing. */
+    signals_block_async(NULL);
+    if (signals_stopped_by())
+        log_f(LOG_INFO, &lf, "stopping on SIG%s", signals_stopped_by());
     /* Stop fetching without waiting out slow servers, unmount, then let
      * the backends give back leases and tokens. */
     http_engine_cancel(b->http, true);
@@ -248,8 +269,11 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
     http_engine_cancel(b->http, false);
     fs_free(b->fs);   /* unmounts */
     b->fs = NULL;
+    signals_restore();
     for (size_t i = 0; i < b->cfg->n_backends; i++)
         backend_shutdown(b->backends[i]);
+    if (rc == -EAGAIN)
+        return EXIT_RUNTIME;
     if (rc < 0) {
         lf.error = strerror(-rc);
         log_f(LOG_ERROR, &lf, "filesystem loop failed; unmounted");
