@@ -2,6 +2,7 @@
 #include "broker.h"
 #include "backend.h"
 #include "cache.h"
+#include "escape.h"
 #include "fs.h"
 #include "http.h"
 #include "log.h"
@@ -91,10 +92,13 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
     __attribute__((format(printf, 2, 0)));
 static int usage_error(const char *cmd, const char *fmt, const char *what)
 {
+    char shown[256];
+    /* what is usually an argument as typed: escaped, so it stays one line. */
+    escape_str(shown, sizeof(shown), what, ESCAPE_SQUOTE);
     fprintf(stderr, "runsecrets%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    fprintf(stderr, fmt, what);
+    fprintf(stderr, fmt, shown);
 #pragma GCC diagnostic pop
     fprintf(stderr, "\nTry 'runsecrets%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
     return EXIT_USAGE;
@@ -179,11 +183,14 @@ static int setup(const struct cli_opts *o)
 static int open_broker(struct broker *b, const struct cli_opts *o)
 {
     char err[1024] = "";
+    char shown[1024];
     int rc = broker_open(b, o->config, err, sizeof(err));
     if (rc == 0)
         return -1;
-    /* Configuration problems are for people at a terminal: one plain line. */
-    fprintf(stderr, "runsecrets: %s\n", err);
+    /* Configuration problems are for people at a terminal: one plain line,
+     * whatever a backend's message quoted from the file. */
+    escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+    fprintf(stderr, "runsecrets: %s\n", shown);
     return rc == -EINVAL || rc == -ENOENT || rc == -EACCES || rc == -EISDIR ? EXIT_USAGE
                                                                            : EXIT_RUNTIME;
 }
@@ -211,7 +218,8 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
     struct log_fields lf = {.path = given};
 
     if (given[0] != '/') {
-        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", given);
+        escape_str(err, sizeof(err), given, ESCAPE_SQUOTE);
+        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", err);
         return EXIT_USAGE;
     }
     int rc = mountpoint_prepare(given, mnt, sizeof(mnt), err, sizeof(err));
@@ -288,9 +296,12 @@ static int cmd_check(struct broker *b, struct cli_opts *o)
     int ex = open_broker(b, o);
     if (ex >= 0)
         return ex;
-    printf("config ok: %s: %zu backend%s, %zu secret%s, mount %s\n", b->cfg->path,
+    char path[256], mount[256];
+    escape_str(path, sizeof(path), b->cfg->path, 0);
+    escape_str(mount, sizeof(mount), b->cfg->mount, 0);
+    printf("config ok: %s: %zu backend%s, %zu secret%s, mount %s\n", path,
            b->cfg->n_backends, b->cfg->n_backends == 1 ? "" : "s", b->cfg->n_secrets,
-           b->cfg->n_secrets == 1 ? "" : "s", b->cfg->mount);
+           b->cfg->n_secrets == 1 ? "" : "s", mount);
     if (!o->fetch)
         return 0;
 
@@ -344,19 +355,22 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
 
     if (ex >= 0)
         return ex;
+    /* The argument as typed goes back into every message: escaped. */
+    char arg[256];
+    escape_str(arg, sizeof(arg), o->arg, ESCAPE_SQUOTE);
     if (strchr(o->arg, ':')) {
         if (ref_parse(o->arg, &parsed, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runsecrets get: %s: %s\n", o->arg, err);
+            fprintf(stderr, "runsecrets get: %s: %s\n", arg, err);
             return EXIT_USAGE;
         }
         long bi = cfg_backend_index(b->cfg, parsed.backend);
         if (bi < 0) {
-            fprintf(stderr, "runsecrets get: %s: unknown backend '%s'\n", o->arg, parsed.backend);
+            fprintf(stderr, "runsecrets get: %s: unknown backend '%s'\n", arg, parsed.backend);
             ref_cleanup(&parsed);
             return EXIT_USAGE;
         }
         if (backend_check_ref(b->cfg->backends[bi].conf, &parsed, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runsecrets get: %s: %s\n", o->arg, err);
+            fprintf(stderr, "runsecrets get: %s: %s\n", arg, err);
             ref_cleanup(&parsed);
             return EXIT_USAGE;
         }
@@ -366,7 +380,7 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
         long si = cfg_secret_index(b->cfg, o->arg);
         if (si < 0) {
             fprintf(stderr, "runsecrets get: '%s' is neither a reference (backend:path) nor a "
-                    "configured secret\n", o->arg);
+                    "configured secret\n", arg);
             return EXIT_USAGE;
         }
         ref = &b->cfg->secrets[si].ref;
@@ -381,7 +395,7 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
     fetch_result_cleanup(&r);
     ref_cleanup(&parsed);
     if (rc < 0) {
-        fprintf(stderr, "runsecrets get: %s: %s\n", o->arg, err[0] ? err : strerror(-rc));
+        fprintf(stderr, "runsecrets get: %s: %s\n", arg, err[0] ? err : strerror(-rc));
         return EXIT_RUNTIME;
     }
     return 0;
