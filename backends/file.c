@@ -201,7 +201,8 @@ out:
 
 const struct backend_ops backend_file_ops = {
     .type = "file",
-    .caps = 0,
+    /* Files rewritten in place read empty between truncate and write. */
+    .caps = BACKEND_CAP_CONFIRM_EMPTY,
     .validate = file_validate,
     .create = file_create,
     .check_ref = file_check_ref,
