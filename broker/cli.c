@@ -17,10 +17,10 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <limits.h>
-#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,12 +260,10 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
     scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
                                                         .settled = on_settled, .arg = b});
     log_f(LOG_INFO, &lf, "mounted");
-    if (scheduler_start(b->sched) < 0) {
+    bool started = scheduler_start(b->sched) == 0;
+    if (!started)
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
-        rc = -EAGAIN;
-    } else {
-        rc = fs_run(b->fs);
-    }
+    rc = started ? fs_run(b->fs) : 0;
     /* The stop is underway: a second signal changes nothing. */
     signals_block_async(NULL);
     if (signals_stopped_by())
@@ -280,7 +278,7 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
     signals_restore();
     for (size_t i = 0; i < b->cfg->n_backends; i++)
         backend_shutdown(b->backends[i]);
-    if (rc == -EAGAIN)
+    if (!started)
         return EXIT_RUNTIME;
     if (rc < 0) {
         lf.error = strerror(-rc);

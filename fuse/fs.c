@@ -693,7 +693,8 @@ int fs_run(struct fs *fs)
     fuse_loop_cfg_set_clone_fd(lc, 0);
     int rc = fuse_session_loop_mt(fs->se, lc);
     fuse_loop_cfg_destroy(lc);
-    /* A positive result is a signal libfuse saw end the loop: a clean stop. */
+    /* Positive (a signal number libfuse's own handlers would record): a
+     * clean stop, like 0. */
     return rc < 0 ? rc : 0;
 }
 
