@@ -18,6 +18,10 @@ struct http_engine;
 
 #define BACKEND_CAP_VERSIONS (1u << 0) /* understands ?version= */
 #define BACKEND_CAP_STAGES (1u << 1)   /* understands ?stage= */
+/* A read may catch an object mid-rewrite and see it empty (a file truncated
+ * and rewritten in place): the caller confirms an empty value with the next
+ * read before it replaces a non-empty one. */
+#define BACKEND_CAP_CONFIRM_EMPTY (1u << 2)
 
 /* Error text of one fetch. */
 #define BACKEND_ERR_MAX 512
@@ -96,6 +100,11 @@ struct backend {
     long long retry_base_ms;        /* backoff after failures: full jitter */
     long long retry_max_ms;
 };
+
+static inline bool backend_has_cap(const struct backend *b, unsigned cap)
+{
+    return (b->ops->caps & cap) != 0;
+}
 
 #define BACKEND_DEFAULT_RETRY_BASE_MS 1000LL
 #define BACKEND_DEFAULT_RETRY_MAX_MS (5 * 60 * 1000LL)

@@ -6,6 +6,7 @@
  * wiped before returning.
  */
 #include "extract.h"
+#include "escape.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -14,26 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Field names and pointers come from the config, not from the value, but a
- * message is one line: show non-printable bytes as \xNN. */
-static void escape_field(char *out, size_t cap, const char *s, size_t n)
-{
-    size_t o = 0, i;
-
-    for (i = 0; i < n && i < 128 && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-    }
-    if (i < n && o + 4 < cap) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o < cap ? o : cap - 1] = '\0';
-}
 
 static const char *kind(const json_t *v)
 {
@@ -103,14 +84,14 @@ static int pointer_index(const char *tok, size_t *out)
 static int pointer_get(const json_t *root, const char *ptr, const json_t **out, char *err,
                        size_t errlen)
 {
-    char shown[600], prefix[600];
+    char shown[136], prefix[136];   /* config text in messages: ~130 characters */
     size_t plen = strlen(ptr);
     const json_t *cur = root;
     char *tok = NULL;
     size_t i = 0;
     int rc = -ENOMEM;
 
-    escape_field(shown, sizeof(shown), ptr, plen);
+    escape_bytes(shown, sizeof(shown), ptr, plen, ESCAPE_SQUOTE);
     tok = malloc(plen + 1);
     if (!tok) {
         snprintf(err, errlen, "out of memory");
@@ -148,7 +129,7 @@ static int pointer_get(const json_t *root, const char *ptr, const json_t **out, 
                 goto out;
             }
             if (pointer_index(tok, &idx) < 0) {
-                escape_field(prefix, sizeof(prefix), tok, t);
+                escape_bytes(prefix, sizeof(prefix), tok, t, ESCAPE_SQUOTE);
                 snprintf(err, errlen,
                          "JSON pointer '%s' not found: '%s' is not an array index (use 0, 1, ...)",
                          shown, prefix);
@@ -161,7 +142,7 @@ static int pointer_get(const json_t *root, const char *ptr, const json_t **out, 
             }
         } else {
             /* Only the type of the value is named, never its contents. */
-            escape_field(prefix, sizeof(prefix), ptr, start);
+            escape_bytes(prefix, sizeof(prefix), ptr, start, ESCAPE_SQUOTE);
             snprintf(err, errlen, "JSON pointer '%s' not found: '%s' is %s", shown,
                      start ? prefix : "", kind(cur));
             goto out;
@@ -216,11 +197,11 @@ int extract_field(struct secbuf *buf, const char *field, char *err, size_t errle
     json_error_t jerr;
     json_t *root = NULL;
     const json_t *v = NULL;
-    char shown[600];
+    char shown[136];
     int rc = -EINVAL;
 
     secbuf_init(&out, buf->max);
-    escape_field(shown, sizeof(shown), field, strlen(field));
+    escape_str(shown, sizeof(shown), field, ESCAPE_SQUOTE);
     if (buf->len == 0) {
         snprintf(err, errlen, "value is empty, not a JSON document with field '%s'", shown);
         goto out;

@@ -124,8 +124,13 @@ static int file_fetch(void *ctx, const struct secret_ref *ref, struct fetch_resu
     fd = open_beneath(dirfd, ref->path);
     if (fd < 0) {
         rc = fd;
-        if (rc == -EXDEV || rc == -ELOOP)
+        /* RESOLVE_BENEATH says EXDEV for a way out; ELOOP is a loop of
+         * symlinks (or a magic link, which cannot be reached from beneath). */
+        if (rc == -EXDEV)
             snprintf(err, errlen, "%.200s: refused: resolves outside %.200s", ref->path, fb->dir);
+        else if (rc == -ELOOP)
+            snprintf(err, errlen, "%.200s: symlink loop (too many levels of symbolic links)",
+                     ref->path);
         else
             snprintf(err, errlen, "%.200s: %s", ref->path, strerror(-rc));
         if (rc == -EXDEV)
@@ -196,7 +201,8 @@ out:
 
 const struct backend_ops backend_file_ops = {
     .type = "file",
-    .caps = 0,
+    /* Files rewritten in place read empty between truncate and write. */
+    .caps = BACKEND_CAP_CONFIRM_EMPTY,
     .validate = file_validate,
     .create = file_create,
     .check_ref = file_check_ref,

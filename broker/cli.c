@@ -2,6 +2,7 @@
 #include "broker.h"
 #include "backend.h"
 #include "cache.h"
+#include "escape.h"
 #include "fs.h"
 #include "http.h"
 #include "log.h"
@@ -10,12 +11,16 @@
 #include "rs_config.h"
 #include "scheduler.h"
 #include "secmem.h"
+#include "signals.h"
 #include "store.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +47,7 @@ static const char usage_main[] =
     "serves them as read-only files through FUSE (default /run/secrets).\n"
     "\n"
     "commands:\n"
-    "  mount [MOUNTPOINT]   mount and serve in the foreground until SIGTERM/SIGINT\n"
+    "  mount [MOUNTPOINT]   mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT\n"
     "  check [--fetch]      validate the configuration; --fetch also fetches every secret\n"
     "  get REF|NAME         print one secret on stdout\n"
     "  version              print version information\n"
@@ -61,7 +66,8 @@ static const char usage_mount[] =
     "\n"
     "Fetch every secret, mount the filesystem at MOUNTPOINT (default: \"mount\" in\n"
     "the configuration, else /run/secrets) and keep the secrets fresh. Runs in the\n"
-    "foreground; SIGTERM or SIGINT unmounts and exits 0.\n"
+    "foreground; SIGTERM, SIGINT, SIGQUIT or SIGHUP unmounts and exits 0 (HUP is\n"
+    "reserved for reloading later); USR1, USR2, ALRM and realtime signals are ignored.\n"
     "\n"
     "options:\n";
 
@@ -86,10 +92,13 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
     __attribute__((format(printf, 2, 0)));
 static int usage_error(const char *cmd, const char *fmt, const char *what)
 {
+    char shown[256];
+    /* what is usually an argument as typed: escaped, so it stays one line. */
+    escape_str(shown, sizeof(shown), what, ESCAPE_SQUOTE);
     fprintf(stderr, "runsecrets%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    fprintf(stderr, fmt, what);
+    fprintf(stderr, fmt, shown);
 #pragma GCC diagnostic pop
     fprintf(stderr, "\nTry 'runsecrets%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
     return EXIT_USAGE;
@@ -174,11 +183,14 @@ static int setup(const struct cli_opts *o)
 static int open_broker(struct broker *b, const struct cli_opts *o)
 {
     char err[1024] = "";
+    char shown[1024];
     int rc = broker_open(b, o->config, err, sizeof(err));
     if (rc == 0)
         return -1;
-    /* Configuration problems are for people at a terminal: one plain line. */
-    fprintf(stderr, "runsecrets: %s\n", err);
+    /* Configuration problems are for people at a terminal: one plain line,
+     * whatever a backend's message quoted from the file. */
+    escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+    fprintf(stderr, "runsecrets: %s\n", shown);
     return rc == -EINVAL || rc == -ENOENT || rc == -EACCES || rc == -EISDIR ? EXIT_USAGE
                                                                            : EXIT_RUNTIME;
 }
@@ -198,21 +210,27 @@ static void on_settled(void *arg, size_t idx)
 static int cmd_mount(struct broker *b, struct cli_opts *o)
 {
     char err[1024] = "";
+    char mnt[PATH_MAX];
     int ex = open_broker(b, o);
     if (ex >= 0)
         return ex;
-    const char *mnt = o->arg ? o->arg : b->cfg->mount;
-    struct log_fields lf = {.path = mnt};
+    const char *given = o->arg ? o->arg : b->cfg->mount;
+    struct log_fields lf = {.path = given};
 
-    if (mnt[0] != '/') {
-        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", mnt);
+    if (given[0] != '/') {
+        escape_str(err, sizeof(err), given, ESCAPE_SQUOTE);
+        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", err);
         return EXIT_USAGE;
     }
-    if (mountpoint_prepare(mnt, err, sizeof(err)) < 0) {
+    int rc = mountpoint_prepare(given, mnt, sizeof(mnt), err, sizeof(err));
+    if (rc < 0) {
         lf.error = err;
         log_f(LOG_ERROR, &lf, "cannot prepare the mountpoint");
-        return EXIT_RUNTIME;
+        /* A file where the mountpoint should be is the configuration's fault. */
+        return rc == -ENOTDIR ? EXIT_USAGE : EXIT_RUNTIME;
     }
+    /* From here on, the resolved path: the one mountinfo will show. */
+    lf.path = mnt;
     /* Mount first, then fetch everything in parallel: a file appears as
      * soon as its value is cached, and a lookup of one still being fetched
      * waits for that fetch. */
@@ -222,19 +240,34 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
         .debug = o->debug_fuse,
         .attr_timeout = 1.0,
     };
-    if (fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err)) < 0) {
+    /* Hold asynchronous signals from the mount until their actions are in
+     * place: a TERM in between would kill us and leave the mount behind. */
+    sigset_t unblocked;
+    signals_block_async(&unblocked);
+    rc = fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err));
+    if (rc == 0)
+        rc = signals_install(b->fs, mnt, err, sizeof(err));
+    if (rc < 0) {
+        fs_free(b->fs);   /* unmounts */
+        b->fs = NULL;
+        signals_restore();
+        pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
         lf.error = err;
         log_f(LOG_ERROR, &lf, "mount failed");
         return EXIT_RUNTIME;
     }
+    pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
     scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
                                                         .settled = on_settled, .arg = b});
     log_f(LOG_INFO, &lf, "mounted");
-    if (scheduler_start(b->sched) < 0) {
+    bool started = scheduler_start(b->sched) == 0;
+    if (!started)
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
-        return EXIT_RUNTIME;
-    }
-    int rc = fs_run(b->fs);
+    rc = started ? fs_run(b->fs) : 0;
+    /* The stop is underway: a second signal changes nothing. */
+    signals_block_async(NULL);
+    if (signals_stopped_by())
+        log_f(LOG_INFO, &lf, "stopping on SIG%s", signals_stopped_by());
     /* Stop fetching without waiting out slow servers, unmount, then let
      * the backends give back leases and tokens. */
     http_engine_cancel(b->http, true);
@@ -242,8 +275,11 @@ static int cmd_mount(struct broker *b, struct cli_opts *o)
     http_engine_cancel(b->http, false);
     fs_free(b->fs);   /* unmounts */
     b->fs = NULL;
+    signals_restore();
     for (size_t i = 0; i < b->cfg->n_backends; i++)
         backend_shutdown(b->backends[i]);
+    if (!started)
+        return EXIT_RUNTIME;
     if (rc < 0) {
         lf.error = strerror(-rc);
         log_f(LOG_ERROR, &lf, "filesystem loop failed; unmounted");
@@ -258,9 +294,12 @@ static int cmd_check(struct broker *b, struct cli_opts *o)
     int ex = open_broker(b, o);
     if (ex >= 0)
         return ex;
-    printf("config ok: %s: %zu backend%s, %zu secret%s, mount %s\n", b->cfg->path,
+    char path[256], mount[256];
+    escape_str(path, sizeof(path), b->cfg->path, 0);
+    escape_str(mount, sizeof(mount), b->cfg->mount, 0);
+    printf("config ok: %s: %zu backend%s, %zu secret%s, mount %s\n", path,
            b->cfg->n_backends, b->cfg->n_backends == 1 ? "" : "s", b->cfg->n_secrets,
-           b->cfg->n_secrets == 1 ? "" : "s", b->cfg->mount);
+           b->cfg->n_secrets == 1 ? "" : "s", mount);
     if (!o->fetch)
         return 0;
 
@@ -314,19 +353,22 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
 
     if (ex >= 0)
         return ex;
+    /* The argument as typed goes back into every message: escaped. */
+    char arg[256];
+    escape_str(arg, sizeof(arg), o->arg, ESCAPE_SQUOTE);
     if (strchr(o->arg, ':')) {
         if (ref_parse(o->arg, &parsed, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runsecrets get: %s: %s\n", o->arg, err);
+            fprintf(stderr, "runsecrets get: %s: %s\n", arg, err);
             return EXIT_USAGE;
         }
         long bi = cfg_backend_index(b->cfg, parsed.backend);
         if (bi < 0) {
-            fprintf(stderr, "runsecrets get: %s: unknown backend '%s'\n", o->arg, parsed.backend);
+            fprintf(stderr, "runsecrets get: %s: unknown backend '%s'\n", arg, parsed.backend);
             ref_cleanup(&parsed);
             return EXIT_USAGE;
         }
         if (backend_check_ref(b->cfg->backends[bi].conf, &parsed, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runsecrets get: %s: %s\n", o->arg, err);
+            fprintf(stderr, "runsecrets get: %s: %s\n", arg, err);
             ref_cleanup(&parsed);
             return EXIT_USAGE;
         }
@@ -336,7 +378,7 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
         long si = cfg_secret_index(b->cfg, o->arg);
         if (si < 0) {
             fprintf(stderr, "runsecrets get: '%s' is neither a reference (backend:path) nor a "
-                    "configured secret\n", o->arg);
+                    "configured secret\n", arg);
             return EXIT_USAGE;
         }
         ref = &b->cfg->secrets[si].ref;
@@ -351,7 +393,7 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
     fetch_result_cleanup(&r);
     ref_cleanup(&parsed);
     if (rc < 0) {
-        fprintf(stderr, "runsecrets get: %s: %s\n", o->arg, err[0] ? err : strerror(-rc));
+        fprintf(stderr, "runsecrets get: %s: %s\n", arg, err[0] ? err : strerror(-rc));
         return EXIT_RUNTIME;
     }
     return 0;

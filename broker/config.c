@@ -7,6 +7,7 @@
 #include "config.h"
 #include "backend.h"
 #include "duration.h"
+#include "escape.h"
 #include "jsonpos.h"
 #include "name.h"
 
@@ -22,26 +23,31 @@
 #define CFG_MAX_FILE (16 * 1024 * 1024)
 #define CFG_MAX_PATH 6   /* deepest JSON path an error names */
 #define CFG_MAX_UID 4294967294LL
+#define CFG_MAX_SHOWN 256   /* a file name or key as shown in a message, escaped */
 
 struct cfg_ctx {
-    const char *label;
+    char label[CFG_MAX_SHOWN];   /* the file name, escaped for messages */
     const char *text;
     size_t len;
     char *err;
     size_t errlen;
 };
 
-/* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode */
+/* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode.
+ * Keys come from the file as they are: escaped, so a "\n" or an ESC in one
+ * cannot split the line or reach the terminal. */
 static void format_path(char *out, size_t cap, const char *const *path, size_t n)
 {
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; i < n && o < cap; i++) {
+        char key[CFG_MAX_SHOWN];
         bool plain = path[i][0] != '\0' && strspn(path[i], "abcdefghijklmnopqrstuvwxyz"
                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/")
                                                 == strlen(path[i]);
-        int w = plain ? snprintf(out + o, cap - o, "%s%s", i ? "." : "", path[i])
-                      : snprintf(out + o, cap - o, "[\"%s\"]", path[i]);
+        escape_str(key, sizeof(key), path[i], ESCAPE_DQUOTE);
+        int w = plain ? snprintf(out + o, cap - o, "%s%s", i ? "." : "", key)
+                      : snprintf(out + o, cap - o, "[\"%s\"]", key);
         if (w < 0)
             break;
         o += (size_t)w;
@@ -53,13 +59,16 @@ static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, siz
 static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, size_t n,
                     const char *fmt, ...)
 {
-    char where[512], what[512];
+    char where[512], raw[512], what[512];
     int line = 0, col = 0;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* Messages from the validators may quote config text: whatever escapes
+     * they made stay, any raw control byte does not. */
+    escape_str(what, sizeof(what), raw, ESCAPE_KEEP_BACKSLASH);
     format_path(where, sizeof(where), path, n);
     /* Fall back to the closest enclosing value that exists in the text. */
     for (size_t k = n + 1; k-- > 0;) {
@@ -427,29 +436,58 @@ static int load_root(struct cfg_ctx *c, struct config *cfg, json_t *root)
     return 0;
 }
 
+/* jansson's own text, except where it names one of its flags instead of
+ * the problem; "near '...'" quotes config text, so it is escaped. */
+static void syntax_error(struct cfg_ctx *c, const json_error_t *jerr)
+{
+    char what[JSON_ERROR_TEXT_LENGTH * 4];
+    switch (json_error_code(jerr)) {
+    case json_error_null_character:
+        snprintf(what, sizeof(what), "NUL byte (\\u0000) in a string: not allowed");
+        break;
+    case json_error_null_byte_in_key:
+        snprintf(what, sizeof(what), "NUL byte (\\u0000) in a key: not allowed");
+        break;
+    default:
+        escape_str(what, sizeof(what), jerr->text, ESCAPE_KEEP_BACKSLASH);
+    }
+    snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->label, jerr->line,
+             jerr->column > 0 ? jerr->column : 1, what);
+}
+
 int cfg_load_buffer(const char *text, size_t len, const char *label, struct config **out,
                     char *err, size_t errlen)
 {
-    struct cfg_ctx c = {.label = label, .text = text, .len = len, .err = err, .errlen = errlen};
+    struct cfg_ctx c = {.text = text, .len = len, .err = err, .errlen = errlen};
     json_error_t jerr;
     int rc = -ENOMEM;
     struct config *cfg = calloc(1, sizeof(*cfg));
     json_t *root = NULL;
 
+    escape_str(c.label, sizeof(c.label), label, 0);
     if (!cfg)
         goto out;
     cfg->path = strdup(label);
     if (!cfg->path)
         goto out;
+    size_t ws = 0;
+    while (ws < len && (text[ws] == ' ' || text[ws] == '\t' || text[ws] == '\r' || text[ws] == '\n'))
+        ws++;
+    if (ws == len) {
+        /* jansson would say "'[' or '{' expected near end of file" at column 0. */
+        snprintf(err, errlen, "%s: empty file (expected a JSON object)", c.label);
+        rc = -EINVAL;
+        goto out;
+    }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", label, jerr.line, jerr.column, jerr.text);
+        syntax_error(&c, &jerr);
         rc = -EINVAL;
         goto out;
     }
     rc = load_root(&c, cfg, root);
     if (rc == -ENOMEM)
-        snprintf(err, errlen, "%s: out of memory", label);
+        snprintf(err, errlen, "%s: out of memory", c.label);
     if (rc < 0)
         goto out;
     *out = cfg;
@@ -467,15 +505,17 @@ int cfg_load(const char *path, struct config **out, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     struct stat st;
+    char shown[CFG_MAX_SHOWN];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
+    escape_str(shown, sizeof(shown), path, 0);
     if (fd < 0) {
         rc = -errno;
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot open: %s", shown, strerror(errno));
         return rc;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CFG_MAX_FILE) {
-        snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path, CFG_MAX_FILE);
+        snprintf(err, errlen, "%s: not a regular file of at most %d bytes", shown, CFG_MAX_FILE);
         rc = -EINVAL;
         goto out;
     }
@@ -489,7 +529,7 @@ int cfg_load(const char *path, struct config **out, char *err, size_t errlen)
             continue;
         if (n <= 0) {
             rc = n < 0 ? -errno : -EIO;
-            snprintf(err, errlen, "%s: read failed: %s", path, strerror(-rc));
+            snprintf(err, errlen, "%s: read failed: %s", shown, strerror(-rc));
             goto out;
         }
         len += (size_t)n;

@@ -1,6 +1,7 @@
 /* duration.c - "90s", "5m", "1h30m", "2d", "250ms" or an integer number of
  * seconds, parsed into milliseconds. */
 #include "duration.h"
+#include "escape.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -38,26 +39,6 @@ static bool is_alpha(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* The input goes back into a one-line message: quote it, show bytes that
- * are not printable ASCII as \xNN and cut it short. */
-static void quote_input(char *out, size_t cap, const char *s)
-{
-    size_t o = 0, i;
-
-    for (i = 0; s[i] != '\0' && i < 40 && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-    }
-    if (s[i] != '\0' && o + 4 < cap) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o < cap ? o : cap - 1] = '\0';
-}
-
 static int unit_index(const char *u, size_t n)
 {
     for (size_t i = 0; i < N_UNITS; i++) {
@@ -69,7 +50,7 @@ static int unit_index(const char *u, size_t n)
 
 int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
 {
-    char q[256];
+    char q[48];   /* the input, quoted in messages: about 40 characters at most */
     long long total = 0;
     int last = -1;          /* index of the previous unit, for order checks */
     const char *p = s;
@@ -78,7 +59,7 @@ int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
         snprintf(err, errlen, "empty duration; " DURATION_HINT);
         return -EINVAL;
     }
-    quote_input(q, sizeof(q), s);
+    escape_str(q, sizeof(q), s, ESCAPE_DQUOTE);
     if (s[0] == '-') {
         snprintf(err, errlen, "invalid duration \"%s\": must be positive", q);
         return -EINVAL;

@@ -1,5 +1,6 @@
 /* log.c - JSON-lines / text logging to one fd, one write(2) per line. */
 #include "log.h"
+#include "escape.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -145,15 +146,20 @@ static void line_json_str(struct line *l, const char *key, const char *val)
     line_raw(l, "\"");
 }
 
-/* Text values: quote when they contain spaces so lines stay parseable. */
+/* Text values: escaped (a name or path with a "\n" or an ESC in it must
+ * neither split the line nor reach a terminal raw; '"' too, so a quoted
+ * value ends where it seems to), then quoted when they contain spaces or
+ * '=' so lines stay parseable. */
 static void line_text_kv(struct line *l, const char *key, const char *val)
 {
+    char shown[LOG_LINE_MAX];
     if (!val)
         return;
-    if (strpbrk(val, " \t\"="))
-        line_printf(l, " %s=\"%s\"", key, val);
+    escape_str(shown, sizeof(shown), val, ESCAPE_DQUOTE);
+    if (strpbrk(shown, " ="))
+        line_printf(l, " %s=\"%s\"", key, shown);
     else
-        line_printf(l, " %s=%s", key, val);
+        line_printf(l, " %s=%s", key, shown);
 }
 
 static void format_time(char *out, size_t cap)
@@ -198,7 +204,9 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_json_str(&l, "func", func);
         line_raw(&l, "}");
     } else {
-        line_printf(&l, "%s %-5s %s", when, level_name(level), msg);
+        char shown[sizeof(msg)];
+        escape_str(shown, sizeof(shown), msg, 0);
+        line_printf(&l, "%s %-5s %s", when, level_name(level), shown);
         if (f) {
             line_text_kv(&l, "secret", f->secret);
             line_text_kv(&l, "backend", f->backend);

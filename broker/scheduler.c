@@ -34,6 +34,7 @@ struct group {
     size_t *members;
     size_t n;
     unsigned failures;             /* consecutive failed fetches; worker only */
+    bool empty_seen;               /* the last read was empty and held back; worker only */
     bool settled;                  /* first attempt done; under sc->lock */
 };
 
@@ -343,15 +344,36 @@ static long long jittered(long long ms)
            (long long)randombytes_uniform((uint32_t)(spread < UINT32_MAX ? spread : UINT32_MAX));
 }
 
-/* Fetch group g once and apply the result to every member. Returns the
- * milliseconds until its next attempt:
- * - success: the refresh interval ±10%, or what the lease says (valid_ms);
- *   never past 90% of max_stale, so a healthy secret never fails closed;
- * - transient failure: full-jitter exponential backoff from retry_base,
- *   capped at retry_max and at the refresh interval, and never sooner than
- *   the server's Retry-After;
- * - permanent failure (or the object is gone): the refresh interval, so a
- *   fixed policy or a recreated secret is picked up without hammering. */
+/* A file rewritten in place (truncate, then write) reads empty in between.
+ * For a backend that can see that, an empty value replaces a non-empty one
+ * only when the next read is empty too; until then the served value stays
+ * (neither a success nor a failure: max_stale still counts from the last
+ * value taken). True when r is held back. */
+static bool hold_back_empty(struct scheduler *sc, struct group *g, const struct fetch_result *r)
+{
+    bool served = false;
+
+    if (!backend_has_cap(g->backend, BACKEND_CAP_CONFIRM_EMPTY) || r->unchanged ||
+        r->value.len > 0) {
+        g->empty_seen = false;
+        return false;
+    }
+    for (size_t k = 0; k < g->n; k++) {
+        struct secret_view v;
+        store_view(sc->st, g->members[k], &v);
+        served = served || (v.present && v.size > 0);
+    }
+    if (!served || g->empty_seen) {
+        g->empty_seen = false;   /* confirmed (or nothing to protect): take it */
+        return false;
+    }
+    g->empty_seen = true;
+    const struct secret *sec = &sc->st->secrets[g->members[0]];
+    log_f(LOG_INFO, &(struct log_fields){.secret = sec->cfg->name, .backend = g->backend->name},
+          "empty value held back until the next read confirms it");
+    return true;
+}
+
 /* Apply one fetch outcome (rc, r, msg) to every member of group gi and
  * return the milliseconds until its next attempt (see refresh_group). */
 static long long apply_result(struct scheduler *sc, size_t gi, int rc, const struct fetch_result *r,
@@ -370,11 +392,13 @@ static long long apply_result(struct scheduler *sc, size_t gi, int rc, const str
     }
     if (rc == 0) {
         g->failures = 0;
-        for (size_t k = 0; k < g->n; k++)
-            member_success(sc, g->members[k], r);
+        if (!hold_back_empty(sc, g, r))
+            for (size_t k = 0; k < g->n; k++)
+                member_success(sc, g->members[k], r);
         delay = r->valid_ms > 0 ? r->valid_ms : jittered(refresh);
         return delay > cap ? cap : delay;
     }
+    g->empty_seen = false;   /* a failure breaks "two consecutive reads" */
     if (rc == -ECANCELED)
         return 0;   /* shutting down: nothing failed, nothing to log */
     if (!msg[0])

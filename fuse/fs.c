@@ -52,7 +52,6 @@ struct fs {
     double timeout;
     unsigned max_threads;
     bool mounted;
-    bool signals;          /* our handlers are installed */
     pthread_mutex_t open_lock;
     struct open_file *open_files;    /* protected by open_lock: freed at unmount
                                         if the kernel never sent RELEASE */
@@ -767,12 +766,6 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
         goto fail;
     }
     fs->mounted = true;
-    if (fuse_set_signal_handlers(fs->se) != 0) {
-        rc = -EIO;
-        snprintf(err, errlen, "cannot install signal handlers");
-        goto fail;
-    }
-    fs->signals = true;
     *out = fs;
     return 0;
 fail:
@@ -791,8 +784,14 @@ int fs_run(struct fs *fs)
     fuse_loop_cfg_set_clone_fd(lc, 0);
     int rc = fuse_session_loop_mt(fs->se, lc);
     fuse_loop_cfg_destroy(lc);
-    /* A positive result is the signal that ended the loop: a clean stop. */
+    /* Positive (a signal number libfuse's own handlers would record): a
+     * clean stop, like 0. */
     return rc < 0 ? rc : 0;
+}
+
+void fs_exit(struct fs *fs)
+{
+    fuse_session_exit(fs->se);
 }
 
 void fs_notify(struct fs *fs, size_t idx, bool removed)
@@ -824,8 +823,6 @@ void fs_free(struct fs *fs)
             free(w);
         }
     if (fs->se) {
-        if (fs->signals)
-            fuse_remove_signal_handlers(fs->se);
         if (fs->mounted)
             fuse_session_unmount(fs->se);
         fuse_session_destroy(fs->se);

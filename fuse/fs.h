@@ -21,8 +21,12 @@ struct fs_options {
  * (which must be prepared). *out is new. 0 or negative errno with err. */
 int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
              struct fs **out, char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Serve requests until SIGTERM/SIGINT (or fs_stop). 0 or negative errno. */
+/* Serve requests until fs_exit. 0 or negative errno. */
 int fs_run(struct fs *fs) __attribute__((warn_unused_result));
+/* Ask fs_run to return. Async-signal-safe: it only raises libfuse's exit
+ * flag (what libfuse's own signal handler does), so the stop signals'
+ * handler calls it; the signal's interruption wakes the loop. */
+void fs_exit(struct fs *fs);
 /* Tell the kernel a secret's value changed or disappeared. Thread-safe; call
  * with no store lock held. */
 void fs_notify(struct fs *fs, size_t idx, bool removed);

@@ -1,13 +1,16 @@
-/* mountpoint.c - prepare the mountpoint: create it, clear a stale mount. */
+/* mountpoint.c - prepare the mountpoint: create it, clear a stale mount,
+ * refuse one a live broker serves, resolve it to the path to mount on. */
 #include "mountpoint.h"
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -48,19 +51,24 @@ static void unescape(char *s)
     *o = '\0';
 }
 
-/* Is a runsecrets FUSE filesystem mounted exactly at path? */
-static bool ours_mounted_at(const char *path)
+/* The runsecrets mount that path is on, compared by identity: the device of
+ * the (resolved) path against each fuse.runsecrets entry's major:minor, and
+ * the resolved path against its mountpoint. Comparing spellings alone let
+ * "/x/mnt/", "/x/./mnt", "//x/mnt" or a symlink stack a second broker on a
+ * live one. On a match, copies that mount's mountpoint into where. */
+static bool ours_at(const char *resolved, dev_t dev, char *where, size_t cap)
 {
     bool found = false;
     char *line = NULL;
-    size_t cap = 0;
+    size_t linecap = 0;
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
         return false;
-    while (getline(&line, &cap, f) > 0) {
+    while (!found && getline(&line, &linecap, f) > 0) {
         /* id parent major:minor root mountpoint opts [optional...] - fstype ... */
         char *fields[6] = {0};
         char *save = NULL, *tok = strtok_r(line, " ", &save);
+        unsigned maj, min;
         for (int i = 0; tok && i < 5; i++, tok = strtok_r(NULL, " ", &save))
             fields[i] = tok;
         if (!fields[4])
@@ -68,17 +76,24 @@ static bool ours_mounted_at(const char *path)
         while (tok && strcmp(tok, "-") != 0)
             tok = strtok_r(NULL, " ", &save);
         char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
+        if (!fstype || strcmp(fstype, FSTYPE) != 0)
+            continue;
         unescape(fields[4]);
-        if (fstype && strcmp(fstype, FSTYPE) == 0 && strcmp(fields[4], path) == 0)
+        bool same_dev = sscanf(fields[2], "%u:%u", &maj, &min) == 2 &&
+                        makedev(maj, min) == dev;
+        if (same_dev || strcmp(fields[4], resolved) == 0) {
+            snprintf(where, cap, "%s", fields[4]);
             found = true;
+        }
     }
     free(line);
     fclose(f);
     return found;
 }
 
-int mountpoint_prepare(const char *path, char *err, size_t errlen)
+int mountpoint_prepare(const char *path, char *resolved, size_t cap, char *err, size_t errlen)
 {
+    char canon[PATH_MAX], other[PATH_MAX];
     struct stat st;
     int rc;
 
@@ -95,18 +110,41 @@ int mountpoint_prepare(const char *path, char *err, size_t errlen)
             return rc;
         }
         log_f(LOG_WARN, &(struct log_fields){.path = path}, "stale mount detached");
-    } else if (ours_mounted_at(path)) {
-        snprintf(err, errlen, "%s: another runsecrets is already serving this mountpoint", path);
-        return -EBUSY;
     }
     rc = mkdir_parents(path);
+    if (rc == -ENOTDIR) {
+        snprintf(err, errlen, "%s: the mountpoint is not a directory (a part of it is a file)",
+                 path);
+        return rc;
+    }
     if (rc < 0) {
         snprintf(err, errlen, "%s: cannot create the mountpoint: %s", path, strerror(-rc));
         return rc;
     }
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    /* Mount on the canonical path: it is what mountinfo shows, so the next
+     * broker's check and every log line name the same place. */
+    if (!realpath(path, canon)) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot resolve the mountpoint: %s", path, strerror(errno));
+        return rc;
+    }
+    if (stat(canon, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "%s: the mountpoint is not a directory", path);
         return -ENOTDIR;
     }
+    if (ours_at(canon, st.st_dev, other, sizeof(other))) {
+        if (strcmp(other, canon) == 0)
+            snprintf(err, errlen, "%s: another runsecrets is already serving this mountpoint (%s)",
+                     path, canon);
+        else
+            snprintf(err, errlen, "%s: the mountpoint is inside the runsecrets mount at %s",
+                     path, other);
+        return -EBUSY;
+    }
+    if (strlen(canon) >= cap) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(resolved, canon, strlen(canon) + 1);
     return 0;
 }

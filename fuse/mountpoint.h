@@ -4,9 +4,13 @@
 
 #include <stddef.h>
 
-/* Create the directory (and parents) if missing; lazily unmount a stale FUSE
- * mount left by a killed broker (ENOTCONN); refuse a mountpoint a live
- * runsecrets is already serving. 0 or negative errno with err. */
-int mountpoint_prepare(const char *path, char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Lazily unmount a stale FUSE mount left by a killed broker (ENOTCONN);
+ * create the directory (and parents) if missing; resolve it (symlinks, ".",
+ * "//", a trailing '/') into resolved (cap bytes, PATH_MAX is enough): the
+ * path to mount on. Refuses, with -EBUSY, a directory that is or is inside a
+ * live runsecrets mount, however it is spelt. -ENOTDIR when the path is not
+ * a directory (a configuration error). 0 or negative errno with err. */
+int mountpoint_prepare(const char *path, char *resolved, size_t cap, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -219,5 +219,32 @@ class CliTest(rstest.BrokerTestCase):
         self.assertNotIn(leak.encode(), r.stdout + r.stderr)
 
 
+    def assertOneCleanLine(self, r):
+        body = r.stderr.rstrip(b"\n")
+        self.assertNotIn(b"\n", body, "more than one line: %r" % r.stderr)
+        raw = [b for b in body if b < 0x20 or b == 0x7f]
+        self.assertEqual(raw, [], "raw control bytes in %r" % r.stderr)
+        return body.decode()
+
+    def test_get_echoes_its_argument_escaped(self):
+        cfg = self.config_path
+        for arg, shown in (("db\x1b[31mpw", "db\\x1b[31mpw"),
+                           ("two\nlines", "two\\nlines"),
+                           ("local:x\x1b]0;title\x07", "local:x\\x1b]0;title\\x07"),
+                           ("local:db.json#f\x1bx", "local:db.json#f\\x1bx")):
+            with self.subTest(arg=arg):
+                r = self.cli("get", "--config", cfg, arg)
+                self.assertNotEqual(r.returncode, 0)
+                line = self.assertOneCleanLine(r)
+                self.assertIn(shown, line)
+
+    def test_usage_error_echo_escaped(self):
+        r = self.cli("get", "--config", self.config_path, "--bo\x1b[2Jgus")
+        self.assertEqual(r.returncode, 2)
+        first = r.stderr.splitlines()[0]
+        self.assertNotIn(b"\x1b", first)
+        self.assertIn(b"--bo\\x1b[2Jgus", first)
+
+
 if __name__ == "__main__":
     rstest.main()

@@ -70,6 +70,18 @@ CASES = {
     "missing_from": (
         '{"from": "local:db.json#user"}', '{"mode": "0400"}',
         None, ['"app/db_user": {', '{"mode": "0400"}'], ["from"]),
+    # Keys and names are shown escaped: a "\n" in a key must not split the
+    # one-line error, an ESC in a name must not reach the terminal.
+    "key_with_newline": (
+        '"refresh": "1s"', '"re\\nfresh": "1s"',
+        'defaults["re\\nfresh"]', ['"re\\nfresh"'], ["unknown key"]),
+    "name_with_escape": (
+        '"app/db_user"', '"app/db\\u001b[31muser"',
+        'secrets["app/db\\x1b[31muser"]', ['"app/db\\u001b[31muser"'], ["0x1b"]),
+    "nul_in_string": (
+        '"from": "local:db.json#user"', '"from": "local:db.json\\u0000#user"',
+        None, ['"local:db.json\\u0000#user"', 'local:db.json\\u0000#user', '#user"}'],
+        ["NUL byte"]),
     "json_syntax_error": (
         '"gid": 1000},', '"gid": 1000,},',
         None, ['},\n', '"app/db_user"', ',},'], []),
@@ -101,6 +113,9 @@ class ConfigErrorTest(rstest.BrokerTestCase):
         return path, text, keypath, candidates, words
 
     def check_message(self, name, stderr, path, text, keypath, candidates, words):
+        body = stderr.rstrip(b"\n")
+        raw = [b for b in body if b < 0x20 or b == 0x7f]
+        self.assertEqual(raw, [], "%s: raw control bytes in %r" % (name, stderr))
         lines = [ln for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
         human = [ln for ln in lines if not ln.lstrip().startswith("{")]
         self.assertEqual(len(lines), 1, "%s: expected one line on stderr, got:\n%s"
@@ -141,6 +156,34 @@ class ConfigErrorTest(rstest.BrokerTestCase):
         self.assertEqual(rstest.runsecrets_mounts_at(self.mnt), [], "mounted anyway")
         self.assertEqual([m for m in rstest.mountinfo() if m["fstype"] == rstest.FSTYPE
                           and m["mountpoint"].startswith(self.dir)], [])
+
+    def _one_line_exit_2(self, path):
+        r = rstest.run_cli("check", "--config", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        lines = r.stderr.decode().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0]
+
+    def test_empty_file(self):
+        for text in ("", " \n\t\n"):
+            with self.subTest(text=text):
+                path = self.write_config_text(text)
+                self.assertEqual(self._one_line_exit_2(path),
+                                 "runsecrets: %s: empty file (expected a JSON object)" % path)
+
+    def test_nul_messages_do_not_name_jansson_flags(self):
+        for text, where in (('{"mount": "/a\\u0000b"}', "string"),
+                            ('{"mo\\u0000unt": "/a"}', "key")):
+            with self.subTest(text=text):
+                line = self._one_line_exit_2(self.write_config_text(text))
+                self.assertIn("NUL byte (\\u0000) in a %s" % where, line)
+                self.assertNotIn("JSON_ALLOW_NUL", line)
+                self.assertNotIn("not supported", line)
+
+    def test_file_name_with_control_bytes(self):
+        path = self.write_config_text("{", name="con\x1bfig\n.json")
+        line = self._one_line_exit_2(path)
+        self.assertIn("con\\x1bfig\\n.json:", line)
 
     def test_base_config_is_valid(self):
         path = self.write_config_text(BASE.replace("{SECRETS}", self.secrets_dir)

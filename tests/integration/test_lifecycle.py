@@ -95,6 +95,69 @@ class LifecycleTest(rstest.BrokerTestCase):
         self.assertEqual(rstest.read_all(self.mpath("pw")), self.value.encode())
         self.assertEqual(len(rstest.runsecrets_mounts_at(self.mnt)), 1)
 
+    def _refused(self, mountpoint):
+        """Run a second `mount` on mountpoint; it must refuse at once. Returns
+        (exit code, stderr lines)."""
+        import subprocess
+        p = subprocess.Popen([rstest.BINARY, "mount", "--config", self.config_path, mountpoint],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            _, err = p.communicate(timeout=rstest.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            self.fail("a second broker kept running on %r" % mountpoint)
+        return p.returncode, err.decode("utf-8", "replace").splitlines()
+
+    def test_second_broker_refused_however_spelt(self):
+        # The check used to compare strings with mountinfo: each of these
+        # stacked a second FUSE mount on the live one.
+        b1 = self.start_broker()
+        link = os.path.join(self.dir, "link-to-mnt")
+        os.symlink(self.mnt, link)
+        parent, base = os.path.split(self.mnt)
+        spellings = [self.mnt + "/", link, link + "/", os.path.join(parent, ".", base),
+                     "/" + self.mnt, self.mnt.replace("/", "//"),
+                     os.path.join(parent, "..", os.path.basename(parent), base)]
+        for mp in spellings:
+            with self.subTest(mountpoint=mp):
+                rc, lines = self._refused(mp)
+                self.assertNotEqual(rc, 0, lines)
+                self.assertEqual(len(lines), 1, "not one line: %r" % lines)
+                self.assertIn("already serving", lines[0])
+                self.assertTrue(b1.running(), b1.describe())
+                self.assertEqual(rstest.read_all(self.mpath("pw")), self.value.encode())
+                self.assertEqual(len(rstest.runsecrets_mounts_at(self.mnt)), 1,
+                                 rstest.runsecrets_mounts_at(self.mnt))
+        ours = [m for m in rstest.mountinfo() if m["fstype"] == rstest.FSTYPE]
+        self.assertEqual(len(ours), 1, ours)
+
+    def test_mount_on_a_symlink_uses_the_resolved_path(self):
+        link = os.path.join(self.dir, "link-to-mnt")
+        os.symlink(self.mnt, link)
+        b = self.start_broker(mountpoint=link, wait=False)
+        b.mountpoint = self.mnt            # where mountinfo must show it
+        b.wait_mounted()
+        rec = b.wait_log("mounted")
+        self.assertEqual(rec.get("path"), self.mnt, rec)
+        self.assertEqual(rstest.read_all(os.path.join(link, "pw")), self.value.encode())
+        self.assertEqual(b.stop(), 0, b.describe())
+        self.assertEqual(rstest.runsecrets_mounts_at(self.mnt), [])
+
+    def test_mountpoint_not_a_directory_is_a_config_error(self):
+        f = os.path.join(self.dir, "plainfile")
+        with open(f, "w") as fh:
+            fh.write("x")
+        for mp in (f, os.path.join(f, "sub")):
+            with self.subTest(mountpoint=mp):
+                r = rstest.run_cli("mount", "--config", self.config_path, mp)
+                lines = r.stderr.decode().splitlines()
+                self.assertEqual(r.returncode, 2, lines)
+                self.assertEqual(len(lines), 1, lines)
+                self.assertIn("not a directory", lines[0])
+                self.assertIn(f, lines[0])
+
     def test_mountpoint_created(self):
         mp = os.path.join(self.dir, "run", "secrets")
         b = self.start_broker(mountpoint=mp)

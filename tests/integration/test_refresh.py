@@ -281,6 +281,68 @@ class FailClosedTest(rstest.BrokerTestCase):
         self.assertEqual(rstest.read_all(self.mpath("jf")), self.field.encode())
 
 
+class InPlaceRewriteTest(rstest.BrokerTestCase):
+    """A file rewritten in place (truncate, then write; not an atomic
+    rename) reads empty in between: one refresh that sees it empty must not
+    serve it empty; a file that stays empty is served empty after the
+    next read confirms it."""
+
+    def setUp(self):
+        super().setUp()
+        self.old = rstest.random_value()
+        self.path = self.write_secret("pw", self.old)
+        self.write_config({"pw": {"from": "local:pw"}},
+                          defaults={"refresh": "1s", "max_stale": "1h"})
+        self.broker = self.start_broker()
+
+    def truncate_in_place(self):
+        with open(self.path, "r+b") as f:
+            f.truncate(0)
+
+    def test_truncated_then_rewritten_is_never_served_empty(self):
+        b = self.broker
+        mark = b.mark()
+        self.truncate_in_place()
+        # read all along while a refresh sees the file empty
+        # (up to 2.5 refresh intervals: enough for the old code to serve it)
+        seen = []
+        held = []
+        deadline = time.monotonic() + 2.5
+        while not held and time.monotonic() < deadline:
+            seen.append(self.try_read("pw"))
+            time.sleep(0.02)
+            held = b.find_logs("empty value held back until the next read confirms it",
+                               since=mark, secret="pw")
+        seen.append(self.try_read("pw"))
+        # (assertTrue, not assertNotIn: a failure must not print the values)
+        self.assertTrue(b"" not in seen, "served the truncated (empty) file")
+        self.assertTrue(held, "no refresh saw the empty file\n%s" % b.describe())
+        deadline += rstest.LOG_TIMEOUT
+        new = rstest.random_value()
+        self.sensitive(new)
+        with open(self.path, "r+b") as f:      # the writer finishes, in place
+            f.write(new.encode())
+        while self.try_read("pw") != new.encode():
+            self.assertLess(time.monotonic(), deadline, b.describe())
+            seen.append(self.try_read("pw"))
+            time.sleep(0.02)
+        self.assertTrue(b"" not in seen, "served the half-rewritten (empty) file")
+        self.assertTrue(set(seen) <= {self.old.encode(), new.encode()},
+                        "served something else than the old or the new value")
+
+    def test_file_that_stays_empty_is_served_empty(self):
+        b = self.broker
+        mark = b.mark()
+        self.truncate_in_place()
+        b.wait_log("empty value held back until the next read confirms it", since=mark,
+                   secret="pw")
+        self.assertEqual(self.read("pw"), self.old.encode())   # held back: the old value
+        self.wait_value(b"", "pw", timeout=5)                  # the next read confirms it
+        b.wait_log("secret rotated", since=mark, secret="pw")
+        self.assertEqual(len(b.find_logs("empty value held back until the next read confirms "
+                                         "it", since=mark)), 1)
+
+
 class SymlinkTest(rstest.BrokerTestCase):
 
     def setUp(self):

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -176,6 +177,37 @@ START_TEST(credential_process)
 }
 END_TEST
 
+/* The broker ignores USR1, PIPE... and its threads block every signal; the
+ * child must start with neither, or SIG_IGN survives the exec. */
+START_TEST(credential_process_default_signals)
+{
+    struct aws_creds cr = {0};
+    char err[256] = "", cfg[512];
+    sigset_t all, old;
+    /* awk reports its own status: what the child and its children got. */
+    write_file("sig.sh", "#!/bin/sh\n"
+                         "ign=$(awk '/^SigIgn/ {print $2}' /proc/self/status)\n"
+                         "blk=$(awk '/^SigBlk/ {print $2}' /proc/self/status)\n"
+                         "[ $((0x$ign & 0x1200)) -eq 0 ] || exit 4\n"   /* USR1, PIPE */
+                         "[ $((0x$blk)) -eq 0 ] || exit 5\n"
+                         "echo '{\"Version\": 1, \"AccessKeyId\": \"SIGKEY\", "
+                         "\"SecretAccessKey\": \"ps\"}'\n");
+    snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/sig.sh\n", dir);
+    write_file("config", cfg);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    struct aws_chain *c = chain(NULL);
+    int rc = aws_chain_get(c, &cr, err, sizeof(err));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_str_eq(cr.akid, "SIGKEY");
+    aws_creds_clear(&cr);
+    aws_chain_free(c);
+}
+END_TEST
+
 START_TEST(credential_process_failures)
 {
     struct aws_creds cr = {0};
@@ -287,6 +319,7 @@ static Suite *aws_creds_suite(void)
     tcase_add_test(tc, environment_first);
     tcase_add_test(tc, profile_from_env_and_config_file);
     tcase_add_test(tc, credential_process);
+    tcase_add_test(tc, credential_process_default_signals);
     tcase_add_test(tc, credential_process_failures);
     tcase_add_test(tc, credential_process_timeout_kills_the_group);
     tcase_add_test(tc, missing_profile_and_nothing_at_all);

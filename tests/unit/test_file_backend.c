@@ -54,6 +54,10 @@ static void setup(void)
     ck_assert_int_eq(symlink("../", l), 0);
     snprintf(p, sizeof(p), "%s/fifo", dir);
     ck_assert_int_eq(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof(p), "%s/loop-a", dir);
+    ck_assert_int_eq(symlink("loop-b", p), 0);
+    snprintf(p, sizeof(p), "%s/loop-b", dir);
+    ck_assert_int_eq(symlink("loop-a", p), 0);
 
     char conf[600];
     snprintf(conf, sizeof(conf), "{\"type\":\"file\",\"path\":\"%s\",\"max_size\":64}", dir);
@@ -118,6 +122,18 @@ START_TEST(contents_and_fields)
     ck_assert_int_eq(get("local:db.json#o", got, &n), 0);
     ck_assert_uint_eq(n, 11);
     ck_assert_mem_eq(got, "{\"k\":[1,2]}", 11);
+}
+END_TEST
+
+/* A loop stays inside the directory: it is not an escape, and saying
+ * "resolves outside" sent people looking for the wrong problem. */
+START_TEST(symlink_loop_is_a_loop)
+{
+    char got[128];
+    size_t n;
+    ck_assert_int_eq(get("local:loop-a", got, &n), -ELOOP);
+    ck_assert_msg(strstr(err, "symlink loop (too many levels of symbolic links)") != NULL, "%s", err);
+    ck_assert_ptr_null(strstr(err, "outside"));
 }
 END_TEST
 
@@ -196,6 +212,7 @@ static Suite *file_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, contents_and_fields);
     tcase_add_test(tc, escapes_refused);
+    tcase_add_test(tc, symlink_loop_is_a_loop);
     tcase_add_test(tc, missing_vs_unreadable);
     tcase_add_test(tc, size_cap);
     tcase_add_test(tc, missing_directory_is_outage);

@@ -68,6 +68,37 @@ START_TEST(text_format)
 }
 END_TEST
 
+/* Names, paths and errors come from the config: in the text format too, a
+ * "\n" must not split the line and an ESC must not reach the terminal. */
+START_TEST(text_format_escapes_control_bytes)
+{
+    struct log_fields f = {.secret = "a\x1b[31mb", .path = "/x/m\nnt",
+                           .error = "say \"hi\"=1\\"};
+    char *line = capture(LOG_FORMAT_TEXT, LOG_INFO, LOG_ERROR, &f, "bad\ttab\rcr");
+    size_t n = strlen(line);
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(line[n - 1], '\n');
+    for (size_t i = 0; i + 1 < n; i++)
+        ck_assert_msg((unsigned char)line[i] >= 0x20 && line[i] != 0x7f,
+                      "raw byte 0x%02x at %zu in %s", (unsigned char)line[i], i, line);
+    ck_assert_ptr_nonnull(strstr(line, " error bad\\ttab\\rcr secret=a\\x1b[31mb "
+                                       "path=/x/m\\nnt error=\"say \\x22hi\\x22=1\\\\\"\n"));
+}
+END_TEST
+
+START_TEST(json_format_escapes_control_bytes)
+{
+    struct log_fields f = {.secret = "a\x1b[31mb", .path = "/x/m\nnt\x7f"};
+    char *line = capture(LOG_FORMAT_JSON, LOG_INFO, LOG_ERROR, &f, "m");
+    size_t n = strlen(line);
+    for (size_t i = 0; i + 1 < n; i++)
+        ck_assert_msg((unsigned char)line[i] >= 0x20 && line[i] != 0x7f,
+                      "raw byte 0x%02x at %zu in %s", (unsigned char)line[i], i, line);
+    ck_assert_ptr_nonnull(strstr(line, "\"secret\":\"a\\u001b[31mb\""));
+    ck_assert_ptr_nonnull(strstr(line, "\"path\":\"/x/m\\nnt\\u007f\""));
+}
+END_TEST
+
 START_TEST(escape)
 {
     char out[64];
@@ -112,6 +143,8 @@ static Suite *log_suite(void)
     tcase_add_test(tc, json_line_fields);
     tcase_add_test(tc, level_filter);
     tcase_add_test(tc, text_format);
+    tcase_add_test(tc, text_format_escapes_control_bytes);
+    tcase_add_test(tc, json_format_escapes_control_bytes);
     tcase_add_test(tc, escape);
     tcase_add_test(tc, long_message_truncated_still_json);
     tcase_add_test(tc, parse_options);

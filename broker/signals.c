@@ -1,0 +1,152 @@
+/* signals.c - the broker's signal table (see signals.h). */
+#include "signals.h"
+#include "fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+/* Raised by a fault in our own code: handled on the alternate stack (a
+ * stack overflow leaves no room on the normal one), never blocked. */
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ,
+                                   SIGHUP};   /* HUP: reserved for reload; stops for now */
+/* Their default would kill the broker and leave the mount: nothing here
+ * means anything by them. Realtime signals are added at run time. */
+static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+                                      SIGPOLL, SIGPWR, SIGSTKFLT, SIGTSTP, SIGTTIN, SIGTTOU};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+#define ALTSTACK_MIN (64 * 1024)
+
+/* Signal handlers can reach nothing but static storage. These are set once
+ * in signals_install, before the FUSE loop starts its threads, and read by
+ * the handlers: the allowed exception to "no mutable globals", like the log
+ * sink. The mountpoint is a copy so the crash handler never follows a
+ * pointer into the heap it may have just corrupted. */
+static char crash_mountpoint[PATH_MAX];
+static struct fs *volatile stop_fs;
+static volatile sig_atomic_t stop_signal;
+static void *altstack;
+
+/* Async-signal-safe: fs_exit only raises libfuse's exit flag, as libfuse's
+ * own handler does; the loop's threads see it when the signal interrupts
+ * their wait. */
+static void on_stop(int sig)
+{
+    struct fs *fs = stop_fs;
+    stop_signal = sig;
+    if (fs)
+        fs_exit(fs);
+}
+
+/* Async-signal-safe calls only. A lazy detach never waits for the daemon
+ * (us). SA_RESETHAND made the action the default again, so the re-raised
+ * signal kills us as soon as the handler returns and the exit status still
+ * shows the crash (a fault would also recur on return). Needs the same
+ * privilege as mounting; without it the next broker detaches the stale
+ * mount at start. */
+static void on_crash(int sig)
+{
+    if (crash_mountpoint[0] != '\0')
+        (void)umount2(crash_mountpoint, MNT_DETACH);
+    (void)raise(sig);
+}
+
+void signals_block_async(sigset_t *old)
+{
+    sigset_t set;
+    sigfillset(&set);
+    for (size_t i = 0; i < N_OF(crash_signals); i++)
+        sigdelset(&set, crash_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static int set_action(int sig, void (*handler)(int), int flags, char *err, size_t errlen)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "cannot set the action of signal %d: %s", sig, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+int signals_install(struct fs *fs, const char *mountpoint, char *err, size_t errlen)
+{
+    int rc;
+
+    if (strlen(mountpoint) >= sizeof(crash_mountpoint)) {
+        snprintf(err, errlen, "%s: path too long", mountpoint);
+        return -ENAMETOOLONG;
+    }
+    memcpy(crash_mountpoint, mountpoint, strlen(mountpoint) + 1);
+    stop_fs = fs;
+    stop_signal = 0;
+
+    long min = sysconf(_SC_SIGSTKSZ);
+    size_t size = min > ALTSTACK_MIN ? (size_t)min : ALTSTACK_MIN;
+    altstack = malloc(size);
+    stack_t ss = {.ss_sp = altstack, .ss_size = size, .ss_flags = 0};
+    if (!altstack || sigaltstack(&ss, NULL) != 0) {
+        rc = altstack ? -errno : -ENOMEM;
+        snprintf(err, errlen, "cannot set up the alternate signal stack: %s", strerror(-rc));
+        return rc;
+    }
+    /* No SA_RESTART: the signal must interrupt the loop's waits so its
+     * threads look at the exit flag. */
+    for (size_t i = 0; i < N_OF(stop_signals); i++) {
+        rc = set_action(stop_signals[i], on_stop, 0, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < N_OF(crash_signals); i++) {
+        rc = set_action(crash_signals[i], on_crash, SA_ONSTACK | SA_RESETHAND, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < N_OF(ignored_signals); i++) {
+        rc = set_action(ignored_signals[i], SIG_IGN, 0, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    /* SIGRTMIN, not 32: glibc keeps the first realtime signals for itself. */
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
+        rc = set_action(sig, SIG_IGN, 0, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+const char *signals_stopped_by(void)
+{
+    int sig = stop_signal;
+    return sig ? sigabbrev_np(sig) : NULL;
+}
+
+void signals_restore(void)
+{
+    char err[128];
+    for (size_t i = 0; i < N_OF(stop_signals); i++)
+        (void)set_action(stop_signals[i], SIG_DFL, 0, err, sizeof(err));
+    for (size_t i = 0; i < N_OF(crash_signals); i++)
+        (void)set_action(crash_signals[i], SIG_DFL, 0, err, sizeof(err));
+    stop_fs = NULL;
+    crash_mountpoint[0] = '\0';
+    if (altstack) {
+        stack_t ss = {.ss_flags = SS_DISABLE};
+        (void)sigaltstack(&ss, NULL);
+        free(altstack);
+        altstack = NULL;
+    }
+}

@@ -1,0 +1,43 @@
+/* signals.h - what each signal does to a mounted broker.
+ *
+ * Every catchable signal either has a meaning or is ignored, and none may
+ * leave the mount behind (the table is in signals.c and docs/internals/fuse.md):
+ *   stop cleanly (unmount, exit 0): TERM, INT, QUIT, XCPU, XFSZ, and HUP
+ *     (HUP is reserved for a future reload and stops for now);
+ *   ignored: PIPE, USR1, USR2, ALRM, VTALRM, PROF, POLL, PWR, STKFLT, TSTP,
+ *     TTIN, TTOU and SIGRTMIN..SIGRTMAX (WINCH, URG, CONT keep their
+ *     harmless defaults; CHLD stays SIG_DFL: credential_process waits for
+ *     its child);
+ *   crashes (SEGV, BUS, ILL, FPE, ABRT, SYS, TRAP): detach the mount, then
+ *     die of the same signal.
+ */
+#ifndef RS_SIGNALS_H
+#define RS_SIGNALS_H
+
+#include <signal.h>
+#include <stddef.h>
+
+struct fs;
+
+/* Block every signal that arrives asynchronously (not the crash signals a
+ * fault raises) in the calling thread; the old mask goes to *old when not
+ * NULL. Around the mount, so a TERM cannot land between mounting and
+ * signals_install; after the loop, so a second stop changes nothing. */
+void signals_block_async(sigset_t *old);
+
+/* Install the table for a broker serving fs (borrowed; must outlive
+ * signals_restore) at mountpoint (copied), before the FUSE loop starts its
+ * threads. Gives the calling (main) thread an alternate signal stack for the
+ * crash handler. 0 or negative errno with err. */
+int signals_install(struct fs *fs, const char *mountpoint, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The stop signal that ended the loop, abbreviated ("TERM"...), or NULL. Static. */
+const char *signals_stopped_by(void);
+
+/* After unmounting: stop and crash signals back to their defaults (a crash
+ * from now on must not detach a mount that is no longer ours), alternate
+ * stack freed. Ignored signals stay ignored until exit. */
+void signals_restore(void);
+
+#endif
