@@ -31,6 +31,20 @@ struct cfg_ctx {
     size_t errlen;
 };
 
+/* A key as it may appear between quotes in a one-line message: control
+ * bytes, '"' and '\\' as \xNN (a key may hold any of them: "a\nb"). */
+static void escape_key(char *out, size_t cap, const char *key)
+{
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)key; *c && o + 5 < cap; c++) {
+        if (*c < 0x20 || *c == 0x7f || *c == '"' || *c == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *c);
+        else
+            out[o++] = (char)*c;
+    }
+    out[o] = '\0';
+}
+
 /* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode */
 static void format_path(char *out, size_t cap, const char *const *path, size_t n)
 {
@@ -40,8 +54,11 @@ static void format_path(char *out, size_t cap, const char *const *path, size_t n
         bool plain = path[i][0] != '\0' && strspn(path[i], "abcdefghijklmnopqrstuvwxyz"
                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/")
                                                 == strlen(path[i]);
+        char shown[256];
+        if (!plain)
+            escape_key(shown, sizeof(shown), path[i]);
         int w = plain ? snprintf(out + o, cap - o, "%s%s", i ? "." : "", path[i])
-                      : snprintf(out + o, cap - o, "[\"%s\"]", path[i]);
+                      : snprintf(out + o, cap - o, "[\"%s\"]", shown);
         if (w < 0)
             break;
         o += (size_t)w;

@@ -321,6 +321,19 @@ START_TEST(columns_count_characters)
 }
 END_TEST
 
+/* Found by fuzz_config: a key with a newline ("\n" in JSON) made a
+ * two-line message; keys are escaped, so a message stays one line. */
+START_TEST(keys_in_messages_stay_one_line)
+{
+    load_bad_prefix("{\"secrets\": {\"\\nullu0A09\": \"x:y\"}}",
+                    "config.json:1:14: secrets[\"\\x0aullu0A09\"]: invalid secret name: ");
+    ck_assert_ptr_null(strchr(err, '\n'));
+    load_bad("{\"a\\\"b\\\\c\\u001b\": 1}",
+             "config.json:1:2: [\"a\\x22b\\x5cc\\x1b\"]: unknown key (expected one of: mount, "
+             "defaults, backends, secrets)");
+}
+END_TEST
+
 START_TEST(load_file_errors)
 {
     struct config *c = NULL;
@@ -358,6 +371,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_aws_backends);
     tcase_add_test(tc, bad_secrets);
     tcase_add_test(tc, columns_count_characters);
+    tcase_add_test(tc, keys_in_messages_stay_one_line);
     tcase_add_test(tc, load_file_errors);
     suite_add_tcase(s, tc);
     return s;
