@@ -1098,13 +1098,9 @@ static int mount_for(struct vault *v, const char *path, struct fetch_result *out
     size_t mplen = 0;
     if ((rc = vault_mount_answer(&r, path, out, &root, &mp, &mplen, kind, err, errlen)) < 0)
         goto out;
-    if (r.status == 404) {
-        rc = add_mount(&v->mounts, mp, mplen, *kind);
-    } else {
-        pthread_mutex_lock(&v->lock);
-        rc = add_mount(&v->mounts, mp, mplen, *kind);
-        pthread_mutex_unlock(&v->lock);
-    }
+    pthread_mutex_lock(&v->lock);
+    rc = add_mount(&v->mounts, mp, mplen, *kind);
+    pthread_mutex_unlock(&v->lock);
     if (rc == 0) {
         pthread_mutex_lock(&v->lock);
         m = match_mount(v->mounts, path);
