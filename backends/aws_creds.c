@@ -472,7 +472,8 @@ static int imds_get(struct aws_chain *c, struct http_client **slot, const char *
 }
 
 /* The role name: the first line of the listing (not NUL-terminated),
- * bounded by its length. 0, or -ENOENT when there is none that fits. */
+ * bounded by its length. 0, -ENOENT when there is none that fits, or
+ * -EPROTO when it is not an IAM role name: it goes into the next URL. */
 UNITTEST_STATIC int aws_imds_role(const struct secbuf *body, char *role, size_t cap)
 {
     size_t n = 0;
@@ -480,6 +481,12 @@ UNITTEST_STATIC int aws_imds_role(const struct secbuf *body, char *role, size_t 
         n++;
     if (n == 0 || n >= cap)
         return -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = body->data[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("+=,.@_-", c)) || c == '\0')
+            return -EPROTO;
+    }
     memcpy(role, body->data, n);
     role[n] = '\0';
     return 0;
@@ -493,9 +500,12 @@ static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t er
     http_response_init(&r);
     int rc = imds_get(c, &c->meta, base, &r, err, errlen);
     if (rc == 0) {
-        if (aws_imds_role(&r.body, role, sizeof(role)) < 0) {
+        rc = aws_imds_role(&r.body, role, sizeof(role));
+        if (rc == -EPROTO) {
+            snprintf(err, errlen, "instance metadata: the role listing does not hold an IAM "
+                     "role name");
+        } else if (rc < 0) {
             snprintf(err, errlen, "instance metadata: no IAM role attached to this instance");
-            rc = -ENOENT;
         } else {
             snprintf(path, sizeof(path), "%s%s", base, role);
             rc = imds_get(c, &c->meta, path, &r, err, errlen);
