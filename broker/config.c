@@ -31,13 +31,13 @@ struct cfg_ctx {
     size_t errlen;
 };
 
-/* A key as it may appear between quotes in a one-line message: control
- * bytes, '"' and '\\' as \xNN (a key may hold any of them: "a\nb"). */
-static void escape_key(char *out, size_t cap, const char *key)
+/* Config text as it may appear in a one-line message: control bytes as
+ * \xNN (a key may hold any: "a\nb"), and with quoted, '"' and '\\' too. */
+static void escape_text(char *out, size_t cap, const char *key, bool quoted)
 {
     size_t o = 0;
     for (const unsigned char *c = (const unsigned char *)key; *c && o + 5 < cap; c++) {
-        if (*c < 0x20 || *c == 0x7f || *c == '"' || *c == '\\')
+        if (*c < 0x20 || *c == 0x7f || (quoted && (*c == '"' || *c == '\\')))
             o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *c);
         else
             out[o++] = (char)*c;
@@ -56,7 +56,7 @@ static void format_path(char *out, size_t cap, const char *const *path, size_t n
                                                 == strlen(path[i]);
         char shown[256];
         if (!plain)
-            escape_key(shown, sizeof(shown), path[i]);
+            escape_text(shown, sizeof(shown), path[i], true);
         int w = plain ? snprintf(out + o, cap - o, "%s%s", i ? "." : "", path[i])
                       : snprintf(out + o, cap - o, "[\"%s\"]", shown);
         if (w < 0)
@@ -456,7 +456,11 @@ int cfg_load_buffer(const char *text, size_t len, const char *label, struct conf
         goto out;
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", label, jerr.line, jerr.column, jerr.text);
+        /* jansson's text quotes the input near the error, control bytes
+         * and all. */
+        char why[sizeof(jerr.text) * 4];
+        escape_text(why, sizeof(why), jerr.text, false);
+        snprintf(err, errlen, "%s:%d:%d: %s", label, jerr.line, jerr.column, why);
         rc = -EINVAL;
         goto out;
     }

@@ -334,6 +334,15 @@ START_TEST(keys_in_messages_stay_one_line)
 }
 END_TEST
 
+/* Found by fuzz_config: jansson's syntax error quotes the text near it,
+ * here a raw newline escaped by a backslash inside a string. */
+START_TEST(syntax_errors_stay_one_line)
+{
+    load_bad("{\"a\\\nb\": 1}", "config.json:2:0: invalid escape near '\"a\\\\x0a'");
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+END_TEST
+
 START_TEST(load_file_errors)
 {
     struct config *c = NULL;
@@ -372,6 +381,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_secrets);
     tcase_add_test(tc, columns_count_characters);
     tcase_add_test(tc, keys_in_messages_stay_one_line);
+    tcase_add_test(tc, syntax_errors_stay_one_line);
     tcase_add_test(tc, load_file_errors);
     suite_add_tcase(s, tc);
     return s;
