@@ -340,6 +340,10 @@ START_TEST(syntax_errors_stay_one_line)
 {
     load_bad("{\"a\\\nb\": 1}", "config.json:2:0: invalid escape near '\"a\\\\x0a'");
     ck_assert_ptr_null(strchr(err, '\n'));
+    /* ... and a backend type that is not one, quoted by backend.c. */
+    load_bad("{\"backends\": {\"v\": {\"type\": \"v\\nault\"}}}",
+             "config.json:1:29: backends.v.type: unknown backend type 'v\\nault' (known: file, "
+             "vault, aws)");
 }
 END_TEST
 
