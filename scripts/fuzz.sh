@@ -23,14 +23,14 @@ mkdir -p "$work/corpus" "$work/artifacts"
 log=$work/last-run.log
 
 rc=0
-TIMEFORMAT='%U %S'
+TIMEFORMAT='%R %U %S'
 { time "$build/tests/fuzz/fuzz_$target" -max_total_time="$secs" -timeout=10 \
       -rss_limit_mb=1024 -error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
       -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds" >"$log" 2>&1 || rc=$?; } 2>"$work/cpu"
-read -r user sys <"$work/cpu"
+read -r wall user sys <"$work/cpu"
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 found=$(find "$work/artifacts" -type f | wc -l)
 grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|.*invariant failed)' "$log" | head -5 || true
-awk -v t="$target" -v s="$secs" -v u="$user" -v y="$sys" -v e="${execs:-?}" -v f="$found" \
-    'BEGIN { printf "%s %s %.0f %s %s\n", t, s, u + y, e, f }'
+awk -v t="$target" -v s="$wall" -v u="$user" -v y="$sys" -v e="${execs:-?}" -v f="$found" \
+    'BEGIN { printf "%s %.0f %.0f %s %s\n", t, s, u + y, e, f }'
 exit $rc
