@@ -70,13 +70,15 @@ static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, siz
 static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, size_t n,
                     const char *fmt, ...)
 {
-    char where[512], what[512];
+    char where[512], raw[512], what[sizeof(raw) * 4];
     int line = 0, col = 0;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* Backends' messages may quote config strings: still one line. */
+    escape_text(what, sizeof(what), raw, false);
     format_path(where, sizeof(where), path, n);
     /* Fall back to the closest enclosing value that exists in the text. */
     for (size_t k = n + 1; k-- > 0;) {

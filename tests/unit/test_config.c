@@ -336,7 +336,7 @@ END_TEST
 
 /* Found by fuzz_config: jansson's syntax error quotes the text near it,
  * here a raw newline escaped by a backslash inside a string. */
-START_TEST(syntax_errors_stay_one_line)
+START_TEST(errors_quoting_config_text_stay_one_line)
 {
     load_bad("{\"a\\\nb\": 1}", "config.json:2:0: invalid escape near '\"a\\\\x0a'");
     ck_assert_ptr_null(strchr(err, '\n'));
@@ -344,6 +344,12 @@ START_TEST(syntax_errors_stay_one_line)
     load_bad("{\"backends\": {\"v\": {\"type\": \"v\\nault\"}}}",
              "config.json:1:29: backends.v.type: unknown backend type 'v\\nault' (known: file, "
              "vault, aws)");
+    /* ... and a backend's own message about a key too long to be located. */
+    char json[512];
+    snprintf(json, sizeof(json), "{\"backends\": {\"l\": {\"type\": \"file\", \"path\": \"/\", "
+             "\"a\\n%0130d\": 1}}}", 0);
+    load_bad_prefix(json, "config.json:1:20: backends.l: a\\x0a0000");
+    ck_assert_ptr_null(strchr(err, '\n'));
 }
 END_TEST
 
@@ -385,7 +391,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_secrets);
     tcase_add_test(tc, columns_count_characters);
     tcase_add_test(tc, keys_in_messages_stay_one_line);
-    tcase_add_test(tc, syntax_errors_stay_one_line);
+    tcase_add_test(tc, errors_quoting_config_text_stay_one_line);
     tcase_add_test(tc, load_file_errors);
     suite_add_tcase(s, tc);
     return s;
