@@ -9,6 +9,7 @@
  */
 #include "backend_i.h"
 #include "aws_creds.h"
+#include "aws_i.h"
 #include "http.h"
 #include "log.h"
 
@@ -191,7 +192,7 @@ static int ensure_client(struct aws *a, char *err, size_t errlen)
 }
 
 /* AWS's error type ("ResourceNotFoundException") and message. */
-static void aws_error(const struct http_response *r, char *type, size_t tcap, char *msg, size_t mcap)
+UNITTEST_STATIC void aws_error(const struct http_response *r, char *type, size_t tcap, char *msg, size_t mcap)
 {
     json_error_t jerr;
     json_t *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
@@ -357,8 +358,8 @@ static void seen_set(struct aws *a, const struct secret_ref *ref, const char *vi
 
 /* SecretString as is, SecretBinary decoded: from one GetSecretValue answer
  * or one entry of a batch answer. */
-static int take_value(const json_t *v, const struct secret_ref *ref, struct aws *a,
-                      struct fetch_result *out, char *err, size_t errlen)
+UNITTEST_STATIC int aws_take_value(const json_t *v, const struct secret_ref *ref,
+                                   struct fetch_result *out, char *err, size_t errlen)
 {
     const json_t *str = json_object_get(v, "SecretString");
     const json_t *bin = json_object_get(v, "SecretBinary");
@@ -393,7 +394,28 @@ static int take_value(const json_t *v, const struct secret_ref *ref, struct aws 
         out->retryable = false;
         return rc;
     }
-    seen_set(a, ref, json_string_value(json_object_get(v, "VersionId")));
+    return 0;
+}
+
+/* The answer to a call about ref's secret: its JSON object in *root, or the
+ * error (status, non-JSON). */
+UNITTEST_STATIC int aws_answer_object(const char *op, const struct secret_ref *ref,
+                                      const struct http_response *r, json_t **root,
+                                      struct fetch_result *out, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    *root = NULL;
+    if (r->status != 200)
+        return status_error(ref->path, r, out, err, errlen);
+    *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
+    secmem_wipe(&jerr, sizeof(jerr));
+    if (!json_is_object(*root)) {
+        snprintf(err, errlen, "%.200s: %s answered with a body that is not a JSON object",
+                 ref->path, op);
+        json_decref(*root);
+        *root = NULL;
+        return -EPROTO;
+    }
     return 0;
 }
 
@@ -412,22 +434,10 @@ static int sm_json(struct aws *a, const char *op, const struct secret_ref *ref, 
     rc = json_body(req, &body, err, errlen);
     if (rc == 0)
         rc = sm_call(a, op, &body, &r, err, errlen);
-    if (rc < 0) {
+    if (rc < 0)
         out->retryable = http_errno_retryable(rc);
-    } else if (r.status != 200) {
-        rc = status_error(ref->path, &r, out, err, errlen);
-    } else {
-        json_error_t jerr;
-        *root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
-        secmem_wipe(&jerr, sizeof(jerr));
-        if (!json_is_object(*root)) {
-            snprintf(err, errlen, "%.200s: %s answered with a body that is not a JSON object",
-                     ref->path, op);
-            json_decref(*root);
-            *root = NULL;
-            rc = -EPROTO;
-        }
-    }
+    else
+        rc = aws_answer_object(op, ref, &r, root, out, err, errlen);
     json_decref(req);
     secbuf_cleanup(&body);
     http_response_cleanup(&r);
@@ -444,21 +454,20 @@ static int get_value(struct aws *a, const struct secret_ref *ref, struct fetch_r
         json_object_set_new(req, "VersionStage", json_string(ref->stage));
     int rc = sm_json(a, "GetSecretValue", ref, req, &root, out, err, errlen);
     if (rc == 0)
-        rc = take_value(root, ref, a, out, err, errlen);
+        rc = aws_take_value(root, ref, out, err, errlen);
+    if (rc == 0)
+        seen_set(a, ref, json_string_value(json_object_get(root, "VersionId")));
     json_decref(root);
     return rc;
 }
 
-/* DescribeSecret: 0 and *changed, or an error (-ENOENT: gone). Metadata
- * only: no value crosses the wire. */
-static int version_changed(struct aws *a, const struct secret_ref *ref, const char *known,
-                           bool *changed, struct fetch_result *out, char *err, size_t errlen)
+/* A DescribeSecret answer: 0 and whether ref no longer names version
+ * known, or an error (-ENOENT: gone). */
+UNITTEST_STATIC int aws_describe_answer(const json_t *root, const struct secret_ref *ref,
+                                        const char *known, bool *changed, char *err,
+                                        size_t errlen)
 {
-    json_t *root = NULL;
-    int rc = sm_json(a, "DescribeSecret", ref, json_pack("{s:s}", "SecretId", ref->path), &root,
-                     out, err, errlen);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
     json_t *map = json_object_get(root, "VersionIdsToStages");
     const json_t *deleted = json_object_get(root, "DeletedDate");
     if (deleted && !json_is_null(deleted)) {
@@ -484,6 +493,19 @@ static int version_changed(struct aws *a, const struct secret_ref *ref, const ch
                     *changed = false;
         }
     }
+    return rc;
+}
+
+/* DescribeSecret: 0 and *changed, or an error (-ENOENT: gone). Metadata
+ * only: no value crosses the wire. */
+static int version_changed(struct aws *a, const struct secret_ref *ref, const char *known,
+                           bool *changed, struct fetch_result *out, char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    int rc = sm_json(a, "DescribeSecret", ref, json_pack("{s:s}", "SecretId", ref->path), &root,
+                     out, err, errlen);
+    if (rc == 0)
+        rc = aws_describe_answer(root, ref, known, changed, err, errlen);
     json_decref(root);
     return rc;
 }
@@ -522,12 +544,33 @@ static bool names_secret(const struct secret_ref *ref, const json_t *v)
            strncmp(arn, ref->path, n) == 0 && arn[n] == '-';
 }
 
+/* Hand each entry of a BatchGetSecretValue answer to the references it
+ * names; served[i] is the entry that gave refs[i] its value. */
+UNITTEST_STATIC void aws_batch_take(const json_t *root, const struct secret_ref *const *refs,
+                                    size_t n, struct fetch_result *outs, int *rcs,
+                                    char (*errs)[BACKEND_ERR_MAX], const json_t **served)
+{
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(root, "SecretValues"), k, v)
+        for (size_t i = 0; i < n; i++)
+            if (!served[i] && !refs[i]->version && !refs[i]->stage &&
+                names_secret(refs[i], v)) {
+                rcs[i] = aws_take_value(v, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
+                if (rcs[i] == 0)
+                    served[i] = v;
+                else
+                    secbuf_cleanup(&outs[i].value);
+            }
+}
+
 static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size_t n,
                            struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX])
 {
     struct aws *a = ctx;
     size_t batchable = 0;
     bool *done = calloc(n + 1, sizeof(*done));
+    const json_t **served = calloc(n + 1, sizeof(*served));
     bool batch_failed = false;       /* transient: the singles would fail the same way */
     int batch_rc = 0;
     struct fetch_result batch_out = {0};
@@ -539,7 +582,7 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
     for (size_t i = 0; i < n; i++)
         if (!refs[i]->version && !refs[i]->stage)
             batchable++;
-    if (done && use_batch && batchable > 1) {
+    if (done && served && use_batch && batchable > 1) {
         struct http_response r;
         struct secbuf body;
         char err[BACKEND_ERR_MAX] = "";
@@ -556,17 +599,13 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
             json_error_t jerr;
             root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
             secmem_wipe(&jerr, sizeof(jerr));
-            size_t k;
-            json_t *v;
-            json_array_foreach(json_object_get(root, "SecretValues"), k, v)
-                for (size_t i = 0; i < n; i++)
-                    if (!done[i] && !refs[i]->version && !refs[i]->stage &&
-                        names_secret(refs[i], v)) {
-                        rcs[i] = take_value(v, refs[i], a, &outs[i], errs[i], BACKEND_ERR_MAX);
-                        done[i] = rcs[i] == 0;
-                        if (rcs[i] < 0)
-                            secbuf_cleanup(&outs[i].value);
-                    }
+            aws_batch_take(root, refs, n, outs, rcs, errs, served);
+            for (size_t i = 0; i < n; i++)
+                if (served[i]) {
+                    done[i] = true;
+                    seen_set(a, refs[i],
+                             json_string_value(json_object_get(served[i], "VersionId")));
+                }
         } else {
             if (rc < 0) {
                 batch_rc = rc;
@@ -612,6 +651,7 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
         }
         rcs[i] = get_value(a, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
     }
+    free(served);
     free(done);
 }
 

@@ -5,6 +5,7 @@
  * XML it came wrapped in are parsed in wiped memory too.
  */
 #include "aws_creds.h"
+#include "aws_i.h"
 #include "log.h"
 
 #include <errno.h>
@@ -140,8 +141,8 @@ static int form_append(struct secbuf *b, const char *key, const char *value)
 
 /* {"AccessKeyId", "SecretAccessKey", "Token" or "SessionToken", "Expiration"}:
  * container, IMDS and credential_process answers. */
-static int creds_from_json(const struct secbuf *body, const char *what, struct aws_creds *out,
-                           char *err, size_t errlen)
+UNITTEST_STATIC int aws_creds_from_json(const struct secbuf *body, const char *what,
+                                        struct aws_creds *out, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_loadb((const char *)body->data, body->len, 0, &jerr);
@@ -205,6 +206,36 @@ static const char *sts_url(struct aws_chain *c, const char *region, char *buf, s
     return buf;
 }
 
+/* An STS answer: the credentials of a 200, or STS's error. */
+UNITTEST_STATIC int aws_sts_answer(const struct http_response *r, const char *what,
+                                   struct aws_creds *out, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (r->status != 200) {
+        char *code = aws_xml_text(&r->body, "Code"), *m = aws_xml_text(&r->body, "Message");
+        snprintf(err, errlen, "%s: HTTP %ld: %.64s: %.200s", what, r->status,
+                 code ? code : "error", m ? m : "");
+        secmem_free(code);
+        secmem_free(m);
+        rc = r->status == 403 || r->status == 400 ? -EACCES : -EAGAIN;
+    } else {
+        aws_creds_clear(out);
+        out->akid = aws_xml_text(&r->body, "AccessKeyId");
+        out->secret = aws_xml_text(&r->body, "SecretAccessKey");
+        out->token = aws_xml_text(&r->body, "SessionToken");
+        char *exp = aws_xml_text(&r->body, "Expiration");
+        out->expiration = parse_time(exp);
+        out->obtained = time(NULL);
+        secmem_free(exp);
+        if (!out->akid || !out->secret || !out->token) {
+            snprintf(err, errlen, "%s: no Credentials in the answer", what);
+            aws_creds_clear(out);
+            rc = -EPROTO;
+        }
+    }
+    return rc;
+}
+
 /* STS AssumeRole / AssumeRoleWithWebIdentity: form body in, XML out. */
 static int sts_call(struct aws_chain *c, const struct secbuf *form, const struct aws_creds *signer,
                     const char *what, struct aws_creds *out, char *err, size_t errlen)
@@ -242,30 +273,10 @@ static int sts_call(struct aws_chain *c, const struct secbuf *form, const struct
             rc = aws_perform(c->sts, &call, &r, msg, sizeof(msg));
         }
     }
-    if (rc < 0) {
+    if (rc < 0)
         snprintf(err, errlen, "%s: %s", what, msg);
-    } else if (r.status != 200) {
-        char *code = aws_xml_text(&r.body, "Code"), *m = aws_xml_text(&r.body, "Message");
-        snprintf(err, errlen, "%s: HTTP %ld: %.64s: %.200s", what, r.status,
-                 code ? code : "error", m ? m : "");
-        secmem_free(code);
-        secmem_free(m);
-        rc = r.status == 403 || r.status == 400 ? -EACCES : -EAGAIN;
-    } else {
-        aws_creds_clear(out);
-        out->akid = aws_xml_text(&r.body, "AccessKeyId");
-        out->secret = aws_xml_text(&r.body, "SecretAccessKey");
-        out->token = aws_xml_text(&r.body, "SessionToken");
-        char *exp = aws_xml_text(&r.body, "Expiration");
-        out->expiration = parse_time(exp);
-        out->obtained = time(NULL);
-        secmem_free(exp);
-        if (!out->akid || !out->secret || !out->token) {
-            snprintf(err, errlen, "%s: no Credentials in the answer", what);
-            aws_creds_clear(out);
-            rc = -EPROTO;
-        }
-    }
+    else
+        rc = aws_sts_answer(&r, what, out, err, errlen);
     http_response_cleanup(&r);
     return rc;
 }
@@ -404,7 +415,7 @@ static int container(struct aws_chain *c, struct aws_creds *out, char *err, size
         snprintf(err, errlen, "container credentials endpoint: HTTP %ld", r.status);
         rc = r.status >= 500 ? -EAGAIN : -EACCES;
     } else {
-        rc = creds_from_json(&r.body, "container credentials endpoint", out, err, errlen);
+        rc = aws_creds_from_json(&r.body, "container credentials endpoint", out, err, errlen);
     }
     http_response_cleanup(&r);
     return rc;
@@ -460,6 +471,27 @@ static int imds_get(struct aws_chain *c, struct http_client **slot, const char *
     return rc;
 }
 
+/* The role name: the first line of the listing (not NUL-terminated),
+ * bounded by its length. 0, -ENOENT when there is none that fits, or
+ * -EPROTO when it is not an IAM role name: it goes into the next URL. */
+UNITTEST_STATIC int aws_imds_role(const struct secbuf *body, char *role, size_t cap)
+{
+    size_t n = 0;
+    while (n < body->len && body->data[n] != '\r' && body->data[n] != '\n')
+        n++;
+    if (n == 0 || n >= cap)
+        return -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = body->data[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("+=,.@_-", c)) || c == '\0')
+            return -EPROTO;
+    }
+    memcpy(role, body->data, n);
+    role[n] = '\0';
+    return 0;
+}
+
 static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t errlen)
 {
     static const char base[] = "/latest/meta-data/iam/security-credentials/";
@@ -468,20 +500,17 @@ static int imds(struct aws_chain *c, struct aws_creds *out, char *err, size_t er
     http_response_init(&r);
     int rc = imds_get(c, &c->meta, base, &r, err, errlen);
     if (rc == 0) {
-        /* The body is not NUL-terminated: the first line, bounded by len. */
-        size_t n = 0;
-        while (n < r.body.len && r.body.data[n] != '\r' && r.body.data[n] != '\n')
-            n++;
-        if (n == 0 || n >= sizeof(role)) {
+        rc = aws_imds_role(&r.body, role, sizeof(role));
+        if (rc == -EPROTO) {
+            snprintf(err, errlen, "instance metadata: the role listing does not hold an IAM "
+                     "role name");
+        } else if (rc < 0) {
             snprintf(err, errlen, "instance metadata: no IAM role attached to this instance");
-            rc = -ENOENT;
         } else {
-            memcpy(role, r.body.data, n);
-            role[n] = '\0';
             snprintf(path, sizeof(path), "%s%s", base, role);
             rc = imds_get(c, &c->meta, path, &r, err, errlen);
             if (rc == 0)
-                rc = creds_from_json(&r.body, "instance metadata", out, err, errlen);
+                rc = aws_creds_from_json(&r.body, "instance metadata", out, err, errlen);
         }
     }
     http_response_cleanup(&r);
@@ -589,7 +618,7 @@ static int run_process(const char *cmd, long long timeout_ms, struct aws_creds *
         rc = -EIO;
     }
     if (rc == 0)
-        rc = creds_from_json(&b, "credential_process", out, err, errlen);
+        rc = aws_creds_from_json(&b, "credential_process", out, err, errlen);
     secbuf_cleanup(&b);
     return rc;
 }

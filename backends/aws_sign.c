@@ -21,6 +21,9 @@ char *aws_xml_text(const struct secbuf *xml, const char *tag)
     char open[64], close[64];
     snprintf(open, sizeof(open), "<%s>", tag);
     snprintf(close, sizeof(close), "</%s>", tag);
+    /* An empty body has no buffer at all: memmem must not get NULL. */
+    if (xml->len == 0)
+        return NULL;
     const char *s = memmem(xml->data, xml->len, open, strlen(open));
     if (!s)
         return NULL;

@@ -2,6 +2,7 @@
 #include "backend_i.h"
 #include "extract.h"
 #include "duration.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -97,9 +98,14 @@ static const struct backend_ops *conf_ops(json_t *conf, char *err, size_t errlen
         return NULL;
     }
     const struct backend_ops *ops = backend_find_type(json_string_value(t));
-    if (!ops)
-        snprintf(err, errlen, "type: unknown backend type '%.64s' (known: %s)",
-                 json_string_value(t), backend_type_list());
+    if (!ops) {
+        /* Any string may stand here: escaped, so the message stays one line. */
+        char cut[65], shown[sizeof(cut) * 6];
+        snprintf(cut, sizeof(cut), "%s", json_string_value(t));
+        log_json_escape(shown, sizeof(shown), cut);
+        snprintf(err, errlen, "type: unknown backend type '%s' (known: %s)", shown,
+                 backend_type_list());
+    }
     return ops;
 }
 

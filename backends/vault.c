@@ -17,6 +17,7 @@
 #include "http.h"
 #include "log.h"
 #include "secfile.h"
+#include "vault_i.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,8 +39,6 @@
 
 enum auth_method { AUTH_TOKEN, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_JWT };
 static const char *const method_names[] = {"token", "approle", "kubernetes", "jwt"};
-
-enum mount_kind { MOUNT_KV1 = 1, MOUNT_KV2 = 2, MOUNT_OTHER = 3 };
 
 struct mount {
     char *path;                    /* "secret/", with the trailing slash */
@@ -628,21 +627,14 @@ static int login_body(struct vault *v, struct secbuf *body, char *err, size_t er
     return rc;
 }
 
-/* GET auth/token/lookup-self with hdr: the token's remaining TTL (0: never
- * expires) and whether it is renewable. */
-static int lookup_self(struct vault *v, const char *hdr, long long *ttl, long long *increment,
-                       bool *renewable, char *err, size_t errlen)
+/* A lookup-self answer: the token's remaining TTL (0: never expires), what
+ * to renew it by and whether it is renewable. */
+UNITTEST_STATIC int vault_lookup_answer(const struct http_response *r, long long *ttl,
+                                        long long *increment, bool *renewable, char *err,
+                                        size_t errlen)
 {
-    struct http_response r;
-    char path[VAULT_PATH_MAX];
     json_t *root = NULL;
-    int rc;
-
-    http_response_init(&r);
-    snprintf(path, sizeof(path), "auth/%s/lookup-self", token_mount(v));
-    rc = raw_call(v, "GET", path, NULL, hdr, &r, err, errlen);
-    if (rc == 0)
-        rc = json_reply("token lookup", &r, NULL, &root, err, errlen);
+    int rc = json_reply("token lookup", r, NULL, &root, err, errlen);
     if (rc == 0) {
         const json_t *d = json_object_get(root, "data");
         *ttl = ttl_of(json_object_get(d, "ttl"));
@@ -654,7 +646,50 @@ static int lookup_self(struct vault *v, const char *hdr, long long *ttl, long lo
         *renewable = json_is_true(json_object_get(d, "renewable"));
     }
     json_decref(root);
+    return rc;
+}
+
+/* GET auth/token/lookup-self with hdr: the token's remaining TTL (0: never
+ * expires) and whether it is renewable. */
+static int lookup_self(struct vault *v, const char *hdr, long long *ttl, long long *increment,
+                       bool *renewable, char *err, size_t errlen)
+{
+    struct http_response r;
+    char path[VAULT_PATH_MAX];
+    int rc;
+
+    http_response_init(&r);
+    snprintf(path, sizeof(path), "auth/%s/lookup-self", token_mount(v));
+    rc = raw_call(v, "GET", path, NULL, hdr, &r, err, errlen);
+    if (rc == 0)
+        rc = vault_lookup_answer(&r, ttl, increment, renewable, err, errlen);
     http_response_cleanup(&r);
+    return rc;
+}
+
+/* A login answer: *tok new (secret memory), with its TTL. */
+UNITTEST_STATIC int vault_login_answer(const char *what, const struct http_response *r, char **tok,
+                                       long long *ttl, bool *renewable, char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    int rc = json_reply(what, r, NULL, &root, err, errlen);
+    if (rc < 0)
+        goto out;
+    const json_t *a = json_object_get(root, "auth");
+    const json_t *ct = json_object_get(a, "client_token");
+    if (!json_is_string(ct) || json_string_length(ct) == 0) {
+        snprintf(err, errlen, "%s: no auth.client_token in the response", what);
+        rc = -EPROTO;
+        goto out;
+    }
+    rc = -ENOMEM;
+    if (!(*tok = secstr_dup(json_string_value(ct), json_string_length(ct))))
+        goto out;
+    *ttl = ttl_of(json_object_get(a, "lease_duration"));
+    *renewable = json_is_true(json_object_get(a, "renewable"));
+    rc = 0;
+out:
+    json_decref(root);
     return rc;
 }
 
@@ -667,7 +702,6 @@ static int login(struct vault *v, bool lookup, char *err, size_t errlen)
     struct http_response r;
     char path[VAULT_PATH_MAX], what[64];
     char *tok = NULL, *hdr = NULL;
-    json_t *root = NULL;
     struct secbuf body;
     int rc;
 
@@ -702,20 +736,11 @@ static int login(struct vault *v, bool lookup, char *err, size_t errlen)
     if (rc < 0)
         goto out;
     snprintf(what, sizeof(what), "%s login", method_names[v->method]);
-    if ((rc = json_reply(what, &r, NULL, &root, err, errlen)) < 0)
+    long long ttl = 0;
+    bool renewable = false;
+    if ((rc = vault_login_answer(what, &r, &tok, &ttl, &renewable, err, errlen)) < 0)
         goto out;
-    const json_t *a = json_object_get(root, "auth");
-    const json_t *ct = json_object_get(a, "client_token");
-    if (!json_is_string(ct) || json_string_length(ct) == 0) {
-        snprintf(err, errlen, "%s: no auth.client_token in the response", what);
-        rc = -EPROTO;
-        goto out;
-    }
-    rc = -ENOMEM;
-    if (!(tok = secstr_dup(json_string_value(ct), json_string_length(ct))))
-        goto out;
-    long long ttl = ttl_of(json_object_get(a, "lease_duration"));
-    set_token(v, tok, ttl, ttl, json_is_true(json_object_get(a, "renewable")), true);
+    set_token(v, tok, ttl, ttl, renewable, true);
     tok = NULL;
     rc = 0;
 out:
@@ -730,7 +755,6 @@ out:
         v->login_failed_rc = rc;
         snprintf(v->login_failed_err, sizeof(v->login_failed_err), "%s", err);
     }
-    json_decref(root);
     secmem_free(tok);
     secmem_free(hdr);
     secbuf_cleanup(&body);
@@ -832,6 +856,26 @@ static int call(struct vault *v, const char *method, const char *path, const str
 
 /* ---- token upkeep ---- */
 
+/* A renew-self answer: 0 and the new TTL; 1 when Vault refused; <0 for a
+ * transient status or a malformed answer. */
+UNITTEST_STATIC int vault_renew_self_answer(const struct http_response *r, long long *ttl,
+                                            bool *renewable, char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    if (r->status != 200 && !http_status_retryable(r->status)) {
+        status_error("token renewal", r, NULL, err, errlen);
+        return 1;
+    }
+    int rc = json_reply("token renewal", r, NULL, &root, err, errlen);
+    if (rc == 0) {
+        const json_t *a = json_object_get(root, "auth");
+        *ttl = ttl_of(json_object_get(a, "lease_duration"));
+        *renewable = json_is_true(json_object_get(a, "renewable"));
+    }
+    json_decref(root);
+    return rc;
+}
+
 /* POST renew-self with hdr. 0 and the new TTL; 1 when Vault refused (the
  * token cannot be renewed: log in afresh); <0 on transport trouble or a
  * transient status (keep the token, try again soon). */
@@ -841,7 +885,6 @@ static int renew_self(struct vault *v, const char *hdr, long long increment, lon
     struct http_response r;
     struct secbuf body;
     char path[VAULT_PATH_MAX], inc[64];
-    json_t *root = NULL;
     int n = snprintf(inc, sizeof(inc), "{\"increment\":\"%llds\"}", increment);
     int rc;
 
@@ -851,15 +894,8 @@ static int renew_self(struct vault *v, const char *hdr, long long increment, lon
     rc = secbuf_append(&body, inc, (size_t)n);
     if (rc == 0)
         rc = raw_call(v, "POST", path, &body, hdr, &r, err, errlen);
-    if (rc == 0 && r.status != 200 && !http_status_retryable(r.status)) {
-        status_error("token renewal", &r, NULL, err, errlen);
-        rc = 1;
-    } else if (rc == 0 && (rc = json_reply("token renewal", &r, NULL, &root, err, errlen)) == 0) {
-        const json_t *a = json_object_get(root, "auth");
-        *ttl = ttl_of(json_object_get(a, "lease_duration"));
-        *renewable = json_is_true(json_object_get(a, "renewable"));
-    }
-    json_decref(root);
+    if (rc == 0)
+        rc = vault_renew_self_answer(&r, ttl, renewable, err, errlen);
     secbuf_cleanup(&body);
     http_response_cleanup(&r);
     return rc;
@@ -960,6 +996,56 @@ static const struct mount *match_mount(const struct mount *list, const char *pat
     return best;
 }
 
+/* A sys/internal/ui/mounts/<path> answer: the mount serving path, as *mp
+ * and *mplen (borrowed from path, or from *root, which is new). */
+UNITTEST_STATIC int vault_mount_answer(const struct http_response *r, const char *path,
+                                       struct fetch_result *out, json_t **root, const char **mp,
+                                       size_t *mplen, enum mount_kind *kind, char *err,
+                                       size_t errlen)
+{
+    int rc;
+    *root = NULL;
+    if (r->status == 403) {
+        char msg[300];
+        vault_errors(r, msg, sizeof(msg));
+        snprintf(err, errlen, "cannot tell which KV version serves '%.200s' (%s); set "
+                 "kv_versions in the backend config", path, msg);
+        out->retryable = false;
+        return -EACCES;
+    }
+    if (r->status == 404) {
+        /* Vault before 0.10 has no such endpoint: KV version 1, as the CLI
+         * assumes. The mount is the first path segment. */
+        const char *slash = strchr(path, '/');
+        *kind = MOUNT_KV1;
+        *mp = path;
+        *mplen = slash ? (size_t)(slash - path) : strlen(path);
+        return 0;
+    }
+    if (r->status != 200) {
+        rc = status_error("KV version probe", r, out, err, errlen);
+        return rc == -ENOENT ? -EIO : rc;
+    }
+    if ((rc = parse_body("KV version probe", r, root, err, errlen)) < 0)
+        return rc;
+    const json_t *d = json_object_get(*root, "data");
+    const char *m = json_string_value(json_object_get(d, "path"));
+    const char *type = json_string_value(json_object_get(d, "type"));
+    const char *ver = json_string_value(json_object_get(json_object_get(d, "options"),
+                                                        "version"));
+    if (!m || !type || strncmp(path, m, strlen(m)) != 0) {
+        snprintf(err, errlen, "KV version probe: unexpected answer for '%.200s'", path);
+        return -EPROTO;
+    }
+    if (strcmp(type, "kv") == 0 || strcmp(type, "generic") == 0)
+        *kind = ver && strcmp(ver, "2") == 0 ? MOUNT_KV2 : MOUNT_KV1;
+    else
+        *kind = MOUNT_OTHER;
+    *mp = m;
+    *mplen = strlen(m);
+    return 0;
+}
+
 /* Copy of the mount serving path, from config, cache or a probe of
  * sys/internal/ui/mounts (what the Vault CLI does for `vault kv`). */
 static int mount_for(struct vault *v, const char *path, struct fetch_result *out, char **mpath,
@@ -1008,47 +1094,13 @@ static int mount_for(struct vault *v, const char *path, struct fetch_result *out
         out->retryable = http_errno_retryable(rc);
         goto out;
     }
-    if (r.status == 403) {
-        char msg[300];
-        vault_errors(&r, msg, sizeof(msg));
-        snprintf(err, errlen, "cannot tell which KV version serves '%.200s' (%s); set "
-                 "kv_versions in the backend config", path, msg);
-        out->retryable = false;
-        rc = -EACCES;
+    const char *mp = NULL;
+    size_t mplen = 0;
+    if ((rc = vault_mount_answer(&r, path, out, &root, &mp, &mplen, kind, err, errlen)) < 0)
         goto out;
-    }
-    if (r.status == 404) {
-        /* Vault before 0.10 has no such endpoint: KV version 1, as the CLI
-         * assumes. The mount is the first path segment. */
-        const char *slash = strchr(path, '/');
-        *kind = MOUNT_KV1;
-        rc = add_mount(&v->mounts, path, slash ? (size_t)(slash - path) : strlen(path), *kind);
-    } else if (r.status != 200) {
-        rc = status_error("KV version probe", &r, out, err, errlen);
-        if (rc == -ENOENT)
-            rc = -EIO;
-        goto out;
-    } else {
-        if ((rc = parse_body("KV version probe", &r, &root, err, errlen)) < 0)
-            goto out;
-        const json_t *d = json_object_get(root, "data");
-        const char *mp = json_string_value(json_object_get(d, "path"));
-        const char *type = json_string_value(json_object_get(d, "type"));
-        const char *ver = json_string_value(json_object_get(json_object_get(d, "options"),
-                                                            "version"));
-        if (!mp || !type || strncmp(path, mp, strlen(mp)) != 0) {
-            snprintf(err, errlen, "KV version probe: unexpected answer for '%.200s'", path);
-            rc = -EPROTO;
-            goto out;
-        }
-        if (strcmp(type, "kv") == 0 || strcmp(type, "generic") == 0)
-            *kind = ver && strcmp(ver, "2") == 0 ? MOUNT_KV2 : MOUNT_KV1;
-        else
-            *kind = MOUNT_OTHER;
-        pthread_mutex_lock(&v->lock);
-        rc = add_mount(&v->mounts, mp, strlen(mp), *kind);
-        pthread_mutex_unlock(&v->lock);
-    }
+    pthread_mutex_lock(&v->lock);
+    rc = add_mount(&v->mounts, mp, mplen, *kind);
+    pthread_mutex_unlock(&v->lock);
     if (rc == 0) {
         pthread_mutex_lock(&v->lock);
         m = match_mount(v->mounts, path);
@@ -1098,6 +1150,25 @@ static struct lease *find_lease(struct vault *v, const char *key)
     return NULL;
 }
 
+/* A sys/leases/renew answer: 0 and the seconds granted; 1 when the lease
+ * is expired, revoked or past its max TTL (read anew); or an error. */
+UNITTEST_STATIC int vault_lease_renew_answer(const struct http_response *r,
+                                             struct fetch_result *out, long long *granted,
+                                             char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    int rc;
+    if (r->status == 400)
+        return 1;
+    if (r->status != 200)
+        return status_error("lease renewal", r, out, err, errlen);
+    rc = parse_body("lease renewal", r, &root, err, errlen);
+    if (rc == 0)
+        *granted = ttl_of(json_object_get(root, "lease_duration"));
+    json_decref(root);
+    return rc;
+}
+
 /* Renew the current lease of key. 0 with *valid_ms set: the value already
  * served stays valid; 1: no usable lease, read anew; <0: error. */
 static int renew_lease(struct vault *v, const char *key, struct fetch_result *out, char *err,
@@ -1120,21 +1191,16 @@ static int renew_lease(struct vault *v, const char *key, struct fetch_result *ou
     struct http_response r;
     struct secbuf body;
     json_t *req = json_pack("{s:s, s:I}", "lease_id", id, "increment", (json_int_t)asked);
-    json_t *root = NULL;
+    long long granted = 0;
     int rc;
     http_response_init(&r);
     secbuf_init(&body, 8192);
     rc = req ? dump_json(req, &body, err, errlen) : -ENOMEM;
     if (rc == 0)
         rc = call(v, "POST", "sys/leases/renew", &body, &r, err, errlen);
-    if (rc == 0 && r.status == 200)
-        rc = parse_body("lease renewal", &r, &root, err, errlen);
-    else if (rc == 0 && r.status == 400)
-        rc = 1;   /* expired, revoked or past its max TTL: read anew */
-    else if (rc == 0)
-        rc = status_error("lease renewal", &r, out, err, errlen);
+    if (rc == 0)
+        rc = vault_lease_renew_answer(&r, out, &granted, err, errlen);
     if (rc == 0) {
-        long long granted = ttl_of(json_object_get(root, "lease_duration"));
         long long t = now_ms();
         pthread_mutex_lock(&v->lock);
         l = find_lease(v, key);
@@ -1160,11 +1226,21 @@ static int renew_lease(struct vault *v, const char *key, struct fetch_result *ou
     if (out->valid_ms <= 0 && rc == 0)
         out->valid_ms = 1000;
     json_decref(req);
-    json_decref(root);
     secbuf_cleanup(&body);
     http_response_cleanup(&r);
     free(id);
     return rc;
+}
+
+/* The lease of a read answer: 0 with its id (borrowed from root), duration
+ * and renewability; 1 when the answer carries none. */
+UNITTEST_STATIC int vault_lease_of(const json_t *root, const char **id, long long *dur,
+                                   bool *renewable)
+{
+    *id = json_string_value(json_object_get(root, "lease_id"));
+    *dur = ttl_of(json_object_get(root, "lease_duration"));
+    *renewable = json_is_true(json_object_get(root, "renewable"));
+    return !*id || !**id || *dur <= 0 ? 1 : 0;
 }
 
 /* A new lease for key replaces the current one; the old one stays listed
@@ -1172,11 +1248,11 @@ static int renew_lease(struct vault *v, const char *key, struct fetch_result *ou
 static int record_lease(struct vault *v, const char *key, const json_t *root,
                         struct fetch_result *out)
 {
-    const char *id = json_string_value(json_object_get(root, "lease_id"));
-    long long dur = ttl_of(json_object_get(root, "lease_duration"));
-    bool renewable = json_is_true(json_object_get(root, "renewable"));
+    const char *id;
+    long long dur;
+    bool renewable;
     long long t = now_ms();
-    if (!id || !*id || dur <= 0)
+    if (vault_lease_of(root, &id, &dur, &renewable) != 0)
         return 0;
     struct lease *l = calloc(1, sizeof(*l));
     if (!l || !(l->key = strdup(key)) || !(l->id = strdup(id))) {
@@ -1246,6 +1322,33 @@ static int vault_check_ref(const struct secret_ref *ref, char *err, size_t errle
     return 0;
 }
 
+/* A read of path (KV or a dynamic secret): the data object as compact JSON
+ * into out->value; *root (new) still holds the lease fields. */
+UNITTEST_STATIC int vault_read_answer(const char *path, const struct http_response *r, bool kv2,
+                                      struct fetch_result *out, json_t **root, char *err,
+                                      size_t errlen)
+{
+    int rc = json_reply(path, r, out, root, err, errlen);
+    if (rc < 0)
+        return rc;
+    const json_t *data = json_object_get(*root, "data");
+    if (kv2)
+        data = json_object_get(data, "data");
+    if (json_is_null(data) || !data) {
+        snprintf(err, errlen, "%.200s: no data (deleted version)", path);
+        return -ENOENT;
+    }
+    if (!json_is_object(data)) {
+        snprintf(err, errlen, "%.200s: data is not a JSON object", path);
+        return -EPROTO;
+    }
+    if ((rc = dump_json(data, &out->value, err, errlen)) < 0) {
+        out->retryable = false;
+        return rc;
+    }
+    return 0;
+}
+
 static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_result *out,
                        char *err, size_t errlen)
 {
@@ -1288,25 +1391,8 @@ static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_res
         out->retryable = http_errno_retryable(rc);
         goto out;
     }
-    if ((rc = json_reply(ref->path, &r, out, &root, err, errlen)) < 0)
+    if ((rc = vault_read_answer(ref->path, &r, kind == MOUNT_KV2, out, &root, err, errlen)) < 0)
         goto out;
-    const json_t *data = json_object_get(root, "data");
-    if (kind == MOUNT_KV2)
-        data = json_object_get(data, "data");
-    if (json_is_null(data) || !data) {
-        snprintf(err, errlen, "%.200s: no data (deleted version)", ref->path);
-        rc = -ENOENT;
-        goto out;
-    }
-    if (!json_is_object(data)) {
-        snprintf(err, errlen, "%.200s: data is not a JSON object", ref->path);
-        rc = -EPROTO;
-        goto out;
-    }
-    if ((rc = dump_json(data, &out->value, err, errlen)) < 0) {
-        out->retryable = false;
-        goto out;
-    }
     if (kind == MOUNT_OTHER)
         rc = record_lease(v, ref->path, root, out);
     goto out;

@@ -5,7 +5,8 @@ set -euo pipefail
 
 PKGS=(meson ninja-build pkg-config gcc libc6-dev
       libsodium-dev libcurl4-openssl-dev libssl-dev libjansson-dev libfuse3-dev fuse3 check
-      python3 gdb util-linux procps)
+      python3 gdb util-linux procps
+      clang libclang-rt-14-dev llvm)   # the fuzz build: clang, libFuzzer, llvm-symbolizer
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "aws_creds.h"
+#include "aws_i.h"
 #include "ini.h"
 #include "secmem.h"
 #include "ck_main.h"
@@ -308,6 +309,37 @@ START_TEST(role_needs_source)
 }
 END_TEST
 
+/* Found by fuzz_aws_creds: the instance metadata role listing went into
+ * the next URL as it came, NUL bytes, '/' and "../" included. */
+START_TEST(imds_role_is_a_role_name)
+{
+    struct secbuf b;
+    char role[256];
+    static const struct {
+        const char *body;
+        size_t len;
+        int rc;
+        const char *role;
+    } cases[] = {
+        {"my-instance-role\n", 17, 0, "my-instance-role"},
+        {"r+=,.@_-1\r\nsecond\n", 20, 0, "r+=,.@_-1"},
+        {"\n", 1, -ENOENT, NULL},
+        {"\0mynsi-tanc[e-\x95ole\n", 20, -EPROTO, NULL},
+        {"a\0b", 3, -EPROTO, NULL},
+        {"../../user-data", 15, -EPROTO, NULL},
+        {"a b", 3, -EPROTO, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        secbuf_init(&b, 1024);
+        ck_assert_int_eq(secbuf_append(&b, cases[i].body, cases[i].len), 0);
+        ck_assert_int_eq(aws_imds_role(&b, role, sizeof(role)), cases[i].rc);
+        if (cases[i].role)
+            ck_assert_str_eq(role, cases[i].role);
+        secbuf_cleanup(&b);
+    }
+}
+END_TEST
+
 static Suite *aws_creds_suite(void)
 {
     Suite *s = suite_create("aws_creds");
@@ -324,6 +356,7 @@ static Suite *aws_creds_suite(void)
     tcase_add_test(tc, credential_process_timeout_kills_the_group);
     tcase_add_test(tc, missing_profile_and_nothing_at_all);
     tcase_add_test(tc, role_needs_source);
+    tcase_add_test(tc, imds_role_is_a_role_name);
     suite_add_tcase(s, tc);
     return s;
 }

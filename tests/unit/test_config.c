@@ -324,6 +324,38 @@ START_TEST(columns_count_characters)
 }
 END_TEST
 
+/* Found by fuzz_config: a key with a newline ("\n" in JSON) made a
+ * two-line message; keys are escaped, so a message stays one line. */
+START_TEST(keys_in_messages_stay_one_line)
+{
+    load_bad_prefix("{\"secrets\": {\"\\nullu0A09\": \"x:y\"}}",
+                    "config.json:1:14: secrets[\"\\nullu0A09\"]: invalid secret name: ");
+    ck_assert_ptr_null(strchr(err, '\n'));
+    load_bad("{\"a\\\"b\\\\c\\u001b\": 1}",
+             "config.json:1:2: [\"a\\x22b\\\\c\\x1b\"]: unknown key (expected one of: mount, "
+             "defaults, backends, secrets)");
+}
+END_TEST
+
+/* Found by fuzz_config: jansson's syntax error quotes the text near it,
+ * here a raw newline escaped by a backslash inside a string. */
+START_TEST(errors_quoting_config_text_stay_one_line)
+{
+    load_bad("{\"a\\\nb\": 1}", "config.json:2:1: invalid escape near '\"a\\\\n'");
+    ck_assert_ptr_null(strchr(err, '\n'));
+    /* ... and a backend type that is not one, quoted by backend.c. */
+    load_bad("{\"backends\": {\"v\": {\"type\": \"v\\nault\"}}}",
+             "config.json:1:29: backends.v.type: unknown backend type 'v\\nault' (known: file, "
+             "vault, aws)");
+    /* ... and a backend's own message about a key too long to be located. */
+    char json[512];
+    snprintf(json, sizeof(json), "{\"backends\": {\"l\": {\"type\": \"file\", \"path\": \"/\", "
+             "\"a\\n%0130d\": 1}}}", 0);
+    load_bad_prefix(json, "config.json:1:20: backends.l: a\\n0000");
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+END_TEST
+
 START_TEST(load_file_errors)
 {
     struct config *c = NULL;
@@ -361,6 +393,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_aws_backends);
     tcase_add_test(tc, bad_secrets);
     tcase_add_test(tc, columns_count_characters);
+    tcase_add_test(tc, keys_in_messages_stay_one_line);
+    tcase_add_test(tc, errors_quoting_config_text_stay_one_line);
     tcase_add_test(tc, load_file_errors);
     suite_add_tcase(s, tc);
     return s;
