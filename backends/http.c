@@ -163,6 +163,7 @@ static void *driver(void *arg)
             finish_locked(x, res);
             pthread_mutex_unlock(&e->lock);
         }
+        secmem_scrub_regs();   /* decrypted records and tokens, before waiting */
         curl_multi_poll(e->multi, NULL, 0, HTTP_POLL_MS, NULL);
         pthread_mutex_lock(&e->lock);
     }
@@ -700,6 +701,7 @@ static CURLcode run(struct http_engine *e, struct xfer *x)
     e->pending = x;
     pthread_mutex_unlock(&e->lock);
     curl_multi_wakeup(e->multi);
+    secmem_scrub_regs();   /* a request body or token built here, before waiting */
     pthread_mutex_lock(&e->lock);
     while (!x->done)
         pthread_cond_wait(&x->cond, &e->lock);

@@ -581,6 +581,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&sc->lock);
     while (!sc->stop) {
         if (sc->qlen == 0) {
+            secmem_scrub_regs();   /* the last job's plaintext, before sleeping */
             pthread_cond_wait(&sc->work, &sc->lock);
             continue;
         }
