@@ -315,19 +315,21 @@ START_TEST(imds_role_is_a_role_name)
 {
     struct secbuf b;
     char role[256];
+/* The body's bytes without the literal's terminating NUL (some hold NULs). */
+#define BODY(lit) lit, sizeof(lit) - 1
     static const struct {
         const char *body;
         size_t len;
         int rc;
         const char *role;
     } cases[] = {
-        {"my-instance-role\n", 17, 0, "my-instance-role"},
-        {"r+=,.@_-1\r\nsecond\n", 20, 0, "r+=,.@_-1"},
-        {"\n", 1, -ENOENT, NULL},
-        {"\0mynsi-tanc[e-\x95ole\n", 20, -EPROTO, NULL},
-        {"a\0b", 3, -EPROTO, NULL},
-        {"../../user-data", 15, -EPROTO, NULL},
-        {"a b", 3, -EPROTO, NULL},
+        {BODY("my-instance-role\n"), 0, "my-instance-role"},
+        {BODY("r+=,.@_-1\r\nsecond\n"), 0, "r+=,.@_-1"},
+        {BODY("\n"), -ENOENT, NULL},
+        {BODY("\0mynsi-tanc[e-\x95ole\n"), -EPROTO, NULL},
+        {BODY("a\0b"), -EPROTO, NULL},
+        {BODY("../../user-data"), -EPROTO, NULL},
+        {BODY("a b"), -EPROTO, NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         secbuf_init(&b, 1024);

@@ -181,7 +181,7 @@ START_TEST(bad_defaults)
     load_bad_prefix("{\"defaults\": {\"refresh\": true}}", "config.json:1:26: defaults.refresh: ");
     load_bad("{\"defaults\": {\"refresh\": \"99ms\"}}",
              "config.json:1:26: defaults.refresh: refresh must be at least 100ms");
-    load_ok("{\"defaults\": {\"refresh\": \"100ms\", \"max_stale\": \"1s500ms\"}, " BACKENDS "}");
+    cfg_free(load_ok("{\"defaults\": {\"refresh\": \"100ms\", \"max_stale\": \"1s500ms\"}, " BACKENDS "}"));
     load_bad("{\"defaults\": {\"refresh\": \"1h\", \"max_stale\": \"5m\"}}",
              "config.json:1:45: defaults.max_stale: max_stale is shorter than refresh: secrets would "
              "fail closed between two successful refreshes");
