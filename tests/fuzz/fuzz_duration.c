@@ -1,13 +1,13 @@
 /* fuzz_duration.c - durations (broker/duration.c): the input as a string
  * ("1h30m") and as a JSON value (90, "5m"); whatever parses must format
- * to something that parses back to the same number of seconds. */
+ * to something that parses back to the same number of milliseconds. */
 #include "fuzz.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include "duration.h"
 
-#define TEN_YEARS (10LL * 366 * 86400)
+#define TEN_YEARS (10LL * 366 * 86400 * 1000)   /* durations are milliseconds */
 
 static void round_trip(long long secs)
 {
