@@ -425,8 +425,10 @@ class RenewalTest(AuthBase):
         b = self.start_broker()
         self.assertEqual(self.cold_start(b)["failed"], 0)
         acc = self.vault.token_info(tok)["accessor"]
-        lookups = self.gets("auth/token/lookup-self")
-        self.assertTrue(lookups, "token not looked up at first use")
+        # The token upkeep looks the token up on its own thread, not on the
+        # cold start's path: on a loaded machine it may come just after.
+        lookups = rstest.wait_until(lambda: self.gets("auth/token/lookup-self"), rstest.LOG_TIMEOUT,
+                                    "the token's first lookup")
         self._check_renewal(acc, t_issue, ttl, slack=lookups[0]["mono"] - t_issue, second=False)
         self.assertIsNotNone(self.vault.token_info(tok), "token expired although renewed")
         self.assertEqual(self.read("pw"), self.pw.encode())
