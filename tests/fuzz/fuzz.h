@@ -58,6 +58,17 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
  * text, never a value: a message with the marker leaked one. */
 #define FUZZ_SECRET_MARKER "s3cr3t"
 
+/* What an answer parser owes its caller: a failure says why, and a message
+ * about a successful (200) answer quotes none of its values (a server's own
+ * error text is quoted on purpose). */
+static inline void fuzz_check_answer_message(int rc, long status, const char *err)
+{
+    if (rc < 0)
+        FUZZ_ASSERT(err[0] != '\0');
+    if (status == 200)
+        FUZZ_ASSERT(strstr(err, FUZZ_SECRET_MARKER) == NULL);
+}
+
 /* An HTTP status the parsers are likely to meet, from one input byte. */
 static inline long fuzz_status(uint8_t b)
 {
