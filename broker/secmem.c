@@ -19,15 +19,15 @@
 #include <jansson.h>
 #include <sodium.h>
 
-/* A size prefix keeps the returned pointer max_align_t aligned. */
-#define PREFIX_BYTES (sizeof(max_align_t) > sizeof(size_t) ? sizeof(max_align_t) : sizeof(size_t))
-
 /* Memory the broker expects to lock: key pages plus the read scratch pool. */
 #define SECMEM_LOCK_WANTED (1024 * 1024)
 
 #if RS_PLAIN_ALLOC
 /* Sanitizer builds: malloc with a size prefix, wiped on free, so ASan
- * still sees every library allocation. */
+ * still sees every library allocation. The prefix keeps the returned
+ * pointer max_align_t aligned. */
+#define PREFIX_BYTES (sizeof(max_align_t) > sizeof(size_t) ? sizeof(max_align_t) : sizeof(size_t))
+
 static void *lib_alloc(size_t len)
 {
     if (len > SIZE_MAX - PREFIX_BYTES)

@@ -61,6 +61,17 @@ START_TEST(small_and_large_blocks_are_never_dumped)
 }
 END_TEST
 
+START_TEST(large_blocks_go_back_to_the_system)
+{
+    size_t before = secheap_mapped();
+    unsigned char *p = secheap_alloc(300000);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(secheap_mapped(), before + 300000);
+    secheap_free(p);
+    ck_assert_uint_eq(secheap_mapped(), before);
+}
+END_TEST
+
 START_TEST(free_wipes_the_whole_block)
 {
     unsigned char *p = secheap_alloc(200);
@@ -162,6 +173,7 @@ static Suite *secheap_suite(void)
     TCase *tc = tcase_create("secheap");
     tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_add_test(tc, small_and_large_blocks_are_never_dumped);
+    tcase_add_test(tc, large_blocks_go_back_to_the_system);
     tcase_add_test(tc, free_wipes_the_whole_block);
     tcase_add_test(tc, realloc_keeps_content_and_wipes_the_old_block);
     tcase_add_test(tc, library_allocators_use_it);
