@@ -1,8 +1,14 @@
-/* backend.c - the backend registry and the generic fetch path. */
-#include "backend_i.h"
-#include "extract.h"
-#include "duration.h"
-#include "log.h"
+/* backend.c - the backend registry, the common settings, and the generic
+ * fetch path. Adding a provider is one folder and one line in
+ * backend_types. */
+#include "backends/backend.h"
+#include "backends/extract.h"
+#include "backends/file/file.h"
+#include "backends/vault/vault.h"
+#include "backends/aws/aws.h"
+#include "lib/backoff.h"
+#include "lib/duration.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,12 +22,24 @@ static const struct backend_ops *const backend_types[] = {
     &backend_aws_ops,
 };
 
-/* Keys every backend accepts. */
-static const char *const common_keys[] = {"type", "max_size", "retry_base", "retry_max", NULL};
-
 #define N_TYPES (sizeof(backend_types) / sizeof(backend_types[0]))
 
-const struct backend_ops *backend_find_type(const char *type)
+struct backend_conf {
+    const struct backend_ops *ops;  /* static */
+    size_t max_value;
+    struct backoff backoff;
+    void *conf;                     /* the provider's; freed by ops->conf_free */
+};
+
+struct backend {
+    char *name;                     /* owned */
+    const struct backend_ops *ops;  /* static */
+    void *ctx;                      /* owned, freed by ops->destroy */
+    size_t max_value;
+    struct backoff backoff;         /* after failed fetches: full jitter */
+};
+
+static const struct backend_ops *find_type(const char *type)
 {
     for (size_t i = 0; i < N_TYPES; i++)
         if (strcmp(backend_types[i]->type, type) == 0)
@@ -29,94 +47,58 @@ const struct backend_ops *backend_find_type(const char *type)
     return NULL;
 }
 
-const char *backend_type_list(void)
+/* "file, vault, aws": from the table, so a message never lists a type
+ * that is not there. */
+static const char *type_list(char *buf, size_t len)
 {
-    return "file, vault, aws";
-}
-
-void fetch_result_init(struct fetch_result *r, size_t max)
-{
-    memset(r, 0, sizeof(*r));
-    secbuf_init(&r->value, max);
-    r->retryable = true;
-}
-
-void fetch_result_cleanup(struct fetch_result *r)
-{
-    secbuf_cleanup(&r->value);
-}
-
-static bool in_list(const char *key, const char *const *list)
-{
-    for (size_t i = 0; list && list[i]; i++)
-        if (strcmp(key, list[i]) == 0)
-            return true;
-    return false;
-}
-
-int backend_conf_check_keys(json_t *conf, const char *const *allowed, const char *const *more,
-                            char *err, size_t errlen)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(conf, key, v) {
-        bool ok = in_list(key, common_keys) || in_list(key, allowed) || in_list(key, more);
-        (void)v;
-        if (!ok) {
-            snprintf(err, errlen, "%s: unknown key", key);
-            return -EINVAL;
-        }
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_TYPES && off < len; i++) {
+        int n = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", backend_types[i]->type);
+        if (n < 0)
+            break;
+        off += (size_t)n;
     }
-    return 0;
+    return buf;
 }
 
-int backend_conf_size(json_t *conf, const char *key, size_t dflt, size_t *out,
-                      char *err, size_t errlen)
+const char *backend_type_list(char *buf, size_t len)
 {
-    const json_t *v = json_object_get(conf, key);
-    *out = dflt;
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-        json_integer_value(v) > 64 * 1024 * 1024) {
-        snprintf(err, errlen, "%s: expected a number of bytes between 1 and 67108864", key);
-        return -EINVAL;
-    }
-    *out = (size_t)json_integer_value(v);
-    return 0;
+    return type_list(buf, len);
 }
 
 static const struct backend_ops *conf_ops(json_t *conf, char *err, size_t errlen)
 {
     const json_t *t = json_object_get(conf, "type");
+    char types[128];
     if (!t) {
-        snprintf(err, errlen, "type: missing (one of: %s)", backend_type_list());
+        snprintf(err, errlen, "type: missing (one of: %s)", type_list(types, sizeof(types)));
         return NULL;
     }
     if (!json_is_string(t)) {
-        snprintf(err, errlen, "type: expected a string (one of: %s)", backend_type_list());
+        snprintf(err, errlen, "type: expected a string (one of: %s)",
+                 type_list(types, sizeof(types)));
         return NULL;
     }
-    const struct backend_ops *ops = backend_find_type(json_string_value(t));
+    const struct backend_ops *ops = find_type(json_string_value(t));
     if (!ops) {
         /* Any string may stand here: escaped, so the message stays one line. */
         char cut[65], shown[sizeof(cut) * 6];
         snprintf(cut, sizeof(cut), "%s", json_string_value(t));
         log_json_escape(shown, sizeof(shown), cut);
         snprintf(err, errlen, "type: unknown backend type '%s' (known: %s)", shown,
-                 backend_type_list());
+                 type_list(types, sizeof(types)));
     }
     return ops;
 }
 
-static int conf_retry(json_t *conf, long long *base_ms, long long *max_ms, char *err,
-                      size_t errlen)
+static int conf_retry(json_t *conf, struct backoff *bo, char *err, size_t errlen)
 {
     static const char *const keys[] = {"retry_base", "retry_max"};
-    long long *outs[] = {base_ms, max_ms};
+    long long *outs[] = {&bo->base_ms, &bo->max_ms};
     char msg[200];
-    *base_ms = BACKEND_DEFAULT_RETRY_BASE_MS;
-    *max_ms = BACKEND_DEFAULT_RETRY_MAX_MS;
+    bo->base_ms = BACKEND_DEFAULT_RETRY_BASE_MS;
+    bo->max_ms = BACKEND_DEFAULT_RETRY_MAX_MS;
     for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(conf, keys[i]);
         long long ms;
@@ -128,7 +110,7 @@ static int conf_retry(json_t *conf, long long *base_ms, long long *max_ms, char 
         }
         *outs[i] = ms;
     }
-    if (*base_ms > *max_ms) {
+    if (bo->base_ms > bo->max_ms) {
         if (json_object_get(conf, "retry_max"))
             snprintf(err, errlen, "retry_max: shorter than retry_base");
         else
@@ -138,24 +120,47 @@ static int conf_retry(json_t *conf, long long *base_ms, long long *max_ms, char 
     return 0;
 }
 
-int backend_validate(json_t *conf, char *err, size_t errlen)
+int backend_conf_parse(json_t *json, struct backend_conf **out, char *err, size_t errlen)
 {
-    const struct backend_ops *ops = conf_ops(conf, err, errlen);
-    size_t max;
-    long long a, b;
-    if (!ops)
-        return -EINVAL;
-    if (backend_conf_size(conf, "max_size", BACKEND_DEFAULT_MAX_VALUE, &max, err, errlen) < 0 ||
-        conf_retry(conf, &a, &b, err, errlen) < 0)
-        return -EINVAL;
-    return ops->validate(conf, err, errlen);
+    struct backend_conf *c = calloc(1, sizeof(*c));
+    int rc = -ENOMEM;
+    if (!c)
+        return rc;
+    rc = -EINVAL;
+    c->ops = conf_ops(json, err, errlen);
+    if (!c->ops ||
+        backend_conf_size(json, "max_size", BACKEND_DEFAULT_MAX_VALUE, &c->max_value, err,
+                          errlen) < 0 ||
+        conf_retry(json, &c->backoff, err, errlen) < 0)
+        goto fail;
+    rc = c->ops->parse(json, &c->conf, err, errlen);
+    if (rc < 0)
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    backend_conf_free(c);
+    return rc;
 }
 
-int backend_check_ref(json_t *conf, const struct secret_ref *ref, char *err, size_t errlen)
+void backend_conf_free(struct backend_conf *c)
 {
-    const struct backend_ops *ops = conf_ops(conf, err, errlen);
-    if (!ops)
-        return -EINVAL;
+    if (!c)
+        return;
+    if (c->conf)
+        c->ops->conf_free(c->conf);
+    free(c);
+}
+
+const char *backend_conf_type(const struct backend_conf *c)
+{
+    return c->ops->type;
+}
+
+int backend_conf_check_ref(const struct backend_conf *c, const struct secret_ref *ref, char *err,
+                           size_t errlen)
+{
+    const struct backend_ops *ops = c->ops;
     if (ref->version && !(ops->caps & BACKEND_CAP_VERSIONS)) {
         snprintf(err, errlen, "the %s backend does not support ?version=", ops->type);
         return -EINVAL;
@@ -167,7 +172,7 @@ int backend_check_ref(json_t *conf, const struct secret_ref *ref, char *err, siz
     return ops->check_ref(ref, err, errlen);
 }
 
-int backend_new(const struct backend_env *env, const char *name, json_t *conf,
+int backend_new(const struct backend_env *env, const char *name, const struct backend_conf *conf,
                 struct backend **out, char *err, size_t errlen)
 {
     int rc = -ENOMEM;
@@ -177,19 +182,13 @@ int backend_new(const struct backend_env *env, const char *name, json_t *conf,
     b->name = strdup(name);
     if (!b->name)
         goto out;
-    rc = -EINVAL;
-    b->ops = conf_ops(conf, err, errlen);
-    if (!b->ops)
-        goto out;
-    rc = backend_conf_size(conf, "max_size", BACKEND_DEFAULT_MAX_VALUE, &b->max_value, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = conf_retry(conf, &b->retry_base_ms, &b->retry_max_ms, err, errlen);
-    if (rc < 0)
-        goto out;
+    b->ops = conf->ops;
+    b->max_value = conf->max_value;
+    b->backoff = conf->backoff;
     struct backend_env e = *env;
     e.name = b->name;
-    rc = b->ops->create(&e, conf, &b->ctx, err, errlen);
+    e.max_value = b->max_value;
+    rc = b->ops->create(&e, conf->conf, &b->ctx, err, errlen);
     if (rc < 0)
         goto out;
     *out = b;
@@ -198,6 +197,26 @@ int backend_new(const struct backend_env *env, const char *name, json_t *conf,
 out:
     backend_free(b);
     return rc;
+}
+
+const char *backend_name(const struct backend *b)
+{
+    return b->name;
+}
+
+bool backend_has_cap(const struct backend *b, unsigned cap)
+{
+    return (b->ops->caps & cap) != 0;
+}
+
+size_t backend_max_value(const struct backend *b)
+{
+    return b->max_value;
+}
+
+const struct backoff *backend_backoff(const struct backend *b)
+{
+    return &b->backoff;
 }
 
 void backend_free(struct backend *b)

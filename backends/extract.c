@@ -5,8 +5,8 @@
  * quotes the input ("... near 'hunter2'"), so it is never copied and is
  * wiped before returning.
  */
-#include "extract.h"
-#include "escape.h"
+#include "backends/extract.h"
+#include "lib/escape.h"
 
 #include <errno.h>
 #include <jansson.h>

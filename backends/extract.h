@@ -2,7 +2,7 @@
 #ifndef RS_EXTRACT_H
 #define RS_EXTRACT_H
 
-#include "secmem.h"
+#include "lib/secmem.h"
 
 /* Replace the JSON document in *buf by the selected field: a top-level key,
  * or an RFC 6901 JSON Pointer when field starts with '/'. A string field is

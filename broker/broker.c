@@ -1,12 +1,12 @@
 /* broker.c - assemble config, backends, cache, store and scheduler. */
-#include "broker.h"
-#include "backend.h"
-#include "cache.h"
-#include "scheduler.h"
-#include "secmem.h"
-#include "store.h"
-#include "fs.h"
-#include "http.h"
+#include "broker/broker.h"
+#include "backends/backend.h"
+#include "engine/cache.h"
+#include "engine/scheduler.h"
+#include "lib/secmem.h"
+#include "engine/store.h"
+#include "fuse/fs.h"
+#include "backends/http/http.h"
 
 #include <errno.h>
 #include <stdio.h>

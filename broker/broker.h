@@ -6,7 +6,7 @@
 #define RS_BROKER_H
 
 #include <stddef.h>
-#include "config.h"
+#include "engine/config.h"
 
 struct backend;
 struct cache;

@@ -1,18 +1,18 @@
 /* cli.c - the command line: mount, check, get, version. */
-#include "broker.h"
-#include "backend.h"
-#include "cache.h"
-#include "escape.h"
-#include "fs.h"
-#include "http.h"
-#include "log.h"
-#include "mountpoint.h"
-#include "ref.h"
+#include "broker/broker.h"
+#include "backends/backend.h"
+#include "engine/cache.h"
+#include "lib/escape.h"
+#include "fuse/fs.h"
+#include "backends/http/http.h"
+#include "lib/log.h"
+#include "fuse/mountpoint.h"
+#include "lib/ref.h"
 #include "rs_config.h"
-#include "scheduler.h"
-#include "secmem.h"
-#include "signals.h"
-#include "store.h"
+#include "engine/scheduler.h"
+#include "lib/secmem.h"
+#include "broker/signals.h"
+#include "engine/store.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -308,22 +308,23 @@ static int cmd_check(struct broker *b, struct cli_opts *o)
     for (size_t i = 0; i < b->cfg->n_backends; i++)
         backend_shutdown(b->backends[i]);
     int wn = 4, wb = 7;
-    for (size_t i = 0; i < b->store->n; i++) {
-        int l = (int)strlen(b->store->secrets[i].cfg->name);
+    size_t n = store_count(b->store);
+    for (size_t i = 0; i < n; i++) {
+        int l = (int)strlen(store_cfg(b->store, i)->name);
         wn = l > wn ? l : wn;
-        l = (int)strlen(b->store->secrets[i].backend->name);
+        l = (int)strlen(store_backend_name(b->store, i));
         wb = l > wb ? l : wb;
     }
     printf("%-*s  %-*s  %s\n", wn, "NAME", wb, "BACKEND", "STATUS");
-    for (size_t i = 0; i < b->store->n; i++) {
-        const struct secret *s = &b->store->secrets[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *name = store_cfg(b->store, i)->name, *bn = store_backend_name(b->store, i);
         const char *e = scheduler_last_error(b->sched, i);
         if (e[0])
-            printf("%-*s  %-*s  error: %s\n", wn, s->cfg->name, wb, s->backend->name, e);
+            printf("%-*s  %-*s  error: %s\n", wn, name, wb, bn, e);
         else
-            printf("%-*s  %-*s  ok\n", wn, s->cfg->name, wb, s->backend->name);
+            printf("%-*s  %-*s  ok\n", wn, name, wb, bn);
     }
-    printf("%zu ok, %zu failed\n", b->store->n - failed, failed);
+    printf("%zu ok, %zu failed\n", n - failed, failed);
     return failed ? EXIT_RUNTIME : 0;
 }
 
@@ -367,7 +368,7 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
             ref_cleanup(&parsed);
             return EXIT_USAGE;
         }
-        if (backend_check_ref(b->cfg->backends[bi].conf, &parsed, err, sizeof(err)) < 0) {
+        if (backend_conf_check_ref(b->cfg->backends[bi].conf, &parsed, err, sizeof(err)) < 0) {
             fprintf(stderr, "runsecrets get: %s: %s\n", arg, err);
             ref_cleanup(&parsed);
             return EXIT_USAGE;
@@ -384,7 +385,7 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
         ref = &b->cfg->secrets[si].ref;
         be = b->backends[b->cfg->secrets[si].backend];
     }
-    fetch_result_init(&r, be->max_value);
+    fetch_result_init(&r, backend_max_value(be));
     rc = backend_resolve(be, ref, &r, err, sizeof(err));
     if (rc == 0)
         rc = write_all(STDOUT_FILENO, r.value.data, r.value.len);  /* no stdio buffer copy */

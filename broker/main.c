@@ -1,5 +1,5 @@
 /* main.c - runsecrets entry point. */
-#include "broker.h"
+#include "broker/broker.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* signals.c - the broker's signal table (see signals.h). */
-#include "signals.h"
-#include "fs.h"
+#include "broker/signals.h"
+#include "fuse/fs.h"
 
 #include <errno.h>
 #include <limits.h>

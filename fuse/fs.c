@@ -8,12 +8,11 @@
  * out of the page cache; what still fills it (splice, sendfile, readahead,
  * MAP_PRIVATE) is dropped when the file that filled it is released.
  */
-#include "fs.h"
-#include "store.h"
-#include "secmem.h"
-#include "policy.h"
-#include "backend.h"
-#include "log.h"
+#include "fuse/fs.h"
+#include "engine/store.h"
+#include "lib/secmem.h"
+#include "policy/policy.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -178,19 +177,19 @@ static long child_add(struct fs *fs, size_t dir, const char *name, size_t len, b
 static int tree_build(struct fs *fs)
 {
     size_t max_nodes = 1;
-    for (size_t i = 0; i < fs->st->n; i++) {
+    for (size_t i = 0; i < store_count(fs->st); i++) {
         max_nodes++;
-        for (const char *p = fs->st->secrets[i].cfg->name; *p; p++)
+        for (const char *p = store_cfg(fs->st, i)->name; *p; p++)
             max_nodes += *p == '/';
     }
     fs->nodes = calloc(max_nodes, sizeof(*fs->nodes));
-    fs->node_of = calloc(fs->st->n + 1, sizeof(*fs->node_of));
+    fs->node_of = calloc(store_count(fs->st) + 1, sizeof(*fs->node_of));
     if (!fs->nodes || !fs->node_of)
         return -ENOMEM;
     fs->nodes[0] = (struct fs_node){.parent = FS_ROOT_INO, .name = "", .is_dir = true};
     fs->n_nodes = 1;
-    for (size_t i = 0; i < fs->st->n; i++) {
-        const char *name = fs->st->secrets[i].cfg->name;
+    for (size_t i = 0; i < store_count(fs->st); i++) {
+        const char *name = store_cfg(fs->st, i)->name;
         size_t dir = 0;
         for (;;) {
             const char *slash = strchr(name, '/');
@@ -233,7 +232,7 @@ static int node_attr_ex(struct fs *fs, size_t n, struct stat *st, bool pending)
         clock_gettime(CLOCK_REALTIME, &st->st_mtim);
     } else {
         struct secret_view v;
-        const struct cfg_attrs *a = &fs->st->secrets[node->secret].cfg->attrs;
+        const struct cfg_attrs *a = &store_cfg(fs->st, node->secret)->attrs;
         store_view(fs->st, node->secret, &v);
         if (!v.present) {
             if (!pending || store_settled(fs->st, node->secret))
@@ -391,10 +390,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EISDIR);
         return;
     }
-    const struct secret *sec = &fs->st->secrets[node->secret];
-    const struct cfg_attrs *a = &sec->cfg->attrs;
+    const struct cfg_secret *sec = store_cfg(fs->st, node->secret);
+    const struct cfg_attrs *a = &sec->attrs;
     struct policy_subject subj = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
-    struct policy_object obj = {.name = sec->cfg->name, .backend = sec->backend->name,
+    struct policy_object obj = {.name = sec->name, .backend = store_backend_name(fs->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -437,9 +436,9 @@ static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *nod
                         struct fuse_file_info *fi, const struct policy_subject *subj,
                         enum policy_decision d, struct cache_value *value, int rc)
 {
-    const struct secret *sec = &fs->st->secrets[node->secret];
-    const struct cfg_attrs *a = &sec->cfg->attrs;
-    struct policy_object obj = {.name = sec->cfg->name, .backend = sec->backend->name,
+    const struct cfg_secret *sec = store_cfg(fs->st, node->secret);
+    const struct cfg_attrs *a = &sec->attrs;
+    struct policy_object obj = {.name = sec->name, .backend = store_backend_name(fs->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
     struct open_file *of = rc == 0 ? malloc(sizeof(*of)) : NULL;
     if (rc == 0 && !of) {
@@ -520,9 +519,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int rc = cache_unseal(fs->st->cache, fs->st->secrets[of->secret].cfg->name, of->value, pt);
+    int rc = store_unseal(fs->st, of->secret, of->value, pt);
     if (rc < 0) {
-        log_f(LOG_ERROR, &(struct log_fields){.secret = fs->st->secrets[of->secret].cfg->name},
+        log_f(LOG_ERROR, &(struct log_fields){.secret = store_cfg(fs->st, of->secret)->name},
               "cached value failed authentication");
         fuse_reply_err(req, EIO);
     } else {
@@ -729,7 +728,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     pthread_mutex_init(&fs->open_lock, NULL);
     pthread_mutex_init(&fs->wait_lock, NULL);
     pthread_mutex_init(&fs->drop_lock, NULL);
-    fs->waiters = calloc(st->n + 1, sizeof(*fs->waiters));
+    fs->waiters = calloc(store_count(st) + 1, sizeof(*fs->waiters));
     if (!fs->waiters)
         goto fail;
     fs->st = st;
@@ -816,7 +815,7 @@ void fs_free(struct fs *fs)
         return;
     /* Requests still parked (the broker stopped before their first fetch
      * settled) are answered while the session exists. */
-    for (size_t i = 0; fs->waiters && fs->st && i < fs->st->n; i++)
+    for (size_t i = 0; fs->waiters && fs->st && i < store_count(fs->st); i++)
         while (fs->waiters[i]) {
             struct waiter *w = fs->waiters[i];
             fs->waiters[i] = w->next;

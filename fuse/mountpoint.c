@@ -1,7 +1,7 @@
 /* mountpoint.c - prepare the mountpoint: create it, clear a stale mount,
  * refuse one a live broker serves, resolve it to the path to mount on. */
-#include "mountpoint.h"
-#include "log.h"
+#include "fuse/mountpoint.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 /* policy.c - read access decisions and the open audit trail. */
-#include "policy.h"
-#include "log.h"
+#include "policy/policy.h"
+#include "lib/log.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #include "fuzz.h"
 
 #include <errno.h>
-#include "aws_i.h"
+#include "backends/aws/aws_i.h"
 
 static const char *const ref_texts[] = {
     "aws:prod/db",

@@ -7,7 +7,7 @@
 #include "fuzz.h"
 
 #include <errno.h>
-#include "aws_i.h"
+#include "backends/aws/aws_i.h"
 
 enum { CREDS_JSON, STS, IMDS_ROLE, N_ANSWERS };
 

@@ -6,7 +6,7 @@
 #include "fuzz.h"
 
 #include <errno.h>
-#include "config.h"
+#include "engine/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,7 +5,7 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include "duration.h"
+#include "lib/duration.h"
 
 #define TEN_YEARS (10LL * 366 * 86400 * 1000)   /* durations are milliseconds */
 

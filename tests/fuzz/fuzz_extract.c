@@ -5,7 +5,7 @@
 #include "fuzz.h"
 
 #include <errno.h>
-#include "extract.h"
+#include "backends/extract.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

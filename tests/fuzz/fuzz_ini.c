@@ -2,7 +2,7 @@
  * (backends/ini.c), and the look-ups the credential chain makes. */
 #include "fuzz.h"
 
-#include "ini.h"
+#include "backends/aws/ini.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

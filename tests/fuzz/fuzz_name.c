@@ -2,7 +2,7 @@
  * must be safe as a path under the mount. */
 #include "fuzz.h"
 
-#include "name.h"
+#include "lib/name.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

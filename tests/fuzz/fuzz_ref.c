@@ -3,7 +3,7 @@
 #include "fuzz.h"
 
 #include <errno.h>
-#include "ref.h"
+#include "lib/ref.h"
 
 static int same(const char *a, const char *b)
 {

@@ -7,8 +7,8 @@
 #include "fuzz.h"
 
 #include <errno.h>
-#include "http.h"
-#include "vault_i.h"
+#include "backends/http/http.h"
+#include "backends/vault/vault_i.h"
 
 static const char *const paths[] = {"secret/db", "kv/app/config", "database/creds/ro", "a/b"};
 

@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "aws_i.h"
-#include "secmem.h"
+#include "backends/aws/aws_i.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static void setup(void)

@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws_creds.h"
-#include "aws_i.h"
-#include "ini.h"
-#include "secmem.h"
+#include "backends/aws/aws_creds.h"
+#include "backends/aws/aws_i.h"
+#include "backends/aws/ini.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-aws-XXXXXX";

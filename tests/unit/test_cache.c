@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cache.h"
-#include "secmem.h"
+#include "engine/cache.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static struct cache *c;

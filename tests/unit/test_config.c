@@ -7,8 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "secmem.h"
+#include "engine/config.h"
+#include "backends/backend.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-config-XXXXXX";
@@ -96,7 +97,7 @@ START_TEST(valid_full)
     ck_assert_str_eq(c->mount, "/run/secrets");
     ck_assert_uint_eq(c->n_backends, 1);
     ck_assert_str_eq(c->backends[0].name, "local");
-    ck_assert_str_eq(c->backends[0].type, "file");
+    ck_assert_str_eq(backend_conf_type(c->backends[0].conf), "file");
     ck_assert_uint_eq(c->n_secrets, 2);
     const struct cfg_secret *s = &c->secrets[0];
     ck_assert_str_eq(s->name, "db_password");

@@ -1,5 +1,5 @@
 /* test_duration.c - duration_parse, duration_parse_str, duration_format. */
-#include "duration.h"
+#include "lib/duration.h"
 
 #include <check.h>
 #include <errno.h>

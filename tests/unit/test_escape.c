@@ -1,5 +1,5 @@
 /* test_escape.c - the one escaper for untrusted bytes in messages. */
-#include "escape.h"
+#include "lib/escape.h"
 
 #include <check.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* test_extract.c - extract_field: selecting #field from a fetched value. */
-#include "extract.h"
+#include "backends/extract.h"
 
 #include <check.h>
 #include <errno.h>

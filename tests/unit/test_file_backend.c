@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "secmem.h"
+#include "backends/backend.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-file-XXXXXX";
@@ -62,9 +62,11 @@ static void setup(void)
     char conf[600];
     snprintf(conf, sizeof(conf), "{\"type\":\"file\",\"path\":\"%s\",\"max_size\":64}", dir);
     json_t *j = json_loads(conf, 0, NULL);
-    ck_assert_int_eq(backend_validate(j, err, sizeof(err)), 0);
-    ck_assert_int_eq(backend_new(&(struct backend_env){0}, "local", j, &be, err, sizeof(err)), 0);
+    struct backend_conf *bc;
+    ck_assert_int_eq(backend_conf_parse(j, &bc, err, sizeof(err)), 0);
     json_decref(j);
+    ck_assert_int_eq(backend_new(&(struct backend_env){0}, "local", bc, &be, err, sizeof(err)), 0);
+    backend_conf_free(bc);
 }
 
 static void teardown(void)
@@ -83,7 +85,7 @@ static int get(const char *reftext, char *got, size_t *len)
     struct secret_ref ref;
     struct fetch_result r;
     ck_assert_int_eq(ref_parse(reftext, &ref, err, sizeof(err)), 0);
-    fetch_result_init(&r, be->max_value);
+    fetch_result_init(&r, backend_max_value(be));
     err[0] = '\0';
     int rc = backend_resolve(be, &ref, &r, err, sizeof(err));
     if (rc == 0) {
@@ -147,19 +149,22 @@ START_TEST(escapes_refused)
     ck_assert_ptr_null(strstr(err, "outside\""));   /* never the value */
 
     struct secret_ref ref;
-    json_t *conf = json_pack("{s:s, s:s}", "type", "file", "path", dir);
+    json_t *j = json_pack("{s:s, s:s}", "type", "file", "path", dir);
+    struct backend_conf *conf;
+    ck_assert_int_eq(backend_conf_parse(j, &conf, err, sizeof(err)), 0);
+    json_decref(j);
     ck_assert_int_eq(ref_parse("local:../etc/passwd", &ref, err, sizeof(err)), 0);
-    ck_assert_int_eq(backend_check_ref(conf, &ref, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(backend_conf_check_ref(conf, &ref, err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(err, "file path '../etc/passwd' leaves the backend directory");
     ref_cleanup(&ref);
     ck_assert_int_eq(ref_parse("local:/etc/passwd", &ref, err, sizeof(err)), 0);
-    ck_assert_int_eq(backend_check_ref(conf, &ref, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(backend_conf_check_ref(conf, &ref, err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(err, "file path '/etc/passwd' must be relative to the backend directory");
     ref_cleanup(&ref);
     ck_assert_int_eq(ref_parse("local:a/..x/b..", &ref, err, sizeof(err)), 0);
-    ck_assert_int_eq(backend_check_ref(conf, &ref, err, sizeof(err)), 0);  /* not a .. segment */
+    ck_assert_int_eq(backend_conf_check_ref(conf, &ref, err, sizeof(err)), 0);  /* not a .. segment */
     ref_cleanup(&ref);
-    json_decref(conf);
+    backend_conf_free(conf);
 }
 END_TEST
 

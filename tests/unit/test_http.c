@@ -13,8 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http.h"
-#include "secmem.h"
+#include "backends/http/http.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 /* ---- a scripted HTTP/1.1 server on 127.0.0.1 ---- */

@@ -1,5 +1,5 @@
 /* test_jsonpos.c - jsonpos_find. */
-#include "jsonpos.h"
+#include "lib/jsonpos.h"
 
 #include <check.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "lib/log.h"
 #include "ck_main.h"
 
 /* Log one line through a pipe and return it (static buffer). */

@@ -1,5 +1,5 @@
 /* test_name.c - name_validate and name_validate_backend. */
-#include "name.h"
+#include "lib/name.h"
 
 #include <check.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* test_policy.c - POSIX read decisions as the kernel would make them. */
 #include <check.h>
 
-#include "policy.h"
+#include "policy/policy.h"
 #include "ck_main.h"
 
 static enum policy_decision dec(uid_t uid, gid_t gid, const gid_t *groups, size_t ng,

@@ -1,5 +1,5 @@
 /* test_ref.c - ref_parse, ref_cleanup, ref_copy, ref_format. */
-#include "ref.h"
+#include "lib/ref.h"
 
 #include <check.h>
 #include <errno.h>

@@ -10,8 +10,8 @@
 #include <jansson.h>
 
 #include "rs_config.h"
-#include "secheap.h"
-#include "secmem.h"
+#include "lib/secheap.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 /* The VmFlags of the mapping holding addr, from /proc/self/smaps ("" if

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "secmem.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static void setup(void)

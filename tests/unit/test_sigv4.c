@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "secmem.h"
-#include "sigv4.h"
+#include "lib/secmem.h"
+#include "backends/aws/sigv4.h"
 #include "ck_main.h"
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -4,9 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "config.h"
-#include "store.h"
-#include "secmem.h"
+#include "engine/config.h"
+#include "engine/store.h"
+#include "lib/secmem.h"
 #include "ck_main.h"
 
 static struct config *cfg;
@@ -43,7 +43,7 @@ static void read_value(struct cache_value *v, const char *want)
 /* Pretend the last success was secs ago. */
 static void age(long secs)
 {
-    st->secrets[0].last_success.tv_sec -= secs;
+    store_backdate(st, 0, secs * 1000);
 }
 
 START_TEST(lifecycle)

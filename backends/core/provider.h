@@ -1,0 +1,109 @@
+/* provider.h - what a backend provider implements, and the helpers every
+ * provider shares.
+ *
+ * A provider is a folder under backends/ exporting one const struct
+ * backend_ops; backends/backend.c lists them (the registry) and is the only
+ * caller of the ops. Providers include this header, never backend.h.
+ */
+#ifndef RS_PROVIDER_H
+#define RS_PROVIDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "lib/secmem.h"
+#include "lib/ref.h"
+
+struct http_engine;
+
+#define BACKEND_CAP_VERSIONS (1u << 0) /* understands ?version= */
+#define BACKEND_CAP_STAGES (1u << 1)   /* understands ?stage= */
+/* A read may catch an object mid-rewrite and see it empty (a file truncated
+ * and rewritten in place): the caller confirms an empty value with the next
+ * read before it replaces a non-empty one. */
+#define BACKEND_CAP_CONFIRM_EMPTY (1u << 2)
+
+/* Error text of one fetch. */
+#define BACKEND_ERR_MAX 512
+
+/* Largest value any backend hands over unless its config says otherwise. */
+#define BACKEND_DEFAULT_MAX_VALUE (1024 * 1024)
+
+struct fetch_result {
+    /* Input: */
+    bool cached;              /* the caller still serves this object's value, so
+                                 the backend may answer `unchanged` */
+    struct secbuf value;      /* plaintext in secret memory; owned */
+    /* Success only: */
+    bool unchanged;           /* the value already served is still valid (a
+                                 lease was renewed, the version is the same):
+                                 value is empty; only when cached was set */
+    long long valid_ms;       /* > 0: the value is good for this long (lease or
+                                 TTL); the next fetch is due at that point
+                                 instead of the refresh interval */
+    /* Failure only: */
+    bool retryable;           /* transient (default): back off and retry;
+                                 false: wait the refresh interval */
+    long long retry_after_ms; /* > 0: the server asked us to wait this long */
+};
+void fetch_result_init(struct fetch_result *r, size_t max);
+void fetch_result_cleanup(struct fetch_result *r);
+
+/* What a live backend may use from the broker. */
+struct backend_env {
+    struct http_engine *http;  /* the shared HTTP engine; borrowed */
+    const char *name;          /* the instance's name, for logs; set by backend_new */
+    size_t max_value;          /* the common max_size setting: largest value to accept */
+};
+
+/* Error messages from validate() name the offending key first, as
+ * "<key>: <what is wrong>", so the config layer can point at file:line:col. */
+struct backend_ops {
+    const char *type;
+    unsigned caps;
+    /* Optional: most refs per fetch_many call for this instance; 0 (or no
+     * slot): no batches, every object is fetched on its own. */
+    size_t (*batch_max)(void *ctx);
+    /* Check the backend's config object and turn it into the provider's
+     * typed config (*conf is new, freed by conf_free): the only place a
+     * provider reads JSON. May stat local files; no network. 0 or -EINVAL
+     * (or -ENOMEM). The common keys (type, max_size, retry_*) are parsed by
+     * backend.c, which passes them in backend_env. */
+    int (*parse)(json_t *json, void **conf, char *err, size_t errlen);
+    void (*conf_free)(void *conf);
+    /* Build a live instance from a parsed config (borrowed: the instance
+     * copies what it keeps). *ctx is new. No network: `check` builds every
+     * backend without fetching. */
+    int (*create)(const struct backend_env *env, const void *conf, void **ctx, char *err,
+                  size_t errlen);
+    /* Static check of a reference's path for this backend. 0 or -EINVAL. */
+    int (*check_ref)(const struct secret_ref *ref, char *err, size_t errlen);
+    /* Fetch the raw value of ref->path (the #field is applied by the caller).
+     * 0, -ENOENT when the object does not exist (the secret disappears), or
+     * another negative errno with a message in err. */
+    int (*fetch)(void *ctx, const struct secret_ref *ref, struct fetch_result *out,
+                 char *err, size_t errlen);
+    /* Optional: fetch n objects in as few requests as the service allows
+     * (the cold start). Same per-item contract as fetch: rcs[i] and errs[i]
+     * for outs[i]; outs are initialised by the caller. */
+    void (*fetch_many)(void *ctx, const struct secret_ref *const *refs, size_t n,
+                       struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX]);
+    /* Background upkeep such as renewing a login token, run by the
+     * scheduler on a fetch worker. Returns milliseconds until it wants to
+     * run again, or -1 for never. */
+    long long (*maintain)(void *ctx);
+    /* Clean shutdown: give back what the backend holds at the server
+     * (leases, tokens). Bounded by the backend's HTTP timeouts. */
+    void (*shutdown)(void *ctx);
+    void (*destroy)(void *ctx);
+};
+
+/* Helpers for parse(): each returns 0 or -EINVAL with "<key>: <what>" in err. */
+/* Keys allowed: the common ones (type, max_size, retry_base, retry_max),
+ * allowed and more (either may be NULL). */
+int backend_conf_check_keys(json_t *conf, const char *const *allowed, const char *const *more,
+                            char *err, size_t errlen) __attribute__((warn_unused_result));
+int backend_conf_size(json_t *conf, const char *key, size_t dflt, size_t *out,
+                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

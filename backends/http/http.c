@@ -1,0 +1,851 @@
+/* http.c - one curl multi handle, driven by one thread, shared by every
+ * HTTP backend.
+ *
+ * Workers never touch the multi handle: they build an easy handle, queue it
+ * and sleep on their own condition variable; the driver thread adds it,
+ * runs the transfers and wakes the worker when it completes. libcurl's
+ * multi interface is not thread-safe, so this hand-off is the whole
+ * concurrency story; curl_multi_wakeup() is the one call allowed from any
+ * thread.
+ */
+#include "backends/http/http.h"
+#include "lib/duration.h"
+#include "rs_config.h"
+
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define HTTP_POLL_MS 1000
+#define HTTP_MAX_PARALLEL_LIMIT 1024
+#define HTTP_MAX_RESPONSE_LIMIT (64 * 1024 * 1024)
+
+struct xfer {
+    CURL *easy;
+    struct xfer *next;
+    pthread_cond_t cond;           /* waits on the engine lock */
+    bool done;
+    CURLcode result;
+    struct secbuf *body;
+    bool too_big;
+};
+
+struct http_engine {
+    CURLM *multi;
+    CURLSH *share;
+    pthread_mutex_t lock;
+    struct xfer *pending;          /* queued by workers, protected by lock */
+    struct xfer *active;           /* in the multi handle; driver thread only */
+    bool stop, cancelled;          /* protected by lock */
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    pthread_t thread;
+    bool running;
+    bool openssl;                  /* curl's TLS library is OpenSSL */
+};
+
+struct http_client {
+    struct http_engine *e;
+    char *base;                    /* scheme://host[:port][/prefix], no trailing '/' */
+    char *authority;               /* host[:port] as sent in Host (port only if not default) */
+    char *base_path;               /* the /prefix part of base, "" when none */
+    char *connect_to;              /* "name:port:host:port" when tls_server_name is set */
+    char *ca_file, *ca_path, *cert_file, *key_file;
+    long long connect_timeout_ms, timeout_ms;
+    size_t max_response;
+    unsigned max_parallel;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned inflight;             /* protected by lock */
+};
+
+const char *const http_conf_keys[] = {
+    "ca_file", "ca_path", "cert_file", "key_file", "tls_server_name",
+    "connect_timeout", "timeout", "max_parallel", "max_response_size", NULL,
+};
+
+/* ---- engine ---- */
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *arg)
+{
+    struct http_engine *e = arg;
+    (void)h;
+    (void)a;
+    pthread_mutex_lock(&e->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+    struct http_engine *e = arg;
+    (void)h;
+    pthread_mutex_unlock(&e->share_locks[data]);
+}
+
+/* OpenSSL keeps a connection's read buffer, holding the last decrypted
+ * record (a secret), for as long as the connection lives; with
+ * RELEASE_BUFFERS it frees it once drained, and secmem.c wipes on free. */
+static CURLcode ssl_ctx_setup(CURL *h, void *ssl_ctx, void *arg)
+{
+    (void)h;
+    (void)arg;
+    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
+}
+
+/* Called with e->lock held. */
+static void finish_locked(struct xfer *x, CURLcode result)
+{
+    x->done = true;
+    x->result = result;
+    pthread_cond_signal(&x->cond);
+}
+
+static void unlink_active(struct http_engine *e, struct xfer *x)
+{
+    for (struct xfer **pp = &e->active; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            x->next = NULL;
+            return;
+        }
+}
+
+static void abort_active_locked(struct http_engine *e)
+{
+    while (e->active) {
+        struct xfer *x = e->active;
+        e->active = x->next;
+        curl_multi_remove_handle(e->multi, x->easy);
+        finish_locked(x, CURLE_ABORTED_BY_CALLBACK);
+    }
+}
+
+static void *driver(void *arg)
+{
+    struct http_engine *e = arg;
+    int running = 0;
+
+    secmem_hide_stack();   /* OpenSSL decrypts responses on this stack */
+
+    pthread_mutex_lock(&e->lock);
+    while (!e->stop) {
+        while (e->pending) {
+            struct xfer *x = e->pending;
+            e->pending = x->next;
+            if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+                finish_locked(x, CURLE_OUT_OF_MEMORY);
+                continue;
+            }
+            x->next = e->active;
+            e->active = x;
+        }
+        if (e->cancelled)
+            abort_active_locked(e);
+        pthread_mutex_unlock(&e->lock);
+
+        curl_multi_perform(e->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(e->multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            struct xfer *x = NULL;
+            CURLcode res = m->data.result;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            curl_multi_remove_handle(e->multi, m->easy_handle);
+            pthread_mutex_lock(&e->lock);
+            unlink_active(e, x);
+            finish_locked(x, res);
+            pthread_mutex_unlock(&e->lock);
+        }
+        secmem_scrub_regs();   /* decrypted records and tokens, before waiting */
+        curl_multi_poll(e->multi, NULL, 0, HTTP_POLL_MS, NULL);
+        pthread_mutex_lock(&e->lock);
+    }
+    abort_active_locked(e);
+    while (e->pending) {
+        struct xfer *x = e->pending;
+        e->pending = x->next;
+        finish_locked(x, CURLE_ABORTED_BY_CALLBACK);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+int http_engine_new(struct http_engine **out, char *err, size_t errlen)
+{
+    struct http_engine *e = calloc(1, sizeof(*e));
+    sigset_t all, old;
+    int rc;
+
+    if (!e)
+        return -ENOMEM;
+    pthread_mutex_init(&e->lock, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&e->share_locks[i], NULL);
+    e->multi = curl_multi_init();
+    e->share = curl_share_init();
+    if (!e->multi || !e->share) {
+        snprintf(err, errlen, "libcurl: cannot create the transfer engine");
+        http_engine_free(e);
+        return -ENOMEM;
+    }
+    /* Connections are pooled by the one multi handle every request goes
+     * through; the share handle adds DNS answers and TLS session tickets
+     * (resumed handshakes) across them. */
+    curl_share_setopt(e->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(e->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(e->share, CURLSHOPT_USERDATA, e);
+    curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 256L);
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    e->openssl = cv->ssl_version && strncmp(cv->ssl_version, "OpenSSL/", 8) == 0;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&e->thread, NULL, driver, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the HTTP thread: %s", strerror(rc));
+        http_engine_free(e);
+        return -rc;
+    }
+    e->running = true;
+    *out = e;
+    return 0;
+}
+
+void http_engine_cancel(struct http_engine *e, bool cancel)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->cancelled = cancel;
+    pthread_mutex_unlock(&e->lock);
+    curl_multi_wakeup(e->multi);
+}
+
+void http_engine_free(struct http_engine *e)
+{
+    if (!e)
+        return;
+    if (e->running) {
+        pthread_mutex_lock(&e->lock);
+        e->stop = true;
+        pthread_mutex_unlock(&e->lock);
+        curl_multi_wakeup(e->multi);
+        pthread_join(e->thread, NULL);
+    }
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    if (e->share)
+        curl_share_cleanup(e->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&e->share_locks[i]);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+/* ---- configuration ---- */
+
+static int conf_path(json_t *conf, const char *key, bool dir, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(conf, key);
+    struct stat st;
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+        snprintf(err, errlen, "%s: expected an absolute path", key);
+        return -EINVAL;
+    }
+    if (stat(json_string_value(v), &st) != 0) {
+        snprintf(err, errlen, "%s: %.200s: %s", key, json_string_value(v), strerror(errno));
+        return -EINVAL;
+    }
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: %.200s: not a %s", key, json_string_value(v),
+                 dir ? "directory" : "regular file");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int conf_ms(json_t *conf, const char *key, long long dflt, long long *out, char *err,
+                   size_t errlen)
+{
+    const json_t *v = json_object_get(conf, key);
+    char msg[200];
+    long long ms;
+    *out = dflt;
+    if (!v)
+        return 0;
+    if (duration_parse(v, &ms, msg, sizeof(msg)) < 0) {
+        snprintf(err, errlen, "%s: %s", key, msg);
+        return -EINVAL;
+    }
+    if (ms > 3600 * 1000LL) {
+        snprintf(err, errlen, "%s: at most 1h", key);
+        return -EINVAL;
+    }
+    *out = ms;
+    return 0;
+}
+
+static int conf_int(json_t *conf, const char *key, long long lo, long long hi, long long dflt,
+                    long long *out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(conf, key);
+    *out = dflt;
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        snprintf(err, errlen, "%s: expected an integer between %lld and %lld", key, lo, hi);
+        return -EINVAL;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static bool valid_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
+/* Parse the address: "http[s]://host[:port][/prefix]". */
+static int parse_address(const char *addr, char **scheme, char **host, long *port, char **path,
+                         char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *q = NULL, *frag = NULL, *user = NULL, *portstr = NULL;
+    int rc = -EINVAL;
+
+    *scheme = *host = *path = NULL;
+    if (!u)
+        return -ENOMEM;
+    if (curl_url_set(u, CURLUPART_URL, addr, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "not a URL (expected https://host[:port])");
+        goto out;
+    }
+    curl_url_get(u, CURLUPART_SCHEME, scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, host, 0);
+    curl_url_get(u, CURLUPART_PORT, &portstr, CURLU_DEFAULT_PORT);
+    curl_url_get(u, CURLUPART_PATH, path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &q, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+    curl_url_get(u, CURLUPART_USER, &user, 0);
+    if (!*scheme || (strcmp(*scheme, "https") != 0 && strcmp(*scheme, "http") != 0)) {
+        snprintf(err, errlen, "scheme must be https or http");
+        goto out;
+    }
+    if (!*host || !**host) {
+        snprintf(err, errlen, "no host");
+        goto out;
+    }
+    if (q || frag || user) {
+        snprintf(err, errlen, "no query, fragment or user name allowed");
+        goto out;
+    }
+    *port = portstr ? strtol(portstr, NULL, 10) : 0;
+    rc = 0;
+out:
+    curl_free(q);
+    curl_free(frag);
+    curl_free(user);
+    curl_free(portstr);
+    if (rc < 0) {
+        curl_free(*scheme);
+        curl_free(*host);
+        curl_free(*path);
+        *scheme = *host = *path = NULL;
+    }
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int http_conf_validate(json_t *conf, const char *address_key, char *err, size_t errlen)
+{
+    return http_conf_validate_opt(conf, address_key, true, err, errlen);
+}
+
+int http_conf_validate_opt(json_t *conf, const char *address_key, bool required, char *err,
+                           size_t errlen)
+{
+    static const char *const tls_keys[] = {"ca_file", "ca_path", "cert_file", "key_file",
+                                           "tls_server_name", NULL};
+    const json_t *a = json_object_get(conf, address_key);
+    char *scheme, *host, *path, msg[200];
+    long port;
+    long long n;
+    int rc;
+
+    bool plain = false;
+    if (!a && required) {
+        snprintf(err, errlen, "%s: missing (e.g. \"https://vault.internal:8200\")", address_key);
+        return -EINVAL;
+    }
+    if (a && !json_is_string(a)) {
+        snprintf(err, errlen, "%s: expected a URL string", address_key);
+        return -EINVAL;
+    }
+    if (a) {
+        if (parse_address(json_string_value(a), &scheme, &host, &port, &path, msg,
+                          sizeof(msg)) < 0) {
+            snprintf(err, errlen, "%s: %s", address_key, msg);
+            return -EINVAL;
+        }
+        plain = strcmp(scheme, "http") == 0;
+        curl_free(scheme);
+        curl_free(host);
+        curl_free(path);
+    }
+    for (size_t i = 0; tls_keys[i]; i++)
+        if (plain && json_object_get(conf, tls_keys[i])) {
+            snprintf(err, errlen, "%s: the %s is plain http; TLS settings need https",
+                     tls_keys[i], address_key);
+            return -EINVAL;
+        }
+    if ((rc = conf_path(conf, "ca_file", false, err, errlen)) < 0 ||
+        (rc = conf_path(conf, "ca_path", true, err, errlen)) < 0 ||
+        (rc = conf_path(conf, "cert_file", false, err, errlen)) < 0 ||
+        (rc = conf_path(conf, "key_file", false, err, errlen)) < 0)
+        return rc;
+    if (json_object_get(conf, "key_file") && !json_object_get(conf, "cert_file")) {
+        snprintf(err, errlen, "key_file: needs cert_file (the client certificate)");
+        return -EINVAL;
+    }
+    const json_t *sn = json_object_get(conf, "tls_server_name");
+    if (sn && (!json_is_string(sn) || !valid_hostname(json_string_value(sn)))) {
+        snprintf(err, errlen, "tls_server_name: expected a host name");
+        return -EINVAL;
+    }
+    if ((rc = conf_ms(conf, "connect_timeout", 0, &n, err, errlen)) < 0 ||
+        (rc = conf_ms(conf, "timeout", 0, &n, err, errlen)) < 0 ||
+        (rc = conf_int(conf, "max_parallel", 1, HTTP_MAX_PARALLEL_LIMIT, 0, &n, err, errlen)) < 0 ||
+        (rc = conf_int(conf, "max_response_size", 1024, HTTP_MAX_RESPONSE_LIMIT, 0, &n, err,
+                       errlen)) < 0)
+        return rc;
+    return 0;
+}
+
+static char *dup_key(json_t *conf, const char *key)
+{
+    const json_t *v = json_object_get(conf, key);
+    return v ? strdup(json_string_value(v)) : NULL;
+}
+
+int http_client_new(struct http_engine *e, json_t *conf, const char *address_key,
+                    struct http_client **out, char *err, size_t errlen)
+{
+    return http_client_new_url(e, conf, json_string_value(json_object_get(conf, address_key)), out,
+                               err, errlen);
+}
+
+int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
+                        struct http_client **out, char *err, size_t errlen)
+{
+    struct http_client *c = calloc(1, sizeof(*c));
+    char *scheme = NULL, *host = NULL, *path = NULL;
+    long port = 0;
+    long long n;
+    int rc;
+
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->e = e;
+    if (!url) {
+        snprintf(err, errlen, "no address");
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = parse_address(url, &scheme, &host, &port, &path, err, errlen);
+    if (rc < 0)
+        goto out;
+    const json_t *sn = strcmp(scheme, "https") == 0 ? json_object_get(conf, "tls_server_name") : NULL;
+    const char *name = sn ? json_string_value(sn) : host;
+    bool v6 = strchr(name, ':') != NULL && name[0] != '[';   /* curl brackets literals itself */
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    rc = -ENOMEM;
+    if (asprintf(&c->base, "%s://%s%s%s:%ld%.*s", scheme, v6 ? "[" : "", name, v6 ? "]" : "", port,
+                 (int)plen, path) < 0) {
+        c->base = NULL;
+        goto out;
+    }
+    bool default_port = (strcmp(scheme, "https") == 0 && port == 443) ||
+                        (strcmp(scheme, "http") == 0 && port == 80);
+    char portbuf[16] = "";
+    if (!default_port)
+        snprintf(portbuf, sizeof(portbuf), ":%ld", port);
+    if (asprintf(&c->authority, "%s%s%s%s", v6 ? "[" : "", name, v6 ? "]" : "", portbuf) < 0) {
+        c->authority = NULL;
+        goto out;
+    }
+    if (!(c->base_path = strndup(path, plen)))
+        goto out;
+    /* tls_server_name: the URL (so SNI and certificate checks) names the
+     * server as configured, while connections go to the address's host. */
+    if (sn && asprintf(&c->connect_to, "%s:%ld:%s:%ld", name, port, host, port) < 0) {
+        c->connect_to = NULL;
+        goto out;
+    }
+    if (strcmp(scheme, "https") == 0) {   /* TLS material only where TLS is spoken */
+        c->ca_file = dup_key(conf, "ca_file");
+        c->ca_path = dup_key(conf, "ca_path");
+        c->cert_file = dup_key(conf, "cert_file");
+        c->key_file = dup_key(conf, "key_file");
+    }
+    if ((rc = conf_ms(conf, "connect_timeout", HTTP_DEFAULT_CONNECT_TIMEOUT_MS,
+                      &c->connect_timeout_ms, err, errlen)) < 0 ||
+        (rc = conf_ms(conf, "timeout", HTTP_DEFAULT_TIMEOUT_MS, &c->timeout_ms, err, errlen)) < 0 ||
+        (rc = conf_int(conf, "max_parallel", 1, HTTP_MAX_PARALLEL_LIMIT, HTTP_DEFAULT_MAX_PARALLEL,
+                       &n, err, errlen)) < 0)
+        goto out;
+    c->max_parallel = (unsigned)n;
+    rc = conf_int(conf, "max_response_size", 1024, HTTP_MAX_RESPONSE_LIMIT,
+                  HTTP_DEFAULT_MAX_RESPONSE, &n, err, errlen);
+    if (rc < 0)
+        goto out;
+    c->max_response = (size_t)n;
+    *out = c;
+    c = NULL;
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(path);
+    http_client_free(c);
+    return rc;
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    free(c->base);
+    free(c->authority);
+    free(c->base_path);
+    free(c->connect_to);
+    free(c->ca_file);
+    free(c->ca_path);
+    free(c->cert_file);
+    free(c->key_file);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+const char *http_client_authority(const struct http_client *c)
+{
+    return c->authority;
+}
+
+const char *http_client_base_path(const struct http_client *c)
+{
+    return c->base_path;
+}
+
+void http_client_set_timeouts(struct http_client *c, long long connect_ms, long long total_ms)
+{
+    c->connect_timeout_ms = connect_ms;
+    c->timeout_ms = total_ms;
+}
+
+/* ---- requests ---- */
+
+void http_response_init(struct http_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    secbuf_init(&r->body, 0);
+    r->retry_after_ms = -1;
+}
+
+void http_response_cleanup(struct http_response *r)
+{
+    secbuf_cleanup(&r->body);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    if (secbuf_append(x->body, p, size * n) < 0) {
+        x->too_big = true;
+        return 0;   /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    return size * n;
+}
+
+static void read_headers(CURL *easy, struct http_response *r)
+{
+    struct curl_header *h;
+    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+        char *end;
+        long long s = strtoll(h->value, &end, 10);
+        if (end != h->value && *end == '\0' && s >= 0) {
+            r->retry_after_ms = (s > 86400 ? 86400 : s) * 1000;
+        } else {
+            time_t t = curl_getdate(h->value, NULL);
+            if (t > 0) {
+                long long d = (long long)(t - time(NULL));
+                r->retry_after_ms = (d < 0 ? 0 : d > 86400 ? 86400 : d) * 1000;
+            }
+        }
+    }
+    if (curl_easy_header(easy, "Date", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+        time_t t = curl_getdate(h->value, NULL);
+        r->date = t > 0 ? t : 0;
+    }
+}
+
+static int map_curl_error(CURLcode res, const struct xfer *x, const char *errbuf, size_t cap,
+                          char *err, size_t errlen)
+{
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(res);
+    switch (res) {
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+        if (x->too_big || res == CURLE_FILESIZE_EXCEEDED) {
+            snprintf(err, errlen, "response larger than %zu bytes (max_response_size)", cap);
+            return -E2BIG;
+        }
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        snprintf(err, errlen, "cannot resolve host: %s", why);
+        return -EHOSTUNREACH;
+    case CURLE_COULDNT_CONNECT:
+        snprintf(err, errlen, "cannot connect: %s", why);
+        return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(err, errlen, "timed out: %s", why);
+        return -ETIMEDOUT;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CRL_BADFILE:
+        snprintf(err, errlen, "TLS: %s", why);
+        return -EKEYREJECTED;
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(err, errlen, "TLS handshake failed: %s", why);
+        return -ECONNRESET;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+        snprintf(err, errlen, "connection lost: %s", why);
+        return -ECONNRESET;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+        snprintf(err, errlen, "malformed response: %s", why);
+        return -EPROTO;
+    case CURLE_ABORTED_BY_CALLBACK:
+        snprintf(err, errlen, "cancelled: shutting down");
+        return -ECANCELED;
+    case CURLE_OUT_OF_MEMORY:
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        snprintf(err, errlen, "bad URL: %s", why);
+        return -EINVAL;
+    default:
+        break;
+    }
+    snprintf(err, errlen, "%s", why);
+    return -EIO;
+}
+
+static void slot_acquire(struct http_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    while (c->inflight >= c->max_parallel)
+        pthread_cond_wait(&c->cond, &c->lock);
+    c->inflight++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void slot_release(struct http_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->inflight--;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Wait for the driver to finish x. */
+static CURLcode run(struct http_engine *e, struct xfer *x)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->stop || e->cancelled) {
+        pthread_mutex_unlock(&e->lock);
+        return CURLE_ABORTED_BY_CALLBACK;
+    }
+    x->next = e->pending;
+    e->pending = x;
+    pthread_mutex_unlock(&e->lock);
+    curl_multi_wakeup(e->multi);
+    secmem_scrub_regs();   /* a request body or token built here, before waiting */
+    pthread_mutex_lock(&e->lock);
+    while (!x->done)
+        pthread_cond_wait(&x->cond, &e->lock);
+    pthread_mutex_unlock(&e->lock);
+    return x->result;
+}
+
+int http_perform(struct http_client *c, const struct http_request *req,
+                 struct http_response *resp, char *err, size_t errlen)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = NULL, *connect_to = NULL;
+    struct xfer x = {0};
+    char *url = NULL;
+    int rc = -ENOMEM;
+
+    secbuf_cleanup(&resp->body);
+    secbuf_init(&resp->body, c->max_response);
+    resp->status = 0;
+    resp->retry_after_ms = -1;
+    resp->date = 0;
+
+    if (asprintf(&url, "%s%s", c->base, req->path) < 0)
+        return -ENOMEM;
+    x.easy = curl_easy_init();
+    if (!x.easy)
+        goto out;
+    pthread_cond_init(&x.cond, NULL);
+    x.body = &resp->body;
+    for (const char *const *h = req->headers; h && *h; h++)
+        if (!(hdrs = curl_slist_append(hdrs, *h)))
+            goto out;
+    /* No 100-continue round trip for small bodies. */
+    if (!(hdrs = curl_slist_append(hdrs, "Expect:")))
+        goto out;
+
+    CURL *h = x.easy;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)&x);
+    curl_easy_setopt(h, CURLOPT_SHARE, c->e->share);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);   /* never hand a token to another host */
+    /* HTTP/1.1 only: over h2, libcurl 7.88's nghttp2 session allocates with
+     * plain malloc, and HPACK keeps header values (tokens) in its dynamic
+     * table for the connection's life, beyond our wiping allocators. */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "runsecrets/" RS_VERSION);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (c->e->openssl)
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->ca_path)
+        curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
+    if (c->cert_file)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+    if (c->key_file)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+    if (c->connect_to) {
+        if (!(connect_to = curl_slist_append(NULL, c->connect_to)))
+            goto out;
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
+    }
+    if (strcmp(req->method, "GET") != 0) {
+        /* The body stays in the caller's (secret) memory: no copy. */
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+
+    slot_acquire(c);
+    CURLcode res = run(c->e, &x);
+    slot_release(c);
+    if (res == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+        read_headers(h, resp);
+        rc = 0;
+    } else {
+        rc = map_curl_error(res, &x, errbuf, c->max_response, err, errlen);
+        if (rc != -E2BIG)
+            secbuf_cleanup(&resp->body);
+    }
+out:
+    if (x.easy) {
+        curl_easy_cleanup(x.easy);
+        pthread_cond_destroy(&x.cond);
+    }
+    curl_slist_free_all(hdrs);
+    curl_slist_free_all(connect_to);
+    free(url);
+    if (rc == -ENOMEM && err[0] == '\0')
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+bool http_errno_retryable(int rc)
+{
+    switch (-rc) {
+    case ETIMEDOUT:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case EPROTO:
+    case EHOSTUNREACH:
+    case EIO:
+    case EAGAIN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool http_status_retryable(long status)
+{
+    return status == 429 || (status >= 500 && status != 501);
+}
+
+int http_escape_path(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+                    *p == '~' || *p == '/';
+        size_t need = keep ? 1 : 3;
+        if (o + need >= cap)
+            return -E2BIG;
+        if (keep) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}

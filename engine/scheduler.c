@@ -1,0 +1,751 @@
+/* scheduler.c - one timing thread and a pool of fetch workers.
+ *
+ * The timing thread only decides what is due and queues it; workers do the
+ * fetching, so a slow backend delays nothing but its own secrets, and a cold
+ * start of N secrets runs N fetches at once (bounded by the pool and by each
+ * backend's max_parallel). Deadlines are CLOCK_MONOTONIC so wall-clock jumps
+ * neither stall nor storm refreshes.
+ *
+ * Work items are groups (secrets sharing one backend object) followed by
+ * backends (token upkeep). An item is never queued twice: while in flight
+ * it is not due, which is what makes a group's fetch single-flight.
+ */
+#include "engine/scheduler.h"
+#include "lib/secmem.h"
+#include "backends/backend.h"
+#include "backends/extract.h"
+#include "lib/log.h"
+#include "lib/backoff.h"
+#include "lib/clock.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#define SCHED_ERR_MAX 512
+#define SCHED_MAX_WORKERS 64
+#define SCHED_MIN_RETRY_MS 50LL
+#define SCHED_BATCH_LIMIT 256   /* largest batch a backend may ask for */
+
+struct group {
+    struct backend *backend;       /* borrowed */
+    const struct secret_ref *ref;  /* the first member's; path and version are shared */
+    size_t *members;
+    size_t n;
+    unsigned failures;             /* consecutive failed fetches; worker only */
+    bool empty_seen;               /* the last read was empty and held back; worker only */
+    bool settled;                  /* first attempt done; under sc->lock */
+};
+
+/* Groups of one batching backend fetched together at the cold start. */
+struct batch {
+    struct backend *backend;       /* borrowed */
+    size_t *groups;
+    size_t n;
+};
+
+struct item {
+    struct timespec due;
+    bool never;                    /* nothing to do until told otherwise */
+    bool inflight;
+};
+
+struct scheduler {
+    struct store *st;
+    struct backend **backends;
+    size_t nb;
+    struct group *groups;
+    size_t ng;
+    struct batch *batches;         /* items ng + nb ... */
+    size_t nbatch;
+    struct sched_hooks hooks;
+
+    pthread_mutex_t lock;
+    pthread_cond_t timer;          /* the timing thread waits here */
+    pthread_cond_t work;           /* workers wait here */
+    pthread_cond_t idle;           /* fetch_all waits here */
+    struct item *items;            /* ng groups, nb backends, nbatch batches; under lock */
+    size_t *queue;                 /* ring of item indexes; under lock */
+    size_t qhead, qlen;
+    bool stop;
+    size_t unsettled;              /* groups whose first attempt is pending */
+    bool log_cold_start;
+    struct timespec started_at;
+
+    pthread_t timer_thread;
+    pthread_t *workers;
+    unsigned nworkers, nstarted;
+    bool timer_started;
+
+    char (*errors)[SCHED_ERR_MAX]; /* per secret; written by the worker of its group */
+};
+
+static bool same_opt(const char *x, const char *y)
+{
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+static bool same_object(const struct store *st, size_t a, size_t b)
+{
+    const struct secret_ref *x = &store_cfg(st, a)->ref, *y = &store_cfg(st, b)->ref;
+    return store_backend(st, a) == store_backend(st, b) && strcmp(x->path, y->path) == 0 &&
+           same_opt(x->version, y->version) && same_opt(x->stage, y->stage);
+}
+
+static int build_groups(struct scheduler *sc)
+{
+    struct store *st = sc->st;
+    size_t *group_of = calloc(store_count(st) + 1, sizeof(*group_of));
+    sc->groups = calloc(store_count(st) + 1, sizeof(*sc->groups));
+    if (!group_of || !sc->groups) {
+        free(group_of);
+        return -ENOMEM;
+    }
+    /* O(n^2) once at start; configs hold hundreds of secrets, not millions. */
+    for (size_t i = 0; i < store_count(st); i++) {
+        size_t g = sc->ng;
+        for (size_t j = 0; j < i; j++)
+            if (same_object(st, i, j)) {
+                g = group_of[j];
+                break;
+            }
+        group_of[i] = g;
+        if (g == sc->ng) {
+            sc->groups[g].backend = store_backend(st, i);
+            sc->groups[g].ref = &store_cfg(st, i)->ref;
+            sc->ng++;
+        }
+        sc->groups[g].n++;
+    }
+    for (size_t g = 0; g < sc->ng; g++) {
+        sc->groups[g].members = calloc(sc->groups[g].n, sizeof(size_t));
+        if (!sc->groups[g].members) {
+            free(group_of);
+            return -ENOMEM;
+        }
+        sc->groups[g].n = 0;
+    }
+    for (size_t i = 0; i < store_count(st); i++) {
+        struct group *g = &sc->groups[group_of[i]];
+        g->members[g->n++] = i;
+    }
+    free(group_of);
+    return 0;
+}
+
+/* A backend that batches gets its groups in chunks of batch_max, fetched
+ * together at the cold start (afterwards each group refreshes alone). */
+static int build_batches(struct scheduler *sc)
+{
+    for (size_t bi = 0; bi < sc->nb; bi++) {
+        struct backend *b = sc->backends[bi];
+        size_t max = backend_batch_max(b), count = 0;
+        if (max > SCHED_BATCH_LIMIT)
+            max = SCHED_BATCH_LIMIT;
+        for (size_t g = 0; g < sc->ng; g++)
+            count += sc->groups[g].backend == b;
+        if (max == 0 || count < 2)
+            continue;
+        for (size_t g = 0; g < sc->ng; g++) {
+            if (sc->groups[g].backend != b)
+                continue;
+            struct batch *last = sc->nbatch ? &sc->batches[sc->nbatch - 1] : NULL;
+            if (!last || last->backend != b || last->n == max) {
+                struct batch *nb = realloc(sc->batches, (sc->nbatch + 1) * sizeof(*nb));
+                if (!nb)
+                    return -ENOMEM;
+                sc->batches = nb;
+                last = &sc->batches[sc->nbatch++];
+                *last = (struct batch){.backend = b, .groups = calloc(max, sizeof(size_t))};
+                if (!last->groups)
+                    return -ENOMEM;
+            }
+            last->groups[last->n++] = g;
+        }
+    }
+    return 0;
+}
+
+static size_t nitems(const struct scheduler *sc)
+{
+    return sc->ng + sc->nb + sc->nbatch;
+}
+
+int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct scheduler **out)
+{
+    pthread_condattr_t ca;
+    struct scheduler *sc = calloc(1, sizeof(*sc));
+    if (!sc)
+        return -ENOMEM;
+    sc->st = st;
+    sc->backends = backends;
+    sc->nb = nb;
+    pthread_mutex_init(&sc->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sc->timer, &ca);
+    pthread_cond_init(&sc->work, NULL);
+    pthread_cond_init(&sc->idle, NULL);
+    pthread_condattr_destroy(&ca);
+    if (build_groups(sc) < 0 || build_batches(sc) < 0)
+        goto nomem;
+    sc->items = calloc(nitems(sc) + 1, sizeof(*sc->items));
+    sc->queue = calloc(nitems(sc) + 1, sizeof(*sc->queue));
+    sc->errors = calloc(store_count(st) + 1, sizeof(*sc->errors));
+    if (!sc->items || !sc->queue || !sc->errors)
+        goto nomem;
+    for (size_t i = 0; i < nitems(sc); i++)
+        sc->items[i].never = true;
+    sc->nworkers = (unsigned)(sc->ng + nb < SCHED_MAX_WORKERS ? sc->ng + nb : SCHED_MAX_WORKERS);
+    if (sc->nworkers == 0)
+        sc->nworkers = 1;
+    sc->workers = calloc(sc->nworkers, sizeof(*sc->workers));
+    if (!sc->workers)
+        goto nomem;
+    *out = sc;
+    return 0;
+nomem:
+    scheduler_free(sc);
+    return -ENOMEM;
+}
+
+void scheduler_set_hooks(struct scheduler *sc, const struct sched_hooks *hooks)
+{
+    sc->hooks = *hooks;
+}
+
+void scheduler_free(struct scheduler *sc)
+{
+    if (!sc)
+        return;
+    scheduler_stop(sc);
+    pthread_cond_destroy(&sc->timer);
+    pthread_cond_destroy(&sc->work);
+    pthread_cond_destroy(&sc->idle);
+    pthread_mutex_destroy(&sc->lock);
+    if (sc->groups)
+        for (size_t g = 0; g < sc->ng; g++)
+            free(sc->groups[g].members);
+    free(sc->groups);
+    for (size_t i = 0; i < sc->nbatch; i++)
+        free(sc->batches[i].groups);
+    free(sc->batches);
+    free(sc->items);
+    free(sc->queue);
+    free(sc->errors);
+    free(sc->workers);
+    free(sc);
+}
+
+const char *scheduler_last_error(const struct scheduler *sc, size_t idx)
+{
+    return sc->errors[idx];
+}
+
+static void notify(struct scheduler *sc, size_t idx, bool removed)
+{
+    if (sc->hooks.changed)
+        sc->hooks.changed(sc->hooks.arg, idx, removed);
+}
+
+/* ---- one fetch, applied to every member of a group ---- */
+
+static void member_failure(struct scheduler *sc, size_t idx, int rc, const char *msg)
+{
+    const struct cfg_secret *sec = store_cfg(sc->st, idx);
+    struct log_fields lf = {.secret = sec->name, .backend = store_backend_name(sc->st, idx), .error = msg};
+
+    snprintf(sc->errors[idx], SCHED_ERR_MAX, "%s", msg);
+    if (rc == -ENOENT) {
+        if (store_remove(sc->st, idx)) {
+            log_f(LOG_WARN, &lf, "secret removed");
+            notify(sc, idx, true);
+        } else {
+            log_f(LOG_WARN, &lf, "fetch failed");
+        }
+        return;
+    }
+    switch (store_fail(sc->st, idx)) {
+    case SECRET_ABSENT:
+        log_f(LOG_ERROR, &lf, "fetch failed");
+        break;
+    case SECRET_FRESH:
+    case SECRET_STALE:
+        log_f(LOG_WARN, &lf, "refresh failed, serving stale value");
+        break;
+    case SECRET_EXPIRED:
+        if (store_check_expiry(sc->st, idx))
+            log_f(LOG_ERROR, &lf, "secret expired, failing closed");
+        else
+            log_f(LOG_WARN, &lf, "refresh failed, still failing closed");
+        break;
+    }
+}
+
+static void member_success(struct scheduler *sc, size_t idx, const struct fetch_result *raw)
+{
+    const struct cfg_secret *sec = store_cfg(sc->st, idx);
+    struct log_fields lf = {.secret = sec->name, .backend = store_backend_name(sc->st, idx)};
+    char msg[SCHED_ERR_MAX] = "";
+    enum store_change change;
+    int rc;
+
+    if (raw->unchanged) {
+        /* A member whose #field failed has no value to keep: its error
+         * stands until the object is read again. */
+        if (!store_touch(sc->st, idx, &change))
+            return;
+        rc = 0;
+    } else if (sec->ref.field) {
+        struct secbuf v;
+        secbuf_init(&v, raw->value.max);
+        rc = secbuf_append(&v, raw->value.data, raw->value.len);
+        if (rc == 0)
+            rc = extract_field(&v, sec->ref.field, msg, sizeof(msg));
+        if (rc == 0)
+            rc = store_update(sc->st, idx, v.data, v.len, &change);
+        secbuf_cleanup(&v);   /* wipes the plaintext */
+    } else {
+        rc = store_update(sc->st, idx, raw->value.data, raw->value.len, &change);
+    }
+    if (rc < 0) {
+        if (!msg[0])
+            snprintf(msg, sizeof(msg), "%s", strerror(-rc));
+        member_failure(sc, idx, rc == -ENOENT ? -EINVAL : rc, msg);
+        return;
+    }
+    sc->errors[idx][0] = '\0';
+    switch (change) {
+    case STORE_NEW:
+        log_f(LOG_INFO, &lf, "secret fetched");
+        notify(sc, idx, false);
+        break;
+    case STORE_ROTATED:
+        log_f(LOG_INFO, &lf, "secret rotated");
+        notify(sc, idx, false);
+        break;
+    case STORE_RECOVERED:
+        log_f(LOG_INFO, &lf, "secret recovered");
+        notify(sc, idx, false);
+        break;
+    case STORE_UNCHANGED:
+        log_f(LOG_DEBUG, &lf, "secret unchanged");
+        break;
+    }
+}
+
+static long long jittered(long long ms)
+{
+    long long spread = ms / 5;   /* 20% wide: ±10% */
+    if (spread <= 0)
+        return ms;
+    return ms - ms / 10 +
+           (long long)randombytes_uniform((uint32_t)(spread < UINT32_MAX ? spread : UINT32_MAX));
+}
+
+/* A file rewritten in place (truncate, then write) reads empty in between.
+ * For a backend that can see that, an empty value replaces a non-empty one
+ * only when the next read is empty too; until then the served value stays
+ * (neither a success nor a failure: max_stale still counts from the last
+ * value taken). True when r is held back. */
+static bool hold_back_empty(struct scheduler *sc, struct group *g, const struct fetch_result *r)
+{
+    bool served = false;
+
+    if (!backend_has_cap(g->backend, BACKEND_CAP_CONFIRM_EMPTY) || r->unchanged ||
+        r->value.len > 0) {
+        g->empty_seen = false;
+        return false;
+    }
+    for (size_t k = 0; k < g->n; k++) {
+        struct secret_view v;
+        store_view(sc->st, g->members[k], &v);
+        served = served || (v.present && v.size > 0);
+    }
+    if (!served || g->empty_seen) {
+        g->empty_seen = false;   /* confirmed (or nothing to protect): take it */
+        return false;
+    }
+    g->empty_seen = true;
+    const struct cfg_secret *sec = store_cfg(sc->st, g->members[0]);
+    log_f(LOG_INFO, &(struct log_fields){.secret = sec->name, .backend = backend_name(g->backend)},
+          "empty value held back until the next read confirms it");
+    return true;
+}
+
+/* Apply one fetch outcome (rc, r, msg) to every member of group gi and
+ * return the milliseconds until its next attempt (see refresh_group). */
+static long long apply_result(struct scheduler *sc, size_t gi, int rc, const struct fetch_result *r,
+                              char *msg, size_t msglen)
+{
+    struct group *g = &sc->groups[gi];
+    struct backend *b = g->backend;
+    long long refresh = 0, cap = 0, delay;
+
+    for (size_t k = 0; k < g->n; k++) {
+        const struct cfg_attrs *a = &store_cfg(sc->st, g->members[k])->attrs;
+        if (k == 0 || a->refresh < refresh)
+            refresh = a->refresh;
+        if (k == 0 || a->max_stale * 9 / 10 < cap)
+            cap = a->max_stale * 9 / 10;
+    }
+    if (rc == 0) {
+        g->failures = 0;
+        if (!hold_back_empty(sc, g, r))
+            for (size_t k = 0; k < g->n; k++)
+                member_success(sc, g->members[k], r);
+        delay = r->valid_ms > 0 ? r->valid_ms : jittered(refresh);
+        return delay > cap ? cap : delay;
+    }
+    g->empty_seen = false;   /* a failure breaks "two consecutive reads" */
+    if (rc == -ECANCELED)
+        return 0;   /* shutting down: nothing failed, nothing to log */
+    if (!msg[0])
+        snprintf(msg, msglen, "%s", strerror(-rc));
+    g->failures++;
+    for (size_t k = 0; k < g->n; k++)
+        member_failure(sc, g->members[k], rc, msg);
+    if (rc == -ENOENT || !r->retryable) {
+        delay = jittered(refresh);
+    } else {
+        delay = backoff_full_jitter(backend_backoff(b), g->failures, refresh,
+                                    SCHED_MIN_RETRY_MS);
+    }
+    return r->retry_after_ms > delay ? r->retry_after_ms : delay;
+}
+
+/* Fetch group g once and apply the result to every member. Returns the
+ * milliseconds until its next attempt:
+ * - success: the refresh interval ±10%, or what the lease says (valid_ms);
+ *   never past 90% of max_stale, so a healthy secret never fails closed;
+ * - transient failure: full-jitter exponential backoff from retry_base,
+ *   capped at retry_max and at the refresh interval, and never sooner than
+ *   the server's Retry-After;
+ * - permanent failure (or the object is gone): the refresh interval, so a
+ *   fixed policy or a recreated secret is picked up without hammering. */
+static long long refresh_group(struct scheduler *sc, size_t gi)
+{
+    struct group *g = &sc->groups[gi];
+    struct fetch_result r;
+    char msg[SCHED_ERR_MAX] = "";
+    fetch_result_init(&r, backend_max_value(g->backend));
+    r.cached = true;
+    for (size_t k = 0; k < g->n; k++) {
+        struct secret_view v;
+        store_view(sc->st, g->members[k], &v);
+        r.cached = r.cached && v.present;
+    }
+    int rc = backend_fetch(g->backend, g->ref, &r, msg, sizeof(msg));
+    long long delay = apply_result(sc, gi, rc, &r, msg, sizeof(msg));
+    fetch_result_cleanup(&r);   /* wipes the plaintext */
+    return delay;
+}
+
+/* ---- timing and workers ---- */
+
+static void ts_add_ms(struct timespec *t, long long ms)
+{
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static int ts_cmp(const struct timespec *a, const struct timespec *b)
+{
+    if (a->tv_sec != b->tv_sec)
+        return a->tv_sec < b->tv_sec ? -1 : 1;
+    return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
+}
+
+/* Called with sc->lock held. */
+static void enqueue_locked(struct scheduler *sc, size_t item)
+{
+    struct item *it = &sc->items[item];
+    if (it->inflight)
+        return;
+    it->inflight = true;
+    sc->queue[(sc->qhead + sc->qlen) % nitems(sc)] = item;
+    sc->qlen++;
+    pthread_cond_signal(&sc->work);
+}
+
+/* Called with sc->lock held, after the first attempt of group gi. */
+static bool settle_locked(struct scheduler *sc, size_t gi)
+{
+    struct group *g = &sc->groups[gi];
+    if (g->settled)
+        return false;
+    g->settled = true;
+    for (size_t k = 0; k < g->n; k++)
+        store_settle(sc->st, g->members[k]);
+    if (--sc->unsettled > 0 || !sc->log_cold_start)
+        return true;
+    struct log_fields lf = {.has_counts = true, .ms = clock_elapsed_ms(&sc->started_at)};
+    for (size_t i = 0; i < store_count(sc->st); i++) {
+        struct secret_view v;
+        store_view(sc->st, i, &v);
+        if (v.present)
+            lf.ok++;
+        else
+            lf.failed++;
+    }
+    log_f(lf.failed ? LOG_WARN : LOG_INFO, &lf, "cold start done");
+    return true;
+}
+
+/* Tell the filesystem a group's first attempt is over; no locks held. */
+static void notify_settled(struct scheduler *sc, size_t gi)
+{
+    if (!sc->hooks.settled)
+        return;
+    for (size_t k = 0; k < sc->groups[gi].n; k++)
+        sc->hooks.settled(sc->hooks.arg, sc->groups[gi].members[k]);
+}
+
+/* One batch: a single backend call for its groups, then each group is
+ * applied and scheduled as if it had been fetched alone. */
+static void run_batch(struct scheduler *sc, size_t bi)
+{
+    struct batch *bt = &sc->batches[bi];
+    size_t n = bt->n;
+    const struct secret_ref **refs = calloc(n, sizeof(*refs));
+    struct fetch_result *outs = calloc(n, sizeof(*outs));
+    int *rcs = calloc(n, sizeof(*rcs));
+    char (*errs)[BACKEND_ERR_MAX] = calloc(n, sizeof(*errs));
+    long long *delays = calloc(n, sizeof(*delays));
+
+    if (!refs || !outs || !rcs || !errs || !delays) {
+        for (size_t k = 0; k < n; k++)
+            if (delays)
+                delays[k] = refresh_group(sc, bt->groups[k]);
+            else
+                (void)refresh_group(sc, bt->groups[k]);
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            refs[k] = sc->groups[bt->groups[k]].ref;
+            fetch_result_init(&outs[k], backend_max_value(bt->backend));
+        }
+        (void)backend_fetch_many(bt->backend, refs, n, outs, rcs, errs);
+        for (size_t k = 0; k < n; k++) {
+            delays[k] = apply_result(sc, bt->groups[k], rcs[k], &outs[k], errs[k], BACKEND_ERR_MAX);
+            fetch_result_cleanup(&outs[k]);   /* wipes the plaintext */
+        }
+    }
+    bool first[SCHED_BATCH_LIMIT] = {false};
+    pthread_mutex_lock(&sc->lock);
+    for (size_t k = 0; k < n; k++) {
+        struct item *it = &sc->items[bt->groups[k]];
+        it->inflight = false;
+        it->never = false;
+        clock_gettime(CLOCK_MONOTONIC, &it->due);
+        ts_add_ms(&it->due, delays ? delays[k] : 1000);
+        bool f = settle_locked(sc, bt->groups[k]);
+        if (k < SCHED_BATCH_LIMIT)
+            first[k] = f;
+    }
+    pthread_mutex_unlock(&sc->lock);
+    for (size_t k = 0; k < n && k < SCHED_BATCH_LIMIT; k++)
+        if (first[k])
+            notify_settled(sc, bt->groups[k]);
+    free(refs);
+    free(outs);
+    free(rcs);
+    free(errs);
+    free(delays);
+}
+
+static void *worker(void *arg)
+{
+    struct scheduler *sc = arg;
+    secmem_hide_stack();   /* fetches, extraction and sealing run here */
+    pthread_mutex_lock(&sc->lock);
+    while (!sc->stop) {
+        if (sc->qlen == 0) {
+            secmem_scrub_regs();   /* the last job's plaintext, before sleeping */
+            pthread_cond_wait(&sc->work, &sc->lock);
+            continue;
+        }
+        size_t item = sc->queue[sc->qhead];
+        sc->qhead = (sc->qhead + 1) % nitems(sc);
+        sc->qlen--;
+        pthread_mutex_unlock(&sc->lock);
+
+        if (item >= sc->ng + sc->nb) {
+            run_batch(sc, item - sc->ng - sc->nb);
+            pthread_mutex_lock(&sc->lock);
+            sc->items[item].inflight = false;
+            sc->items[item].never = true;   /* a cold-start tool only */
+            pthread_cond_signal(&sc->timer);
+            pthread_cond_broadcast(&sc->idle);
+            continue;
+        }
+        long long delay = item < sc->ng ? refresh_group(sc, item)
+                                        : backend_maintain(sc->backends[item - sc->ng]);
+
+        pthread_mutex_lock(&sc->lock);
+        struct item *it = &sc->items[item];
+        it->inflight = false;
+        it->never = delay < 0;
+        if (delay >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &it->due);
+            ts_add_ms(&it->due, delay);
+        }
+        bool first = item < sc->ng && settle_locked(sc, item);
+        pthread_cond_signal(&sc->timer);
+        pthread_cond_broadcast(&sc->idle);
+        if (first) {
+            pthread_mutex_unlock(&sc->lock);
+            notify_settled(sc, item);
+            pthread_mutex_lock(&sc->lock);
+        }
+    }
+    pthread_mutex_unlock(&sc->lock);
+    return NULL;
+}
+
+static void *timer_thread(void *arg)
+{
+    struct scheduler *sc = arg;
+    pthread_mutex_lock(&sc->lock);
+    while (!sc->stop) {
+        struct timespec now, next = {0, 0};
+        bool have_next = false;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < nitems(sc); i++) {
+            struct item *it = &sc->items[i];
+            if (it->never || it->inflight)
+                continue;
+            if (ts_cmp(&it->due, &now) <= 0)
+                enqueue_locked(sc, i);
+            else if (!have_next || ts_cmp(&it->due, &next) < 0) {
+                next = it->due;
+                have_next = true;
+            }
+        }
+        if (have_next)
+            pthread_cond_timedwait(&sc->timer, &sc->lock, &next);
+        else
+            pthread_cond_wait(&sc->timer, &sc->lock);
+    }
+    pthread_mutex_unlock(&sc->lock);
+    return NULL;
+}
+
+/* Threads start with every signal blocked: signals belong to the FUSE loop. */
+static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -rc;
+}
+
+static int start_workers(struct scheduler *sc)
+{
+    sc->stop = false;
+    for (; sc->nstarted < sc->nworkers; sc->nstarted++) {
+        int rc = spawn(&sc->workers[sc->nstarted], worker, sc);
+        if (rc < 0)
+            return sc->nstarted > 0 ? 0 : rc;   /* fewer workers still work */
+    }
+    return 0;
+}
+
+static void begin_cold_start_locked(struct scheduler *sc)
+{
+    clock_gettime(CLOCK_MONOTONIC, &sc->started_at);
+    sc->unsettled = 0;
+    for (size_t g = 0; g < sc->ng; g++) {
+        sc->groups[g].settled = false;
+        sc->unsettled++;
+        sc->items[g].never = false;
+        sc->items[g].due = sc->started_at;
+    }
+    /* Groups in a batch are fetched by it: in flight until it is done. */
+    for (size_t i = 0; i < sc->nbatch; i++) {
+        for (size_t k = 0; k < sc->batches[i].n; k++)
+            sc->items[sc->batches[i].groups[k]].inflight = true;
+        sc->items[sc->ng + sc->nb + i].never = false;
+        enqueue_locked(sc, sc->ng + sc->nb + i);
+    }
+    for (size_t g = 0; g < sc->ng; g++)
+        enqueue_locked(sc, g);   /* no-op for those in flight */
+}
+
+size_t scheduler_fetch_all(struct scheduler *sc)
+{
+    size_t failed = 0;
+    pthread_mutex_lock(&sc->lock);
+    sc->log_cold_start = false;
+    begin_cold_start_locked(sc);
+    pthread_mutex_unlock(&sc->lock);
+    if (start_workers(sc) < 0) {
+        /* No thread at all: fetch here, one by one. */
+        for (size_t g = 0; g < sc->ng; g++)
+            (void)refresh_group(sc, g);
+    } else {
+        pthread_mutex_lock(&sc->lock);
+        while (sc->unsettled > 0)
+            pthread_cond_wait(&sc->idle, &sc->lock);
+        pthread_mutex_unlock(&sc->lock);
+        scheduler_stop(sc);
+    }
+    for (size_t i = 0; i < store_count(sc->st); i++) {
+        struct secret_view v;
+        store_view(sc->st, i, &v);
+        failed += !v.present;
+    }
+    return failed;
+}
+
+int scheduler_start(struct scheduler *sc)
+{
+    pthread_mutex_lock(&sc->lock);
+    sc->log_cold_start = true;
+    begin_cold_start_locked(sc);
+    for (size_t i = 0; i < sc->nb; i++) {
+        sc->items[sc->ng + i].never = false;
+        sc->items[sc->ng + i].due = sc->started_at;
+        enqueue_locked(sc, sc->ng + i);
+    }
+    pthread_mutex_unlock(&sc->lock);
+    int rc = start_workers(sc);
+    if (rc < 0)
+        return rc;
+    rc = spawn(&sc->timer_thread, timer_thread, sc);
+    if (rc < 0) {
+        scheduler_stop(sc);
+        return rc;
+    }
+    sc->timer_started = true;
+    return 0;
+}
+
+void scheduler_stop(struct scheduler *sc)
+{
+    pthread_mutex_lock(&sc->lock);
+    sc->stop = true;
+    pthread_cond_broadcast(&sc->work);
+    pthread_cond_broadcast(&sc->timer);
+    pthread_mutex_unlock(&sc->lock);
+    if (sc->timer_started)
+        pthread_join(sc->timer_thread, NULL);
+    sc->timer_started = false;
+    for (unsigned i = 0; i < sc->nstarted; i++)
+        pthread_join(sc->workers[i], NULL);
+    sc->nstarted = 0;
+    /* Whatever was queued is dropped; items become idle again. */
+    pthread_mutex_lock(&sc->lock);
+    for (size_t i = 0; i < nitems(sc); i++)
+        sc->items[i].inflight = false;
+    sc->qlen = 0;
+    pthread_mutex_unlock(&sc->lock);
+}

@@ -1,0 +1,85 @@
+/* store.h - the live state of every configured secret.
+ *
+ * Shared by the scheduler (writer) and the filesystem (readers). Each secret
+ * has its own lock guarding its current sealed value and freshness; readers
+ * take a reference to the value and never hold the lock while serving it.
+ */
+#ifndef RS_STORE_H
+#define RS_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+#include "engine/config.h"
+#include "engine/cache.h"
+
+struct backend;
+
+enum secret_state {
+    SECRET_ABSENT,   /* never fetched, or gone at the backend: no file */
+    SECRET_FRESH,    /* last refresh succeeded */
+    SECRET_STALE,    /* refresh failing, still within max_stale */
+    SECRET_EXPIRED,  /* refresh failing past max_stale: opens fail with EIO */
+};
+
+struct secret_view {               /* a consistent copy for getattr/readdir */
+    bool present;
+    size_t size;
+    struct timespec changed;
+    enum secret_state state;
+};
+
+struct store;
+
+/* New store for every secret of cfg; backends[i] serves cfg->backends[i]. */
+int store_new(const struct config *cfg, struct backend **backends, struct cache *cache,
+              struct store **out) __attribute__((warn_unused_result));
+void store_free(struct store *s);
+
+/* What the store was built from (borrowed, valid while it lives). */
+size_t store_count(const struct store *s);
+const struct cfg_secret *store_cfg(const struct store *s, size_t idx);
+struct backend *store_backend(const struct store *s, size_t idx);
+const char *store_backend_name(const struct store *s, size_t idx);
+/* Unseal a value of secret idx (bound to its name) into pt. */
+int store_unseal(const struct store *s, size_t idx, const struct cache_value *v, void *pt)
+    __attribute__((warn_unused_result));
+
+/* Snapshot the current value for an open: *out is a new reference.
+ * 0, -ENOENT (no value) or -EIO (past max_stale: fail closed). */
+int store_acquire(struct store *s, size_t idx, struct cache_value **out)
+    __attribute__((warn_unused_result));
+void store_view(struct store *s, size_t idx, struct secret_view *out);
+
+enum store_change { STORE_UNCHANGED, STORE_NEW, STORE_ROTATED, STORE_RECOVERED };
+/* Record a successful fetch of plaintext (borrowed). 0 or negative errno;
+ * *change says what happened. */
+int store_update(struct store *s, size_t idx, const void *pt, size_t len, enum store_change *change)
+    __attribute__((warn_unused_result));
+/* The backend says the object is gone: drop the value. True if it was there. */
+bool store_remove(struct store *s, size_t idx);
+/* A refresh failed: returns the state after the failure. */
+enum secret_state store_fail(struct store *s, size_t idx);
+/* Re-evaluate freshness against the clock; returns true once when the secret
+ * has just passed max_stale (for logging the transition). */
+bool store_check_expiry(struct store *s, size_t idx);
+
+/* A fetch found the value already served still valid (a lease renewed,
+ * the same version): fresh again (*change says whether it recovered from
+ * failing refreshes). False if there was no value. */
+bool store_touch(struct store *s, size_t idx, enum store_change *change);
+
+/* The first fetch attempt of secret idx has finished (success or not). */
+void store_settle(struct store *s, size_t idx);
+/* Whether that first attempt has finished: until then an absent value
+ * means "not fetched yet", not "gone" (fs parks its readers). */
+bool store_settled(struct store *s, size_t idx);
+
+const char *secret_state_name(enum secret_state st);
+
+#ifdef UNITTEST
+/* Move secret idx's last success ms into the past. */
+void store_backdate(struct store *s, size_t idx, long long ms);
+#endif
+
+#endif

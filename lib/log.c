@@ -1,0 +1,255 @@
+/* log.c - JSON-lines / text logging to one fd, one write(2) per line. */
+#include "lib/log.h"
+#include "lib/escape.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <fuse_log.h>
+
+/* Set once in main before threads start (STYLE: the allowed exception). */
+static int log_fd = 2;
+static enum log_format log_fmt = LOG_FORMAT_JSON;
+static enum log_level log_min = LOG_INFO;
+
+#define LOG_LINE_MAX 4096
+
+void log_setup(int fd, enum log_format format, enum log_level min_level)
+{
+    log_fd = fd;
+    log_fmt = format;
+    log_min = min_level;
+}
+
+int log_parse_format(const char *s, enum log_format *out)
+{
+    if (strcmp(s, "json") == 0)
+        *out = LOG_FORMAT_JSON;
+    else if (strcmp(s, "text") == 0)
+        *out = LOG_FORMAT_TEXT;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int log_parse_level(const char *s, enum log_level *out)
+{
+    static const struct { const char *name; enum log_level level; } levels[] = {
+        {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"warning", LOG_WARN},
+        {"info", LOG_INFO}, {"debug", LOG_DEBUG},
+    };
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcmp(s, levels[i].name) == 0) {
+            *out = levels[i].level;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+bool log_enabled(enum log_level level)
+{
+    return level <= log_min;
+}
+
+static const char *level_name(enum log_level level)
+{
+    switch (level) {
+    case LOG_ERROR: return "error";
+    case LOG_WARN: return "warn";
+    case LOG_INFO: return "info";
+    case LOG_DEBUG: return "debug";
+    }
+    return "info";
+}
+
+size_t log_json_escape(char *out, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (cap == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[7];
+        size_t n;
+        switch (*p) {
+        case '"': memcpy(esc, "\\\"", 2); n = 2; break;
+        case '\\': memcpy(esc, "\\\\", 2); n = 2; break;
+        case '\n': memcpy(esc, "\\n", 2); n = 2; break;
+        case '\r': memcpy(esc, "\\r", 2); n = 2; break;
+        case '\t': memcpy(esc, "\\t", 2); n = 2; break;
+        default:
+            if (*p < 0x20 || *p == 0x7f) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[*p >> 4];
+                esc[5] = hex[*p & 15];
+                n = 6;
+            } else {
+                esc[0] = (char)*p;
+                n = 1;
+            }
+        }
+        /* Keep a multi-byte UTF-8 character whole: stop before a lead byte
+         * whose sequence does not fit. */
+        if (n == 1 && *p >= 0xc0) {
+            size_t seq = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+            if (o + seq >= cap)
+                break;
+        }
+        if (o + n >= cap)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+struct line {
+    char buf[LOG_LINE_MAX];
+    size_t len;
+};
+
+static void line_raw(struct line *l, const char *s)
+{
+    size_t n = strlen(s);
+    if (l->len + n >= sizeof(l->buf) - 2)
+        n = sizeof(l->buf) - 2 - l->len;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+    l->buf[l->len] = '\0';
+}
+
+static void line_printf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line_printf(struct line *l, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room = sizeof(l->buf) - 2 - l->len;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->buf + l->len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    l->len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+static void line_json_str(struct line *l, const char *key, const char *val)
+{
+    if (!val)
+        return;
+    line_printf(l, ",\"%s\":\"", key);
+    l->len += log_json_escape(l->buf + l->len, sizeof(l->buf) - 3 - l->len, val);
+    line_raw(l, "\"");
+}
+
+/* Text values: escaped (a name or path with a "\n" or an ESC in it must
+ * neither split the line nor reach a terminal raw; '"' too, so a quoted
+ * value ends where it seems to), then quoted when they contain spaces or
+ * '=' so lines stay parseable. */
+static void line_text_kv(struct line *l, const char *key, const char *val)
+{
+    char shown[LOG_LINE_MAX];
+    if (!val)
+        return;
+    escape_str(shown, sizeof(shown), val, ESCAPE_DQUOTE);
+    if (strpbrk(shown, " ="))
+        line_printf(l, " %s=\"%s\"", key, shown);
+    else
+        line_printf(l, " %s=%s", key, shown);
+}
+
+static void format_time(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static void log_vat(enum log_level level, const char *func, const struct log_fields *f,
+                    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void log_vat(enum log_level level, const char *func, const struct log_fields *f,
+                    const char *fmt, va_list ap)
+{
+    struct line l = {.len = 0};
+    char msg[1024];
+    char when[40];
+
+    if (!log_enabled(level))
+        return;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    format_time(when, sizeof(when));
+
+    if (log_fmt == LOG_FORMAT_JSON) {
+        line_printf(&l, "{\"time\":\"%s\",\"level\":\"%s\"", when, level_name(level));
+        line_json_str(&l, "msg", msg);
+        if (f) {
+            line_json_str(&l, "secret", f->secret);
+            line_json_str(&l, "backend", f->backend);
+            line_json_str(&l, "path", f->path);
+            line_json_str(&l, "result", f->result);
+            if (f->has_caller)
+                line_printf(&l, ",\"uid\":%ld,\"gid\":%ld,\"pid\":%ld", f->uid, f->gid, f->pid);
+            if (f->has_counts)
+                line_printf(&l, ",\"ok\":%ld,\"failed\":%ld,\"ms\":%ld", f->ok, f->failed, f->ms);
+            line_json_str(&l, "error", f->error);
+        }
+        if (log_min >= LOG_DEBUG && func)
+            line_json_str(&l, "func", func);
+        line_raw(&l, "}");
+    } else {
+        char shown[sizeof(msg)];
+        escape_str(shown, sizeof(shown), msg, 0);
+        line_printf(&l, "%s %-5s %s", when, level_name(level), shown);
+        if (f) {
+            line_text_kv(&l, "secret", f->secret);
+            line_text_kv(&l, "backend", f->backend);
+            line_text_kv(&l, "path", f->path);
+            line_text_kv(&l, "result", f->result);
+            if (f->has_caller)
+                line_printf(&l, " uid=%ld gid=%ld pid=%ld", f->uid, f->gid, f->pid);
+            if (f->has_counts)
+                line_printf(&l, " ok=%ld failed=%ld ms=%ld", f->ok, f->failed, f->ms);
+            line_text_kv(&l, "error", f->error);
+        }
+    }
+    l.buf[l.len++] = '\n';
+    /* One write per line: concurrent lines never interleave. A failing log
+     * sink must not take the broker down, so the result is ignored. */
+    ssize_t rc = write(log_fd, l.buf, l.len);
+    (void)rc;
+}
+
+void log_at(enum log_level level, const char *func, const struct log_fields *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vat(level, func, f, fmt, ap);
+    va_end(ap);
+}
+
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    enum log_level l = level <= FUSE_LOG_ERR ? LOG_ERROR
+                     : level == FUSE_LOG_WARNING ? LOG_WARN
+                     : level <= FUSE_LOG_INFO ? LOG_INFO : LOG_DEBUG;
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_at(l, "libfuse", NULL, "%s", msg);
+}
+
+void log_hook_fuse(void)
+{
+    fuse_set_log_func(fuse_log_sink);
+}

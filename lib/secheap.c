@@ -1,0 +1,184 @@
+/* secheap.c - size classes over never-dumped, locked, wiped pages. */
+#include "lib/secheap.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#define SLAB_BYTES (256 * 1024)     /* a multiple of every class size: no tail waste */
+#define MIN_SHIFT 5                 /* 32-byte blocks */
+#define MAX_SHIFT 16                /* 64 KiB blocks */
+#define N_CLASSES (MAX_SHIFT - MIN_SHIFT + 1)
+#define CLASS_LARGE 0xffffu
+#define HDR_MAGIC 0x5ec4ea95u
+
+/* 16 bytes in front of every block: keeps payloads max_align_t aligned. */
+struct hdr {
+    uint32_t magic;        /* HDR_MAGIC while allocated; 0 once wiped */
+    uint32_t cls;          /* size class, or CLASS_LARGE */
+    size_t cap;            /* usable bytes after the header */
+};
+_Static_assert(sizeof(struct hdr) == 16, "the header keeps payloads 16-byte aligned");
+
+struct free_block {
+    struct free_block *next;
+};
+
+struct size_class {
+    pthread_mutex_t lock;
+    struct free_block *free;           /* protected by lock */
+    unsigned char *bump, *end;         /* protected by lock: the current slab's rest */
+};
+
+/* Allocator-hook state (see secheap.h): set up once, then only through
+ * each class's lock. */
+static struct size_class classes[N_CLASSES];
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+static atomic_size_t mapped_bytes;
+
+static void classes_init(void)
+{
+    for (size_t i = 0; i < N_CLASSES; i++)
+        pthread_mutex_init(&classes[i].lock, NULL);
+}
+
+/* Fresh pages that no core dump includes. mlock is best effort: without
+ * the privilege or the limit the pages can be swapped, which secmem_init
+ * already warns about. No MADV_WIPEONFORK: a forked child (a credential
+ * helper between fork and exec) must still find the libraries' heap
+ * intact, and until exec it shares these pages rather than copying them. */
+static void *map_pages(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (madvise(p, len, MADV_DONTDUMP) != 0) {
+        munmap(p, len);
+        return NULL;
+    }
+    (void)mlock(p, len);
+    atomic_fetch_add_explicit(&mapped_bytes, len, memory_order_relaxed);
+    return p;
+}
+
+static unsigned class_of(size_t total)
+{
+    unsigned shift = MIN_SHIFT;
+    while (((size_t)1 << shift) < total)
+        shift++;
+    return shift - MIN_SHIFT;
+}
+
+static void *alloc_large(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (len > SIZE_MAX - sizeof(struct hdr) - page)
+        return NULL;
+    size_t total = (len + sizeof(struct hdr) + page - 1) / page * page;
+    struct hdr *h = map_pages(total);
+    if (!h)
+        return NULL;
+    h->magic = HDR_MAGIC;
+    h->cls = CLASS_LARGE;
+    h->cap = total - sizeof(*h);
+    return h + 1;
+}
+
+void *secheap_alloc(size_t len)
+{
+    if (len > ((size_t)1 << MAX_SHIFT) - sizeof(struct hdr))
+        return alloc_large(len);
+    pthread_once(&classes_once, classes_init);
+    unsigned c = class_of(len + sizeof(struct hdr));
+    size_t bs = (size_t)1 << (c + MIN_SHIFT);
+    struct size_class *sc = &classes[c];
+    unsigned char *b = NULL;
+
+    pthread_mutex_lock(&sc->lock);
+    if (sc->free) {
+        b = (unsigned char *)sc->free;
+        sc->free = sc->free->next;
+    } else {
+        if (!sc->bump || (size_t)(sc->end - sc->bump) < bs) {
+            unsigned char *slab = map_pages(SLAB_BYTES);
+            if (slab) {
+                sc->bump = slab;
+                sc->end = slab + SLAB_BYTES;
+            }
+        }
+        if (sc->bump && (size_t)(sc->end - sc->bump) >= bs) {
+            b = sc->bump;
+            sc->bump += bs;
+        }
+    }
+    pthread_mutex_unlock(&sc->lock);
+    if (!b)
+        return NULL;
+    struct hdr *h = (struct hdr *)b;
+    h->magic = HDR_MAGIC;
+    h->cls = c;
+    h->cap = bs - sizeof(*h);
+    return h + 1;
+}
+
+static struct hdr *header_of(const void *p)
+{
+    struct hdr *h = (struct hdr *)((uintptr_t)p - sizeof(struct hdr));
+    /* A pointer we did not hand out, or one freed twice: continuing would
+     * corrupt the heap that holds plaintext. */
+    if (h->magic != HDR_MAGIC || (h->cls >= N_CLASSES && h->cls != CLASS_LARGE))
+        abort();
+    return h;
+}
+
+void secheap_free(void *p)
+{
+    if (!p)
+        return;
+    struct hdr *h = header_of(p);
+    size_t total = h->cap + sizeof(*h);
+    uint32_t c = h->cls;
+
+    sodium_memzero(h, total);          /* the whole block, header included */
+    if (c == CLASS_LARGE) {
+        munmap(h, total);
+        atomic_fetch_sub_explicit(&mapped_bytes, total, memory_order_relaxed);
+        return;
+    }
+    struct size_class *sc = &classes[c];
+    struct free_block *fb = (struct free_block *)h;
+    pthread_mutex_lock(&sc->lock);
+    fb->next = sc->free;
+    sc->free = fb;
+    pthread_mutex_unlock(&sc->lock);
+}
+
+size_t secheap_usable(const void *p)
+{
+    return header_of(p)->cap;
+}
+
+void *secheap_realloc(void *p, size_t len)
+{
+    if (!p)
+        return secheap_alloc(len);
+    size_t cap = secheap_usable(p);
+    if (len <= cap)
+        return p;   /* bytes past len are wiped with the block when it is freed */
+    void *n = secheap_alloc(len);
+    if (!n)
+        return NULL;
+    memcpy(n, p, cap);
+    secheap_free(p);
+    return n;
+}
+
+size_t secheap_mapped(void)
+{
+    return atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
+}

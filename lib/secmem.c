@@ -1,0 +1,434 @@
+/* secmem.c - secret memory, process hardening and the wiping allocators. */
+#include "lib/secmem.h"
+#include "lib/secheap.h"
+#include "lib/log.h"
+#include "rs_config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <jansson.h>
+#include <sodium.h>
+
+/* Memory the broker expects to lock: key pages plus the read scratch pool. */
+#define SECMEM_LOCK_WANTED (1024 * 1024)
+
+#if RS_PLAIN_ALLOC
+/* Sanitizer builds: malloc with a size prefix, wiped on free, so ASan
+ * still sees every library allocation. The prefix keeps the returned
+ * pointer max_align_t aligned. */
+#define PREFIX_BYTES (sizeof(max_align_t) > sizeof(size_t) ? sizeof(max_align_t) : sizeof(size_t))
+
+static void *lib_alloc(size_t len)
+{
+    if (len > SIZE_MAX - PREFIX_BYTES)
+        return NULL;
+    unsigned char *p = malloc(len + PREFIX_BYTES);
+    if (!p)
+        return NULL;
+    memcpy(p, &len, sizeof(len));
+    return p + PREFIX_BYTES;
+}
+
+static size_t lib_usable(void *ptr)
+{
+    size_t len;
+    memcpy(&len, (unsigned char *)ptr - PREFIX_BYTES, sizeof(len));
+    return len;
+}
+
+static void lib_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    unsigned char *p = (unsigned char *)ptr - PREFIX_BYTES;
+    sodium_memzero(p, lib_usable(ptr) + PREFIX_BYTES);
+    free(p);
+}
+
+static void *lib_realloc(void *ptr, size_t len)
+{
+    if (!ptr)
+        return lib_alloc(len);
+    size_t old = lib_usable(ptr);
+    void *n = lib_alloc(len);
+    if (!n)
+        return NULL;
+    memcpy(n, ptr, old < len ? old : len);
+    lib_free(ptr);
+    return n;
+}
+#else
+/* Everything the libraries allocate is secheap memory: never in a core
+ * dump, locked, wiped on free (secheap.h says why wiping alone is not
+ * enough). */
+static void *lib_alloc(size_t len)
+{
+    return secheap_alloc(len);
+}
+
+static void lib_free(void *ptr)
+{
+    secheap_free(ptr);
+}
+
+static void *lib_realloc(void *ptr, size_t len)
+{
+    return secheap_realloc(ptr, len);
+}
+#endif
+
+void *secmem_json_malloc(size_t len)
+{
+    return lib_alloc(len);
+}
+
+void secmem_json_free(void *p)
+{
+    lib_free(p);
+}
+
+/* libcurl's heap holds request headers (tokens), request bodies (login
+ * credentials) and its own copies of response bytes; OpenSSL's holds
+ * decrypted TLS records (response bodies: secrets) and request records
+ * before encryption (tokens). */
+static void *ossl_malloc(size_t len, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return lib_alloc(len);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    lib_free(p);
+}
+
+static void *ossl_realloc(void *p, size_t len, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (len == 0) {
+        lib_free(p);
+        return NULL;
+    }
+    return lib_realloc(p, len);
+}
+
+static char *curl_wipe_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = lib_alloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static void *curl_wipe_calloc(size_t nmemb, size_t size)
+{
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    void *p = lib_alloc(nmemb * size);
+    if (p)
+        memset(p, 0, nmemb * size);
+    return p;
+}
+
+void *secmem_alloc(size_t len)
+{
+#if RS_PLAIN_ALLOC
+    return lib_alloc(len ? len : 1);
+#else
+    return sodium_malloc(len ? len : 1);
+#endif
+}
+
+void secmem_free(void *p)
+{
+#if RS_PLAIN_ALLOC
+    lib_free(p);
+#else
+    sodium_free(p);
+#endif
+}
+
+void secmem_wipe(void *p, size_t len)
+{
+    if (p && len)
+        sodium_memzero(p, len);
+}
+
+/* Per-thread hygiene state, like the allocator hooks: whether this
+ * thread's stack is already hidden. */
+static __thread bool stack_hidden;
+
+void secmem_hide_stack(void)
+{
+    pthread_attr_t a;
+    void *addr;
+    size_t size;
+
+    if (stack_hidden)
+        return;
+    stack_hidden = true;
+    if (pthread_getattr_np(pthread_self(), &a) != 0) {
+        log_warn("cannot find this thread's stack: it stays in core dumps");
+        return;
+    }
+    if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = (uintptr_t)addr & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)addr + size + page - 1) & ~(page - 1);
+        /* The main thread's range reaches below its mapped stack (it grows
+         * on demand): ENOMEM then, but the mapped part is marked, and the
+         * mark stays with the mapping as it grows. */
+        if (madvise((void *)lo, hi - lo, MADV_DONTDUMP) != 0 && errno != ENOMEM)
+            log_warn("cannot keep this thread's stack out of core dumps: %s", strerror(errno));
+    }
+    pthread_attr_destroy(&a);
+}
+
+#if defined(__x86_64__)
+/* Never inlined: every vector register is call-clobbered in the SysV ABI,
+ * so nothing live in a caller is lost. */
+__attribute__((noinline, target("avx512f,avx512vl"))) static void scrub_avx512vl(void)
+{
+    /* vzeroall clears zmm0-15 whole; an EVEX write to xmmN clears zmmN. */
+    __asm__ volatile("vzeroall\n\t"
+                     "vpxord %%xmm16, %%xmm16, %%xmm16\n\tvpxord %%xmm17, %%xmm17, %%xmm17\n\t"
+                     "vpxord %%xmm18, %%xmm18, %%xmm18\n\tvpxord %%xmm19, %%xmm19, %%xmm19\n\t"
+                     "vpxord %%xmm20, %%xmm20, %%xmm20\n\tvpxord %%xmm21, %%xmm21, %%xmm21\n\t"
+                     "vpxord %%xmm22, %%xmm22, %%xmm22\n\tvpxord %%xmm23, %%xmm23, %%xmm23\n\t"
+                     "vpxord %%xmm24, %%xmm24, %%xmm24\n\tvpxord %%xmm25, %%xmm25, %%xmm25\n\t"
+                     "vpxord %%xmm26, %%xmm26, %%xmm26\n\tvpxord %%xmm27, %%xmm27, %%xmm27\n\t"
+                     "vpxord %%xmm28, %%xmm28, %%xmm28\n\tvpxord %%xmm29, %%xmm29, %%xmm29\n\t"
+                     "vpxord %%xmm30, %%xmm30, %%xmm30\n\tvpxord %%xmm31, %%xmm31, %%xmm31"
+                     ::: "memory");
+}
+
+__attribute__((noinline, target("avx"))) static void scrub_avx(void)
+{
+    __asm__ volatile("vzeroall" ::: "memory");
+}
+
+__attribute__((noinline)) static void scrub_sse(void)
+{
+    __asm__ volatile("pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\t"
+                     "pxor %%xmm3, %%xmm3\n\tpxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\t"
+                     "pxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\tpxor %%xmm8, %%xmm8\n\t"
+                     "pxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+                     "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\t"
+                     "pxor %%xmm14, %%xmm14\n\tpxor %%xmm15, %%xmm15"
+                     ::: "memory");
+}
+#endif
+
+void secmem_scrub_regs(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        scrub_avx512vl();
+    else if (__builtin_cpu_supports("avx"))
+        scrub_avx();
+    else
+        scrub_sse();
+#elif defined(__aarch64__)
+    /* d8-d15 are callee-saved (AAPCS64): left alone. */
+    __asm__ volatile("movi v0.16b, #0\n\tmovi v1.16b, #0\n\tmovi v2.16b, #0\n\tmovi v3.16b, #0\n\t"
+                     "movi v4.16b, #0\n\tmovi v5.16b, #0\n\tmovi v6.16b, #0\n\tmovi v7.16b, #0\n\t"
+                     "movi v16.16b, #0\n\tmovi v17.16b, #0\n\tmovi v18.16b, #0\n\t"
+                     "movi v19.16b, #0\n\tmovi v20.16b, #0\n\tmovi v21.16b, #0\n\t"
+                     "movi v22.16b, #0\n\tmovi v23.16b, #0\n\tmovi v24.16b, #0\n\t"
+                     "movi v25.16b, #0\n\tmovi v26.16b, #0\n\tmovi v27.16b, #0\n\t"
+                     "movi v28.16b, #0\n\tmovi v29.16b, #0\n\tmovi v30.16b, #0\n\tmovi v31.16b, #0"
+                     ::: "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17",
+                       "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28",
+                       "v29", "v30", "v31");
+#endif
+}
+
+int secmem_init(char *err, size_t errlen)
+{
+    struct rlimit rl = {0, 0};
+
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return -EIO;
+    }
+    /* Before any other jansson call: every JSON string the broker parses
+     * (file contents, HTTP bodies) may be a secret. */
+    json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
+    /* Before libcurl initialises OpenSSL; it refuses once anything was
+     * allocated (a second secmem_init, in tests), which is harmless. */
+    CRYPTO_malloc_fn om;
+    (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
+    CRYPTO_get_mem_functions(&om, NULL, NULL);
+    if (om != ossl_malloc)
+        log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, lib_alloc, lib_free, lib_realloc,
+                             curl_wipe_strdup, curl_wipe_calloc) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl failed to initialise");
+        return -EIO;
+    }
+
+#if defined(__x86_64__)
+    __builtin_cpu_init();   /* secmem_scrub_regs asks which registers exist */
+#endif
+    secmem_hide_stack();
+#if !RS_PLAIN_ALLOC
+    /* One malloc arena, not one per thread: what glibc's malloc holds is
+     * names, paths and log lines (plaintext lives in secheap and sodium
+     * memory), and each extra arena reserves 64 MiB that a debugger's dump
+     * reads in full. tcache keeps the per-request allocations off the lock. */
+    (void)mallopt(M_ARENA_MAX, 1);
+#endif
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        log_warn("cannot disable core dumps: %s", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        log_warn("cannot mark the process non-dumpable: %s", strerror(errno));
+
+    /* sodium_malloc does not fail when mlock does; find out ourselves and
+     * raise the soft limit as far as we are allowed. */
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < SECMEM_LOCK_WANTED) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > SECMEM_LOCK_WANTED
+                        ? SECMEM_LOCK_WANTED : rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || want < SECMEM_LOCK_WANTED)
+            log_warn("RLIMIT_MEMLOCK is %llu KiB, below the %d KiB needed: secrets may be "
+                     "swapped to disk; raise it (ulimit -l, LimitMEMLOCK=, --ulimit memlock=)",
+                     (unsigned long long)want / 1024, SECMEM_LOCK_WANTED / 1024);
+    }
+    return 0;
+}
+
+/* ---- secbuf ---- */
+
+void secbuf_init(struct secbuf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+int secbuf_reserve(struct secbuf *b, size_t n)
+{
+    if (n > b->max)
+        return -E2BIG;
+    if (n <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < n)
+        cap = cap > b->max / 2 ? b->max : cap * 2;
+    unsigned char *p = secmem_alloc(cap);
+    if (!p)
+        return -ENOMEM;
+    if (b->len)
+        memcpy(p, b->data, b->len);
+    secmem_free(b->data);
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int secbuf_append(struct secbuf *b, const void *p, size_t n)
+{
+    if (n > b->max - b->len)
+        return -E2BIG;
+    int rc = secbuf_reserve(b, b->len + n);
+    if (rc < 0)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void secbuf_cleanup(struct secbuf *b)
+{
+    secmem_free(b->data);   /* wipes */
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+/* ---- secpool ---- */
+
+struct secpool {
+    pthread_mutex_t lock;
+    size_t slot_size;
+    unsigned slots;
+    unsigned char *mem;       /* slots * slot_size of secret memory */
+    unsigned *free_list;      /* protected by lock */
+    unsigned n_free;          /* protected by lock */
+};
+
+struct secpool *secpool_new(size_t slot_size, unsigned slots)
+{
+    struct secpool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->slot_size = slot_size;
+    p->slots = slots;
+    p->mem = secmem_alloc(slot_size * slots);
+    p->free_list = calloc(slots ? slots : 1, sizeof(*p->free_list));
+    if (!p->mem || !p->free_list || pthread_mutex_init(&p->lock, NULL) != 0) {
+        secmem_free(p->mem);
+        free(p->free_list);
+        free(p);
+        return NULL;
+    }
+    for (unsigned i = 0; i < slots; i++)
+        p->free_list[i] = i;
+    p->n_free = slots;
+    return p;
+}
+
+void secpool_free(struct secpool *p)
+{
+    if (!p)
+        return;
+    secmem_free(p->mem);
+    free(p->free_list);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+void *secpool_get(struct secpool *p, size_t len)
+{
+    void *buf = NULL;
+    if (len <= p->slot_size) {
+        pthread_mutex_lock(&p->lock);
+        if (p->n_free > 0)
+            buf = p->mem + (size_t)p->free_list[--p->n_free] * p->slot_size;
+        pthread_mutex_unlock(&p->lock);
+    }
+    return buf ? buf : secmem_alloc(len);
+}
+
+void secpool_put(struct secpool *p, void *buf, size_t len)
+{
+    unsigned char *b = buf;
+    if (!buf)
+        return;
+    if (b >= p->mem && b < p->mem + p->slot_size * p->slots) {
+        secmem_wipe(b, len < p->slot_size ? len : p->slot_size);
+        pthread_mutex_lock(&p->lock);
+        p->free_list[p->n_free++] = (unsigned)((size_t)(b - p->mem) / p->slot_size);
+        pthread_mutex_unlock(&p->lock);
+    } else {
+        secmem_free(buf);
+    }
+}
