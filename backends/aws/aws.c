@@ -69,15 +69,18 @@ static int aws_validate(json_t *conf, char *err, size_t errlen)
     if (rc < 0 || (rc = check_str(conf, "region", err, errlen)) < 0 ||
         (rc = check_str(conf, "profile", err, errlen)) < 0)
         return rc;
-    if ((rc = http_conf_validate_opt(conf, "endpoint", false, err, errlen)) < 0)
+    struct http_opts ho;
+    if ((rc = http_opts_parse(conf, "endpoint", false, &ho, err, errlen)) < 0)
         return rc;
+    http_opts_cleanup(&ho);
     const json_t *sts = json_object_get(conf, "sts_endpoint");
     if (sts) {
         json_t *tmp = json_pack("{s:O}", "sts_endpoint", sts);
-        rc = tmp ? http_conf_validate_opt(tmp, "sts_endpoint", true, err, errlen) : -ENOMEM;
+        rc = tmp ? http_opts_parse(tmp, "sts_endpoint", true, &ho, err, errlen) : -ENOMEM;
         json_decref(tmp);
         if (rc < 0)
             return rc;
+        http_opts_cleanup(&ho);
     }
     const json_t *b = json_object_get(conf, "batch");
     if (b && !json_is_boolean(b)) {
@@ -204,7 +207,13 @@ static int ensure_client(struct aws *a, char *err, size_t errlen)
         snprintf(url, sizeof(url), "https://secretsmanager.%s.amazonaws.com", a->region);
         e = url;
     }
-    return http_client_new_url(a->http, a->conf, e, &a->sm, err, errlen);
+    struct http_opts ho;
+    rc = http_opts_parse(a->conf, "endpoint", false, &ho, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = http_client_new(a->http, &ho, e, &a->sm, err, errlen);
+    http_opts_cleanup(&ho);
+    return rc;
 }
 
 /* AWS's error type ("ResourceNotFoundException") and message. */

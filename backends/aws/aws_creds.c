@@ -186,7 +186,9 @@ static int client_for(struct aws_chain *c, struct http_client **slot, const char
 {
     http_client_free(*slot);
     *slot = NULL;
-    int rc = http_client_new_url(c->http, NULL, url, slot, err, errlen);
+    struct http_opts ho;
+    http_opts_default(&ho);
+    int rc = http_client_new(c->http, &ho, url, slot, err, errlen);
     if (rc == 0 && connect_ms > 0)
         http_client_set_timeouts(*slot, connect_ms, total_ms);
     return rc;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Keys every backend accepts. */
 static const char *const common_keys[] = {"type", "max_size", "retry_base", "retry_max", NULL};
@@ -60,3 +62,43 @@ int backend_conf_size(json_t *conf, const char *key, size_t dflt, size_t *out,
     return 0;
 }
 
+
+int backend_conf_path(json_t *obj, const char *prefix, const char *key, unsigned flags,
+                      char **out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(obj, key);
+    struct stat st;
+    const char *p;
+    *out = NULL;
+    if (!v) {
+        if (flags & CONF_REQUIRED) {
+            snprintf(err, errlen, "%s%s: missing", prefix, key);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (!json_is_string(v) || (p = json_string_value(v))[0] != '/') {
+        snprintf(err, errlen, "%s%s: expected an absolute %s", prefix, key,
+                 flags & CONF_PATH_DIR ? "directory path" : "path");
+        return -EINVAL;
+    }
+    if (stat(p, &st) != 0) {
+        snprintf(err, errlen, "%s%s: %.200s: %s", prefix, key, p, strerror(errno));
+        return -EINVAL;
+    }
+    if ((flags & CONF_PATH_DIR) && !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s%s: %.200s: not a directory", prefix, key, p);
+        return -EINVAL;
+    }
+    if ((flags & CONF_PATH_FILE) && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s%s: %.200s: not a regular file", prefix, key, p);
+        return -EINVAL;
+    }
+    if ((flags & CONF_PATH_READABLE) && access(p, R_OK) != 0) {
+        snprintf(err, errlen, "%s%s: %.200s: %s", prefix, key, p, strerror(errno));
+        return -EINVAL;
+    }
+    if (!(*out = strdup(p)))
+        return -ENOMEM;
+    return 0;
+}

@@ -106,4 +106,14 @@ int backend_conf_check_keys(json_t *conf, const char *const *allowed, const char
 int backend_conf_size(json_t *conf, const char *key, size_t dflt, size_t *out,
                       char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The one check of a path in a config: absolute, exists, of the kind
+ * flags ask for. *out is a new copy (NULL when absent and optional). Errors
+ * read "<prefix><key>: <path>: <what>". */
+#define CONF_REQUIRED (1u << 0)
+#define CONF_PATH_FILE (1u << 1)      /* a regular file */
+#define CONF_PATH_DIR (1u << 2)       /* a directory */
+#define CONF_PATH_READABLE (1u << 3)  /* we may read it (access R_OK) */
+int backend_conf_path(json_t *obj, const char *prefix, const char *key, unsigned flags,
+                      char **out, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 #endif

@@ -41,28 +41,15 @@ static int file_parse(json_t *conf, void **out, char *err, size_t errlen)
     int rc = backend_conf_check_keys(conf, file_keys, NULL, err, errlen);
     if (rc < 0)
         return rc;
-    const json_t *p = json_object_get(conf, "path");
-    if (!p) {
-        snprintf(err, errlen, "path: missing (the directory holding the secret files)");
-        return -EINVAL;
-    }
-    if (!json_is_string(p) || json_string_value(p)[0] != '/') {
-        snprintf(err, errlen, "path: expected an absolute directory path");
-        return -EINVAL;
-    }
-    struct stat st;
-    if (stat(json_string_value(p), &st) != 0) {
-        snprintf(err, errlen, "path: %.200s: %s", json_string_value(p), strerror(errno));
-        return -EINVAL;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "path: %.200s: not a directory", json_string_value(p));
-        return -EINVAL;
-    }
     struct file_conf *fc = calloc(1, sizeof(*fc));
-    if (!fc || !(fc->dir = strdup(json_string_value(p)))) {
-        free(fc);
+    if (!fc)
         return -ENOMEM;
+    rc = backend_conf_path(conf, "", "path", CONF_REQUIRED | CONF_PATH_DIR, &fc->dir, err, errlen);
+    if (rc < 0) {
+        if (!json_object_get(conf, "path"))
+            snprintf(err, errlen, "path: missing (the directory holding the secret files)");
+        free(fc);
+        return rc;
     }
     *out = fc;
     return 0;

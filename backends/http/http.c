@@ -9,7 +9,7 @@
  * thread.
  */
 #include "backends/http/http.h"
-#include "lib/duration.h"
+#include "backends/http/url.h"
 #include "rs_config.h"
 
 #include <curl/curl.h>
@@ -23,8 +23,6 @@
 #include <sys/stat.h>
 
 #define HTTP_POLL_MS 1000
-#define HTTP_MAX_PARALLEL_LIMIT 1024
-#define HTTP_MAX_RESPONSE_LIMIT (64 * 1024 * 1024)
 
 struct xfer {
     CURL *easy;
@@ -62,11 +60,6 @@ struct http_client {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     unsigned inflight;             /* protected by lock */
-};
-
-const char *const http_conf_keys[] = {
-    "ca_file", "ca_path", "cert_file", "key_file", "tls_server_name",
-    "connect_timeout", "timeout", "max_parallel", "max_response_size", NULL,
 };
 
 /* ---- engine ---- */
@@ -252,214 +245,13 @@ void http_engine_free(struct http_engine *e)
     free(e);
 }
 
-/* ---- configuration ---- */
+/* ---- clients ---- */
 
-static int conf_path(json_t *conf, const char *key, bool dir, char *err, size_t errlen)
-{
-    const json_t *v = json_object_get(conf, key);
-    struct stat st;
-    if (!v)
-        return 0;
-    if (!json_is_string(v) || json_string_value(v)[0] != '/') {
-        snprintf(err, errlen, "%s: expected an absolute path", key);
-        return -EINVAL;
-    }
-    if (stat(json_string_value(v), &st) != 0) {
-        snprintf(err, errlen, "%s: %.200s: %s", key, json_string_value(v), strerror(errno));
-        return -EINVAL;
-    }
-    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: %.200s: not a %s", key, json_string_value(v),
-                 dir ? "directory" : "regular file");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int conf_ms(json_t *conf, const char *key, long long dflt, long long *out, char *err,
-                   size_t errlen)
-{
-    const json_t *v = json_object_get(conf, key);
-    char msg[200];
-    long long ms;
-    *out = dflt;
-    if (!v)
-        return 0;
-    if (duration_parse(v, &ms, msg, sizeof(msg)) < 0) {
-        snprintf(err, errlen, "%s: %s", key, msg);
-        return -EINVAL;
-    }
-    if (ms > 3600 * 1000LL) {
-        snprintf(err, errlen, "%s: at most 1h", key);
-        return -EINVAL;
-    }
-    *out = ms;
-    return 0;
-}
-
-static int conf_int(json_t *conf, const char *key, long long lo, long long hi, long long dflt,
-                    long long *out, char *err, size_t errlen)
-{
-    const json_t *v = json_object_get(conf, key);
-    *out = dflt;
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        snprintf(err, errlen, "%s: expected an integer between %lld and %lld", key, lo, hi);
-        return -EINVAL;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static bool valid_hostname(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 253)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '.'))
-            return false;
-    return true;
-}
-
-/* Parse the address: "http[s]://host[:port][/prefix]". */
-static int parse_address(const char *addr, char **scheme, char **host, long *port, char **path,
-                         char *err, size_t errlen)
-{
-    CURLU *u = curl_url();
-    char *q = NULL, *frag = NULL, *user = NULL, *portstr = NULL;
-    int rc = -EINVAL;
-
-    *scheme = *host = *path = NULL;
-    if (!u)
-        return -ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, addr, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "not a URL (expected https://host[:port])");
-        goto out;
-    }
-    curl_url_get(u, CURLUPART_SCHEME, scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, host, 0);
-    curl_url_get(u, CURLUPART_PORT, &portstr, CURLU_DEFAULT_PORT);
-    curl_url_get(u, CURLUPART_PATH, path, 0);
-    curl_url_get(u, CURLUPART_QUERY, &q, 0);
-    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
-    curl_url_get(u, CURLUPART_USER, &user, 0);
-    if (!*scheme || (strcmp(*scheme, "https") != 0 && strcmp(*scheme, "http") != 0)) {
-        snprintf(err, errlen, "scheme must be https or http");
-        goto out;
-    }
-    if (!*host || !**host) {
-        snprintf(err, errlen, "no host");
-        goto out;
-    }
-    if (q || frag || user) {
-        snprintf(err, errlen, "no query, fragment or user name allowed");
-        goto out;
-    }
-    *port = portstr ? strtol(portstr, NULL, 10) : 0;
-    rc = 0;
-out:
-    curl_free(q);
-    curl_free(frag);
-    curl_free(user);
-    curl_free(portstr);
-    if (rc < 0) {
-        curl_free(*scheme);
-        curl_free(*host);
-        curl_free(*path);
-        *scheme = *host = *path = NULL;
-    }
-    curl_url_cleanup(u);
-    return rc;
-}
-
-int http_conf_validate(json_t *conf, const char *address_key, char *err, size_t errlen)
-{
-    return http_conf_validate_opt(conf, address_key, true, err, errlen);
-}
-
-int http_conf_validate_opt(json_t *conf, const char *address_key, bool required, char *err,
-                           size_t errlen)
-{
-    static const char *const tls_keys[] = {"ca_file", "ca_path", "cert_file", "key_file",
-                                           "tls_server_name", NULL};
-    const json_t *a = json_object_get(conf, address_key);
-    char *scheme, *host, *path, msg[200];
-    long port;
-    long long n;
-    int rc;
-
-    bool plain = false;
-    if (!a && required) {
-        snprintf(err, errlen, "%s: missing (e.g. \"https://vault.internal:8200\")", address_key);
-        return -EINVAL;
-    }
-    if (a && !json_is_string(a)) {
-        snprintf(err, errlen, "%s: expected a URL string", address_key);
-        return -EINVAL;
-    }
-    if (a) {
-        if (parse_address(json_string_value(a), &scheme, &host, &port, &path, msg,
-                          sizeof(msg)) < 0) {
-            snprintf(err, errlen, "%s: %s", address_key, msg);
-            return -EINVAL;
-        }
-        plain = strcmp(scheme, "http") == 0;
-        curl_free(scheme);
-        curl_free(host);
-        curl_free(path);
-    }
-    for (size_t i = 0; tls_keys[i]; i++)
-        if (plain && json_object_get(conf, tls_keys[i])) {
-            snprintf(err, errlen, "%s: the %s is plain http; TLS settings need https",
-                     tls_keys[i], address_key);
-            return -EINVAL;
-        }
-    if ((rc = conf_path(conf, "ca_file", false, err, errlen)) < 0 ||
-        (rc = conf_path(conf, "ca_path", true, err, errlen)) < 0 ||
-        (rc = conf_path(conf, "cert_file", false, err, errlen)) < 0 ||
-        (rc = conf_path(conf, "key_file", false, err, errlen)) < 0)
-        return rc;
-    if (json_object_get(conf, "key_file") && !json_object_get(conf, "cert_file")) {
-        snprintf(err, errlen, "key_file: needs cert_file (the client certificate)");
-        return -EINVAL;
-    }
-    const json_t *sn = json_object_get(conf, "tls_server_name");
-    if (sn && (!json_is_string(sn) || !valid_hostname(json_string_value(sn)))) {
-        snprintf(err, errlen, "tls_server_name: expected a host name");
-        return -EINVAL;
-    }
-    if ((rc = conf_ms(conf, "connect_timeout", 0, &n, err, errlen)) < 0 ||
-        (rc = conf_ms(conf, "timeout", 0, &n, err, errlen)) < 0 ||
-        (rc = conf_int(conf, "max_parallel", 1, HTTP_MAX_PARALLEL_LIMIT, 0, &n, err, errlen)) < 0 ||
-        (rc = conf_int(conf, "max_response_size", 1024, HTTP_MAX_RESPONSE_LIMIT, 0, &n, err,
-                       errlen)) < 0)
-        return rc;
-    return 0;
-}
-
-static char *dup_key(json_t *conf, const char *key)
-{
-    const json_t *v = json_object_get(conf, key);
-    return v ? strdup(json_string_value(v)) : NULL;
-}
-
-int http_client_new(struct http_engine *e, json_t *conf, const char *address_key,
+int http_client_new(struct http_engine *e, const struct http_opts *o, const char *url,
                     struct http_client **out, char *err, size_t errlen)
 {
-    return http_client_new_url(e, conf, json_string_value(json_object_get(conf, address_key)), out,
-                               err, errlen);
-}
-
-int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
-                        struct http_client **out, char *err, size_t errlen)
-{
     struct http_client *c = calloc(1, sizeof(*c));
-    char *scheme = NULL, *host = NULL, *path = NULL;
-    long port = 0;
-    long long n;
+    struct http_url u = {0};
     int rc;
 
     if (!c)
@@ -467,28 +259,31 @@ int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->e = e;
+    if (!url)
+        url = o->address;
     if (!url) {
         snprintf(err, errlen, "no address");
         rc = -EINVAL;
         goto out;
     }
-    rc = parse_address(url, &scheme, &host, &port, &path, err, errlen);
+    rc = http_url_parse(url, &u, err, errlen);
     if (rc < 0)
         goto out;
-    const json_t *sn = strcmp(scheme, "https") == 0 ? json_object_get(conf, "tls_server_name") : NULL;
-    const char *name = sn ? json_string_value(sn) : host;
+    bool tls = strcmp(u.scheme, "https") == 0;
+    const char *sn = tls ? o->tls_server_name : NULL;
+    const char *name = sn ? sn : u.host;
+    long port = u.port;
     bool v6 = strchr(name, ':') != NULL && name[0] != '[';   /* curl brackets literals itself */
-    size_t plen = strlen(path);
-    while (plen > 0 && path[plen - 1] == '/')
+    size_t plen = strlen(u.path);
+    while (plen > 0 && u.path[plen - 1] == '/')
         plen--;
     rc = -ENOMEM;
-    if (asprintf(&c->base, "%s://%s%s%s:%ld%.*s", scheme, v6 ? "[" : "", name, v6 ? "]" : "", port,
-                 (int)plen, path) < 0) {
+    if (asprintf(&c->base, "%s://%s%s%s:%ld%.*s", u.scheme, v6 ? "[" : "", name, v6 ? "]" : "",
+                 port, (int)plen, u.path) < 0) {
         c->base = NULL;
         goto out;
     }
-    bool default_port = (strcmp(scheme, "https") == 0 && port == 443) ||
-                        (strcmp(scheme, "http") == 0 && port == 80);
+    bool default_port = (tls && port == 443) || (!tls && port == 80);
     char portbuf[16] = "";
     if (!default_port)
         snprintf(portbuf, sizeof(portbuf), ":%ld", port);
@@ -496,39 +291,30 @@ int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
         c->authority = NULL;
         goto out;
     }
-    if (!(c->base_path = strndup(path, plen)))
+    if (!(c->base_path = strndup(u.path, plen)))
         goto out;
     /* tls_server_name: the URL (so SNI and certificate checks) names the
      * server as configured, while connections go to the address's host. */
-    if (sn && asprintf(&c->connect_to, "%s:%ld:%s:%ld", name, port, host, port) < 0) {
+    if (sn && asprintf(&c->connect_to, "%s:%ld:%s:%ld", name, port, u.host, port) < 0) {
         c->connect_to = NULL;
         goto out;
     }
-    if (strcmp(scheme, "https") == 0) {   /* TLS material only where TLS is spoken */
-        c->ca_file = dup_key(conf, "ca_file");
-        c->ca_path = dup_key(conf, "ca_path");
-        c->cert_file = dup_key(conf, "cert_file");
-        c->key_file = dup_key(conf, "key_file");
+    if (tls) {   /* TLS material only where TLS is spoken */
+        if ((o->ca_file && !(c->ca_file = strdup(o->ca_file))) ||
+            (o->ca_path && !(c->ca_path = strdup(o->ca_path))) ||
+            (o->cert_file && !(c->cert_file = strdup(o->cert_file))) ||
+            (o->key_file && !(c->key_file = strdup(o->key_file))))
+            goto out;
     }
-    if ((rc = conf_ms(conf, "connect_timeout", HTTP_DEFAULT_CONNECT_TIMEOUT_MS,
-                      &c->connect_timeout_ms, err, errlen)) < 0 ||
-        (rc = conf_ms(conf, "timeout", HTTP_DEFAULT_TIMEOUT_MS, &c->timeout_ms, err, errlen)) < 0 ||
-        (rc = conf_int(conf, "max_parallel", 1, HTTP_MAX_PARALLEL_LIMIT, HTTP_DEFAULT_MAX_PARALLEL,
-                       &n, err, errlen)) < 0)
-        goto out;
-    c->max_parallel = (unsigned)n;
-    rc = conf_int(conf, "max_response_size", 1024, HTTP_MAX_RESPONSE_LIMIT,
-                  HTTP_DEFAULT_MAX_RESPONSE, &n, err, errlen);
-    if (rc < 0)
-        goto out;
-    c->max_response = (size_t)n;
+    c->connect_timeout_ms = o->connect_timeout_ms;
+    c->timeout_ms = o->timeout_ms;
+    c->max_parallel = o->max_parallel;
+    c->max_response = o->max_response;
     *out = c;
     c = NULL;
     rc = 0;
 out:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(path);
+    http_url_cleanup(&u);
     http_client_free(c);
     return rc;
 }

@@ -16,12 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
+#include "backends/http/http_opts.h"
 #include "lib/secmem.h"
-
-#define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 5000
-#define HTTP_DEFAULT_TIMEOUT_MS 30000
-#define HTTP_DEFAULT_MAX_PARALLEL 32
-#define HTTP_DEFAULT_MAX_RESPONSE (1024 * 1024)
 
 struct http_engine;
 struct http_client;
@@ -36,26 +32,12 @@ void http_engine_free(struct http_engine *e);
  * revocations then run with cancel false. */
 void http_engine_cancel(struct http_engine *e, bool cancel);
 
-/* The config keys a client understands, NULL-terminated, for a backend's
- * own key check. */
-extern const char *const http_conf_keys[];
-/* Check the HTTP keys of a backend object (may stat files). address is the
- * value of the backend's "address" key, checked too. 0 or -EINVAL with
- * "<key>: <what>". */
-int http_conf_validate(json_t *conf, const char *address_key, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* The same, with the address optional (a backend that derives it). */
-int http_conf_validate_opt(json_t *conf, const char *address_key, bool required, char *err,
-                           size_t errlen) __attribute__((warn_unused_result));
-/* New client for a conf that passed http_conf_validate. */
-int http_client_new(struct http_engine *e, json_t *conf, const char *address_key,
+/* New client with the options o (borrowed; what it keeps is copied). url
+ * is the address to use, or NULL for o->address: a backend passes its own
+ * for endpoints it derives (STS, instance metadata), with o still giving
+ * TLS material and limits. */
+int http_client_new(struct http_engine *e, const struct http_opts *o, const char *url,
                     struct http_client **out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* The same with the address given (conf supplies TLS and limits; it may be
- * NULL for all defaults). For endpoints a backend derives itself (STS,
- * instance metadata). */
-int http_client_new_url(struct http_engine *e, json_t *conf, const char *url,
-                        struct http_client **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void http_client_free(struct http_client *c);
 /* "host[:port]" as the Host header carries it, and the address's path

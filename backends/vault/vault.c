@@ -268,8 +268,10 @@ static int vault_validate(json_t *conf, char *err, size_t errlen)
     int rc = backend_conf_check_keys(conf, vault_keys, http_conf_keys, err, errlen);
     if (rc < 0)
         return rc;
-    if ((rc = http_conf_validate(conf, "address", err, errlen)) < 0)
+    struct http_opts ho;
+    if ((rc = http_opts_parse(conf, "address", true, &ho, err, errlen)) < 0)
         return rc;
+    http_opts_cleanup(&ho);
     const json_t *ns = json_object_get(conf, "namespace");
     if (ns && (check_string_key(conf, "", "namespace", false, err, errlen) < 0 ||
                strspn(json_string_value(ns), "/") > 0)) {
@@ -401,7 +403,12 @@ static int vault_create(const struct backend_env *env, const void *parsed, void 
     v->name = strdup(env->name);
     if (!v->name)
         goto fail;
-    rc = http_client_new(env->http, conf, "address", &v->http, err, errlen);
+    struct http_opts ho;
+    rc = http_opts_parse(conf, "address", true, &ho, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = http_client_new(env->http, &ho, NULL, &v->http, err, errlen);
+    http_opts_cleanup(&ho);
     if (rc < 0)
         goto fail;
     rc = -ENOMEM;

@@ -138,9 +138,11 @@ static struct http_client *client_for(int port, const char *extra)
              extra ? ", " : "", extra ? extra : "");
     json_t *conf = json_loads(text, 0, &je);
     ck_assert_ptr_nonnull(conf);
-    ck_assert_msg(http_conf_validate(conf, "address", err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(http_client_new(eng, conf, "address", &c, err, sizeof(err)), 0);
+    struct http_opts o;
+    ck_assert_msg(http_opts_parse(conf, "address", true, &o, err, sizeof(err)) == 0, "%s", err);
     json_decref(conf);
+    ck_assert_int_eq(http_client_new(eng, &o, NULL, &c, err, sizeof(err)), 0);
+    http_opts_cleanup(&o);
     return c;
 }
 
