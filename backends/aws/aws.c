@@ -11,6 +11,7 @@
 #include "backends/aws/aws_creds.h"
 #include "backends/aws/aws_i.h"
 #include "backends/http/http.h"
+#include "backends/http/json.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -321,14 +322,10 @@ static int status_error(const char *what, const struct http_response *r, struct 
 
 static int json_body(json_t *o, struct secbuf *b, char *err, size_t errlen)
 {
-    size_t need = json_dumpb(o, NULL, 0, JSON_COMPACT);
-    secbuf_init(b, AWS_BODY_MAX);
-    if (need == 0 || secbuf_reserve(b, need) < 0) {
+    int rc = http_json_body(o, AWS_BODY_MAX, b);
+    if (rc < 0)
         snprintf(err, errlen, "request too large");
-        return -E2BIG;
-    }
-    b->len = json_dumpb(o, (char *)b->data, need, JSON_COMPACT);
-    return 0;
+    return rc;
 }
 
 /* ---- the version a reference was last served at ---- */
@@ -428,17 +425,13 @@ UNITTEST_STATIC int aws_answer_object(const char *op, const struct secret_ref *r
                                       const struct http_response *r, json_t **root,
                                       struct fetch_result *out, char *err, size_t errlen)
 {
-    json_error_t jerr;
     *root = NULL;
     if (r->status != 200)
         return status_error(ref->path, r, out, err, errlen);
-    *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
-    secmem_wipe(&jerr, sizeof(jerr));
-    if (!json_is_object(*root)) {
+    *root = http_body_object(r);
+    if (!*root) {
         snprintf(err, errlen, "%.200s: %s answered with a body that is not a JSON object",
                  ref->path, op);
-        json_decref(*root);
-        *root = NULL;
         return -EPROTO;
     }
     return 0;

@@ -15,6 +15,7 @@
  */
 #include "backends/vault/vault.h"
 #include "backends/http/http.h"
+#include "backends/http/json.h"
 #include "lib/log.h"
 #include "lib/secfile.h"
 #include "backends/vault/vault_i.h"
@@ -504,12 +505,8 @@ static int status_error(const char *what, const struct http_response *r,
 static int parse_body(const char *what, const struct http_response *r, json_t **root, char *err,
                       size_t errlen)
 {
-    json_error_t jerr;
-    *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
-    secmem_wipe(&jerr, sizeof(jerr));
-    if (!*root || !json_is_object(*root)) {
-        json_decref(*root);
-        *root = NULL;
+    *root = http_body_object(r);
+    if (!*root) {
         snprintf(err, errlen, "%s: HTTP %ld with a body that is not a JSON object", what, r->status);
         return -EPROTO;
     }
