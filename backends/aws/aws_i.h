@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include "backends/aws/aws_sign.h"
-#include "backends/backend.h"
+#include "backends/core/provider.h"
 #include "backends/http/http.h"
 #include "lib/unittest.h"
 

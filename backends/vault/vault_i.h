@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
-#include "backends/backend.h"
+#include "backends/core/provider.h"
 #include "backends/http/http.h"
 #include "lib/unittest.h"
 
