@@ -1,5 +1,6 @@
 /* cli.c - the command line: mount, check, get, version. */
 #include "broker/broker.h"
+#include "broker/hardening.h"
 #include "backends/backend.h"
 #include "engine/cache.h"
 #include "lib/escape.h"
@@ -173,7 +174,7 @@ static int setup(const struct cli_opts *o)
     char err[256];
     log_setup(STDERR_FILENO, o->log_format, o->log_level);
     log_hook_fuse();
-    if (secmem_init(err, sizeof(err)) < 0) {
+    if (hardening_init(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return EXIT_RUNTIME;
     }
