@@ -1,17 +1,24 @@
-/* broker.c - assemble config, backends, cache, store and scheduler. */
+/* broker.c - assemble config, backends, cache, store and scheduler, and
+ * take them through mount, run and stop (broker.h). */
 #include "broker/broker.h"
+#include "broker/signals.h"
 #include "backends/backend.h"
 #include "engine/cache.h"
 #include "engine/scheduler.h"
+#include "lib/log.h"
 #include "lib/secmem.h"
 #include "engine/store.h"
 #include "fuse/fs.h"
+#include "fuse/mountpoint.h"
 #include "backends/http/http.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Plaintext scratch for reads: one slot per concurrent read covers values up
  * to a page without touching the allocator; larger ones use secmem_alloc. */
@@ -75,4 +82,121 @@ void broker_close(struct broker *b)
     http_engine_free(b->http);   /* after the backends' clients */
     cfg_free(b->cfg);
     memset(b, 0, sizeof(*b));
+}
+
+static void on_changed(void *arg, size_t idx, bool removed)
+{
+    struct broker *b = arg;
+    fs_notify(b->fs, idx, removed);
+}
+
+static void on_settled(void *arg, size_t idx)
+{
+    struct broker *b = arg;
+    fs_settled(b->fs, idx);
+}
+
+int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
+{
+    char err[1024] = "";
+    struct log_fields lf = {.path = mountpoint};
+
+    int rc = mountpoint_prepare(mountpoint, b->mountpoint, sizeof(b->mountpoint), err,
+                                sizeof(err));
+    if (rc < 0) {
+        b->mountpoint[0] = '\0';
+        lf.error = err;
+        log_f(LOG_ERROR, &lf, "cannot prepare the mountpoint");
+        return rc;
+    }
+    /* From here on, the resolved path: the one mountinfo will show. */
+    lf.path = b->mountpoint;
+    /* Mount first, then fetch everything in parallel (broker_run): a file
+     * appears as soon as its value is cached, and a lookup of one still
+     * being fetched waits for that fetch. */
+    struct fs_options fo = {
+        .mountpoint = b->mountpoint,
+        .allow_other = geteuid() == 0,
+        .debug = debug_fuse,
+        .attr_timeout = 1.0,
+    };
+    /* Hold asynchronous signals from the mount until their actions are in
+     * place: a TERM in between would kill us and leave the mount behind. */
+    sigset_t unblocked;
+    signals_block_async(&unblocked);
+    rc = fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err));
+    if (rc == 0)
+        rc = signals_install(b->fs, b->mountpoint, err, sizeof(err));
+    if (rc < 0) {
+        fs_free(b->fs);   /* unmounts */
+        b->fs = NULL;
+        signals_restore();
+        pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
+        lf.error = err;
+        log_f(LOG_ERROR, &lf, "mount failed");
+        b->mountpoint[0] = '\0';
+        /* -ENOTDIR is the configuration's mountpoint (above), never this. */
+        return rc == -ENOTDIR ? -EIO : rc;
+    }
+    pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
+    scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
+                                                        .settled = on_settled, .arg = b});
+    log_f(LOG_INFO, &lf, "mounted");
+    return 0;
+}
+
+int broker_run(struct broker *b)
+{
+    struct log_fields lf = {.path = b->mountpoint};
+    int rc = scheduler_start(b->sched);
+
+    if (rc < 0)
+        log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
+    int loop_rc = rc == 0 ? fs_run(b->fs) : 0;
+    broker_stop(b);
+    if (rc < 0)
+        return rc;
+    if (loop_rc < 0) {
+        lf.error = strerror(-loop_rc);
+        log_f(LOG_ERROR, &lf, "filesystem loop failed; unmounted");
+        return loop_rc;
+    }
+    log_f(LOG_INFO, &lf, "unmounted");
+    return 0;
+}
+
+void broker_stop(struct broker *b)
+{
+    struct log_fields lf = {.path = b->mountpoint};
+
+    if (!b->fs)
+        return;
+    /* The stop is underway: a second signal changes nothing. Blocked, not
+     * restored: the rest of the process's life is this teardown. */
+    signals_block_async(NULL);
+    if (signals_stopped_by())
+        log_f(LOG_INFO, &lf, "stopping on SIG%s", signals_stopped_by());
+    /* Cancel first so the scheduler's workers, blocked in a fetch from a
+     * slow server, return at once and the stop does not wait them out. */
+    http_engine_cancel(b->http, true);
+    /* Then the workers: after this nothing fetches, and nothing calls the
+     * hooks into the filesystem that is about to go. */
+    scheduler_stop(b->sched);
+    /* Let requests through again: the revocations below need HTTP. */
+    http_engine_cancel(b->http, false);
+    fs_free(b->fs);   /* unmounts; parked requests get ENOENT */
+    b->fs = NULL;
+    /* After the unmount: a crash from now on must not detach a mount that
+     * is no longer ours. */
+    signals_restore();
+    /* Last: the files are gone, so no reader is served a value whose lease
+     * is being revoked, and the mount does not outlive its owner while
+     * slow revocations run. */
+    broker_shutdown_backends(b);
+}
+
+void broker_shutdown_backends(struct broker *b)
+{
+    for (size_t i = 0; b->backends && b->cfg && i < b->cfg->n_backends; i++)
+        backend_shutdown(b->backends[i]);
 }

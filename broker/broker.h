@@ -1,10 +1,35 @@
-/* broker.h - the daemon's state, in one place (no mutable globals).
+/* broker.h - the daemon's state, in one place (no mutable globals), and
+ * its lifecycle.
  *
- * main() owns one struct broker; the filesystem reaches it as FUSE userdata.
+ * main() owns one struct broker (ARCHITECTURE.md, "Process-wide state");
+ * the scheduler's hooks reach it as their argument.
+ *
+ * The lifecycle is the same for every command that serves a mount (`mount`
+ * now, `exec` next); the CLI parses options and calls it:
+ *
+ *   broker_open   load the configuration; build backends, cache, store and
+ *                 scheduler. Nothing fetched, nothing mounted.
+ *   broker_mount  prepare the mountpoint, mount, install the signal table,
+ *                 connect the scheduler's hooks to the filesystem.
+ *   broker_run    start the refresh threads, serve until a stop signal or a
+ *                 failure ends the loop, then broker_stop.
+ *   broker_stop   tear down in one order (broker.c says why each step comes
+ *                 where it does):
+ *                   1. block asynchronous signals: the stop is underway;
+ *                   2. cancel HTTP: in-flight and new requests fail at once;
+ *                   3. stop the scheduler: its workers return promptly (2)
+ *                      and nothing fetches or notifies the filesystem;
+ *                   4. let HTTP through again, for the revocations of 6;
+ *                   5. unmount, then the signal actions back to default;
+ *                   6. shut the backends down: revoke leases, give back
+ *                      tokens.
+ *   broker_close  free everything.
  */
 #ifndef RS_BROKER_H
 #define RS_BROKER_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include "engine/config.h"
 
@@ -24,7 +49,11 @@ struct broker {
     struct store *store;
     struct scheduler *sched;
     struct secpool *pool;          /* scratch plaintext for reads */
-    struct fs *fs;
+    struct fs *fs;                 /* while mounted */
+    /* The resolved mountpoint (the path mountinfo shows), set by
+     * broker_mount for the log lines up to the end of broker_run; "" before.
+     * Main thread only. */
+    char mountpoint[PATH_MAX];
 };
 
 /* Load config_path and build backends, cache, store and scheduler (nothing
@@ -32,10 +61,27 @@ struct broker {
  * negative errno, with one line in err. */
 int broker_open(struct broker *b, const char *config_path, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* Prepare mountpoint (absolute; created if missing, a stale mount detached)
+ * and mount the filesystem on its resolved path, with asynchronous signals
+ * held until the signal table is installed (a TERM in between would leave
+ * the mount behind); then wire the scheduler's change and settle hooks to
+ * the filesystem. After broker_open. Logs "mounted", or its failure. 0, or
+ * a negative errno with nothing left mounted: -ENOTDIR when the path is
+ * not a directory (a configuration error), another one otherwise. */
+int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
+    __attribute__((warn_unused_result));
+/* Start the refresh threads and serve until a stop signal (or a failure of
+ * the loop), then broker_stop. After broker_mount. Logs the outcome
+ * ("unmounted", or what failed). 0 after a clean stop, else a negative
+ * errno. */
+int broker_run(struct broker *b) __attribute__((warn_unused_result));
+/* The teardown in the order above; a no-op when not mounted. For a caller
+ * that mounted but cannot go on to broker_run. */
+void broker_stop(struct broker *b);
+/* Give back what the backends hold (leases, tokens): step 6 of the stop,
+ * and the end of a one-shot fetch (`check --fetch`). */
+void broker_shutdown_backends(struct broker *b);
 /* Frees everything broker_open built; idempotent. */
 void broker_close(struct broker *b);
-
-/* The CLI: dispatches subcommands. Returns the process exit code. */
-int cli_main(struct broker *b, int argc, char **argv);
 
 #endif

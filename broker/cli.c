@@ -1,26 +1,20 @@
-/* cli.c - the command line: mount, check, get, version. */
+/* cli.c - the command line: a table of commands, their options, and the
+ * calls into the broker's lifecycle (broker.h). */
+#include "broker/cli.h"
 #include "broker/broker.h"
+#include "broker/hardening.h"
 #include "backends/backend.h"
-#include "engine/cache.h"
 #include "lib/escape.h"
-#include "fuse/fs.h"
-#include "backends/http/http.h"
 #include "lib/log.h"
-#include "fuse/mountpoint.h"
 #include "lib/ref.h"
 #include "rs_config.h"
 #include "engine/scheduler.h"
-#include "lib/secmem.h"
-#include "broker/signals.h"
 #include "engine/store.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,17 +34,51 @@ struct cli_opts {
     const char *arg;          /* MOUNTPOINT or REF */
 };
 
-static const char usage_main[] =
+/* What the dispatcher provides before a command's handler runs. Each level
+ * includes the ones before it. */
+enum cli_needs {
+    NEEDS_NOTHING,   /* no logging, no hardening (help, version) */
+    NEEDS_BROKER,    /* logging and hardening set up, the configuration
+                      * loaded and the broker open (broker_open) */
+    NEEDS_MOUNT,     /* and mounted at MOUNTPOINT, else the configuration's
+                      * mount (broker_mount) */
+};
+
+/* How a command reads its command line. */
+enum {
+    CLI_RAW = 1 << 0,          /* no option parsing: the rest is ignored */
+    CLI_ARG = 1 << 1,          /* takes one argument */
+    CLI_ARG_REQUIRED = 1 << 2, /* ... and needs it */
+    CLI_QUIET = 1 << 3,        /* prints its result on stdout: the log is
+                                * for problems only unless --log-level says
+                                * otherwise */
+    CLI_OPT_FETCH = 1 << 4,    /* accepts --fetch */
+    CLI_OPT_DEBUG_FUSE = 1 << 5, /* accepts --debug-fuse */
+};
+
+/* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
+ * by the dispatcher before the handler runs, and the handler returns the
+ * process exit code. */
+struct cli_command {
+    const char *names[3];       /* the name, then aliases; NULL-padded */
+    const char *synopsis;       /* its line in the main usage; NULL: unlisted */
+    const char *help;           /* the rest of that line */
+    const char *usage;          /* `<command> --help`, before the common options */
+    enum cli_needs needs;
+    unsigned flags;             /* CLI_* */
+    int (*run)(struct broker *b, const struct cli_opts *o);
+};
+
+/* The main usage text is the table below, between these two. */
+static const char usage_head[] =
     "usage: runsecrets <command> [options]\n"
     "\n"
     "Fetches secrets from backends, keeps them in an encrypted in-memory cache and\n"
     "serves them as read-only files through FUSE (default /run/secrets).\n"
     "\n"
-    "commands:\n"
-    "  mount [MOUNTPOINT]   mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT\n"
-    "  check [--fetch]      validate the configuration; --fetch also fetches every secret\n"
-    "  get REF|NAME         print one secret on stdout\n"
-    "  version              print version information\n"
+    "commands:\n";
+
+static const char usage_tail[] =
     "\n"
     "Run 'runsecrets <command> --help' for the options of a command.\n"
     "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
@@ -88,6 +116,11 @@ static const char usage_get[] =
     "\n"
     "options:\n";
 
+static const char usage_version[] =
+    "usage: runsecrets version\n"
+    "\n"
+    "options:\n";
+
 static int usage_error(const char *cmd, const char *fmt, const char *what)
     __attribute__((format(printf, 2, 0)));
 static int usage_error(const char *cmd, const char *fmt, const char *what)
@@ -106,9 +139,9 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
 
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE };
 
-/* Parse options of a subcommand. Returns -1 to go on, else an exit code. */
-static int parse_opts(const char *cmd, const char *usage, int argc, char **argv,
-                      struct cli_opts *o, bool takes_arg, bool arg_required)
+/* Parse the options of command c (argv[0] is its name as typed). Returns -1
+ * to go on, else an exit code. */
+static int parse_opts(const struct cli_command *c, int argc, char **argv, struct cli_opts *o)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -119,12 +152,13 @@ static int parse_opts(const char *cmd, const char *usage, int argc, char **argv,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    const char *cmd = c->names[0];
+    int ch;
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
-        switch (c) {
+    while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+        switch (ch) {
         case 'c':
             o->config = optarg;
             break;
@@ -138,17 +172,17 @@ static int parse_opts(const char *cmd, const char *usage, int argc, char **argv,
                                    optarg);
             break;
         case OPT_FETCH:
-            if (strcmp(cmd, "check") != 0)
+            if (!(c->flags & CLI_OPT_FETCH))
                 return usage_error(cmd, "%s", "--fetch is an option of 'check'");
             o->fetch = true;
             break;
         case OPT_DEBUG_FUSE:
-            if (strcmp(cmd, "mount") != 0)
+            if (!(c->flags & CLI_OPT_DEBUG_FUSE))
                 return usage_error(cmd, "%s", "--debug-fuse is an option of 'mount'");
             o->debug_fuse = true;
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(c->usage, stdout);
             fputs(usage_common, stdout);
             return 0;
         default:
@@ -156,12 +190,12 @@ static int parse_opts(const char *cmd, const char *usage, int argc, char **argv,
         }
     }
     if (optind < argc) {
-        if (!takes_arg)
+        if (!(c->flags & CLI_ARG))
             return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
         o->arg = argv[optind++];
         if (optind < argc)
             return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    } else if (arg_required) {
+    } else if (c->flags & CLI_ARG_REQUIRED) {
         return usage_error(cmd, "%s", "missing argument");
     }
     return -1;
@@ -173,7 +207,7 @@ static int setup(const struct cli_opts *o)
     char err[256];
     log_setup(STDERR_FILENO, o->log_format, o->log_level);
     log_hook_fuse();
-    if (secmem_init(err, sizeof(err)) < 0) {
+    if (hardening_init(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return EXIT_RUNTIME;
     }
@@ -195,105 +229,32 @@ static int open_broker(struct broker *b, const struct cli_opts *o)
                                                                            : EXIT_RUNTIME;
 }
 
-static void on_changed(void *arg, size_t idx, bool removed)
+static int mount_broker(const char *cmd, struct broker *b, const struct cli_opts *o)
 {
-    struct broker *b = arg;
-    fs_notify(b->fs, idx, removed);
-}
-
-static void on_settled(void *arg, size_t idx)
-{
-    struct broker *b = arg;
-    fs_settled(b->fs, idx);
-}
-
-static int cmd_mount(struct broker *b, struct cli_opts *o)
-{
-    char err[1024] = "";
-    char mnt[PATH_MAX];
-    int ex = open_broker(b, o);
-    if (ex >= 0)
-        return ex;
     const char *given = o->arg ? o->arg : b->cfg->mount;
-    struct log_fields lf = {.path = given};
 
     if (given[0] != '/') {
-        escape_str(err, sizeof(err), given, ESCAPE_SQUOTE);
-        fprintf(stderr, "runsecrets mount: MOUNTPOINT must be an absolute path, got '%s'\n", err);
+        char shown[1024];
+        escape_str(shown, sizeof(shown), given, ESCAPE_SQUOTE);
+        fprintf(stderr, "runsecrets %s: MOUNTPOINT must be an absolute path, got '%s'\n", cmd,
+                shown);
         return EXIT_USAGE;
     }
-    int rc = mountpoint_prepare(given, mnt, sizeof(mnt), err, sizeof(err));
-    if (rc < 0) {
-        lf.error = err;
-        log_f(LOG_ERROR, &lf, "cannot prepare the mountpoint");
+    int rc = broker_mount(b, given, o->debug_fuse);
+    if (rc < 0)
         /* A file where the mountpoint should be is the configuration's fault. */
         return rc == -ENOTDIR ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    /* From here on, the resolved path: the one mountinfo will show. */
-    lf.path = mnt;
-    /* Mount first, then fetch everything in parallel: a file appears as
-     * soon as its value is cached, and a lookup of one still being fetched
-     * waits for that fetch. */
-    struct fs_options fo = {
-        .mountpoint = mnt,
-        .allow_other = geteuid() == 0,
-        .debug = o->debug_fuse,
-        .attr_timeout = 1.0,
-    };
-    /* Hold asynchronous signals from the mount until their actions are in
-     * place: a TERM in between would kill us and leave the mount behind. */
-    sigset_t unblocked;
-    signals_block_async(&unblocked);
-    rc = fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err));
-    if (rc == 0)
-        rc = signals_install(b->fs, mnt, err, sizeof(err));
-    if (rc < 0) {
-        fs_free(b->fs);   /* unmounts */
-        b->fs = NULL;
-        signals_restore();
-        pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
-        lf.error = err;
-        log_f(LOG_ERROR, &lf, "mount failed");
-        return EXIT_RUNTIME;
-    }
-    pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
-    scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
-                                                        .settled = on_settled, .arg = b});
-    log_f(LOG_INFO, &lf, "mounted");
-    bool started = scheduler_start(b->sched) == 0;
-    if (!started)
-        log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
-    rc = started ? fs_run(b->fs) : 0;
-    /* The stop is underway: a second signal changes nothing. */
-    signals_block_async(NULL);
-    if (signals_stopped_by())
-        log_f(LOG_INFO, &lf, "stopping on SIG%s", signals_stopped_by());
-    /* Stop fetching without waiting out slow servers, unmount, then let
-     * the backends give back leases and tokens. */
-    http_engine_cancel(b->http, true);
-    scheduler_stop(b->sched);
-    http_engine_cancel(b->http, false);
-    fs_free(b->fs);   /* unmounts */
-    b->fs = NULL;
-    signals_restore();
-    for (size_t i = 0; i < b->cfg->n_backends; i++)
-        backend_shutdown(b->backends[i]);
-    if (!started)
-        return EXIT_RUNTIME;
-    if (rc < 0) {
-        lf.error = strerror(-rc);
-        log_f(LOG_ERROR, &lf, "filesystem loop failed; unmounted");
-        return EXIT_RUNTIME;
-    }
-    log_f(LOG_INFO, &lf, "unmounted");
-    return 0;
+    return -1;
 }
 
-static int cmd_check(struct broker *b, struct cli_opts *o)
+static int cmd_mount(struct broker *b, const struct cli_opts *o)
 {
-    int ex = open_broker(b, o);
-    if (ex >= 0)
-        return ex;
+    (void)o;
+    return broker_run(b) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+static int cmd_check(struct broker *b, const struct cli_opts *o)
+{
     char path[256], mount[256];
     escape_str(path, sizeof(path), b->cfg->path, 0);
     escape_str(mount, sizeof(mount), b->cfg->mount, 0);
@@ -305,8 +266,7 @@ static int cmd_check(struct broker *b, struct cli_opts *o)
 
     size_t failed = scheduler_fetch_all(b->sched);
     /* A check must not leave dynamic credentials behind. */
-    for (size_t i = 0; i < b->cfg->n_backends; i++)
-        backend_shutdown(b->backends[i]);
+    broker_shutdown_backends(b);
     int wn = 4, wb = 7;
     size_t n = store_count(b->store);
     for (size_t i = 0; i < n; i++) {
@@ -342,18 +302,15 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
-static int cmd_get(struct broker *b, struct cli_opts *o)
+static int cmd_get(struct broker *b, const struct cli_opts *o)
 {
     char err[512] = "";
     struct secret_ref parsed = {0};
     const struct secret_ref *ref;
     struct backend *be;
     struct fetch_result r;
-    int ex = open_broker(b, o);
     int rc;
 
-    if (ex >= 0)
-        return ex;
     /* The argument as typed goes back into every message: escaped. */
     char arg[256];
     escape_str(arg, sizeof(arg), o->arg, ESCAPE_SQUOTE);
@@ -400,8 +357,10 @@ static int cmd_get(struct broker *b, struct cli_opts *o)
     return 0;
 }
 
-static int cmd_version(void)
+static int cmd_version(struct broker *b, const struct cli_opts *o)
 {
+    (void)b;
+    (void)o;
     curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     printf("runsecrets %s\n", RS_VERSION);
     printf("libsodium %s, jansson %s, libfuse %s, libcurl %s\n", sodium_version_string(),
@@ -409,53 +368,93 @@ static int cmd_version(void)
     return 0;
 }
 
+static int cmd_help(struct broker *b, const struct cli_opts *o);
+
+/* Dispatch, the main usage text and "unknown command" all come from here.
+ * A command's synopsis column is 20 wide (usage_main_print). */
+static const struct cli_command commands[] = {
+    {{"mount"}, "mount [MOUNTPOINT]",
+     "mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT",
+     usage_mount, NEEDS_MOUNT, CLI_ARG | CLI_OPT_DEBUG_FUSE, cmd_mount},
+    {{"check"}, "check [--fetch]",
+     "validate the configuration; --fetch also fetches every secret",
+     usage_check, NEEDS_BROKER, CLI_QUIET | CLI_OPT_FETCH, cmd_check},
+    {{"get"}, "get REF|NAME", "print one secret on stdout",
+     usage_get, NEEDS_BROKER, CLI_QUIET | CLI_ARG | CLI_ARG_REQUIRED, cmd_get},
+    {{"version", "--version"}, "version", "print version information",
+     usage_version, NEEDS_NOTHING, 0, cmd_version},
+    {{"help", "--help", "-h"}, NULL, NULL, NULL, NEEDS_NOTHING, CLI_RAW, cmd_help},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define N_NAMES (sizeof(commands[0].names) / sizeof(commands[0].names[0]))
+
+static void usage_main_print(FILE *f)
+{
+    fputs(usage_head, f);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (commands[i].synopsis)
+            fprintf(f, "  %-20s %s\n", commands[i].synopsis, commands[i].help);
+    fputs(usage_tail, f);
+}
+
+static int cmd_help(struct broker *b, const struct cli_opts *o)
+{
+    (void)b;
+    (void)o;
+    usage_main_print(stdout);
+    return 0;
+}
+
+/* The command named (or aliased) name, or NULL. */
+static const struct cli_command *command_find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        for (size_t j = 0; j < N_NAMES && commands[i].names[j]; j++)
+            if (strcmp(commands[i].names[j], name) == 0)
+                return &commands[i];
+    return NULL;
+}
+
+/* Set up what c needs, run it, take down what was set up. */
+static int command_run(const struct cli_command *c, struct broker *b, const struct cli_opts *o)
+{
+    int ex;
+
+    if (c->needs == NEEDS_NOTHING)
+        return c->run(b, o);
+    ex = setup(o);
+    if (ex >= 0)
+        return ex;
+    ex = open_broker(b, o);
+    if (ex < 0 && c->needs >= NEEDS_MOUNT)
+        ex = mount_broker(c->names[0], b, o);
+    if (ex < 0)
+        ex = c->run(b, o);
+    broker_stop(b);    /* a mount never outlives its command; a no-op after broker_run */
+    broker_close(b);
+    return ex;
+}
+
 int cli_main(struct broker *b, int argc, char **argv)
 {
     struct cli_opts o = {.config = RS_DEFAULT_CONFIG, .log_format = LOG_FORMAT_JSON,
                          .log_level = LOG_INFO};
-    int ex;
 
     memset(b, 0, sizeof(*b));
     if (argc < 2) {
-        fputs(usage_main, stderr);
+        usage_main_print(stderr);
         return EXIT_USAGE;
     }
-    const char *cmd = argv[1];
-    argc--;
-    argv++;
-    /* One-shot commands print their result on stdout; their log is for
-     * problems only unless --log-level says otherwise. */
-    if (strcmp(cmd, "check") == 0 || strcmp(cmd, "get") == 0)
+    const struct cli_command *c = command_find(argv[1]);
+    if (!c)
+        return usage_error(NULL, "unknown command '%s'", argv[1]);
+    if (c->flags & CLI_QUIET)
         o.log_level = LOG_WARN;
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage_main, stdout);
-        return 0;
+    if (!(c->flags & CLI_RAW)) {
+        int ex = parse_opts(c, argc - 1, argv + 1, &o);
+        if (ex >= 0)
+            return ex;
     }
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        ex = parse_opts("version", "usage: runsecrets version\n\noptions:\n", argc, argv, &o,
-                        false, false);
-        return ex >= 0 ? ex : cmd_version();
-    }
-    if (strcmp(cmd, "mount") == 0)
-        ex = parse_opts(cmd, usage_mount, argc, argv, &o, true, false);
-    else if (strcmp(cmd, "check") == 0)
-        ex = parse_opts(cmd, usage_check, argc, argv, &o, false, false);
-    else if (strcmp(cmd, "get") == 0)
-        ex = parse_opts(cmd, usage_get, argc, argv, &o, true, true);
-    else
-        return usage_error(NULL, "unknown command '%s'", cmd);
-    if (ex >= 0)
-        return ex;
-    ex = setup(&o);
-    if (ex >= 0)
-        return ex;
-
-    if (strcmp(cmd, "mount") == 0)
-        ex = cmd_mount(b, &o);
-    else if (strcmp(cmd, "check") == 0)
-        ex = cmd_check(b, &o);
-    else
-        ex = cmd_get(b, &o);
-    broker_close(b);
-    return ex;
+    return command_run(c, b, &o);
 }

@@ -13,8 +13,15 @@
 /* Raised by a fault in our own code: handled on the alternate stack (a
  * stack overflow leaves no room on the normal one), never blocked. */
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+/* libfuse blocks TERM, INT, HUP and QUIT in its worker threads, so those
+ * reach the main thread, waiting inside fuse_session_loop_mt; XCPU and XFSZ
+ * may land on a worker, whose read of /dev/fuse they interrupt. Either
+ * thread then sees the exit flag and the loop ends. */
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ,
-                                   SIGHUP};   /* HUP: reserved for reload; stops for now */
+                                   /* HUP stops, exactly as TERM, until the
+                                    * configuration reload (a later issue)
+                                    * gives it its own action here. */
+                                   SIGHUP};
 /* Their default would kill the broker and leave the mount: nothing here
  * means anything by them. Realtime signals are added at run time. */
 static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,

@@ -2,14 +2,19 @@
  *
  * Every catchable signal either has a meaning or is ignored, and none may
  * leave the mount behind (the table is in signals.c and docs/internals/fuse.md):
- *   stop cleanly (unmount, exit 0): TERM, INT, QUIT, XCPU, XFSZ, and HUP
- *     (HUP is reserved for a future reload and stops for now);
+ *   stop cleanly (broker_stop: unmount, exit 0): TERM, INT, QUIT, XCPU,
+ *     XFSZ, and HUP (reserved for the configuration reload, which will
+ *     replace its action; it stops for now);
  *   ignored: PIPE, USR1, USR2, ALRM, VTALRM, PROF, POLL, PWR, STKFLT, TSTP,
  *     TTIN, TTOU and SIGRTMIN..SIGRTMAX (WINCH, URG, CONT keep their
  *     harmless defaults; CHLD stays SIG_DFL: credential_process waits for
  *     its child);
  *   crashes (SEGV, BUS, ILL, FPE, ABRT, SYS, TRAP): detach the mount, then
  *     die of the same signal.
+ * libfuse's own handlers (fuse_set_signal_handlers) are never installed:
+ * this table is the only one. Handlers (sigaction), not a signal thread,
+ * because the stop must interrupt libfuse's waits (docs/internals/fuse.md,
+ * "Signals", says why).
  */
 #ifndef RS_SIGNALS_H
 #define RS_SIGNALS_H

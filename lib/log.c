@@ -10,7 +10,8 @@
 #include <unistd.h>
 #include <fuse_log.h>
 
-/* Set once in main before threads start (STYLE: the allowed exception). */
+/* Set once in main before threads start: process-wide state that
+ * ARCHITECTURE.md ("Process-wide state") allows. */
 static int log_fd = 2;
 static enum log_format log_fmt = LOG_FORMAT_JSON;
 static enum log_level log_min = LOG_INFO;

@@ -48,7 +48,7 @@ static void classes_init(void)
 }
 
 /* Fresh pages that no core dump includes. mlock is best effort: without
- * the privilege or the limit the pages can be swapped, which secmem_init
+ * the privilege or the limit the pages can be swapped, which hardening_init
  * already warns about. No MADV_WIPEONFORK: a forked child (a credential
  * helper between fork and exec) must still find the libraries' heap
  * intact, and until exec it shares these pages rather than copying them. */

@@ -2,7 +2,8 @@
  *
  * jansson (every JSON document: values, tokens), libcurl (request headers
  * with tokens, its own copies of response bytes) and OpenSSL (decrypted TLS
- * records) allocate through this heap once secmem_init has hooked them.
+ * records) allocate through this heap once hardening_init (the top layer's
+ * broker/hardening.c) has hooked them, through secmem_lib_alloc.
  * Wiping on free is not enough: while a fetch runs, those buffers are live,
  * and a core dump taken at that moment would hold them. So every page of
  * this heap is excluded from core dumps (MADV_DONTDUMP), locked in memory
@@ -14,9 +15,9 @@
  * heap's size is its peak. Blocks over 64 KiB are mappings of their own,
  * wiped and unmapped on free.
  *
- * The state is process-wide, like the allocator hooks that use it (STYLE:
- * allocator hooks are the allowed exception to "no global state"); every
- * function is thread-safe.
+ * The state is process-wide: it is part of the allocator hooks, which
+ * ARCHITECTURE.md ("Process-wide state") lists among the only process-wide
+ * state; every function is thread-safe.
  */
 #ifndef RS_SECHEAP_H
 #define RS_SECHEAP_H

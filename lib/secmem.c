@@ -1,4 +1,4 @@
-/* secmem.c - secret memory, process hardening and the wiping allocators. */
+/* secmem.c - secret memory and the wiping allocators. */
 #include "lib/secmem.h"
 #include "lib/secheap.h"
 #include "lib/log.h"
@@ -6,21 +6,11 @@
 
 #include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <curl/curl.h>
-#include <openssl/crypto.h>
-#include <jansson.h>
 #include <sodium.h>
-
-/* Memory the broker expects to lock: key pages plus the read scratch pool. */
-#define SECMEM_LOCK_WANTED (1024 * 1024)
 
 #if RS_PLAIN_ALLOC
 /* Sanitizer builds: malloc with a size prefix, wiped on free, so ASan
@@ -28,7 +18,7 @@
  * pointer max_align_t aligned. */
 #define PREFIX_BYTES (sizeof(max_align_t) > sizeof(size_t) ? sizeof(max_align_t) : sizeof(size_t))
 
-static void *lib_alloc(size_t len)
+void *secmem_lib_alloc(size_t len)
 {
     if (len > SIZE_MAX - PREFIX_BYTES)
         return NULL;
@@ -46,7 +36,7 @@ static size_t lib_usable(void *ptr)
     return len;
 }
 
-static void lib_free(void *ptr)
+void secmem_lib_free(void *ptr)
 {
     if (!ptr)
         return;
@@ -55,33 +45,33 @@ static void lib_free(void *ptr)
     free(p);
 }
 
-static void *lib_realloc(void *ptr, size_t len)
+void *secmem_lib_realloc(void *ptr, size_t len)
 {
     if (!ptr)
-        return lib_alloc(len);
+        return secmem_lib_alloc(len);
     size_t old = lib_usable(ptr);
-    void *n = lib_alloc(len);
+    void *n = secmem_lib_alloc(len);
     if (!n)
         return NULL;
     memcpy(n, ptr, old < len ? old : len);
-    lib_free(ptr);
+    secmem_lib_free(ptr);
     return n;
 }
 #else
 /* Everything the libraries allocate is secheap memory: never in a core
  * dump, locked, wiped on free (secheap.h says why wiping alone is not
  * enough). */
-static void *lib_alloc(size_t len)
+void *secmem_lib_alloc(size_t len)
 {
     return secheap_alloc(len);
 }
 
-static void lib_free(void *ptr)
+void secmem_lib_free(void *ptr)
 {
     secheap_free(ptr);
 }
 
-static void *lib_realloc(void *ptr, size_t len)
+void *secmem_lib_realloc(void *ptr, size_t len)
 {
     return secheap_realloc(ptr, len);
 }
@@ -89,66 +79,18 @@ static void *lib_realloc(void *ptr, size_t len)
 
 void *secmem_json_malloc(size_t len)
 {
-    return lib_alloc(len);
+    return secmem_lib_alloc(len);
 }
 
 void secmem_json_free(void *p)
 {
-    lib_free(p);
-}
-
-/* libcurl's heap holds request headers (tokens), request bodies (login
- * credentials) and its own copies of response bytes; OpenSSL's holds
- * decrypted TLS records (response bodies: secrets) and request records
- * before encryption (tokens). */
-static void *ossl_malloc(size_t len, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    return lib_alloc(len);
-}
-
-static void ossl_free(void *p, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    lib_free(p);
-}
-
-static void *ossl_realloc(void *p, size_t len, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    if (len == 0) {
-        lib_free(p);
-        return NULL;
-    }
-    return lib_realloc(p, len);
-}
-
-static char *curl_wipe_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = lib_alloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
-static void *curl_wipe_calloc(size_t nmemb, size_t size)
-{
-    if (size && nmemb > SIZE_MAX / size)
-        return NULL;
-    void *p = lib_alloc(nmemb * size);
-    if (p)
-        memset(p, 0, nmemb * size);
-    return p;
+    secmem_lib_free(p);
 }
 
 void *secmem_alloc(size_t len)
 {
 #if RS_PLAIN_ALLOC
-    return lib_alloc(len ? len : 1);
+    return secmem_lib_alloc(len ? len : 1);
 #else
     return sodium_malloc(len ? len : 1);
 #endif
@@ -157,7 +99,7 @@ void *secmem_alloc(size_t len)
 void secmem_free(void *p)
 {
 #if RS_PLAIN_ALLOC
-    lib_free(p);
+    secmem_lib_free(p);
 #else
     sodium_free(p);
 #endif
@@ -256,61 +198,6 @@ void secmem_scrub_regs(void)
                        "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28",
                        "v29", "v30", "v31");
 #endif
-}
-
-int secmem_init(char *err, size_t errlen)
-{
-    struct rlimit rl = {0, 0};
-
-    if (sodium_init() < 0) {
-        snprintf(err, errlen, "libsodium failed to initialise");
-        return -EIO;
-    }
-    /* Before any other jansson call: every JSON string the broker parses
-     * (file contents, HTTP bodies) may be a secret. */
-    json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
-    /* Before libcurl initialises OpenSSL; it refuses once anything was
-     * allocated (a second secmem_init, in tests), which is harmless. */
-    CRYPTO_malloc_fn om;
-    (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
-    CRYPTO_get_mem_functions(&om, NULL, NULL);
-    if (om != ossl_malloc)
-        log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
-    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, lib_alloc, lib_free, lib_realloc,
-                             curl_wipe_strdup, curl_wipe_calloc) != CURLE_OK) {
-        snprintf(err, errlen, "libcurl failed to initialise");
-        return -EIO;
-    }
-
-#if defined(__x86_64__)
-    __builtin_cpu_init();   /* secmem_scrub_regs asks which registers exist */
-#endif
-    secmem_hide_stack();
-#if !RS_PLAIN_ALLOC
-    /* One malloc arena, not one per thread: what glibc's malloc holds is
-     * names, paths and log lines (plaintext lives in secheap and sodium
-     * memory), and each extra arena reserves 64 MiB that a debugger's dump
-     * reads in full. tcache keeps the per-request allocations off the lock. */
-    (void)mallopt(M_ARENA_MAX, 1);
-#endif
-    if (setrlimit(RLIMIT_CORE, &rl) != 0)
-        log_warn("cannot disable core dumps: %s", strerror(errno));
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        log_warn("cannot mark the process non-dumpable: %s", strerror(errno));
-
-    /* sodium_malloc does not fail when mlock does; find out ourselves and
-     * raise the soft limit as far as we are allowed. */
-    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < SECMEM_LOCK_WANTED) {
-        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > SECMEM_LOCK_WANTED
-                        ? SECMEM_LOCK_WANTED : rl.rlim_max;
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || want < SECMEM_LOCK_WANTED)
-            log_warn("RLIMIT_MEMLOCK is %llu KiB, below the %d KiB needed: secrets may be "
-                     "swapped to disk; raise it (ulimit -l, LimitMEMLOCK=, --ulimit memlock=)",
-                     (unsigned long long)want / 1024, SECMEM_LOCK_WANTED / 1024);
-    }
-    return 0;
 }
 
 /* ---- secbuf ---- */

@@ -11,18 +11,17 @@
 #include <stdbool.h>
 #include <pthread.h>
 
-/* Process-wide setup, once in main before threads start: sodium_init,
- * jansson and libcurl allocators that wipe on free, no core dumps, not dumpable, and a
- * loud warning when RLIMIT_MEMLOCK is too small for secrets to be locked.
- * Returns 0 or a negative errno (message in err). */
-int secmem_init(char *err, size_t errlen) __attribute__((warn_unused_result));
+/* sodium_init and the process-wide setup (the hooks that route jansson's,
+ * libcurl's and OpenSSL's heaps here, core dumps off) are the top layer's:
+ * hardening_init in broker/hardening.c, once in main before threads start.
+ * Everything below needs sodium_init to have run. */
 
 /* Keep the calling thread's stack out of core dumps (MADV_DONTDUMP); a
  * no-op after the first call in a thread. Every thread that handles
  * plaintext calls it before it does: values pass through stack frames we do
  * not control (libsodium's hashing and AEAD, OpenSSL's record layer,
  * jansson's parser, glibc's memcpy spills), and a dump taken mid-call would
- * hold them. secmem_init does it for the main thread. */
+ * hold them. hardening_init does it for the main thread. */
 void secmem_hide_stack(void);
 
 /* Zero the vector registers the ABI lets a call clobber (x86-64: every
@@ -39,7 +38,18 @@ void *secmem_alloc(size_t len) __attribute__((malloc));
 void secmem_free(void *p);
 void secmem_wipe(void *p, size_t len);
 
-/* The allocator handed to jansson: size-prefixed, wiped on free. */
+/* The heap handed to the libraries that see plaintext (jansson, libcurl,
+ * OpenSSL): secheap memory (never dumped, locked, wiped on free), or in
+ * RS_PLAIN_ALLOC builds a size-prefixed malloc, wiped on free, so ASan still
+ * sees every allocation. secmem_lib_alloc and _realloc return a new block
+ * or NULL (realloc: p may be NULL; the old block is wiped when moved; len 0
+ * still gives a block, never a free); secmem_lib_free(NULL) is a no-op. */
+void *secmem_lib_alloc(size_t len) __attribute__((malloc));
+void *secmem_lib_realloc(void *p, size_t len);
+void secmem_lib_free(void *p);
+
+/* The allocator handed to jansson (secmem_lib_alloc/free): size-prefixed,
+ * wiped on free. */
 void *secmem_json_malloc(size_t len);
 void secmem_json_free(void *p);
 

@@ -1,5 +1,5 @@
 /* fuzz.h - what every fuzz target shares: the libFuzzer entry points and
- * the process setup main() does before anything parses (secmem_init:
+ * the process setup main() does before anything parses (hardening_init:
  * jansson's, curl's and OpenSSL's wiping allocators), so the code under
  * test runs as in production. */
 #ifndef RS_FUZZ_H
@@ -12,6 +12,7 @@
 
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -23,8 +24,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     /* Only errors: a warning per input would drown libFuzzer's output. */
     log_setup(2, LOG_FORMAT_TEXT, LOG_ERROR);
-    if (secmem_init(err, sizeof(err)) < 0) {
-        fprintf(stderr, "secmem_init: %s\n", err);
+    if (hardening_init(err, sizeof(err)) < 0) {
+        fprintf(stderr, "hardening_init: %s\n", err);
         abort();
     }
     return 0;

@@ -8,12 +8,13 @@
 
 #include "backends/aws/aws_i.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static void setup(void)
 {
     char e[256];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
 }
 
 static void response(struct http_response *r, long status, const char *body)

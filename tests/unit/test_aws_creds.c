@@ -19,6 +19,7 @@
 #include "backends/aws/aws_i.h"
 #include "backends/aws/ini.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-aws-XXXXXX";
@@ -27,7 +28,7 @@ static struct http_engine *eng;
 static void setup(void)
 {
     char e[256];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
     ck_assert_ptr_nonnull(mkdtemp(dir));
     ck_assert_int_eq(http_engine_new(&eng, e, sizeof(e)), 0);
     static const char *const vars[] = {

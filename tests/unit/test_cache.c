@@ -5,6 +5,7 @@
 
 #include "engine/cache.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static struct cache *c;
@@ -12,7 +13,7 @@ static struct cache *c;
 static void setup(void)
 {
     char e[128];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
     c = cache_new();
     ck_assert_ptr_nonnull(c);
 }

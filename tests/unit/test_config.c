@@ -10,6 +10,7 @@
 #include "engine/config.h"
 #include "backends/backend.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-config-XXXXXX";
@@ -18,7 +19,7 @@ static char err[1024];
 static void setup(void)
 {
     char e[128];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 

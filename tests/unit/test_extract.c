@@ -19,7 +19,7 @@
 static void setup(void)
 {
     ck_assert_int_ge(sodium_init(), 0);
-    /* As secmem_init does in main: jansson's buffers are wiped on free. */
+    /* As hardening_init does in main: jansson's buffers are wiped on free. */
     json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
 }
 

@@ -11,6 +11,7 @@
 
 #include "backends/backend.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static char dir[] = "/tmp/rs-test-file-XXXXXX";
@@ -31,7 +32,7 @@ static void put(const char *rel, const void *data, size_t len)
 static void setup(void)
 {
     char e[128], p[512];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
     ck_assert_ptr_nonnull(mkdtemp(dir));
     ck_assert_ptr_nonnull(mkdtemp(outside));
     put("plain", "hunter2", 7);

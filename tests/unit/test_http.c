@@ -15,6 +15,7 @@
 
 #include "backends/http/http.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 /* ---- a scripted HTTP/1.1 server on 127.0.0.1 ---- */
@@ -119,7 +120,7 @@ static struct http_engine *eng;
 static void setup(void)
 {
     char e[256];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
     ck_assert_int_eq(http_engine_new(&eng, e, sizeof(e)), 0);
 }
 

@@ -12,6 +12,7 @@
 #include "rs_config.h"
 #include "lib/secheap.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 /* The VmFlags of the mapping holding addr, from /proc/self/smaps ("" if
@@ -157,14 +158,14 @@ START_TEST(hidden_stacks)
     pthread_attr_destroy(&a);
     ck_assert_msg(hidden, "secmem_hide_stack left the stack in core dumps");
     int local = 1;
-    ck_assert_msg(not_dumped(&local), "secmem_init did not hide the main thread's stack");
+    ck_assert_msg(not_dumped(&local), "hardening_init did not hide the main thread's stack");
 }
 END_TEST
 
 static void setup(void)
 {
     char e[128];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
 }
 
 static Suite *secheap_suite(void)

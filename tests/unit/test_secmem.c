@@ -5,12 +5,13 @@
 #include <string.h>
 
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static void setup(void)
 {
     char e[128];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
 }
 
 START_TEST(secbuf_grows_to_max_and_no_further)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "backends/aws/sigv4.h"
 #include "ck_main.h"
 
@@ -127,7 +128,7 @@ END_TEST
 static void setup(void)
 {
     char e[128];
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
 }
 
 static Suite *sigv4_suite(void)

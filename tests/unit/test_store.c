@@ -7,6 +7,7 @@
 #include "engine/config.h"
 #include "engine/store.h"
 #include "lib/secmem.h"
+#include "broker/hardening.h"
 #include "ck_main.h"
 
 static struct config *cfg;
@@ -19,7 +20,7 @@ static void setup(void)
     static const char json[] =
         "{\"backends\": {\"l\": {\"type\": \"file\", \"path\": \"/\"}},"
         " \"secrets\": {\"db\": {\"from\": \"l:x\", \"refresh\": \"1m\", \"max_stale\": \"10m\"}}}";
-    ck_assert_int_eq(secmem_init(e, sizeof(e)), 0);
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
     ck_assert_int_eq(cfg_load_buffer(json, strlen(json), "t.json", &cfg, e, sizeof(e)), 0);
     cache = cache_new();
     ck_assert_int_eq(store_new(cfg, NULL, cache, &st), 0);

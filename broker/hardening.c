@@ -1,0 +1,139 @@
+/* hardening.c - allocator hooks, core dumps and memory locking (hardening.h). */
+#include "broker/hardening.h"
+#include "lib/log.h"
+#include "lib/secmem.h"
+#include "rs_config.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+/* Memory the broker expects to lock: key pages plus the read scratch pool. */
+#define HARDENING_LOCK_WANTED (1024 * 1024)
+
+/* libcurl's heap holds request headers (tokens), request bodies (login
+ * credentials) and its own copies of response bytes; OpenSSL's holds
+ * decrypted TLS records (response bodies: secrets) and request records
+ * before encryption (tokens). Both go to the libraries' wiping heap. */
+static void *ossl_malloc(size_t len, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return secmem_lib_alloc(len);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    secmem_lib_free(p);
+}
+
+static void *ossl_realloc(void *p, size_t len, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (len == 0) {
+        secmem_lib_free(p);
+        return NULL;
+    }
+    return secmem_lib_realloc(p, len);
+}
+
+static char *curl_wipe_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = secmem_lib_alloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static void *curl_wipe_calloc(size_t nmemb, size_t size)
+{
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    void *p = secmem_lib_alloc(nmemb * size);
+    if (p)
+        memset(p, 0, nmemb * size);
+    return p;
+}
+
+static int hook_allocators(char *err, size_t errlen)
+{
+    /* Before any other jansson call: every JSON string the broker parses
+     * (file contents, HTTP bodies) may be a secret. */
+    json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
+    /* Before libcurl initialises OpenSSL; it refuses once anything was
+     * allocated (a second hardening_init, in tests), which is harmless. */
+    CRYPTO_malloc_fn om;
+    (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
+    CRYPTO_get_mem_functions(&om, NULL, NULL);
+    if (om != ossl_malloc)
+        log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_lib_alloc, secmem_lib_free,
+                             secmem_lib_realloc, curl_wipe_strdup,
+                             curl_wipe_calloc) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl failed to initialise");
+        return -EIO;
+    }
+    return 0;
+}
+
+/* sodium_malloc does not fail when mlock does; find out ourselves and
+ * raise the soft limit as far as we are allowed. */
+static void raise_memlock(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < HARDENING_LOCK_WANTED) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > HARDENING_LOCK_WANTED
+                        ? HARDENING_LOCK_WANTED : rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || want < HARDENING_LOCK_WANTED)
+            log_warn("RLIMIT_MEMLOCK is %llu KiB, below the %d KiB needed: secrets may be "
+                     "swapped to disk; raise it (ulimit -l, LimitMEMLOCK=, --ulimit memlock=)",
+                     (unsigned long long)want / 1024, HARDENING_LOCK_WANTED / 1024);
+    }
+}
+
+int hardening_init(char *err, size_t errlen)
+{
+    struct rlimit no_core = {0, 0};
+    int rc;
+
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return -EIO;
+    }
+    rc = hook_allocators(err, errlen);
+    if (rc < 0)
+        return rc;
+
+#if defined(__x86_64__)
+    __builtin_cpu_init();   /* secmem_scrub_regs asks which registers exist */
+#endif
+    secmem_hide_stack();
+#if !RS_PLAIN_ALLOC
+    /* One malloc arena, not one per thread: what glibc's malloc holds is
+     * names, paths and log lines (plaintext lives in secheap and sodium
+     * memory), and each extra arena reserves 64 MiB that a debugger's dump
+     * reads in full. tcache keeps the per-request allocations off the lock. */
+    (void)mallopt(M_ARENA_MAX, 1);
+#endif
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+        log_warn("cannot disable core dumps: %s", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        log_warn("cannot mark the process non-dumpable: %s", strerror(errno));
+    raise_memlock();
+    return 0;
+}

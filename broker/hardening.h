@@ -1,0 +1,33 @@
+/* hardening.h - the process-wide setup every entry point does first.
+ *
+ * The only process-wide state besides main's struct broker and the log sink
+ * (ARCHITECTURE.md, "Process-wide state"): the allocator hooks that route
+ * jansson's, libcurl's and OpenSSL's heaps into wiped, never-dumped memory
+ * (lib/secmem.h, secmem_lib_alloc), and the process's dump and memory-lock
+ * settings. lib/ provides the secure memory; only this file knows which
+ * libraries to hook, so the bottom layer needs no libcurl or OpenSSL header.
+ */
+#ifndef RS_HARDENING_H
+#define RS_HARDENING_H
+
+#include <stddef.h>
+
+/* Once per process, before any other jansson, libcurl or OpenSSL call and
+ * before threads start (main, a unit test's fixture, a fuzz target's
+ * initialiser), in this order:
+ *   sodium_init;
+ *   jansson's allocator (every JSON string may be a secret);
+ *   OpenSSL's allocator, then libcurl's global init with its allocator (the
+ *     OpenSSL hook must come first: libcurl's init makes OpenSSL allocate,
+ *     after which OpenSSL refuses a new allocator);
+ *   the main thread's stack out of core dumps (secmem_hide_stack);
+ *   one glibc malloc arena (normal builds);
+ *   no core dumps (RLIMIT_CORE 0), not dumpable (PR_SET_DUMPABLE 0);
+ *   RLIMIT_MEMLOCK raised as far as allowed, with a loud warning when it is
+ *     too small for secrets to stay locked.
+ * A failed hook or limit is a warning; 0, or -EIO when libsodium or libcurl
+ * cannot initialise (message in err). A second call (tests) is harmless:
+ * OpenSSL keeps its first allocator, the rest is idempotent. */
+int hardening_init(char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif
