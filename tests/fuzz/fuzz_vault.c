@@ -1,4 +1,4 @@
-/* fuzz_vault.c - Vault's answers as backends/vault.c parses them
+/* fuzz_vault.c - Vault's answers as backends/vault/ parses them
  * (vault_i.h): login, token lookup and renewal, the mounts probe, KV v1/v2
  * and dynamic-secret reads with their lease, lease renewal.
  *

@@ -1,0 +1,254 @@
+/* test_token_cache.c - backends/auth/token_cache: one login for many
+ * callers, refresh ahead of expiry, backoff after a failed login, a fresh
+ * login after the server refuses the token. A fake clock drives time; the
+ * login callback counts its calls. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/auth/token_cache.h"
+#include "broker/hardening.h"
+#include "lib/secmem.h"
+#include "ck_main.h"
+
+struct fake {
+    long long now;                 /* the fake clock */
+    int logins;                    /* calls of the login callback */
+    enum token_login_why last_why;
+    int fail;                      /* 0, or the errno a login fails with */
+    long long ttl_ms;              /* of each new token */
+    long sleep_ms;                 /* a login's round trip */
+    int said;                      /* calls of the say callback */
+};
+
+static long long fake_now(void *arg)
+{
+    return ((struct fake *)arg)->now;
+}
+
+static int fake_login(void *arg, enum token_login_why why, char **tok, struct token_life *life,
+                      char *err, size_t errlen)
+{
+    struct fake *f = arg;
+    char t[32];
+    f->logins++;
+    f->last_why = why;
+    if (f->sleep_ms) {
+        struct timespec ts = {0, f->sleep_ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (f->fail) {
+        snprintf(err, errlen, "login %d refused", f->logins);
+        return -f->fail;
+    }
+    snprintf(t, sizeof(t), "tok-%d", f->logins);
+    *tok = secmem_alloc(strlen(t) + 1);
+    ck_assert_ptr_nonnull(*tok);
+    memcpy(*tok, t, strlen(t) + 1);
+    life->ttl_ms = f->ttl_ms;
+    life->renewable = false;
+    return 0;
+}
+
+static struct token_cache *cache_of(struct fake *f)
+{
+    struct token_cache_conf c = {
+        .login = fake_login, .arg = f, .now_ms = fake_now,
+        .backoff = {.base_ms = 1000, .max_ms = 60000},
+    };
+    struct token_cache *tc = NULL;
+    ck_assert_int_eq(token_cache_new(&c, &tc), 0);
+    return tc;
+}
+
+static void setup(void)
+{
+    char e[256];
+    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
+}
+
+/* get(TOKEN_FRESH) and expect tok-<n> of generation gen. */
+static void expect_token(struct token_cache *tc, const char *want, unsigned long gen)
+{
+    char *tok = NULL, err[128] = "";
+    struct token_info ti;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_FRESH, "Bearer ", &tok, &ti, err, sizeof(err)), 0);
+    ck_assert_str_eq(tok, want);
+    ck_assert_uint_eq(ti.gen, gen);
+    secmem_free(tok);
+}
+
+struct racer {
+    struct token_cache *tc;
+    pthread_barrier_t *start;
+    unsigned long gen;
+    int rc;
+    char tok[32];
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    char *tok = NULL, err[128];
+    struct token_info ti;
+    pthread_barrier_wait(r->start);
+    r->rc = token_cache_get(r->tc, TOKEN_FRESH, NULL, &tok, &ti, err, sizeof(err));
+    r->gen = ti.gen;
+    if (tok)
+        snprintf(r->tok, sizeof(r->tok), "%s", tok);
+    secmem_free(tok);
+    return NULL;
+}
+
+START_TEST(single_flight)
+{
+    enum { N = 8 };
+    struct fake f = {.now = 5000, .ttl_ms = 60000, .sleep_ms = 100};
+    struct token_cache *tc = cache_of(&f);
+    pthread_barrier_t start;
+    pthread_t th[N];
+    struct racer r[N];
+
+    pthread_barrier_init(&start, NULL, N);
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct racer){.tc = tc, .start = &start};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(r[i].rc, 0);
+        ck_assert_uint_eq(r[i].gen, 1);
+        ck_assert_str_eq(r[i].tok, "tok-1");
+    }
+    ck_assert_int_eq(f.logins, 1);
+    ck_assert_int_eq(f.last_why, TOKEN_LOGIN_NEEDED);
+    pthread_barrier_destroy(&start);
+    token_cache_free(tc);
+}
+END_TEST
+
+START_TEST(refresh_ahead_of_expiry)
+{
+    struct fake f = {.now = 0, .ttl_ms = 10000};
+    struct token_cache *tc = cache_of(&f);
+    struct token_info ti;
+    char err[128];
+
+    expect_token(tc, "Bearer tok-1", 1);
+    token_cache_info(tc, &ti);
+    ck_assert_int_eq(token_due_in(&ti, 0), 6666);      /* renewal due at 2/3 of the TTL */
+    ck_assert_int_eq(token_due_in(&ti, 7000), -334);
+    f.now = 10000 - TOKEN_CACHE_EARLY_MS - 1;            /* still good */
+    expect_token(tc, "Bearer tok-1", 1);
+    ck_assert_int_eq(f.logins, 1);
+    f.now = 10000 - TOKEN_CACHE_EARLY_MS;                /* within 1 s of its end */
+    expect_token(tc, "Bearer tok-2", 2);
+    ck_assert_int_eq(f.logins, 2);
+    ck_assert_int_eq(f.last_why, TOKEN_LOGIN_NEEDED);
+    /* TOKEN_ANY and TOKEN_HELD never replace a token that exists. */
+    f.now = 1000000;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, &ti, err, sizeof(err)), 0);
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_HELD, NULL, NULL, &ti, err, sizeof(err)), 0);
+    ck_assert_int_eq(f.logins, 2);
+    /* A token that does not expire is never due. */
+    struct token_life forever = {0};
+    ck_assert_int_eq(token_cache_set_life(tc, 2, &forever), 0);
+    token_cache_info(tc, &ti);
+    ck_assert(token_due_in(&ti, f.now) > 1000000000LL);
+    expect_token(tc, "Bearer tok-2", 2);
+    token_cache_free(tc);
+}
+END_TEST
+
+START_TEST(backoff_after_failed_login)
+{
+    struct fake f = {.now = 100, .ttl_ms = 60000, .fail = ECONNREFUSED};
+    struct token_cache *tc = cache_of(&f);
+    struct token_info ti;
+    char err[128] = "";
+    const long long steps[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000};
+
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_HELD, NULL, NULL, &ti, err, sizeof(err)), -ENOENT);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        long long t0 = f.now;
+        ck_assert_int_eq(token_cache_get(tc, TOKEN_FRESH, NULL, NULL, &ti, err, sizeof(err)),
+                         -ECONNREFUSED);
+        ck_assert_int_eq(f.logins, (int)i + 1);
+        ck_assert_int_eq(token_cache_backoff_ms(tc), steps[i]);
+        /* inside the backoff: the same failure, no login */
+        f.now = t0 + steps[i] - 1;
+        err[0] = '\0';
+        ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, &ti, err, sizeof(err)),
+                         -ECONNREFUSED);
+        char want[32];
+        snprintf(want, sizeof(want), "login %zu refused", i + 1);
+        ck_assert_str_eq(err, want);
+        ck_assert_int_eq(f.logins, (int)i + 1);
+        ck_assert_uint_eq(ti.gen, 0);
+        f.now = t0 + steps[i];
+    }
+    /* the next login after the backoff succeeds and clears it */
+    f.fail = 0;
+    expect_token(tc, "Bearer tok-9", 1);
+    ck_assert_int_eq(token_cache_backoff_ms(tc), 1000);
+    token_cache_free(tc);
+}
+END_TEST
+
+static void say(void *arg)
+{
+    ((struct fake *)arg)->said++;
+}
+
+START_TEST(relogin_after_refusal)
+{
+    struct fake f = {.now = 0, .ttl_ms = 60000};
+    struct token_cache *tc = cache_of(&f);
+    struct token_life life = {.ttl_ms = 5000};
+    char err[128] = "";
+
+    expect_token(tc, "Bearer tok-1", 1);
+    /* the server refused token 1 (401/403): one fresh login */
+    ck_assert_int_eq(token_cache_relogin(tc, 1, say, &f, err, sizeof(err)), 0);
+    ck_assert_int_eq(f.logins, 2);
+    ck_assert_int_eq(f.said, 1);
+    ck_assert_int_eq(f.last_why, TOKEN_LOGIN_REPLACE);
+    expect_token(tc, "Bearer tok-2", 2);
+    /* a second refusal of token 1 (a request sent before the re-login)
+     * does not log in again */
+    ck_assert_int_eq(token_cache_relogin(tc, 1, say, &f, err, sizeof(err)), 0);
+    ck_assert_int_eq(f.logins, 2);
+    ck_assert_int_eq(f.said, 1);
+    /* what was learnt of token 1 does not apply to token 2 */
+    ck_assert_int_eq(token_cache_set_life(tc, 1, &life), -ESTALE);
+    ck_assert_int_eq(token_cache_set_life(tc, 2, &life), 0);
+    /* a failed re-login keeps the old token and stands for its backoff */
+    f.fail = EACCES;
+    ck_assert_int_eq(token_cache_relogin(tc, 2, say, &f, err, sizeof(err)), -EACCES);
+    ck_assert_str_eq(err, "login 3 refused");
+    ck_assert_int_eq(token_cache_relogin(tc, 2, say, &f, err, sizeof(err)), -EACCES);
+    ck_assert_int_eq(f.logins, 3);
+    ck_assert_int_eq(f.said, 3);
+    expect_token(tc, "Bearer tok-2", 2);
+    token_cache_free(tc);
+}
+END_TEST
+
+static Suite *token_cache_suite(void)
+{
+    Suite *s = suite_create("token_cache");
+    TCase *tc = tcase_create("cache");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 5);
+    tcase_add_test(tc, single_flight);
+    tcase_add_test(tc, refresh_ahead_of_expiry);
+    tcase_add_test(tc, backoff_after_failed_login);
+    tcase_add_test(tc, relogin_after_refusal);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CK_MAIN(token_cache_suite)
