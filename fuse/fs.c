@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -713,6 +714,30 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .removexattr = ro_removexattr,
     .create = ro_create,
 };
+
+/* ---- libfuse's own messages ---- */
+
+/* libfuse's levels are syslog's; ours are a subset. Its lines end in '\n',
+ * ours get one from log_at. */
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    enum log_level l = level <= FUSE_LOG_ERR ? LOG_ERROR
+                     : level == FUSE_LOG_WARNING ? LOG_WARN
+                     : level <= FUSE_LOG_INFO ? LOG_INFO : LOG_DEBUG;
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_at(l, "libfuse", NULL, "%s", msg);
+}
+
+void log_hook_fuse(void)
+{
+    fuse_set_log_func(fuse_log_sink);
+}
 
 /* ---- lifecycle ---- */
 
