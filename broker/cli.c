@@ -10,6 +10,7 @@
 #include "rs_config.h"
 #include "engine/scheduler.h"
 #include "engine/store.h"
+#include "fuse/fs.h"
 
 #include <curl/curl.h>
 #include <errno.h>

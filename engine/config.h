@@ -2,7 +2,6 @@
 #ifndef RS_CONFIG_H
 #define RS_CONFIG_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include "lib/ref.h"

@@ -11,23 +11,22 @@
  * it is not due, which is what makes a group's fetch single-flight.
  */
 #include "engine/scheduler.h"
+#include "engine/sched_policy.h"
 #include "lib/secmem.h"
 #include "backends/backend.h"
 #include "backends/extract.h"
 #include "lib/log.h"
-#include "lib/backoff.h"
 #include "lib/clock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 
 #define SCHED_ERR_MAX 512
 #define SCHED_MAX_WORKERS 64
-#define SCHED_MIN_RETRY_MS 50LL
 #define SCHED_BATCH_LIMIT 256   /* largest batch a backend may ask for */
 
 struct group {
@@ -35,8 +34,7 @@ struct group {
     const struct secret_ref *ref;  /* the first member's; path and version are shared */
     size_t *members;
     size_t n;
-    unsigned failures;             /* consecutive failed fetches; worker only */
-    bool empty_seen;               /* the last read was empty and held back; worker only */
+    struct sched_state state;      /* failures, held-back read; worker only */
     bool settled;                  /* first attempt done; under sc->lock */
 };
 
@@ -253,13 +251,14 @@ static void notify(struct scheduler *sc, size_t idx, bool removed)
 
 /* ---- one fetch, applied to every member of a group ---- */
 
-static void member_failure(struct scheduler *sc, size_t idx, int rc, const char *msg)
+/* removed: the backend says the object is gone. */
+static void member_failure(struct scheduler *sc, size_t idx, bool removed, const char *msg)
 {
     const struct cfg_secret *sec = store_cfg(sc->st, idx);
     struct log_fields lf = {.secret = sec->name, .backend = store_backend_name(sc->st, idx), .error = msg};
 
     snprintf(sc->errors[idx], SCHED_ERR_MAX, "%s", msg);
-    if (rc == -ENOENT) {
+    if (removed) {
         if (store_remove(sc->st, idx)) {
             log_f(LOG_WARN, &lf, "secret removed");
             notify(sc, idx, true);
@@ -314,7 +313,7 @@ static void member_success(struct scheduler *sc, size_t idx, const struct fetch_
     if (rc < 0) {
         if (!msg[0])
             snprintf(msg, sizeof(msg), "%s", strerror(-rc));
-        member_failure(sc, idx, rc == -ENOENT ? -EINVAL : rc, msg);
+        member_failure(sc, idx, false, msg);
         return;
     }
     sc->errors[idx][0] = '\0';
@@ -337,95 +336,79 @@ static void member_success(struct scheduler *sc, size_t idx, const struct fetch_
     }
 }
 
-static long long jittered(long long ms)
-{
-    long long spread = ms / 5;   /* 20% wide: ±10% */
-    if (spread <= 0)
-        return ms;
-    return ms - ms / 10 +
-           (long long)randombytes_uniform((uint32_t)(spread < UINT32_MAX ? spread : UINT32_MAX));
-}
+struct group_at {
+    struct scheduler *sc;
+    const struct group *g;
+};
 
-/* A file rewritten in place (truncate, then write) reads empty in between.
- * For a backend that can see that, an empty value replaces a non-empty one
- * only when the next read is empty too; until then the served value stays
- * (neither a success nor a failure: max_stale still counts from the last
- * value taken). True when r is held back. */
-static bool hold_back_empty(struct scheduler *sc, struct group *g, const struct fetch_result *r)
+/* sched_outcome.serving: a member serves a non-empty value. */
+static bool group_serving(void *arg)
 {
+    const struct group_at *at = arg;
     bool served = false;
-
-    if (!backend_has_cap(g->backend, BACKEND_CAP_CONFIRM_EMPTY) || r->unchanged ||
-        r->value.len > 0) {
-        g->empty_seen = false;
-        return false;
-    }
-    for (size_t k = 0; k < g->n; k++) {
+    for (size_t k = 0; k < at->g->n; k++) {
         struct secret_view v;
-        store_view(sc->st, g->members[k], &v);
+        store_view(at->sc->st, at->g->members[k], &v);
         served = served || (v.present && v.size > 0);
     }
-    if (!served || g->empty_seen) {
-        g->empty_seen = false;   /* confirmed (or nothing to protect): take it */
-        return false;
-    }
-    g->empty_seen = true;
-    const struct cfg_secret *sec = store_cfg(sc->st, g->members[0]);
-    log_f(LOG_INFO, &(struct log_fields){.secret = sec->name, .backend = backend_name(g->backend)},
-          "empty value held back until the next read confirms it");
-    return true;
+    return served;
 }
 
 /* Apply one fetch outcome (rc, r, msg) to every member of group gi and
- * return the milliseconds until its next attempt (see refresh_group). */
+ * return the milliseconds until its next attempt (sched_decide says which,
+ * and what the members get). */
 static long long apply_result(struct scheduler *sc, size_t gi, int rc, const struct fetch_result *r,
                               char *msg, size_t msglen)
 {
     struct group *g = &sc->groups[gi];
-    struct backend *b = g->backend;
-    long long refresh = 0, cap = 0, delay;
-
+    struct group_at at = {.sc = sc, .g = g};
+    struct sched_policy p = {
+        .backoff = backend_backoff(g->backend),
+        .confirm_empty = backend_has_cap(g->backend, BACKEND_CAP_CONFIRM_EMPTY),
+    };
     for (size_t k = 0; k < g->n; k++) {
         const struct cfg_attrs *a = &store_cfg(sc->st, g->members[k])->attrs;
-        if (k == 0 || a->refresh < refresh)
-            refresh = a->refresh;
-        if (k == 0 || a->max_stale * 9 / 10 < cap)
-            cap = a->max_stale * 9 / 10;
+        if (k == 0 || a->refresh < p.refresh_ms)
+            p.refresh_ms = a->refresh;
+        if (k == 0 || a->max_stale < p.max_stale_ms)
+            p.max_stale_ms = a->max_stale;
     }
-    if (rc == 0) {
-        g->failures = 0;
-        if (!hold_back_empty(sc, g, r))
-            for (size_t k = 0; k < g->n; k++)
-                member_success(sc, g->members[k], r);
-        delay = r->valid_ms > 0 ? r->valid_ms : jittered(refresh);
-        return delay > cap ? cap : delay;
+    struct sched_outcome o = {
+        .rc = rc, .unchanged = r->unchanged, .empty = r->value.len == 0, .valid_ms = r->valid_ms,
+        .retryable = r->retryable, .retry_after_ms = r->retry_after_ms,
+        .serving = group_serving, .arg = &at,
+    };
+    struct sched_decision d = sched_decide(&p, &o, &g->state);
+
+    switch (d.action) {
+    case SCHED_SUCCESS:
+    case SCHED_UNCHANGED:
+        for (size_t k = 0; k < g->n; k++)
+            member_success(sc, g->members[k], r);
+        break;
+    case SCHED_HELD_BACK: {
+        /* Neither a success nor a failure: the served value stays, and
+         * max_stale still counts from the last value taken. */
+        const struct cfg_secret *sec = store_cfg(sc->st, g->members[0]);
+        log_f(LOG_INFO, &(struct log_fields){.secret = sec->name, .backend = backend_name(g->backend)},
+              "empty value held back until the next read confirms it");
+        break;
     }
-    g->empty_seen = false;   /* a failure breaks "two consecutive reads" */
-    if (rc == -ECANCELED)
-        return 0;   /* shutting down: nothing failed, nothing to log */
-    if (!msg[0])
-        snprintf(msg, msglen, "%s", strerror(-rc));
-    g->failures++;
-    for (size_t k = 0; k < g->n; k++)
-        member_failure(sc, g->members[k], rc, msg);
-    if (rc == -ENOENT || !r->retryable) {
-        delay = jittered(refresh);
-    } else {
-        delay = backoff_full_jitter(backend_backoff(b), g->failures, refresh,
-                                    SCHED_MIN_RETRY_MS);
+    case SCHED_FAILURE:
+    case SCHED_REMOVED:
+        if (!msg[0])
+            snprintf(msg, msglen, "%s", strerror(-rc));
+        for (size_t k = 0; k < g->n; k++)
+            member_failure(sc, g->members[k], d.action == SCHED_REMOVED, msg);
+        break;
+    case SCHED_NOTHING:
+        break;
     }
-    return r->retry_after_ms > delay ? r->retry_after_ms : delay;
+    return d.delay_ms;
 }
 
 /* Fetch group g once and apply the result to every member. Returns the
- * milliseconds until its next attempt:
- * - success: the refresh interval ±10%, or what the lease says (valid_ms);
- *   never past 90% of max_stale, so a healthy secret never fails closed;
- * - transient failure: full-jitter exponential backoff from retry_base,
- *   capped at retry_max and at the refresh interval, and never sooner than
- *   the server's Retry-After;
- * - permanent failure (or the object is gone): the refresh interval, so a
- *   fixed policy or a recreated secret is picked up without hammering. */
+ * milliseconds until its next attempt (sched_decide). */
 static long long refresh_group(struct scheduler *sc, size_t gi)
 {
     struct group *g = &sc->groups[gi];

@@ -4,6 +4,7 @@
 #include "lib/clock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 

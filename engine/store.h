@@ -1,13 +1,17 @@
 /* store.h - the live state of every configured secret.
  *
- * Shared by the scheduler (writer) and the filesystem (readers). Each secret
- * has its own lock guarding its current sealed value and freshness; readers
- * take a reference to the value and never hold the lock while serving it.
+ * Shared by the scheduler (writer) and the filesystem and CLI (readers).
+ * The struct is opaque (store.c). Each secret has its own lock guarding its
+ * current sealed value and freshness; readers take a reference to the value
+ * and never hold the lock while serving it. The settled flags have one lock
+ * of their own. Both are leaves: the store never takes one while holding
+ * the other, so callers may hold their own locks around these calls (the
+ * fs holds its wait_lock around store_settled, the scheduler its lock
+ * around store_settle and store_view).
  */
 #ifndef RS_STORE_H
 #define RS_STORE_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
 #include "engine/config.h"
@@ -78,7 +82,7 @@ bool store_settled(struct store *s, size_t idx);
 const char *secret_state_name(enum secret_state st);
 
 #ifdef UNITTEST
-/* Move secret idx's last success ms into the past. */
+/* Move secret idx's last success ms into the past (whole seconds). */
 void store_backdate(struct store *s, size_t idx, long long ms);
 #endif
 

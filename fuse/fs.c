@@ -1,14 +1,16 @@
 /* fs.c - the read-only FUSE filesystem (libfuse3 low-level API).
  *
- * The tree is fixed by the configuration, so inode numbers are array
- * indexes: stable across refreshes and restarts. Files exist while their
- * secret has a value. An open takes a reference to the current sealed value
+ * The tree is fixed by the configuration (fuse/tree.h); each name's inode
+ * number comes from the fs's name -> inode table, so it is stable across
+ * refreshes (and would be across a rebuild of the tree). Files exist while
+ * their secret has a value. An open takes a reference to the current sealed value
  * (the snapshot); each read decrypts it into a pooled secret buffer, replies
  * and wipes, so plaintext never outlives a request. direct_io keeps read(2)
  * out of the page cache; what still fills it (splice, sendfile, readahead,
  * MAP_PRIVATE) is dropped when the file that filled it is released.
  */
 #include "fuse/fs.h"
+#include "fuse/tree.h"
 #include "engine/store.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,41 +28,38 @@
 #include <unistd.h>
 #include <fuse_lowlevel.h>
 
-#define FS_ROOT_INO FUSE_ROOT_ID
 #define FS_DIR_MODE 0555
 #define FS_MAX_GROUPS 64
 #define FS_DEFAULT_THREADS 16
-
-struct fs_node {
-    fuse_ino_t parent;
-    const char *name;      /* last path segment; borrowed from the config or "" */
-    size_t name_len;
-    bool is_dir;
-    size_t secret;         /* files: index in the store */
-    size_t *children;      /* dirs: node indexes sorted by name */
-    size_t n_children;
-    bool drop_queued;      /* protected by fs->drop_lock: in fs->drop_queue */
-};
 
 struct fs {
     struct store *st;      /* borrowed */
     struct secpool *pool;  /* borrowed */
     struct fuse_session *se;
-    struct fs_node *nodes; /* nodes[ino - 1] */
-    size_t n_nodes;
-    size_t *node_of;       /* secret index -> node index */
+    struct fs_inodes inodes;       /* written only by tree builds (fs_mount) */
+    struct fs_tree *tree;          /* immutable once built: read with no lock */
     double timeout;
     unsigned max_threads;
     bool mounted;
-    pthread_mutex_t open_lock;
+
+    /* Lock order: wait_lock, then the store's settle lock. park checks
+     * store_settled and queues under wait_lock, and fs_settled (called
+     * after store_settle) drains under it, so a request parked as its
+     * secret settles is never missed. Nothing else nests: open_lock and
+     * drop_lock are each taken alone, drop_lock is dropped around every
+     * notification, and no fs lock is held while a store lock other than
+     * the settle lock is taken, nor while replying to the kernel. */
+    pthread_mutex_t open_lock;       /* protects open_files and each file's prev/next */
     struct open_file *open_files;    /* protected by open_lock: freed at unmount
                                         if the kernel never sent RELEASE */
-    pthread_mutex_t wait_lock;
+    pthread_mutex_t wait_lock;       /* protects waiters */
     struct waiter **waiters;         /* per secret, protected by wait_lock: requests
                                         parked until the first fetch settles */
-    pthread_mutex_t drop_lock;
+    pthread_mutex_t drop_lock;       /* protects drop_queue, drop_queued, n_drop, dropping */
     fuse_ino_t *drop_queue;          /* protected by drop_lock: inodes whose page
-                                        cache is to be dropped, each once; n_nodes slots */
+                                        cache is to be dropped; tree->n_ino slots */
+    bool *drop_queued;               /* protected by drop_lock: per inode, in drop_queue
+                                        (so each is queued once); tree->n_ino slots */
     size_t n_drop;                   /* protected by drop_lock */
     bool dropping;                   /* protected by drop_lock: a worker is
                                         draining drop_queue */
@@ -115,98 +115,24 @@ static struct fs *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
-static struct fs_node *node_get(struct fs *fs, fuse_ino_t ino)
+static const struct fs_node *node_get(const struct fs *fs, fuse_ino_t ino)
 {
-    if (ino < 1 || ino > fs->n_nodes)
-        return NULL;
-    return &fs->nodes[ino - 1];
+    return fs_tree_node(fs->tree, ino);
 }
 
-/* ---- tree building ---- */
-
-static long child_find(const struct fs *fs, const struct fs_node *dir, const char *name, size_t len)
-{
-    size_t lo = 0, hi = dir->n_children;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const struct fs_node *c = &fs->nodes[dir->children[mid]];
-        size_t m = c->name_len < len ? c->name_len : len;
-        int cmp = memcmp(c->name, name, m);
-        if (cmp == 0)
-            cmp = c->name_len < len ? -1 : c->name_len > len;
-        if (cmp == 0)
-            return (long)dir->children[mid];
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
-/* Insert keeping children sorted; the config already refused conflicts. */
-static long child_add(struct fs *fs, size_t dir, const char *name, size_t len, bool is_dir)
-{
-    struct fs_node *d = &fs->nodes[dir];
-    long found = child_find(fs, d, name, len);
-    if (found >= 0)
-        return found;
-    size_t *ch = realloc(d->children, (d->n_children + 1) * sizeof(*ch));
-    if (!ch)
-        return -ENOMEM;
-    d->children = ch;
-    size_t idx = fs->n_nodes++;
-    fs->nodes[idx] = (struct fs_node){
-        .parent = dir + 1, .name = name, .name_len = len, .is_dir = is_dir,
-    };
-    size_t pos = 0;
-    while (pos < d->n_children) {
-        const struct fs_node *c = &fs->nodes[d->children[pos]];
-        size_t m = c->name_len < len ? c->name_len : len;
-        int cmp = memcmp(c->name, name, m);
-        if (cmp > 0 || (cmp == 0 && c->name_len > len))
-            break;
-        pos++;
-    }
-    memmove(d->children + pos + 1, d->children + pos, (d->n_children - pos) * sizeof(*ch));
-    d->children[pos] = idx;
-    d->n_children++;
-    return (long)idx;
-}
+/* ---- the tree ---- */
 
 static int tree_build(struct fs *fs)
 {
-    size_t max_nodes = 1;
-    for (size_t i = 0; i < store_count(fs->st); i++) {
-        max_nodes++;
-        for (const char *p = store_cfg(fs->st, i)->name; *p; p++)
-            max_nodes += *p == '/';
-    }
-    fs->nodes = calloc(max_nodes, sizeof(*fs->nodes));
-    fs->node_of = calloc(store_count(fs->st) + 1, sizeof(*fs->node_of));
-    if (!fs->nodes || !fs->node_of)
+    size_t n = store_count(fs->st);
+    const char **names = calloc(n + 1, sizeof(*names));
+    if (!names)
         return -ENOMEM;
-    fs->nodes[0] = (struct fs_node){.parent = FS_ROOT_INO, .name = "", .is_dir = true};
-    fs->n_nodes = 1;
-    for (size_t i = 0; i < store_count(fs->st); i++) {
-        const char *name = store_cfg(fs->st, i)->name;
-        size_t dir = 0;
-        for (;;) {
-            const char *slash = strchr(name, '/');
-            size_t len = slash ? (size_t)(slash - name) : strlen(name);
-            long n = child_add(fs, dir, name, len, slash != NULL);
-            if (n < 0)
-                return (int)n;
-            if (!slash) {
-                fs->nodes[n].secret = i;
-                fs->node_of[i] = (size_t)n;
-                break;
-            }
-            dir = (size_t)n;
-            name = slash + 1;
-        }
-    }
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        names[i] = store_cfg(fs->st, i)->name;
+    int rc = fs_tree_build(&fs->inodes, names, n, &fs->tree);
+    free(names);
+    return rc;
 }
 
 /* ---- attributes ---- */
@@ -219,12 +145,11 @@ static void ts_or_now(struct timespec *t)
 
 /* 0 or -ENOENT when a file has no value right now. With pending, a file
  * whose first fetch has not finished gets size-0 attributes and 1. */
-static int node_attr_ex(struct fs *fs, size_t n, struct stat *st, bool pending)
+static int node_attr_ex(struct fs *fs, const struct fs_node *node, struct stat *st, bool pending)
 {
-    const struct fs_node *node = &fs->nodes[n];
     int waiting = 0;
     memset(st, 0, sizeof(*st));
-    st->st_ino = n + 1;
+    st->st_ino = node->ino;
     st->st_blksize = 4096;
     if (node->is_dir) {
         st->st_mode = S_IFDIR | FS_DIR_MODE;
@@ -253,9 +178,9 @@ static int node_attr_ex(struct fs *fs, size_t n, struct stat *st, bool pending)
     return waiting;
 }
 
-static int node_attr(struct fs *fs, size_t n, struct stat *st)
+static int node_attr(struct fs *fs, const struct fs_node *node, struct stat *st)
 {
-    return node_attr_ex(fs, n, st, false);
+    return node_attr_ex(fs, node, st, false);
 }
 
 /* Park w until secret's first fetch settles; false (w untouched) when it
@@ -280,25 +205,25 @@ static bool park(struct fs *fs, size_t secret, const struct waiter *w)
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fs *fs = fs_of(req);
-    struct fs_node *dir = node_get(fs, parent);
+    const struct fs_node *dir = node_get(fs, parent);
     struct fuse_entry_param e;
     if (!dir || !dir->is_dir) {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    long n = child_find(fs, dir, name, strlen(name));
+    const struct fs_node *n = fs_tree_child(fs->tree, dir, name, strlen(name));
     memset(&e, 0, sizeof(e));
     /* During the cold start a configured secret may not be fetched yet. The
      * kernel serialises lookups in a directory, so waiting here would stall
      * every other name: answer at once, cache nothing, and let getattr and
      * open wait for the first fetch (shared by every waiting reader). */
-    int rc = n < 0 ? -ENOENT : node_attr_ex(fs, (size_t)n, &e.attr, true);
+    int rc = !n ? -ENOENT : node_attr_ex(fs, n, &e.attr, true);
     if (rc < 0) {
         /* No negative caching: a secret may appear at the next refresh. */
         fuse_reply_err(req, ENOENT);
         return;
     }
-    e.ino = (fuse_ino_t)n + 1;
+    e.ino = n->ino;
     e.attr_timeout = rc == 1 ? 0 : fs->timeout;
     e.entry_timeout = rc == 1 ? 0 : fs->timeout;
     fuse_reply_entry(req, &e);
@@ -309,13 +234,13 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fs *fs = fs_of(req);
     struct stat st;
     (void)fi;
-    struct fs_node *node = node_get(fs, ino);
-    int rc = node ? node_attr(fs, ino - 1, &st) : -ENOENT;
+    const struct fs_node *node = node_get(fs, ino);
+    int rc = node ? node_attr(fs, node, &st) : -ENOENT;
     if (rc == -ENOENT && node && !node->is_dir &&
         park(fs, node->secret, &(struct waiter){.req = req, .ino = ino}))
         return;   /* answered when the first fetch settles */
     if (rc == -ENOENT && node && !node->is_dir)
-        rc = node_attr(fs, ino - 1, &st);
+        rc = node_attr(fs, node, &st);
     if (rc < 0) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -327,7 +252,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
-    struct fs_node *dir = node_get(fs, ino);
+    const struct fs_node *dir = node_get(fs, ino);
     (void)fi;
     if (!dir || !dir->is_dir) {
         fuse_reply_err(req, ENOTDIR);
@@ -355,10 +280,10 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             st.st_ino = dir->parent;
             st.st_mode = S_IFDIR;
         } else {
-            size_t c = dir->children[o - 2];
+            const struct fs_node *c = &fs->tree->nodes[dir->children[o - 2]];
             if (node_attr(fs, c, &st) < 0)
                 continue;  /* no value right now: not listed */
-            snprintf(tmp, sizeof(tmp), "%.*s", (int)fs->nodes[c].name_len, fs->nodes[c].name);
+            snprintf(tmp, sizeof(tmp), "%.*s", (int)c->name_len, c->name);
             name = tmp;
         }
         size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, o + 1);
@@ -377,7 +302,7 @@ static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *nod
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
-    struct fs_node *node = node_get(fs, ino);
+    const struct fs_node *node = node_get(fs, ino);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     gid_t groups[FS_MAX_GROUPS];
     int rc;
@@ -477,14 +402,14 @@ void fs_settled(struct fs *fs, size_t idx)
     pthread_mutex_unlock(&fs->wait_lock);
     while (w) {
         struct waiter *next = w->next;
-        struct fs_node *node = node_get(fs, w->ino);
+        const struct fs_node *node = node_get(fs, w->ino);
         if (w->open) {
             struct cache_value *value = NULL;
             int rc = store_acquire(fs->st, node->secret, &value);
             finish_open(fs, w->req, node, &w->fi, &w->subj, w->d, value, rc);
         } else {
             struct stat st;
-            if (node_attr(fs, w->ino - 1, &st) < 0)
+            if (node_attr(fs, node, &st) < 0)
                 fuse_reply_err(w->req, ENOENT);
             else
                 fuse_reply_attr(w->req, &st, fs->timeout);
@@ -544,9 +469,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void pagecache_drop(struct fs *fs, fuse_ino_t ino)
 {
     pthread_mutex_lock(&fs->drop_lock);
-    struct fs_node *node = node_get(fs, ino);
-    if (node && !node->drop_queued) {
-        node->drop_queued = true;
+    if (node_get(fs, ino) && !fs->drop_queued[ino]) {
+        fs->drop_queued[ino] = true;
         fs->drop_queue[fs->n_drop++] = ino;
     }
     if (fs->dropping) {
@@ -556,7 +480,7 @@ static void pagecache_drop(struct fs *fs, fuse_ino_t ino)
     fs->dropping = true;
     while (fs->n_drop > 0) {
         fuse_ino_t next = fs->drop_queue[--fs->n_drop];
-        node_get(fs, next)->drop_queued = false;
+        fs->drop_queued[next] = false;
         pthread_mutex_unlock(&fs->drop_lock);
         /* Once the loop is exiting nobody answers the reads it may wait
          * for. An error means the kernel had nothing to drop. */
@@ -590,7 +514,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct fs_node *node = node_get(fs_of(req), ino);
+    const struct fs_node *node = node_get(fs_of(req), ino);
     if (!node)
         fuse_reply_err(req, ENOENT);
     else if (!node->is_dir)
@@ -714,6 +638,30 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .create = ro_create,
 };
 
+/* ---- libfuse's own messages ---- */
+
+/* libfuse's levels are syslog's; ours are a subset. Its lines end in '\n',
+ * ours get one from log_at. */
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    enum log_level l = level <= FUSE_LOG_ERR ? LOG_ERROR
+                     : level == FUSE_LOG_WARNING ? LOG_WARN
+                     : level <= FUSE_LOG_INFO ? LOG_INFO : LOG_DEBUG;
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_at(l, "libfuse", NULL, "%s", msg);
+}
+
+void log_hook_fuse(void)
+{
+    fuse_set_log_func(fuse_log_sink);
+}
+
 /* ---- lifecycle ---- */
 
 int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o, struct fs **out,
@@ -728,6 +676,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     pthread_mutex_init(&fs->open_lock, NULL);
     pthread_mutex_init(&fs->wait_lock, NULL);
     pthread_mutex_init(&fs->drop_lock, NULL);
+    fs_inodes_init(&fs->inodes);
     fs->waiters = calloc(store_count(st) + 1, sizeof(*fs->waiters));
     if (!fs->waiters)
         goto fail;
@@ -736,11 +685,14 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     fs->timeout = o->attr_timeout;
     fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
     rc = tree_build(fs);
+    if (rc == -EINVAL)
+        snprintf(err, errlen, "secret names collide (one names a directory of another)");
     if (rc < 0)
         goto fail;
     rc = -ENOMEM;
-    fs->drop_queue = calloc(fs->n_nodes, sizeof(*fs->drop_queue));
-    if (!fs->drop_queue)
+    fs->drop_queue = calloc(fs->tree->n_ino, sizeof(*fs->drop_queue));
+    fs->drop_queued = calloc(fs->tree->n_ino, sizeof(*fs->drop_queued));
+    if (!fs->drop_queue || !fs->drop_queued)
         goto fail;
 
     /* ro: the kernel refuses every change itself; noexec,nosuid,nodev: a
@@ -800,13 +752,12 @@ void fs_notify(struct fs *fs, size_t idx, bool removed)
      * could block behind a lookup still pending in that directory. */
     if (!fs || !fs->mounted || fuse_session_exited(fs->se))
         return;
-    size_t n = fs->node_of[idx];
-    const struct fs_node *node = &fs->nodes[n];
+    const struct fs_node *node = fs_tree_secret(fs->tree, idx);
     /* Errors only mean the kernel never looked the name up: nothing to drop. */
     if (removed)
         (void)fuse_lowlevel_notify_inval_entry(fs->se, node->parent, node->name, node->name_len);
     else
-        (void)fuse_lowlevel_notify_inval_inode(fs->se, n + 1, 0, 0);
+        (void)fuse_lowlevel_notify_inval_inode(fs->se, node->ino, 0, 0);
 }
 
 void fs_free(struct fs *fs)
@@ -835,9 +786,8 @@ void fs_free(struct fs *fs)
     pthread_mutex_destroy(&fs->drop_lock);
     free(fs->drop_queue);
     free(fs->waiters);
-    for (size_t i = 0; i < fs->n_nodes; i++)
-        free(fs->nodes[i].children);
-    free(fs->nodes);
-    free(fs->node_of);
+    free(fs->drop_queued);
+    fs_tree_free(fs->tree);
+    fs_inodes_cleanup(&fs->inodes);
     free(fs);
 }

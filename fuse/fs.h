@@ -33,6 +33,10 @@ void fs_notify(struct fs *fs, size_t idx, bool removed);
 /* A secret's first fetch has finished: answer the getattr and open
  * requests parked for it. Thread-safe. */
 void fs_settled(struct fs *fs, size_t idx);
+/* Route libfuse's own messages through lib/log (log_at, func "libfuse").
+ * Process-wide: call once, before any thread starts. (Its name is from
+ * lib/log.c, where it lived until lib stopped knowing FUSE.) */
+void log_hook_fuse(void);
 /* Unmount and free (parked requests get ENOENT). NULL is a no-op. */
 void fs_free(struct fs *fs);
 

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <fuse_log.h>
 
 /* Set once in main before threads start: process-wide state that
  * ARCHITECTURE.md ("Process-wide state") allows. */
@@ -233,24 +232,4 @@ void log_at(enum log_level level, const char *func, const struct log_fields *f, 
     va_start(ap, fmt);
     log_vat(level, func, f, fmt, ap);
     va_end(ap);
-}
-
-static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
-{
-    enum log_level l = level <= FUSE_LOG_ERR ? LOG_ERROR
-                     : level == FUSE_LOG_WARNING ? LOG_WARN
-                     : level <= FUSE_LOG_INFO ? LOG_INFO : LOG_DEBUG;
-    char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = strlen(msg);
-    while (n > 0 && msg[n - 1] == '\n')
-        msg[--n] = '\0';
-    log_at(l, "libfuse", NULL, "%s", msg);
-}
-
-void log_hook_fuse(void)
-{
-    fuse_set_log_func(fuse_log_sink);
 }

@@ -40,9 +40,6 @@ bool log_enabled(enum log_level level);
 void log_at(enum log_level level, const char *func, const struct log_fields *f,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Route libfuse's own messages through log_at. */
-void log_hook_fuse(void);
-
 /* Append s to out as a JSON string body (no quotes), escaped. Returns the
  * number of bytes written, truncating on a character boundary. Exposed for
  * tests and for modules that build JSON by hand. */
