@@ -38,7 +38,9 @@ struct aws {
     struct aws_clock clock;         /* shared with the chain's STS calls; atomic */
     struct aws_chain *chain;
     pthread_mutex_t lock;           /* protects everything below */
-    char *region;                   /* set once, with sm */
+    /* region and sm are set once, under lock (ensure_client); callers read
+     * them without it once ensure_client has returned 0: they never change. */
+    char *region;
     struct http_client *sm;
     bool batch_denied;
     struct seen *seen;
