@@ -45,7 +45,7 @@ static double since(const struct timespec *t0)
 /* Whether pid is gone (a zombie counts as gone: it is not ours to reap). */
 static int gone(pid_t pid)
 {
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 250; i++) {   /* 5 s: a loaded machine */
         char st[128] = "", path[64];
         if (kill(pid, 0) != 0)
             return 1;
@@ -132,7 +132,7 @@ START_TEST(deadline_kills_the_group)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(sh(cmd, 500, 1024, 0, &r, err, sizeof(err)), -ETIMEDOUT);
-    ck_assert_msg(since(&t0) < 5.0, "took %.1f s", since(&t0));
+    ck_assert_msg(since(&t0) < 10.0, "took %.1f s", since(&t0));
     ck_assert_str_eq(err, "no answer within 1 s");
     ck_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
     spawn_result_cleanup(&r);
@@ -177,7 +177,7 @@ START_TEST(output_cap)
     /* endless output: stopped at the cap, not at the deadline */
     ck_assert_int_eq(sh("yes", 10000, 4096, 0, &r, err, sizeof(err)), -E2BIG);
     ck_assert_str_eq(err, "output larger than 4096 bytes");
-    ck_assert_msg(since(&t0) < 5.0, "took %.1f s", since(&t0));
+    ck_assert_msg(since(&t0) < 10.0, "took %.1f s", since(&t0));
     ck_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
     spawn_result_cleanup(&r);
     /* exactly at the cap is fine */
