@@ -1,21 +1,19 @@
 /* aws.c - the AWS Secrets Manager backend.
  *
  * JSON 1.1 protocol over the shared HTTP layer, signed with SigV4
- * (aws_sign.c), credentials from the SDK chain (aws_creds.c). Values:
+ * (sign.c), credentials from the SDK chain (creds.c), config from conf.c. Values:
  * SecretString as is, SecretBinary base64-decoded to raw bytes. A cold start
  * uses BatchGetSecretValue (20 per call) and falls back to single calls; a
  * refresh asks DescribeSecret whether the version served is still the one
  * the reference names, and reads the value only when it is not.
  */
 #include "backends/aws/aws.h"
-#include "backends/aws/aws_creds.h"
 #include "backends/aws/aws_i.h"
 #include "backends/http/http.h"
 #include "backends/http/json.h"
 #include "lib/log.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -35,61 +33,18 @@ struct seen {                       /* which version a reference was last served
 struct aws {
     char *name;
     struct http_engine *http;
-    json_t *conf;                   /* ours (incref): TLS settings for the lazy client */
-    char *endpoint;                 /* config, or NULL */
+    struct http_opts http_opts;     /* ours (a copy): "endpoint" and TLS for the lazy client */
     bool batch;
+    struct aws_clock clock;         /* shared with the chain's STS calls; atomic */
     struct aws_chain *chain;
-    pthread_mutex_t lock;           /* everything below */
+    pthread_mutex_t lock;           /* protects everything below */
+    /* region and sm are set once, under lock (ensure_client); callers read
+     * them without it once ensure_client has returned 0: they never change. */
     char *region;
     struct http_client *sm;
-    long long skew_s;
     bool batch_denied;
     struct seen *seen;
 };
-
-static const char *const aws_keys[] = {"region", "profile", "endpoint", "sts_endpoint", "batch",
-                                       NULL};
-
-/* ---- configuration ---- */
-
-static int check_str(json_t *conf, const char *key, char *err, size_t errlen)
-{
-    const json_t *v = json_object_get(conf, key);
-    if (v && (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128 ||
-              strpbrk(json_string_value(v), " \t\n/[]"))) {
-        snprintf(err, errlen, "%s: expected a name such as \"%s\"", key,
-                 strcmp(key, "region") == 0 ? "eu-west-1" : "prod");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int aws_validate(json_t *conf, char *err, size_t errlen)
-{
-    int rc = backend_conf_check_keys(conf, aws_keys, http_conf_keys, err, errlen);
-    if (rc < 0 || (rc = check_str(conf, "region", err, errlen)) < 0 ||
-        (rc = check_str(conf, "profile", err, errlen)) < 0)
-        return rc;
-    struct http_opts ho;
-    if ((rc = http_opts_parse(conf, "endpoint", false, &ho, err, errlen)) < 0)
-        return rc;
-    http_opts_cleanup(&ho);
-    const json_t *sts = json_object_get(conf, "sts_endpoint");
-    if (sts) {
-        json_t *tmp = json_pack("{s:O}", "sts_endpoint", sts);
-        rc = tmp ? http_opts_parse(tmp, "sts_endpoint", true, &ho, err, errlen) : -ENOMEM;
-        json_decref(tmp);
-        if (rc < 0)
-            return rc;
-        http_opts_cleanup(&ho);
-    }
-    const json_t *b = json_object_get(conf, "batch");
-    if (b && !json_is_boolean(b)) {
-        snprintf(err, errlen, "batch: expected true or false");
-        return -EINVAL;
-    }
-    return 0;
-}
 
 static void aws_destroy(void *ctx)
 {
@@ -98,9 +53,8 @@ static void aws_destroy(void *ctx)
         return;
     aws_chain_free(a->chain);
     http_client_free(a->sm);
-    json_decref(a->conf);
+    http_opts_cleanup(&a->http_opts);
     free(a->name);
-    free(a->endpoint);
     free(a->region);
     while (a->seen) {
         struct seen *n = a->seen->next;
@@ -113,44 +67,23 @@ static void aws_destroy(void *ctx)
     free(a);
 }
 
-static const char *opt_str(json_t *conf, const char *key)
-{
-    return json_string_value(json_object_get(conf, key));
-}
-
-/* The parsed config is, for now, the validated JSON object itself. */
-static int aws_parse(json_t *json, void **conf, char *err, size_t errlen)
-{
-    int rc = aws_validate(json, err, errlen);
-    if (rc == 0)
-        *conf = json_incref(json);
-    return rc;
-}
-
-static void aws_conf_free(void *conf)
-{
-    json_decref(conf);
-}
-
 static int aws_create(const struct backend_env *env, const void *parsed, void **ctx, char *err,
                       size_t errlen)
 {
-    json_t *conf = (json_t *)(uintptr_t)parsed;
+    const struct aws_conf *conf = parsed;
     struct aws *a = calloc(1, sizeof(*a));
     int rc = -ENOMEM;
     if (!a)
         return -ENOMEM;
     pthread_mutex_init(&a->lock, NULL);
     a->http = env->http;
-    a->conf = json_incref(conf);
+    a->batch = conf->batch;
     a->name = strdup(env->name);
-    a->endpoint = opt_str(conf, "endpoint") ? strdup(opt_str(conf, "endpoint")) : NULL;
-    a->batch = !json_is_false(json_object_get(conf, "batch"));
-    if (!a->name || (opt_str(conf, "endpoint") && !a->endpoint))
+    if (!a->name || http_opts_copy(&conf->http, &a->http_opts) < 0)
         goto fail;
     struct aws_chain_opts o = {
-        .http = env->http, .profile = opt_str(conf, "profile"), .region = opt_str(conf, "region"),
-        .sts_endpoint = opt_str(conf, "sts_endpoint"), .backend = env->name,
+        .http = env->http, .profile = conf->profile, .region = conf->region,
+        .sts_endpoint = conf->sts_endpoint, .backend = env->name, .clock = &a->clock,
     };
     rc = aws_chain_new(&o, &a->chain, err, errlen);
     if (rc < 0)
@@ -185,7 +118,7 @@ static int aws_check_ref(const struct secret_ref *ref, char *err, size_t errlen)
 /* ---- requests ---- */
 
 /* The client, created at first use: the region may come from instance
- * metadata, which is network. lock held. */
+ * metadata, which is network. a->lock held. */
 static int ensure_client(struct aws *a, char *err, size_t errlen)
 {
     char url[512];
@@ -201,62 +134,33 @@ static int ensure_client(struct aws *a, char *err, size_t errlen)
         a->region = NULL;
         return -EINVAL;
     }
-    const char *e = a->endpoint ? a->endpoint : getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER");
+    const char *e = a->http_opts.address ? a->http_opts.address
+                                         : getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER");
     if (!e || !*e)
         e = getenv("AWS_ENDPOINT_URL");
     if (!e || !*e) {
         snprintf(url, sizeof(url), "https://secretsmanager.%s.amazonaws.com", a->region);
         e = url;
     }
-    struct http_opts ho;
-    rc = http_opts_parse(a->conf, "endpoint", false, &ho, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = http_client_new(a->http, &ho, e, &a->sm, err, errlen);
-    http_opts_cleanup(&ho);
-    return rc;
-}
-
-/* AWS's error type ("ResourceNotFoundException") and message. */
-UNITTEST_STATIC void aws_error(const struct http_response *r, char *type, size_t tcap, char *msg, size_t mcap)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
-    secmem_wipe(&jerr, sizeof(jerr));
-    const char *t = json_string_value(json_object_get(root, "__type"));
-    const char *m = json_string_value(json_object_get(root, "message"));
-    if (!m)
-        m = json_string_value(json_object_get(root, "Message"));
-    if (t && strchr(t, '#'))
-        t = strchr(t, '#') + 1;
-    snprintf(type, tcap, "%s", t ? t : "");
-    snprintf(msg, mcap, "%s", m ? m : "");
-    if (!root) {
-        /* Authentication failures come as an XML ErrorResponse. */
-        char *xc = aws_xml_text(&r->body, "Code"), *xm = aws_xml_text(&r->body, "Message");
-        snprintf(type, tcap, "%s", xc ? xc : "");
-        snprintf(msg, mcap, "%s", xm ? xm : xc ? "" : "body is neither JSON nor XML");
-        secmem_free(xc);
-        secmem_free(xm);
-    }
-    json_decref(root);
+    return http_client_new(a->http, &a->http_opts, e, &a->sm, err, errlen);
 }
 
 /* One Secrets Manager call. 0 with the response (any status), or a
  * transport/credentials error. A clock-skew rejection is retried once with
- * the server's clock, an expired-token rejection once with fresh
- * credentials. */
+ * the server's clock (aws_signed_call), an expired-token rejection once
+ * with fresh credentials; never both. */
 static int sm_call(struct aws *a, const char *op, const struct secbuf *body,
                    struct http_response *resp, char *err, size_t errlen)
 {
     char target[96];
+    const struct aws_skew_log who = {.who = "aws", .backend = a->name};
     snprintf(target, sizeof(target), "secretsmanager.%s", op);
     for (int attempt = 0;; attempt++) {
         struct aws_creds cr = {0};
         char msg[384] = "";
+        bool skew_retried = false;
         pthread_mutex_lock(&a->lock);
         int rc = ensure_client(a, msg, sizeof(msg));
-        long long skew = a->skew_s;
         pthread_mutex_unlock(&a->lock);
         if (rc == 0)
             rc = aws_chain_get(a->chain, &cr, msg, sizeof(msg));
@@ -265,30 +169,21 @@ static int sm_call(struct aws *a, const char *op, const struct secbuf *body,
             return rc;
         }
         struct aws_call call = {
-            .service = "secretsmanager", .region = a->region, .creds = &cr, .skew_s = skew,
+            .service = "secretsmanager", .region = a->region, .creds = &cr,
             .content_type = "application/x-amz-json-1.1", .target = target,
             .body = body->data, .body_len = body->len,
         };
-        rc = aws_perform(a->sm, &call, resp, msg, sizeof(msg));
+        rc = aws_signed_call(a->sm, &call, &a->clock, &who, resp, &skew_retried, msg,
+                             sizeof(msg));
         aws_creds_clear(&cr);
         if (rc < 0) {
             snprintf(err, errlen, "%s: %s", op, msg);
             return rc;
         }
-        if (attempt > 0 || (resp->status != 400 && resp->status != 403))
+        if (attempt > 0 || skew_retried || (resp->status != 400 && resp->status != 403))
             return 0;
         char type[128], amsg[256];
         aws_error(resp, type, sizeof(type), amsg, sizeof(amsg));
-        if (aws_is_skew_error(type, amsg) && resp->date) {
-            pthread_mutex_lock(&a->lock);
-            a->skew_s = aws_skew_from(resp);
-            skew = a->skew_s;
-            pthread_mutex_unlock(&a->lock);
-            struct log_fields lf = {.backend = a->name, .error = amsg};
-            log_f(LOG_WARN, &lf, "aws rejected our clock; signing with the server's time "
-                  "(%+llds)", skew);
-            continue;
-        }
         if (strcmp(type, "ExpiredTokenException") == 0) {
             aws_chain_invalidate(a->chain);
             continue;
@@ -380,8 +275,8 @@ static void seen_set(struct aws *a, const struct secret_ref *ref, const char *vi
 
 /* SecretString as is, SecretBinary decoded: from one GetSecretValue answer
  * or one entry of a batch answer. */
-UNITTEST_STATIC int aws_take_value(const json_t *v, const struct secret_ref *ref,
-                                   struct fetch_result *out, char *err, size_t errlen)
+int aws_take_value(const json_t *v, const struct secret_ref *ref, struct fetch_result *out,
+                   char *err, size_t errlen)
 {
     const json_t *str = json_object_get(v, "SecretString");
     const json_t *bin = json_object_get(v, "SecretBinary");
@@ -546,131 +441,126 @@ static int aws_fetch(void *ctx, const struct secret_ref *ref, struct fetch_resul
     return get_value(a, ref, out, err, errlen);
 }
 
-/* ---- cold start: BatchGetSecretValue ---- */
+/* ---- cold start: BatchGetSecretValue (the plan in batch.c) ---- */
 
-static bool names_secret(const struct secret_ref *ref, const json_t *v)
+/* One BatchGetSecretValue for the references of batch b: what it serves
+ * lands in outs (done[i], seen), what it cannot is judged in *verdict, with
+ * the error every reference gets when verdict->fail_all. */
+static void send_batch(struct aws *a, const struct secret_ref *const *refs, size_t n,
+                       const int *batch_of, int b, struct fetch_result *outs, int *rcs,
+                       char (*errs)[BACKEND_ERR_MAX], bool *done,
+                       struct aws_batch_verdict *verdict, struct fetch_result *batch_out,
+                       int *batch_rc, char *batch_err)
 {
-    const char *name = json_string_value(json_object_get(v, "Name"));
-    const char *arn = json_string_value(json_object_get(v, "ARN"));
-    if ((name && strcmp(ref->path, name) == 0) || (arn && strcmp(ref->path, arn) == 0))
-        return true;
-    /* A partial ARN names the secret whose ARN is exactly it plus "-" and
-     * the six random characters: "...:secret:db" must not match
-     * "...:secret:db-admin-AbCdEf". */
-    size_t n = strlen(ref->path);
-    return arn && strncmp(ref->path, "arn:", 4) == 0 && strlen(arn) == n + 7 &&
-           strncmp(arn, ref->path, n) == 0 && arn[n] == '-';
-}
-
-/* Hand each entry of a BatchGetSecretValue answer to the references it
- * names; served[i] is the entry that gave refs[i] its value. */
-UNITTEST_STATIC void aws_batch_take(const json_t *root, const struct secret_ref *const *refs,
-                                    size_t n, struct fetch_result *outs, int *rcs,
-                                    char (*errs)[BACKEND_ERR_MAX], const json_t **served)
-{
-    size_t k;
-    json_t *v;
-    json_array_foreach(json_object_get(root, "SecretValues"), k, v)
+    const json_t **served = calloc(n + 1, sizeof(*served));
+    struct http_response r;
+    struct secbuf body = {0};
+    char err[BACKEND_ERR_MAX] = "";
+    json_t *ids = json_array(), *req = json_object(), *root = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (batch_of[i] == b)
+            json_array_append_new(ids, json_string(refs[i]->path));
+    json_object_set_new(req, "SecretIdList", ids);
+    http_response_init(&r);
+    int rc = served ? json_body(req, &body, err, sizeof(err)) : -ENOMEM;
+    if (rc == 0)
+        rc = sm_call(a, "BatchGetSecretValue", &body, &r, err, sizeof(err));
+    if (rc == 0 && r.status == 200) {
+        json_error_t jerr;
+        root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
+        secmem_wipe(&jerr, sizeof(jerr));
         for (size_t i = 0; i < n; i++)
-            if (!served[i] && !refs[i]->version && !refs[i]->stage &&
-                names_secret(refs[i], v)) {
-                rcs[i] = aws_take_value(v, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
-                if (rcs[i] == 0)
-                    served[i] = v;
-                else
-                    secbuf_cleanup(&outs[i].value);
+            if (done[i])
+                served[i] = root;   /* an earlier batch's: not to be taken again */
+        aws_batch_take(root, refs, n, outs, rcs, errs, served);
+        for (size_t i = 0; i < n; i++)
+            if (served[i] && !done[i]) {
+                done[i] = true;
+                seen_set(a, refs[i], json_string_value(json_object_get(served[i], "VersionId")));
             }
+    } else {
+        if (rc < 0) {
+            *batch_rc = rc;
+            batch_out->retryable = http_errno_retryable(rc);
+            snprintf(batch_err, BACKEND_ERR_MAX, "%s", err);
+        } else {
+            *batch_rc = status_error("BatchGetSecretValue", &r, batch_out, batch_err,
+                                     BACKEND_ERR_MAX);
+        }
+        char type[128], msg[256];
+        aws_error(&r, type, sizeof(type), msg, sizeof(msg));
+        *verdict = aws_batch_judge(rc, batch_out->retryable, type);
+        if (verdict->denied) {
+            pthread_mutex_lock(&a->lock);
+            a->batch_denied = true;
+            pthread_mutex_unlock(&a->lock);
+            struct log_fields lf = {.backend = a->name, .error = msg};
+            log_f(LOG_WARN, &lf, "aws BatchGetSecretValue denied; fetching one by one");
+        }
+    }
+    json_decref(root);
+    json_decref(req);
+    secbuf_cleanup(&body);
+    http_response_cleanup(&r);
+    free(served);
 }
 
 static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size_t n,
                            struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX])
 {
     struct aws *a = ctx;
-    size_t batchable = 0;
+    int *batch_of = calloc(n + 1, sizeof(*batch_of));
     bool *done = calloc(n + 1, sizeof(*done));
-    const json_t **served = calloc(n + 1, sizeof(*served));
-    bool batch_failed = false;       /* transient: the singles would fail the same way */
-    int batch_rc = 0;
-    struct fetch_result batch_out = {0};
-    char batch_err[BACKEND_ERR_MAX] = "";
+    enum aws_fate *fate = calloc(n + 1, sizeof(*fate));
+    struct aws_batch_verdict *verdicts = calloc(n + 1, sizeof(*verdicts));
+    struct fetch_result *batch_outs = calloc(n + 1, sizeof(*batch_outs));
+    int *batch_rcs = calloc(n + 1, sizeof(*batch_rcs));
+    char (*batch_errs)[BACKEND_ERR_MAX] = calloc(n + 1, sizeof(*batch_errs));
+    /* Without memory for the plan, everything goes one by one. */
+    bool planned = batch_of && done && fate && verdicts && batch_outs && batch_rcs && batch_errs;
 
-    pthread_mutex_lock(&a->lock);
-    bool use_batch = a->batch && !a->batch_denied;
-    pthread_mutex_unlock(&a->lock);
-    for (size_t i = 0; i < n; i++)
-        if (!refs[i]->version && !refs[i]->stage)
-            batchable++;
-    if (done && served && use_batch && batchable > 1) {
-        struct http_response r;
-        struct secbuf body;
-        char err[BACKEND_ERR_MAX] = "";
-        json_t *ids = json_array(), *req = json_object(), *root = NULL;
-        for (size_t i = 0; i < n; i++)
-            if (!refs[i]->version && !refs[i]->stage)
-                json_array_append_new(ids, json_string(refs[i]->path));
-        json_object_set_new(req, "SecretIdList", ids);
-        http_response_init(&r);
-        int rc = json_body(req, &body, err, sizeof(err));
-        if (rc == 0)
-            rc = sm_call(a, "BatchGetSecretValue", &body, &r, err, sizeof(err));
-        if (rc == 0 && r.status == 200) {
-            json_error_t jerr;
-            root = json_loadb((const char *)r.body.data, r.body.len, 0, &jerr);
-            secmem_wipe(&jerr, sizeof(jerr));
-            aws_batch_take(root, refs, n, outs, rcs, errs, served);
-            for (size_t i = 0; i < n; i++)
-                if (served[i]) {
-                    done[i] = true;
-                    seen_set(a, refs[i],
-                             json_string_value(json_object_get(served[i], "VersionId")));
-                }
-        } else {
-            if (rc < 0) {
-                batch_rc = rc;
-                batch_out.retryable = http_errno_retryable(rc);
-                snprintf(batch_err, sizeof(batch_err), "%s", err);
-            } else {
-                batch_rc = status_error("BatchGetSecretValue", &r, &batch_out, batch_err,
-                                        sizeof(batch_err));
-            }
-            /* Unreachable, throttled, failing: twenty single calls would only
-             * multiply the load and the wait. Every item gets this error and
-             * the scheduler's backoff. A refusal is retried one by one below,
-             * which also yields each item's precise error. */
-            batch_failed = rc < 0 || batch_out.retryable;
-            char type[128], msg[256];
-            aws_error(&r, type, sizeof(type), msg, sizeof(msg));
-            if (rc == 0 && (strcmp(type, "AccessDeniedException") == 0 ||
-                            strcmp(type, "AccessDenied") == 0)) {
-                /* Not allowed to batch: single calls from now on. */
-                pthread_mutex_lock(&a->lock);
-                a->batch_denied = true;
-                pthread_mutex_unlock(&a->lock);
-                struct log_fields lf = {.backend = a->name, .error = msg};
-                log_f(LOG_WARN, &lf, "aws BatchGetSecretValue denied; fetching one by one");
-            }
+    if (planned) {
+        pthread_mutex_lock(&a->lock);
+        bool use_batch = a->batch && !a->batch_denied;
+        pthread_mutex_unlock(&a->lock);
+        size_t batches = aws_batch_plan(refs, n, AWS_BATCH_MAX, use_batch, batch_of);
+        for (size_t b = 0; b < batches; b++) {
+            pthread_mutex_lock(&a->lock);
+            bool denied = a->batch_denied;
+            pthread_mutex_unlock(&a->lock);
+            if (!denied)   /* an earlier batch was refused: the rest one by one */
+                send_batch(a, refs, n, batch_of, (int)b, outs, rcs, errs, done, &verdicts[b],
+                           &batch_outs[b], &batch_rcs[b], batch_errs[b]);
         }
-        json_decref(root);
-        json_decref(req);
-        secbuf_cleanup(&body);
-        http_response_cleanup(&r);
+        aws_batch_fates(n, batch_of, done, verdicts, fate);
     }
-    /* Whatever the batch did not deliver (errors, pinned versions, a
-     * refused batch) goes one by one: that also yields the precise error. */
+    /* Whatever the batches did not deliver (errors, pinned versions, a
+     * refused batch) goes one by one: that also yields the precise error.
+     * A batch that failed for a transient reason (unreachable, throttled,
+     * failing) gives its error to each of its references instead: single
+     * calls would only multiply the load and the wait, and the scheduler
+     * backs off. */
     for (size_t i = 0; i < n; i++) {
-        if (done && done[i])
+        enum aws_fate f = planned ? fate[i] : AWS_FATE_SINGLE;
+        if (f == AWS_FATE_DONE)
             continue;
-        if (batch_failed && !refs[i]->version && !refs[i]->stage) {
-            rcs[i] = batch_rc;
-            outs[i].retryable = batch_out.retryable;
-            outs[i].retry_after_ms = batch_out.retry_after_ms;
-            snprintf(errs[i], BACKEND_ERR_MAX, "%s", batch_err);
+        if (f == AWS_FATE_BATCH_ERROR) {
+            int b = batch_of[i];
+            rcs[i] = batch_rcs[b];
+            outs[i].retryable = batch_outs[b].retryable;
+            outs[i].retry_after_ms = batch_outs[b].retry_after_ms;
+            snprintf(errs[i], BACKEND_ERR_MAX, "%s", batch_errs[b]);
             continue;
         }
         rcs[i] = get_value(a, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
     }
-    free(served);
+    free(batch_errs);
+    free(batch_rcs);
+    free(batch_outs);
+    free(verdicts);
+    free(fate);
     free(done);
+    free(batch_of);
 }
 
 /* "batch": false gives every secret its own worker and request. */

@@ -1,6 +1,7 @@
 /* sigv4.c - AWS Signature Version 4 with libsodium's SHA-256 and
  * HMAC-SHA-256. The derived keys live on the stack and are wiped. */
 #include "backends/aws/sigv4.h"
+#include "lib/encode.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -49,26 +50,6 @@ static int puts_(struct secbuf *b, const char *s)
     return secbuf_append(b, s, strlen(s));
 }
 
-/* RFC 3986 percent-encoding as SigV4 wants it: unreserved kept (and '/'
- * in paths), everything else %XX upper-case. */
-static int encode(struct secbuf *b, const char *s, size_t n, bool keep_slash)
-{
-    static const char hx[] = "0123456789ABCDEF";
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-        if (unreserved || (keep_slash && c == '/')) {
-            rc = put(b, (const char *)&c, 1);
-        } else {
-            char e[3] = {'%', hx[c >> 4], hx[c & 15]};
-            rc = put(b, e, 3);
-        }
-    }
-    return rc;
-}
-
 struct param {
     struct secbuf k, v;            /* canonical (encoded) forms */
 };
@@ -83,23 +64,6 @@ static int cmp_param(const void *a, const void *b)
     n = x->v.len < y->v.len ? x->v.len : y->v.len;
     c = memcmp(x->v.data, y->v.data, n);
     return c ? c : (x->v.len < y->v.len ? -1 : x->v.len > y->v.len);
-}
-
-/* Decode %XX so that encoding again gives the canonical form. */
-static size_t decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && strchr("0123456789abcdefABCDEF", s[i + 1]) &&
-            strchr("0123456789abcdefABCDEF", s[i + 2])) {
-            char h[3] = {s[i + 1], s[i + 2], 0};
-            out[o++] = (char)strtol(h, NULL, 16);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    return o;
 }
 
 static int canonical_query(struct secbuf *b, const char *q)
@@ -127,11 +91,11 @@ static int canonical_query(struct secbuf *b, const char *q)
                 rc = -ENOMEM;
                 break;
             }
-            size_t dk = decode(p, kl, tmp);
-            rc = encode(&ps[n - 1].k, tmp, dk, false);
+            size_t dk = encode_percent_decode(p, kl, tmp);
+            rc = encode_percent(&ps[n - 1].k, tmp, dk, 0);
             if (rc == 0 && eq) {
-                size_t dv = decode(eq + 1, len - kl - 1, tmp);
-                rc = encode(&ps[n - 1].v, tmp, dv, false);
+                size_t dv = encode_percent_decode(eq + 1, len - kl - 1, tmp);
+                rc = encode_percent(&ps[n - 1].v, tmp, dv, 0);
             }
             free(tmp);
         }
@@ -232,8 +196,8 @@ static int build(const struct sigv4_input *in, struct secbuf *out, char *signed_
         char *tmp = malloc(n + 1);
         if (!tmp)
             return -ENOMEM;
-        size_t d = decode(in->path, n, tmp);
-        rc = d ? encode(out, tmp, d, true) : put(out, "/", 1);
+        size_t d = encode_percent_decode(in->path, n, tmp);
+        rc = d ? encode_percent(out, tmp, d, ENCODE_KEEP_SLASH) : put(out, "/", 1);
         free(tmp);
     }
     if (rc == 0)

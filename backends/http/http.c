@@ -10,6 +10,7 @@
  */
 #include "backends/http/http.h"
 #include "backends/http/url.h"
+#include "lib/encode.h"
 #include "rs_config.h"
 
 #include <curl/curl.h>
@@ -615,23 +616,5 @@ bool http_status_retryable(long status)
 
 int http_escape_path(const char *in, char *out, size_t cap)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-                    *p == '~' || *p == '/';
-        size_t need = keep ? 1 : 3;
-        if (o + need >= cap)
-            return -E2BIG;
-        if (keep) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
-    return 0;
+    return encode_percent_str(in, out, cap, ENCODE_KEEP_SLASH);
 }

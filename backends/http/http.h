@@ -79,7 +79,7 @@ int http_perform(struct http_client *c, const struct http_request *req,
 bool http_errno_retryable(int rc);
 bool http_status_retryable(long status);
 
-/* Percent-encode one path segment list: '/' kept, everything outside
+/* Percent-encode one path segment list (lib/encode.h): '/' kept, everything outside
  * RFC 3986 unreserved escaped. 0 or -E2BIG. */
 int http_escape_path(const char *in, char *out, size_t cap) __attribute__((warn_unused_result));
 

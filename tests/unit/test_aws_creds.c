@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backends/aws/aws_creds.h"
+#include "backends/aws/creds.h"
 #include "backends/aws/aws_i.h"
 #include "backends/aws/ini.h"
 #include "lib/secmem.h"

@@ -1,20 +1,56 @@
-/* aws_sign.c - SigV4-signed AWS requests over the shared HTTP layer.
+/* sign.c - SigV4-signed AWS requests over the shared HTTP layer, the
+ * clock-skew correction every signed call shares, and AWS's error bodies.
  *
  * Signed by sigv4.c rather than libcurl's CURLOPT_AWS_SIGV4: correcting a
  * clock-skew rejection means signing with the server's time, and libcurl
  * 7.88 cannot do that (a user X-Amz-Date is signed, then sent twice). The
  * Host header is sent explicitly so what is signed is what goes out.
  */
-#include "backends/aws/aws_sign.h"
+#include "backends/aws/sign.h"
 #include "backends/aws/sigv4.h"
+#include "lib/log.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define AWS_AUTH_MAX 2048
+
+char *aws_secstr(const char *s, size_t n)
+{
+    char *p = secmem_alloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+void aws_creds_clear(struct aws_creds *c)
+{
+    secmem_free(c->akid);
+    secmem_free(c->secret);
+    secmem_free(c->token);
+    memset(c, 0, sizeof(*c));
+}
+
+int aws_creds_copy(struct aws_creds *dst, const struct aws_creds *src)
+{
+    aws_creds_clear(dst);
+    dst->akid = src->akid ? aws_secstr(src->akid, strlen(src->akid)) : NULL;
+    dst->secret = src->secret ? aws_secstr(src->secret, strlen(src->secret)) : NULL;
+    dst->token = src->token ? aws_secstr(src->token, strlen(src->token)) : NULL;
+    dst->expiration = src->expiration;
+    dst->obtained = src->obtained;
+    if ((src->akid && !dst->akid) || (src->secret && !dst->secret) || (src->token && !dst->token)) {
+        aws_creds_clear(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
 
 char *aws_xml_text(const struct secbuf *xml, const char *tag)
 {
@@ -114,4 +150,55 @@ out:
     secmem_free(h_token);
     secmem_free(h_auth);
     return rc;
+}
+
+void aws_error(const struct http_response *r, char *type, size_t tcap, char *msg, size_t mcap)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)r->body.data, r->body.len, 0, &jerr);
+    secmem_wipe(&jerr, sizeof(jerr));
+    const char *t = json_string_value(json_object_get(root, "__type"));
+    const char *m = json_string_value(json_object_get(root, "message"));
+    if (!m)
+        m = json_string_value(json_object_get(root, "Message"));
+    if (t && strchr(t, '#'))
+        t = strchr(t, '#') + 1;
+    snprintf(type, tcap, "%s", t ? t : "");
+    snprintf(msg, mcap, "%s", m ? m : "");
+    if (!root) {
+        /* Authentication failures come as an XML ErrorResponse. */
+        char *xc = aws_xml_text(&r->body, "Code"), *xm = aws_xml_text(&r->body, "Message");
+        snprintf(type, tcap, "%s", xc ? xc : "");
+        snprintf(msg, mcap, "%s", xm ? xm : xc ? "" : "body is neither JSON nor XML");
+        secmem_free(xc);
+        secmem_free(xm);
+    }
+    json_decref(root);
+}
+
+int aws_signed_call(struct http_client *c, const struct aws_call *call, struct aws_clock *clk,
+                    const struct aws_skew_log *who, struct http_response *resp,
+                    bool *skew_retried, char *err, size_t errlen)
+{
+    struct aws_call signed_now = *call;
+    signed_now.skew_s = clk->skew_s;
+    if (skew_retried)
+        *skew_retried = false;
+    int rc = aws_perform(c, &signed_now, resp, err, errlen);
+    if (rc < 0 || !call->creds || (resp->status != 400 && resp->status != 403) || !resp->date)
+        return rc;
+    char type[128], msg[256];
+    aws_error(resp, type, sizeof(type), msg, sizeof(msg));
+    if (!aws_is_skew_error(type, msg))
+        return 0;
+    /* Signed outside the server's clock window: once more with its time,
+     * and every later call of this instance signs with it from the start. */
+    signed_now.skew_s = aws_skew_from(resp);
+    clk->skew_s = signed_now.skew_s;
+    struct log_fields lf = {.backend = who->backend, .error = msg};
+    log_f(LOG_WARN, &lf, "%s rejected our clock; signing with the server's time (%+llds)",
+          who->who, signed_now.skew_s);
+    if (skew_retried)
+        *skew_retried = true;
+    return aws_perform(c, &signed_now, resp, err, errlen);
 }

@@ -1,4 +1,4 @@
-/* aws_creds.h - the AWS credential chain, in the order the AWS SDKs use:
+/* creds.h - the AWS credential chain, in the order the AWS SDKs use:
  *
  *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
  *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
@@ -13,12 +13,15 @@
  * The first source that is configured is the one used (as the SDKs do); a
  * failure there is an error, not a reason to try the next. Temporary
  * credentials are fetched again ahead of their expiration.
+ *
+ * One file per source: creds_env.c, sts.c (web identity, AssumeRole),
+ * profile.c (+ ini.c, process.c for credential_process), container.c,
+ * imds.c; creds.c is the chain and its cache, region.c the region.
  */
 #ifndef RS_AWS_CREDS_H
 #define RS_AWS_CREDS_H
 
-#include <jansson.h>
-#include "backends/aws/aws_sign.h"
+#include "backends/aws/sign.h"
 
 struct aws_chain;
 
@@ -29,6 +32,8 @@ struct aws_chain_opts {
     const char *sts_endpoint;      /* config "sts_endpoint", or NULL */
     const char *backend;           /* for logs */
     long long process_timeout_ms;  /* credential_process deadline; 0: 30 s */
+    struct aws_clock *clock;       /* the instance's clock correction (borrowed,
+                                      outlives the chain); NULL: the chain's own */
 };
 
 int aws_chain_new(const struct aws_chain_opts *o, struct aws_chain **out, char *err, size_t errlen)
@@ -47,7 +52,8 @@ int aws_chain_get(struct aws_chain *c, struct aws_creds *out, char *err, size_t 
     __attribute__((warn_unused_result));
 /* The server rejected these credentials as expired: fetch anew next time. */
 void aws_chain_invalidate(struct aws_chain *c);
-/* Which source the chain settled on ("" before the first get). */
+/* Which source the chain settled on ("" before the first get). Borrowed;
+ * rewritten by each refresh, so read it when none runs (tests). */
 const char *aws_chain_source(struct aws_chain *c);
 
 #endif
