@@ -319,3 +319,13 @@ void secpool_put(struct secpool *p, void *buf, size_t len)
         secmem_free(buf);
     }
 }
+
+char *secmem_strndup(const char *s, size_t n)
+{
+    char *p = secmem_alloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}

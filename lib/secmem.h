@@ -35,6 +35,8 @@ void secmem_scrub_regs(void);
 /* Secret memory. secmem_alloc returns a new buffer or NULL; secmem_free wipes
  * and releases it (NULL is a no-op). */
 void *secmem_alloc(size_t len) __attribute__((malloc));
+/* A NUL-terminated copy of s[0..n) in secret memory (secmem_free), or NULL. */
+char *secmem_strndup(const char *s, size_t n);
 void secmem_free(void *p);
 void secmem_wipe(void *p, size_t len);
 

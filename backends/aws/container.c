@@ -59,7 +59,7 @@ int aws_container_creds(struct aws_chain *c, struct aws_creds *out, char *err, s
             return rc;
         }
     } else if (tok) {
-        auth = aws_secstr(tok, strlen(tok));
+        auth = secmem_strndup(tok, strlen(tok));
     }
     if (auth) {
         size_t n = strlen(auth) + 32;

@@ -99,9 +99,9 @@ int aws_creds_from_json(const struct secbuf *body, const char *what, struct aws_
         rc = -EPROTO;
     } else {
         aws_creds_clear(out);
-        out->akid = aws_secstr(a, strlen(a));
-        out->secret = aws_secstr(s, strlen(s));
-        out->token = t && *t ? aws_secstr(t, strlen(t)) : NULL;
+        out->akid = secmem_strndup(a, strlen(a));
+        out->secret = secmem_strndup(s, strlen(s));
+        out->token = t && *t ? secmem_strndup(t, strlen(t)) : NULL;
         out->expiration = aws_parse_time(json_string_value(json_object_get(root, "Expiration")));
         out->obtained = time(NULL);
         if (!out->akid || !out->secret || (t && *t && !out->token))

@@ -13,9 +13,9 @@ int aws_env_creds(struct aws_creds *out)
     if (!akid || !secret)
         return 1;
     aws_creds_clear(out);
-    out->akid = aws_secstr(akid, strlen(akid));
-    out->secret = aws_secstr(secret, strlen(secret));
-    out->token = tok ? aws_secstr(tok, strlen(tok)) : NULL;
+    out->akid = secmem_strndup(akid, strlen(akid));
+    out->secret = secmem_strndup(secret, strlen(secret));
+    out->token = tok ? secmem_strndup(tok, strlen(tok)) : NULL;
     out->obtained = time(NULL);
     return out->akid && out->secret && (!tok || out->token) ? 0 : -ENOMEM;
 }

@@ -75,9 +75,9 @@ static int static_keys(const struct aws_files *f, const char *profile, struct aw
     if (!s)
         return -EINVAL;
     aws_creds_clear(out);
-    out->akid = aws_secstr(a, strlen(a));
-    out->secret = aws_secstr(s, strlen(s));
-    out->token = t ? aws_secstr(t, strlen(t)) : NULL;
+    out->akid = secmem_strndup(a, strlen(a));
+    out->secret = secmem_strndup(s, strlen(s));
+    out->token = t ? secmem_strndup(t, strlen(t)) : NULL;
     out->obtained = time(NULL);
     return out->akid && out->secret && (!t || out->token) ? 0 : -ENOMEM;
 }

@@ -19,16 +19,6 @@
 
 #define AWS_AUTH_MAX 2048
 
-char *aws_secstr(const char *s, size_t n)
-{
-    char *p = secmem_alloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
 void aws_creds_clear(struct aws_creds *c)
 {
     secmem_free(c->akid);
@@ -40,9 +30,9 @@ void aws_creds_clear(struct aws_creds *c)
 int aws_creds_copy(struct aws_creds *dst, const struct aws_creds *src)
 {
     aws_creds_clear(dst);
-    dst->akid = src->akid ? aws_secstr(src->akid, strlen(src->akid)) : NULL;
-    dst->secret = src->secret ? aws_secstr(src->secret, strlen(src->secret)) : NULL;
-    dst->token = src->token ? aws_secstr(src->token, strlen(src->token)) : NULL;
+    dst->akid = src->akid ? secmem_strndup(src->akid, strlen(src->akid)) : NULL;
+    dst->secret = src->secret ? secmem_strndup(src->secret, strlen(src->secret)) : NULL;
+    dst->token = src->token ? secmem_strndup(src->token, strlen(src->token)) : NULL;
     dst->expiration = src->expiration;
     dst->obtained = src->obtained;
     if ((src->akid && !dst->akid) || (src->secret && !dst->secret) || (src->token && !dst->token)) {
@@ -65,7 +55,7 @@ char *aws_xml_text(const struct secbuf *xml, const char *tag)
         return NULL;
     s += strlen(open);
     const char *e = memmem(s, xml->len - (size_t)(s - (const char *)xml->data), close, strlen(close));
-    return e ? aws_secstr(s, (size_t)(e - s)) : NULL;
+    return e ? secmem_strndup(s, (size_t)(e - s)) : NULL;
 }
 
 bool aws_is_skew_error(const char *type, const char *msg)

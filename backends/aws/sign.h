@@ -22,8 +22,6 @@ void aws_creds_clear(struct aws_creds *c);
 /* Deep copy into dst (cleared first). 0 or -ENOMEM. */
 int aws_creds_copy(struct aws_creds *dst, const struct aws_creds *src)
     __attribute__((warn_unused_result));
-/* New secret-memory copy of n bytes of s, NUL-terminated, or NULL. */
-char *aws_secstr(const char *s, size_t n);
 
 /* The server's clock minus ours, in seconds, as the last clock-skew
  * rejection told it (0 until one came). One per backend instance: the

@@ -25,7 +25,7 @@ static int login_body(struct vault *v, struct secbuf *body, char *err, size_t er
         if (v->role_id_file)
             rc = secfile_token(v->role_id_file, VAULT_SECRET_FILE_MAX, &a, err, errlen);
         else
-            a = vault_secstr(v->role_id, strlen(v->role_id));
+            a = secmem_strndup(v->role_id, strlen(v->role_id));
         if (rc == 0 && !a)
             rc = -ENOMEM;
         if (rc == 0 && v->secret_id_file)
@@ -63,7 +63,7 @@ UNITTEST_STATIC int vault_login_answer(const char *what, const struct http_respo
         goto out;
     }
     rc = -ENOMEM;
-    if (!(*tok = vault_secstr(json_string_value(ct), json_string_length(ct))))
+    if (!(*tok = secmem_strndup(json_string_value(ct), json_string_length(ct))))
         goto out;
     *ttl = vault_ttl_of(json_object_get(a, "lease_duration"));
     *renewable = json_is_true(json_object_get(a, "renewable"));
@@ -102,7 +102,7 @@ static int token_method(struct vault *v, bool lookup, char **tok, struct token_l
     if (v->token_file)
         rc = secfile_token(v->token_file, VAULT_SECRET_FILE_MAX, tok, err, errlen);
     else
-        rc = (*tok = vault_secstr(v->env_token, strlen(v->env_token))) ? 0 : -ENOMEM;
+        rc = (*tok = secmem_strndup(v->env_token, strlen(v->env_token))) ? 0 : -ENOMEM;
     if (rc == 0 && lookup) {
         rc = -ENOMEM;
         if ((hdr = vault_token_hdr(*tok)))

@@ -33,16 +33,6 @@ long long vault_ttl_of(const json_t *v)
     return t < 0 ? 0 : t > VAULT_MAX_TTL_S ? VAULT_MAX_TTL_S : (long long)t;
 }
 
-char *vault_secstr(const char *s, size_t n)
-{
-    char *p = secmem_alloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
 void vault_log(struct vault *v, enum log_level lvl, const char *error, const char *msg)
 {
     struct log_fields lf = {.backend = v->name, .error = error};
@@ -126,7 +116,7 @@ static int vault_create(const struct backend_env *env, const void *parsed, void 
             rc = -EINVAL;
             goto fail;
         }
-        v->env_token = vault_secstr(t, strlen(t));
+        v->env_token = secmem_strndup(t, strlen(t));
         if (!v->env_token)
             goto fail;
         secmem_wipe(t, strlen(t));

@@ -106,8 +106,6 @@ struct vault {
 
 /* A duration in seconds from Vault, clamped to [0, VAULT_MAX_TTL_S]. */
 long long vault_ttl_of(const json_t *v);
-/* A new NUL-terminated copy of s[0..n) in secret memory, or NULL. */
-char *vault_secstr(const char *s, size_t n);
 void vault_log(struct vault *v, enum log_level lvl, const char *error, const char *msg);
 
 /* client.c */
