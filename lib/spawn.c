@@ -100,8 +100,12 @@ int spawn_run(const struct spawn_opts *o, struct spawn_result *r, char *err, siz
             return -ENOMEM;
         err_eof = false;
     }
-    if (pipe2(out_p, O_CLOEXEC | O_NONBLOCK) != 0 ||
-        (o->err_max > 0 && pipe2(err_p, O_CLOEXEC | O_NONBLOCK) != 0)) {
+    /* Only our read ends are non-blocking: O_NONBLOCK belongs to the open
+     * pipe, so pipe2(O_NONBLOCK) would hand the child a stdout that fails
+     * with EAGAIN whenever the pipe is full (`yes` under load did). */
+    if (pipe2(out_p, O_CLOEXEC) != 0 || fcntl(out_p[0], F_SETFL, O_NONBLOCK) != 0 ||
+        (o->err_max > 0 &&
+         (pipe2(err_p, O_CLOEXEC) != 0 || fcntl(err_p[0], F_SETFL, O_NONBLOCK) != 0))) {
         rc = -errno;
         snprintf(err, errlen, "cannot make a pipe: %s", strerror(-rc));
         goto out;

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,27 @@ START_TEST(deadline_after_exit_kills_the_grandchild)
 }
 END_TEST
 
+/* The child's stdout and stderr block like any pipe: O_NONBLOCK is a
+ * property of the open pipe, and a child handed a non-blocking stdout
+ * fails with EAGAIN whenever the pipe is full. */
+START_TEST(child_pipes_block)
+{
+    struct spawn_result r;
+    char err[256] = "";
+    ck_assert_int_eq(sh("grep ^flags /proc/self/fdinfo/1; grep ^flags /proc/self/fdinfo/2 >&1",
+                        5000, 4096, 256, &r, err, sizeof(err)), 0);
+    ck_assert_int_eq(r.status, 0);
+    char text[128];
+    ck_assert_uint_lt(r.out.len, sizeof(text));
+    memcpy(text, r.out.data, r.out.len);
+    text[r.out.len] = '\0';
+    unsigned long f1, f2;
+    ck_assert_int_eq(sscanf(text, "flags: %lo flags: %lo", &f1, &f2), 2);
+    ck_assert_msg(!(f1 & O_NONBLOCK) && !(f2 & O_NONBLOCK), "child pipes non-blocking: %s", text);
+    spawn_result_cleanup(&r);
+}
+END_TEST
+
 START_TEST(output_cap)
 {
     struct spawn_result r;
@@ -241,6 +263,7 @@ static Suite *spawn_suite(void)
     tcase_add_test(tc, stderr_capture_is_capped);
     tcase_add_test(tc, deadline_kills_the_group);
     tcase_add_test(tc, deadline_after_exit_kills_the_grandchild);
+    tcase_add_test(tc, child_pipes_block);
     tcase_add_test(tc, output_cap);
     tcase_add_test(tc, missing_executable);
     tcase_add_test(tc, default_signals);
