@@ -736,8 +736,9 @@ int fs_run(struct fs *fs)
     fuse_loop_cfg_set_clone_fd(lc, 0);
     int rc = fuse_session_loop_mt(fs->se, lc);
     fuse_loop_cfg_destroy(lc);
-    /* Positive (a signal number libfuse's own handlers would record): a
-     * clean stop, like 0. */
+    /* Positive: a signal number, which libfuse records only when its own
+     * handlers are installed (we install ours, broker/signals.c, so this
+     * does not happen today); a clean stop either way, like 0. */
     return rc < 0 ? rc : 0;
 }
 
