@@ -122,6 +122,19 @@ START_TEST(stderr_capture_is_capped)
 }
 END_TEST
 
+/* The grandchild whose pid the shell wrote to pidfile is gone (and the
+ * file is removed). */
+static void assert_grandchild_gone(const char *pidfile)
+{
+    FILE *f = fopen(pidfile, "r");
+    ck_assert_ptr_nonnull(f);
+    int gpid = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &gpid), 1);
+    fclose(f);
+    unlink(pidfile);
+    ck_assert_msg(gone(gpid), "the grandchild %d survived", gpid);
+}
+
 START_TEST(deadline_kills_the_group)
 {
     struct spawn_result r;
@@ -138,13 +151,7 @@ START_TEST(deadline_kills_the_group)
     ck_assert_str_eq(err, "no answer within 1 s");
     ck_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
     spawn_result_cleanup(&r);
-    FILE *f = fopen(pidfile, "r");
-    ck_assert_ptr_nonnull(f);
-    int gpid = 0;
-    ck_assert_int_eq(fscanf(f, "%d", &gpid), 1);
-    fclose(f);
-    unlink(pidfile);
-    ck_assert_msg(gone(gpid), "the grandchild %d survived", gpid);
+    assert_grandchild_gone(pidfile);
 }
 END_TEST
 
@@ -160,13 +167,7 @@ START_TEST(deadline_after_exit_kills_the_grandchild)
     snprintf(cmd, sizeof(cmd), "sleep 30 & echo $! > %s; exit 0", pidfile);
     ck_assert_int_eq(sh(cmd, 500, 1024, 0, &r, err, sizeof(err)), -ETIMEDOUT);
     spawn_result_cleanup(&r);
-    FILE *f = fopen(pidfile, "r");
-    ck_assert_ptr_nonnull(f);
-    int gpid = 0;
-    ck_assert_int_eq(fscanf(f, "%d", &gpid), 1);
-    fclose(f);
-    unlink(pidfile);
-    ck_assert_msg(gone(gpid), "the grandchild %d survived", gpid);
+    assert_grandchild_gone(pidfile);
 }
 END_TEST
 
