@@ -106,7 +106,13 @@ class ProxyTests(unittest.TestCase):
         c = sm_client(self.p.url)
         self.assertEqual(c.get_secret_value(SecretId="app/db")["SecretString"], '{"user":"u","pass":"p"}')
         self.assertEqual(c.get_secret_value(SecretId="app/bin")["SecretBinary"], b"\x00\xffbin")
-        bad = sm_client(self.p.url, dict(KEYS, SecretAccessKey=KEYS["SecretAccessKey"][:-1] + "X"))
+        # A different last character: moto's keys are random alphanumerics, so
+        # a fixed "X" left the key unchanged in 1 run of 62 (a flaky "ClientError
+        # not raised").
+        good = KEYS["SecretAccessKey"]
+        wrong = good[:-1] + ("Y" if good.endswith("X") else "X")
+        self.assertNotEqual(wrong, good)
+        bad = sm_client(self.p.url, dict(KEYS, SecretAccessKey=wrong))
         with self.assertRaises(botocore.exceptions.ClientError) as cm:
             bad.get_secret_value(SecretId="app/db")
         self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403)

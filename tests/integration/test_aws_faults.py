@@ -196,7 +196,9 @@ class SkewTest(FaultBase):
 class AuthErrorTest(FaultBase):
 
     def test_wrong_secret_key(self):
-        wrong = dict(self.keys, SecretAccessKey=self.keys["SecretAccessKey"][:-4] + "XXXX")
+        good = self.keys["SecretAccessKey"]
+        tail = "YYYY" if good.endswith("XXXX") else "XXXX"   # never the key itself
+        wrong = dict(self.keys, SecretAccessKey=good[:-4] + tail)
         self.sensitive(wrong["SecretAccessKey"])
         self.write_aws_config({"app": "aws:" + self.app})
         b = self.start_broker(keys=False, env=self.key_env(wrong))
