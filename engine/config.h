@@ -2,6 +2,7 @@
 #ifndef RS_CONFIG_H
 #define RS_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include "lib/ref.h"
@@ -11,6 +12,10 @@
 #define CFG_DEFAULT_MAX_STALE (60 * 60 * 1000LL)
 #define CFG_DEFAULT_MODE 0400
 #define CFG_MIN_REFRESH_MS 100
+/* runsecrets exec (docs/config.md "exec"): */
+#define CFG_DEFAULT_EXEC_WAIT (30 * 1000LL)
+#define CFG_DEFAULT_EXEC_STOP_GRACE (10 * 1000LL)
+#define CFG_DEFAULT_EXEC_DEBOUNCE (5 * 1000LL)
 
 struct cfg_attrs {
     long long refresh;    /* milliseconds */
@@ -27,17 +32,37 @@ struct cfg_backend {
     struct backend_conf *conf;  /* owned: parsed and checked (backends/backend.h) */
 };
 
+/* What `runsecrets exec` does when a secret's served value changes. */
+enum cfg_on_change {
+    CFG_ON_CHANGE_NONE,     /* the next open sees the new value */
+    CFG_ON_CHANGE_SIGNAL,   /* send on_change_signal to the child */
+    CFG_ON_CHANGE_RESTART,  /* stop the child (grace) and start it again, debounced */
+};
+
 struct cfg_secret {
     char *name;
     struct secret_ref ref;
     size_t backend;       /* index into config.backends */
     struct cfg_attrs attrs;
+    /* runsecrets exec: */
+    bool required;        /* the app starts only once it has a value (default true) */
+    char *env;            /* NULL, or a variable name set to the file's path ("DB_PASSWORD_FILE") */
+    enum cfg_on_change on_change;
+    int on_change_signal; /* CFG_ON_CHANGE_SIGNAL: the signal number */
+};
+
+/* The "exec" object: runsecrets exec's settings (milliseconds). */
+struct cfg_exec {
+    long long wait;       /* longest wait for the required secrets before the app starts */
+    long long stop_grace; /* after forwarding SIGTERM, before SIGKILL of the child's group */
+    long long debounce;   /* changes within this window give one restart */
 };
 
 struct config {
     char *path;           /* as given, for messages */
     char *mount;
     struct cfg_attrs defaults;
+    struct cfg_exec exec;
     struct cfg_backend *backends;
     size_t n_backends;
     struct cfg_secret *secrets;

@@ -1,0 +1,86 @@
+/* supervise.h - PID 1's duties for `runsecrets exec` (what tini and dumb-init do).
+ *
+ * Start the application as another user in a clean state, forward the
+ * signals an orchestrator sends it, reap every zombie (orphaned
+ * grandchildren too, since PID 1 inherits them), stop it with a grace
+ * period, and report its exit status the way a shell does (128 + signal).
+ *
+ * The caller blocks the forwarded signals in every thread before any
+ * thread starts (supervise_block_signals) and then runs supervise_wait
+ * on one thread, which reads them from a signalfd: no async handlers, no
+ * races with waitpid.
+ */
+#ifndef RS_SUPERVISE_H
+#define RS_SUPERVISE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Who the application runs as. */
+struct supervise_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;          /* supplementary groups; owned */
+    size_t n_groups;
+    bool set;               /* false: keep our own ids (no --user) */
+};
+
+/* Resolve "--user USER[:GROUP]" (a name from /etc/passwd and /etc/group
+ * or numeric uid[:gid]; a name's gid and supplementary groups come from
+ * those files). 0 or -EINVAL/-ENOENT with err naming what was not found. */
+int supervise_user_parse(const char *spec, struct supervise_user *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void supervise_user_cleanup(struct supervise_user *u);
+
+struct supervise_child {
+    char *const *argv;      /* argv[0] looked up in PATH like execvp; borrowed */
+    char *const *envp;      /* the child's whole environment; borrowed */
+    const struct supervise_user *user;
+    bool signal_group;      /* forward signals to the child's process group */
+};
+
+struct supervise;
+
+/* Block the signals PID 1 forwards or acts on (TERM INT HUP QUIT USR1 USR2
+ * WINCH CHLD) in the calling thread; threads started afterwards inherit the
+ * mask. Call before starting any thread. */
+int supervise_block_signals(void) __attribute__((warn_unused_result));
+
+/* New supervisor with its signalfd; also makes this process a child
+ * subreaper when it is not PID 1 (so tests outside a pid namespace reap
+ * orphans too). */
+int supervise_new(struct supervise **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void supervise_free(struct supervise *s);
+
+/* fork + in the child: a new session, default signal dispositions and an
+ * empty mask, setgroups/setgid/setuid, PR_SET_NO_NEW_PRIVS, every
+ * capability dropped (bounding and ambient sets too), execvpe. An exec
+ * failure is reported as exit status 127 (not found) or 126 (not
+ * executable) with one line on stderr, as a shell does. */
+int supervise_start(struct supervise *s, const struct supervise_child *c, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* What supervise_wait returned for. */
+enum supervise_event {
+    SUPERVISE_EXITED,       /* the child exited: *status is its exit code (128+sig if killed) */
+    SUPERVISE_STOP,         /* SIGTERM/SIGINT/SIGQUIT arrived (already forwarded) */
+    SUPERVISE_WAKE,         /* supervise_wake was called (another thread wants attention) */
+    SUPERVISE_TIMEOUT,      /* timeout_ms passed */
+};
+
+/* Wait for the next event, forwarding signals and reaping zombies
+ * meanwhile. timeout_ms < 0: no timeout. */
+enum supervise_event supervise_wait(struct supervise *s, long long timeout_ms, int *status);
+/* Async-signal- and thread-safe: make supervise_wait return SUPERVISE_WAKE. */
+void supervise_wake(struct supervise *s);
+/* Send sig to the child (its group with signal_group). 0 or -ESRCH. */
+int supervise_signal(struct supervise *s, int sig);
+/* SIGTERM (already sent by the caller or not), wait up to grace_ms, then
+ * SIGKILL the child's process group; returns its exit code. */
+int supervise_stop(struct supervise *s, long long grace_ms);
+/* Whether the child is running. */
+bool supervise_running(const struct supervise *s);
+
+#endif
