@@ -26,6 +26,13 @@ static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ,
  * means anything by them. Realtime signals are added at run time. */
 static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
                                       SIGPOLL, SIGPWR, SIGSTKFLT, SIGTSTP, SIGTTIN, SIGTTOU};
+/* Exec mode: the same minus USR1 and USR2, which the supervisor forwards
+ * (an ignored signal is dropped when it is sent, never read from the
+ * signalfd), plus XCPU and XFSZ: only the supervisor may end PID 1, and
+ * their default would kill it with the application still running. */
+static const int exec_ignored_signals[] = {SIGPIPE, SIGALRM, SIGVTALRM, SIGPROF, SIGPOLL,
+                                           SIGPWR, SIGSTKFLT, SIGTSTP, SIGTTIN, SIGTTOU,
+                                           SIGXCPU, SIGXFSZ};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define ALTSTACK_MIN (64 * 1024)
@@ -39,6 +46,7 @@ static char crash_mountpoint[PATH_MAX];
 static struct fs *volatile stop_fs;
 static volatile sig_atomic_t stop_signal;
 static void *altstack;
+static enum signals_mode installed_mode;
 
 /* Async-signal-safe: fs_exit only raises libfuse's exit flag, as libfuse's
  * own handler does; the loop's threads see it when the signal interrupts
@@ -49,6 +57,13 @@ static void on_stop(int sig)
     stop_signal = sig;
     if (fs)
         fs_exit(fs);
+}
+
+/* Exec mode: the signal's only job is to interrupt the FUSE loop's wait so
+ * it sees the exit flag fs_exit raised. */
+static void on_wake(int sig)
+{
+    (void)sig;
 }
 
 /* Async-signal-safe calls only. A lazy detach never waits for the daemon
@@ -88,7 +103,41 @@ static int set_action(int sig, void (*handler)(int), int flags, char *err, size_
     return 0;
 }
 
-int signals_install(struct fs *fs, const char *mountpoint, char *err, size_t errlen)
+static int install_exec(char *err, size_t errlen)
+{
+    int rc;
+    for (size_t i = 0; i < N_OF(exec_ignored_signals); i++) {
+        rc = set_action(exec_ignored_signals[i], SIG_IGN, 0, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
+        /* No SA_RESTART: the wake must interrupt the loop's wait. */
+        rc = set_action(sig, sig == SIGNALS_WAKE ? on_wake : SIG_IGN, 0, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void signals_block_wake(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGNALS_WAKE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+void signals_unblock_wake(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGNALS_WAKE);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mode, char *err,
+                    size_t errlen)
 {
     int rc;
 
@@ -97,8 +146,9 @@ int signals_install(struct fs *fs, const char *mountpoint, char *err, size_t err
         return -ENAMETOOLONG;
     }
     memcpy(crash_mountpoint, mountpoint, strlen(mountpoint) + 1);
-    stop_fs = fs;
+    stop_fs = mode == SIGNALS_MOUNT ? fs : NULL;
     stop_signal = 0;
+    installed_mode = mode;
 
     long min = sysconf(_SC_SIGSTKSZ);
     size_t size = min > ALTSTACK_MIN ? (size_t)min : ALTSTACK_MIN;
@@ -109,15 +159,17 @@ int signals_install(struct fs *fs, const char *mountpoint, char *err, size_t err
         snprintf(err, errlen, "cannot set up the alternate signal stack: %s", strerror(-rc));
         return rc;
     }
+    for (size_t i = 0; i < N_OF(crash_signals); i++) {
+        rc = set_action(crash_signals[i], on_crash, SA_ONSTACK | SA_RESETHAND, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (mode == SIGNALS_EXEC)
+        return install_exec(err, errlen);
     /* No SA_RESTART: the signal must interrupt the loop's waits so its
      * threads look at the exit flag. */
     for (size_t i = 0; i < N_OF(stop_signals); i++) {
         rc = set_action(stop_signals[i], on_stop, 0, err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    for (size_t i = 0; i < N_OF(crash_signals); i++) {
-        rc = set_action(crash_signals[i], on_crash, SA_ONSTACK | SA_RESETHAND, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -144,7 +196,8 @@ const char *signals_stopped_by(void)
 void signals_restore(void)
 {
     char err[128];
-    for (size_t i = 0; i < N_OF(stop_signals); i++)
+    /* Exec mode installed no stop actions: nothing to put back. */
+    for (size_t i = 0; installed_mode == SIGNALS_MOUNT && i < N_OF(stop_signals); i++)
         (void)set_action(stop_signals[i], SIG_DFL, 0, err, sizeof(err));
     for (size_t i = 0; i < N_OF(crash_signals); i++)
         (void)set_action(crash_signals[i], SIG_DFL, 0, err, sizeof(err));

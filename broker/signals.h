@@ -12,7 +12,15 @@
  *   crashes (SEGV, BUS, ILL, FPE, ABRT, SYS, TRAP): detach the mount, then
  *     die of the same signal.
  * libfuse's own handlers (fuse_set_signal_handlers) are never installed:
- * this table is the only one. Handlers (sigaction), not a signal thread,
+ * this table is the only one.
+ *
+ * Under `runsecrets exec` (SIGNALS_EXEC) the process is PID 1 and the
+ * supervisor (supervise.h) reads TERM, INT, QUIT, HUP, USR1, USR2, WINCH and
+ * CHLD from a signalfd, blocked in every thread since before the first
+ * started: those get no action here (an ignored one would be lost to the
+ * child). XCPU and XFSZ are ignored (only the supervisor ends the process);
+ * the crash signals still detach the mount; SIGNALS_WAKE gets an empty
+ * handler so signals_wake_loop can interrupt the FUSE loop's thread. Handlers (sigaction), not a signal thread,
  * because the stop must interrupt libfuse's waits (docs/internals/fuse.md,
  * "Signals", says why).
  */
@@ -24,6 +32,15 @@
 
 struct fs;
 
+enum signals_mode {
+    SIGNALS_MOUNT,   /* `mount`: stop signals end the FUSE loop */
+    SIGNALS_EXEC,    /* `exec`: the supervisor reads them (see above) */
+};
+
+/* Interrupts the exec-mode FUSE loop's wait after fs_exit: a realtime
+ * signal nobody else sends, unblocked only in that thread. */
+#define SIGNALS_WAKE SIGRTMIN
+
 /* Block every signal that arrives asynchronously (not the crash signals a
  * fault raises) in the calling thread; the old mask goes to *old when not
  * NULL. Around the mount, so a TERM cannot land between mounting and
@@ -34,8 +51,14 @@ void signals_block_async(sigset_t *old);
  * signals_restore) at mountpoint (copied), before the FUSE loop starts its
  * threads. Gives the calling (main) thread an alternate signal stack for the
  * crash handler. 0 or negative errno with err. */
-int signals_install(struct fs *fs, const char *mountpoint, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mode, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
+/* Exec mode: block SIGNALS_WAKE in the calling thread (before any thread
+ * starts, so only the FUSE loop's thread, which unblocks it, can take it). */
+void signals_block_wake(void);
+/* In the FUSE loop's thread, first thing. */
+void signals_unblock_wake(void);
 
 /* The stop signal that ended the loop, abbreviated ("TERM"...), or NULL. Static. */
 const char *signals_stopped_by(void);
