@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Plaintext scratch for reads: one slot per concurrent read covers values up
@@ -88,6 +89,10 @@ static void on_changed(void *arg, size_t idx, bool removed)
 {
     struct broker *b = arg;
     fs_notify(b->fs, idx, removed);
+    /* After fs_notify: what `exec` does on a change (signal the app) must
+     * come once the kernel can no longer serve the old value. */
+    if (b->changed)
+        b->changed(b->changed_arg, idx, removed);
 }
 
 static void on_settled(void *arg, size_t idx)
@@ -116,7 +121,9 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
      * being fetched waits for that fetch. */
     struct fs_options fo = {
         .mountpoint = b->mountpoint,
-        .allow_other = geteuid() == 0,
+        /* exec: the application runs as another user and must get in
+         * (the mount fails, and says so, if we may not allow that). */
+        .allow_other = b->supervised || geteuid() == 0,
         .debug = debug_fuse,
         .attr_timeout = 1.0,
     };
@@ -126,7 +133,8 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
     signals_block_async(&unblocked);
     rc = fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err));
     if (rc == 0)
-        rc = signals_install(b->fs, b->mountpoint, err, sizeof(err));
+        rc = signals_install(b->fs, b->mountpoint, b->supervised ? SIGNALS_EXEC : SIGNALS_MOUNT,
+                             err, sizeof(err));
     if (rc < 0) {
         fs_free(b->fs);   /* unmounts */
         b->fs = NULL;
@@ -165,6 +173,64 @@ int broker_run(struct broker *b)
     return 0;
 }
 
+static void *loop_main(void *arg)
+{
+    struct broker *b = arg;
+    signals_unblock_wake();
+    b->loop_rc = fs_run(b->fs);
+    atomic_store(&b->loop_ended, true);
+    if (b->loop_ended_cb)
+        b->loop_ended_cb(b->loop_ended_arg);
+    return NULL;
+}
+
+int broker_start(struct broker *b, void (*ended)(void *arg), void *arg)
+{
+    struct log_fields lf = {.path = b->mountpoint};
+    int rc = scheduler_start(b->sched);
+
+    if (rc < 0) {
+        log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
+        return rc;
+    }
+    b->loop_ended_cb = ended;
+    b->loop_ended_arg = arg;
+    atomic_store(&b->loop_ended, false);
+    rc = -pthread_create(&b->loop, NULL, loop_main, b);
+    if (rc < 0) {
+        lf.error = strerror(-rc);
+        log_f(LOG_ERROR, &lf, "cannot start the filesystem loop");
+        return rc;
+    }
+    b->loop_started = true;
+    return 0;
+}
+
+/* End broker_start's loop thread: raise the exit flag, then interrupt the
+ * loop's wait with SIGNALS_WAKE until the thread is gone. Repeated because
+ * a wake that lands between the loop's check of the flag and its wait is
+ * lost (libfuse's loop waits on a semaphore); 20 ms apart is cheap. */
+static void loop_join(struct broker *b)
+{
+    if (!b->loop_started)
+        return;
+    fs_exit(b->fs);
+    for (;;) {
+        if (!atomic_load(&b->loop_ended))
+            (void)pthread_kill(b->loop, SIGNALS_WAKE);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(b->loop, NULL, &ts) == 0)
+            break;
+    }
+    b->loop_started = false;
+}
+
 void broker_stop(struct broker *b)
 {
     struct log_fields lf = {.path = b->mountpoint};
@@ -184,6 +250,8 @@ void broker_stop(struct broker *b)
     scheduler_stop(b->sched);
     /* Let requests through again: the revocations below need HTTP. */
     http_engine_cancel(b->http, false);
+    /* exec: the loop's thread must be gone before fs_free frees its session. */
+    loop_join(b);
     fs_free(b->fs);   /* unmounts; parked requests get ENOENT */
     b->fs = NULL;
     /* After the unmount: a crash from now on must not detach a mount that

@@ -13,6 +13,10 @@
  *                 connect the scheduler's hooks to the filesystem.
  *   broker_run    start the refresh threads, serve until a stop signal or a
  *                 failure ends the loop, then broker_stop.
+ *   broker_start  `exec` instead of broker_run: start the refresh threads
+ *                 and the FUSE loop on a thread of its own, and return, so
+ *                 the main thread can supervise the application; the
+ *                 caller ends with broker_stop, which ends that thread.
  *   broker_stop   tear down in one order (broker.c says why each step comes
  *                 where it does):
  *                   1. block asynchronous signals: the stop is underway;
@@ -29,6 +33,8 @@
 #define RS_BROKER_H
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "engine/config.h"
@@ -54,6 +60,23 @@ struct broker {
      * broker_mount for the log lines up to the end of broker_run; "" before.
      * Main thread only. */
     char mountpoint[PATH_MAX];
+    /* `exec` (set by the caller between broker_open and broker_mount, read
+     * on the main thread): mount with allow_other, and leave the stop
+     * signals to the supervisor (signals.h, SIGNALS_EXEC). */
+    bool supervised;
+    /* Called after the filesystem was told of a change (the scheduler's
+     * changed hook), on a fetch worker, with no scheduler or store lock
+     * held; NULL: nothing. Set before broker_start, never changed after. */
+    void (*changed)(void *arg, size_t idx, bool removed);
+    void *changed_arg;
+    /* broker_start's FUSE loop thread (main thread only). */
+    pthread_t loop;
+    bool loop_started;
+    /* Set by the loop thread when fs_run returned; read by the main thread. */
+    atomic_bool loop_ended;
+    int loop_rc;   /* fs_run's result; read after loop_ended or the join */
+    void (*loop_ended_cb)(void *arg);  /* called by the loop thread as it ends */
+    void *loop_ended_arg;
 };
 
 /* Load config_path and build backends, cache, store and scheduler (nothing
@@ -75,8 +98,17 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
  * ("unmounted", or what failed). 0 after a clean stop, else a negative
  * errno. */
 int broker_run(struct broker *b) __attribute__((warn_unused_result));
+/* `exec`: start the refresh threads and the FUSE loop on its own thread
+ * (which unblocks only SIGNALS_WAKE), then return at once. When the loop
+ * ends by itself (the mount was taken away), that thread sets loop_ended
+ * and calls ended(arg) if not NULL. After broker_mount with supervised
+ * set. 0, or a negative errno with the failure logged and nothing started
+ * (the caller still calls broker_stop). */
+int broker_start(struct broker *b, void (*ended)(void *arg), void *arg)
+    __attribute__((warn_unused_result));
 /* The teardown in the order above; a no-op when not mounted. For a caller
- * that mounted but cannot go on to broker_run. */
+ * that mounted but cannot go on to broker_run, and the end of `exec` (it
+ * also ends broker_start's loop thread, between steps 4 and 5). */
 void broker_stop(struct broker *b);
 /* Give back what the backends hold (leases, tokens): step 6 of the stop,
  * and the end of a one-shot fetch (`check --fetch`). */
