@@ -2,8 +2,12 @@
  * calls into the broker's lifecycle (broker.h). */
 #include "broker/cli.h"
 #include "broker/broker.h"
+#include "broker/exec.h"
 #include "broker/hardening.h"
+#include "broker/signals.h"
+#include "broker/supervise.h"
 #include "backends/backend.h"
+#include "lib/duration.h"
 #include "lib/escape.h"
 #include "lib/log.h"
 #include "lib/ref.h"
@@ -33,12 +37,21 @@ struct cli_opts {
     bool fetch;
     bool debug_fuse;
     const char *arg;          /* MOUNTPOINT or REF */
+    /* exec: */
+    const char *user;         /* --user */
+    const char *mount;        /* --mount */
+    const char *mount_from;   /* --mount-from */
+    long long wait_ms;        /* --wait; 0: the configuration's */
+    bool signal_group;        /* --signal-group */
+    char **cmd;               /* CMD [ARGS...], NULL-terminated (argv's) */
 };
 
 /* What the dispatcher provides before a command's handler runs. Each level
  * includes the ones before it. */
 enum cli_needs {
     NEEDS_NOTHING,   /* no logging, no hardening (help, version) */
+    NEEDS_SETUP,     /* logging and hardening set up; the handler does the
+                      * rest (exec: --mount-from opens no broker) */
     NEEDS_BROKER,    /* logging and hardening set up, the configuration
                       * loaded and the broker open (broker_open) */
     NEEDS_MOUNT,     /* and mounted at MOUNTPOINT, else the configuration's
@@ -55,6 +68,13 @@ enum {
                                 * otherwise */
     CLI_OPT_FETCH = 1 << 4,    /* accepts --fetch */
     CLI_OPT_DEBUG_FUSE = 1 << 5, /* accepts --debug-fuse */
+    CLI_OPT_EXEC = 1 << 6,     /* accepts --user, --mount, --wait,
+                                * --mount-from, --signal-group */
+    CLI_CMD = 1 << 7,          /* the arguments after the options (or "--")
+                                * are a command to run, at least one */
+    CLI_SIGNALFD = 1 << 8,     /* PID 1: the supervisor's signals are
+                                * blocked before anything else, so no
+                                * thread ever starts without them blocked */
 };
 
 /* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
@@ -117,6 +137,30 @@ static const char usage_get[] =
     "\n"
     "options:\n";
 
+static const char usage_exec[] =
+    "usage: runsecrets exec [options] [--] CMD [ARGS...]\n"
+    "\n"
+    "The container entrypoint. Mount the secrets (as mount does), wait until every\n"
+    "secret marked \"required\" has a value, then run CMD as this process's child, as\n"
+    "--user, with each secret's \"env\" variable set to its file's path (never a\n"
+    "value). Stays as PID 1: forwards TERM, INT, QUIT, HUP, USR1, USR2 and WINCH to\n"
+    "CMD, reaps zombies, keeps the secrets fresh and acts on \"on_change\"; on TERM,\n"
+    "INT or QUIT stops CMD (exec.stop_grace, then KILL), unmounts and exits with\n"
+    "CMD's status (128+N when killed by signal N). Needs /dev/fuse and\n"
+    "CAP_SYS_ADMIN, except with --mount-from. Exit 1 when the secrets cannot be\n"
+    "served or the required ones do not arrive in time (CMD is not run).\n"
+    "\n"
+    "options:\n"
+    "      --user USER[:GROUP]\n"
+    "                         run CMD as USER (from /etc/passwd, or uid[:gid])\n"
+    "      --mount DIR        mountpoint (default: \"mount\" in the configuration,\n"
+    "                         else /run/secrets)\n"
+    "      --wait DURATION    longest wait for the required secrets (default:\n"
+    "                         exec.wait in the configuration, else 30s)\n"
+    "      --mount-from DIR   mount nothing: the secrets are files in DIR (a host\n"
+    "                         broker's mount bind-mounted in); needs no privilege\n"
+    "      --signal-group     forward signals to CMD's process group\n";
+
 static const char usage_version[] =
     "usage: runsecrets version\n"
     "\n"
@@ -138,7 +182,18 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
     return EXIT_USAGE;
 }
 
-enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE };
+enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
+       OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP };
+
+/* An exec option given to another command: the message names it. */
+static int exec_only(const struct cli_command *c, int opt)
+{
+    static const char *const names[] = {"--user", "--mount", "--wait", "--mount-from",
+                                        "--signal-group"};
+    if (c->flags & CLI_OPT_EXEC)
+        return -1;
+    return usage_error(c->names[0], "%s is an option of 'exec'", names[opt - OPT_USER]);
+}
 
 /* Parse the options of command c (argv[0] is its name as typed). Returns -1
  * to go on, else an exit code. */
@@ -150,11 +205,17 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"fetch", no_argument, NULL, OPT_FETCH},
         {"debug-fuse", no_argument, NULL, OPT_DEBUG_FUSE},
+        {"user", required_argument, NULL, OPT_USER},
+        {"mount", required_argument, NULL, OPT_MOUNT},
+        {"wait", required_argument, NULL, OPT_WAIT},
+        {"mount-from", required_argument, NULL, OPT_MOUNT_FROM},
+        {"signal-group", no_argument, NULL, OPT_SIGNAL_GROUP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = c->names[0];
-    int ch;
+    char err[256];
+    int ch, ex;
 
     optind = 1;
     opterr = 0;
@@ -182,6 +243,26 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
                 return usage_error(cmd, "%s", "--debug-fuse is an option of 'mount'");
             o->debug_fuse = true;
             break;
+        case OPT_USER:
+        case OPT_MOUNT:
+        case OPT_WAIT:
+        case OPT_MOUNT_FROM:
+        case OPT_SIGNAL_GROUP:
+            ex = exec_only(c, ch);
+            if (ex >= 0)
+                return ex;
+            if (ch == OPT_USER)
+                o->user = optarg;
+            else if (ch == OPT_MOUNT)
+                o->mount = optarg;
+            else if (ch == OPT_MOUNT_FROM)
+                o->mount_from = optarg;
+            else if (ch == OPT_SIGNAL_GROUP)
+                o->signal_group = true;
+            else if (duration_parse_str(optarg, &o->wait_ms, err, sizeof(err)) < 0)
+                return usage_error(cmd, "--wait: expected a duration like 30s or 2m, got '%s'",
+                                   optarg);
+            break;
         case 'h':
             fputs(c->usage, stdout);
             fputs(usage_common, stdout);
@@ -189,6 +270,12 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         default:
             return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
+    }
+    if (c->flags & CLI_CMD) {
+        if (optind >= argc)
+            return usage_error(cmd, "%s", "missing the command to run (... -- CMD [ARGS...])");
+        o->cmd = argv + optind;
+        return -1;
     }
     if (optind < argc) {
         if (!(c->flags & CLI_ARG))
@@ -215,13 +302,10 @@ static int setup(const struct cli_opts *o)
     return -1;
 }
 
-static int open_broker(struct broker *b, const struct cli_opts *o)
+/* Print a failure to load the configuration (rc, err); the exit code. */
+static int config_error(int rc, const char *err)
 {
-    char err[1024] = "";
     char shown[1024];
-    int rc = broker_open(b, o->config, err, sizeof(err));
-    if (rc == 0)
-        return -1;
     /* Configuration problems are for people at a terminal: one plain line,
      * whatever a backend's message quoted from the file. */
     escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
@@ -230,17 +314,33 @@ static int open_broker(struct broker *b, const struct cli_opts *o)
                                                                            : EXIT_RUNTIME;
 }
 
+static int open_broker(struct broker *b, const struct cli_opts *o)
+{
+    char err[1024] = "";
+    int rc = broker_open(b, o->config, err, sizeof(err));
+    if (rc == 0)
+        return -1;
+    return config_error(rc, err);
+}
+
+/* An absolute path, or the usage error naming what (MOUNTPOINT, --mount). */
+static int check_absolute(const char *cmd, const char *what, const char *given)
+{
+    if (given[0] == '/')
+        return -1;
+    char shown[1024];
+    escape_str(shown, sizeof(shown), given, ESCAPE_SQUOTE);
+    fprintf(stderr, "runsecrets %s: %s must be an absolute path, got '%s'\n", cmd, what, shown);
+    return EXIT_USAGE;
+}
+
 static int mount_broker(const char *cmd, struct broker *b, const struct cli_opts *o)
 {
-    const char *given = o->arg ? o->arg : b->cfg->mount;
+    const char *given = o->arg ? o->arg : o->mount ? o->mount : b->cfg->mount;
+    int ex = check_absolute(cmd, o->mount ? "--mount" : "MOUNTPOINT", given);
 
-    if (given[0] != '/') {
-        char shown[1024];
-        escape_str(shown, sizeof(shown), given, ESCAPE_SQUOTE);
-        fprintf(stderr, "runsecrets %s: MOUNTPOINT must be an absolute path, got '%s'\n", cmd,
-                shown);
-        return EXIT_USAGE;
-    }
+    if (ex >= 0)
+        return ex;
     int rc = broker_mount(b, given, o->debug_fuse);
     if (rc < 0)
         /* A file where the mountpoint should be is the configuration's fault. */
@@ -358,6 +458,74 @@ static int cmd_get(struct broker *b, const struct cli_opts *o)
     return 0;
 }
 
+/* exec's FUSE mode, after the configuration and --user were accepted. */
+static int exec_mounted(struct broker *b, const struct cli_opts *o, const struct exec_opts *eo)
+{
+    char msg[1024];
+    unsigned missing = exec_fuse_missing();
+
+    if (missing) {
+        /* Before any mount attempt: no fallback that writes plaintext
+         * anywhere, and a message that says what to add. */
+        exec_fuse_message(missing, msg, sizeof(msg));
+        fprintf(stderr, "%s\n", msg);
+        return EXIT_RUNTIME;
+    }
+    b->supervised = true;
+    int ex = mount_broker("exec", b, o);
+    if (ex == EXIT_RUNTIME)
+        /* The device and the capability are there: what is left is a
+         * security module refusing mount(2) (Docker's AppArmor profile). */
+        fprintf(stderr, "runsecrets exec: the mount failed although /dev/fuse and "
+                "CAP_SYS_ADMIN are present; under AppArmor add --security-opt "
+                "apparmor=unconfined (Compose: security_opt: [apparmor:unconfined]), or use "
+                "--mount-from DIR\n");
+    if (ex >= 0)
+        return ex;
+    return exec_serve(b, eo);
+}
+
+static int cmd_exec(struct broker *b, const struct cli_opts *o)
+{
+    char err[1024] = "";
+    struct supervise_user user;
+    struct config *cfg = NULL;
+    int rc, ex;
+
+    memset(&user, 0, sizeof(user));
+    if (o->mount && o->mount_from)
+        return usage_error("exec", "%s", "--mount and --mount-from exclude each other");
+    if (o->mount_from) {
+        ex = check_absolute("exec", "--mount-from", o->mount_from);
+        if (ex >= 0)
+            return ex;
+        /* No backend is built: nothing is fetched here, and no backend
+         * credential (VAULT_TOKEN...) is needed. */
+        rc = cfg_load(o->config, &cfg, err, sizeof(err));
+        if (rc < 0)
+            return config_error(rc, err);
+    } else {
+        ex = open_broker(b, o);
+        if (ex >= 0)
+            return ex;
+    }
+    if (o->user && supervise_user_parse(o->user, &user, err, sizeof(err)) < 0) {
+        char shown[1024];
+        escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+        fprintf(stderr, "runsecrets exec: --user: %s\n", shown);
+        supervise_user_cleanup(&user);
+        cfg_free(cfg);
+        return EXIT_USAGE;
+    }
+    struct exec_opts eo = {.mount_from = o->mount_from, .wait_ms = o->wait_ms,
+                           .user = o->user ? &user : NULL, .signal_group = o->signal_group,
+                           .argv = o->cmd};
+    ex = o->mount_from ? exec_from(cfg, &eo) : exec_mounted(b, o, &eo);
+    cfg_free(cfg);
+    supervise_user_cleanup(&user);
+    return ex;
+}
+
 static int cmd_version(struct broker *b, const struct cli_opts *o)
 {
     (void)b;
@@ -382,6 +550,9 @@ static const struct cli_command commands[] = {
      usage_check, NEEDS_BROKER, CLI_QUIET | CLI_OPT_FETCH, cmd_check},
     {{"get"}, "get REF|NAME", "print one secret on stdout",
      usage_get, NEEDS_BROKER, CLI_QUIET | CLI_ARG | CLI_ARG_REQUIRED, cmd_get},
+    {{"exec"}, "exec -- CMD [ARG...]",
+     "container entrypoint: serve the secrets, run CMD as PID 1's child",
+     usage_exec, NEEDS_SETUP, CLI_OPT_EXEC | CLI_CMD | CLI_SIGNALFD, cmd_exec},
     {{"version", "--version"}, "version", "print version information",
      usage_version, NEEDS_NOTHING, 0, cmd_version},
     {{"help", "--help", "-h"}, NULL, NULL, NULL, NEEDS_NOTHING, CLI_RAW, cmd_help},
@@ -424,10 +595,21 @@ static int command_run(const struct cli_command *c, struct broker *b, const stru
 
     if (c->needs == NEEDS_NOTHING)
         return c->run(b, o);
+    if (c->flags & CLI_SIGNALFD) {
+        /* Nothing before this starts a thread (setup does not either). */
+        int rc = supervise_block_signals();
+        if (rc < 0) {
+            fprintf(stderr, "runsecrets %s: cannot block signals: %s\n", c->names[0],
+                    strerror(-rc));
+            return EXIT_RUNTIME;
+        }
+        signals_block_wake();
+    }
     ex = setup(o);
     if (ex >= 0)
         return ex;
-    ex = open_broker(b, o);
+    if (c->needs >= NEEDS_BROKER)
+        ex = open_broker(b, o);
     if (ex < 0 && c->needs >= NEEDS_MOUNT)
         ex = mount_broker(c->names[0], b, o);
     if (ex < 0)
