@@ -103,8 +103,8 @@ void exec_fuse_message(unsigned missing, char *out, size_t cap)
                        : (missing & EXEC_NO_DEVICE) ? "/dev/fuse is"
                                                     : "the CAP_SYS_ADMIN capability is";
     snprintf(out, cap,
-             "runsecrets exec: cannot mount the secrets: %s missing in this container. Add "
-             "them: docker run --device /dev/fuse --cap-add SYS_ADMIN --security-opt "
+             "runsecrets exec: cannot mount the secrets: %s missing in this container. To "
+             "add it: docker run --device /dev/fuse --cap-add SYS_ADMIN --security-opt "
              "apparmor=unconfined; Compose: devices: [/dev/fuse], cap_add: [SYS_ADMIN], "
              "security_opt: [apparmor:unconfined]; Kubernetes: "
              "securityContext.capabilities.add: [SYS_ADMIN] and a /dev/fuse device (a device "
