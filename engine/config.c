@@ -14,10 +14,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +27,17 @@
 #define CFG_MAX_PATH 6   /* deepest JSON path an error names */
 #define CFG_MAX_UID 4294967294LL
 #define CFG_MAX_SHOWN 256   /* a file name or key as shown in a message, escaped */
+#define CFG_MAX_EXEC_MS (60 * 60 * 1000LL)   /* exec.*: longer is a typo, not a plan */
+#define CFG_MAX_ENV_NAME 128
+#define CFG_RESERVED_ENV "RUNSECRETS_"
+
+/* What `defaults` gives every secret besides its attributes: the exec keys
+ * that make sense fleet-wide (env does not: it must be unique). */
+struct exec_defaults {
+    bool required;
+    enum cfg_on_change on_change;
+    int on_change_signal;
+};
 
 struct cfg_ctx {
     char label[CFG_MAX_SHOWN];   /* the file name, escaped for messages */
@@ -32,6 +45,7 @@ struct cfg_ctx {
     size_t len;
     char *err;
     size_t errlen;
+    struct exec_defaults exec_defaults;
 };
 
 /* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode.
@@ -196,6 +210,165 @@ static int parse_attrs(struct cfg_ctx *c, json_t *obj, const char *const *base, 
     return 0;
 }
 
+/* Signals an application may be asked to act on after a change. KILL and
+ * STOP are not here: neither can be handled, so neither can mean "reload". */
+static const struct {
+    const char *name;
+    int sig;
+} cfg_signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
+    {"USR2", SIGUSR2}, {"TERM", SIGTERM},   {"WINCH", SIGWINCH}, {"ALRM", SIGALRM},
+    {"CONT", SIGCONT}, {"ABRT", SIGABRT},   {"PIPE", SIGPIPE}, {"URG", SIGURG},
+};
+
+/* The accepted forms, from the table, so the message never drifts from it. */
+static void on_change_hint(char *out, size_t cap)
+{
+    size_t o = 0;
+    int w = snprintf(out, cap, "expected \"none\", \"restart\" or \"signal:NAME\" with NAME one of ");
+    o = w > 0 ? (size_t)w : 0;
+    for (size_t i = 0; i < sizeof(cfg_signals) / sizeof(cfg_signals[0]) && o < cap; i++) {
+        w = snprintf(out + o, cap - o, "%s%s", i ? ", " : "", cfg_signals[i].name);
+        o += w > 0 ? (size_t)w : 0;
+    }
+    if (o < cap)
+        snprintf(out + o, cap - o, " (the SIG prefix is optional)");
+}
+
+static int parse_on_change(struct cfg_ctx *c, const json_t *v, const char *const *path, size_t n,
+                           struct exec_defaults *d)
+{
+    char hint[256], shown[64];
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+
+    on_change_hint(hint, sizeof(hint));
+    if (!s)
+        return cfg_fail(c, false, path, n, "%s, got %s", hint, json_kind(v));
+    /* No "\u0000" gets here: the file is parsed without JSON_ALLOW_NUL. */
+    escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
+    if (strcmp(s, "none") == 0) {
+        d->on_change = CFG_ON_CHANGE_NONE;
+        d->on_change_signal = 0;
+        return 0;
+    }
+    if (strcmp(s, "restart") == 0) {
+        d->on_change = CFG_ON_CHANGE_RESTART;
+        d->on_change_signal = 0;
+        return 0;
+    }
+    if (strncmp(s, "signal:", 7) != 0)
+        return cfg_fail(c, false, path, n, "unknown value '%s'; %s", shown, hint);
+    /* Case as docker kill --signal takes it: "hup", "SIGHUP", "sigHup". */
+    const char *name = s + 7;
+    if (strncasecmp(name, "SIG", 3) == 0)
+        name += 3;
+    if ((strcasecmp(name, "KILL") == 0 || strcasecmp(name, "STOP") == 0))
+        return cfg_fail(c, false, path, n, "'%s' is refused: KILL and STOP cannot be caught, so the "
+                        "application could not act on them (\"restart\" starts it again); %s",
+                        shown, hint);
+    for (size_t i = 0; i < sizeof(cfg_signals) / sizeof(cfg_signals[0]); i++) {
+        if (strcasecmp(name, cfg_signals[i].name) == 0) {
+            d->on_change = CFG_ON_CHANGE_SIGNAL;
+            d->on_change_signal = cfg_signals[i].sig;
+            return 0;
+        }
+    }
+    return cfg_fail(c, false, path, n, "unknown signal in '%s'; %s", shown, hint);
+}
+
+/* A name the child's environment can hold and a shell can expand; never
+ * one of ours, and never one the dynamic loader reads: LD_PRELOAD set to a
+ * secret's path would run a secret's bytes as code in the application. */
+static int parse_env(struct cfg_ctx *c, const json_t *v, const char *const *path, size_t n,
+                     const char **out)
+{
+    char shown[64];
+    if (!json_is_string(v))
+        return cfg_fail(c, false, path, n, "expected an environment variable name such as "
+                        "\"DB_PASSWORD_FILE\", got %s", json_kind(v));
+    const char *s = json_string_value(v);
+    size_t len = strlen(s);
+    escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
+    if (len > CFG_MAX_ENV_NAME)
+        return cfg_fail(c, false, path, n, "'%s' is longer than %d characters", shown,
+                        CFG_MAX_ENV_NAME);
+    if (len == 0 || (s[0] >= '0' && s[0] <= '9')
+        || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != len)
+        return cfg_fail(c, false, path, n, "'%s' is not an environment variable name (letters, "
+                        "digits and '_', not starting with a digit)", shown);
+    if (strncmp(s, CFG_RESERVED_ENV, strlen(CFG_RESERVED_ENV)) == 0)
+        return cfg_fail(c, false, path, n, "'%s': names starting with %s are reserved for "
+                        "runsecrets", shown, CFG_RESERVED_ENV);
+    if (strncmp(s, "LD_", 3) == 0)
+        return cfg_fail(c, false, path, n, "'%s': the dynamic loader reads LD_ variables, so it "
+                        "would load the secret as code", shown);
+    *out = s;
+    return 0;
+}
+
+/* The exec keys of a secret or of defaults (env == NULL: defaults, where
+ * check_keys has already refused env). *env is borrowed from obj. */
+static int parse_exec_keys(struct cfg_ctx *c, json_t *obj, const char *const *base, size_t n,
+                           struct exec_defaults *d, const char **env)
+{
+    const char *path[CFG_MAX_PATH + 1];
+    const char *key;
+    json_t *v;
+    int rc = 0;
+
+    memcpy(path, base, n * sizeof(*path));
+    json_object_foreach(obj, key, v) {
+        path[n] = key;
+        if (strcmp(key, "required") == 0) {
+            if (!json_is_boolean(v))
+                return cfg_fail(c, false, path, n + 1, "expected true or false, got %s",
+                                json_kind(v));
+            d->required = json_is_true(v);
+        } else if (strcmp(key, "on_change") == 0) {
+            rc = parse_on_change(c, v, path, n + 1, d);
+        } else if (env && strcmp(key, "env") == 0) {
+            rc = parse_env(c, v, path, n + 1, env);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* "0", "0s", "0h0m": the zero that duration_parse refuses (a refresh of
+ * zero makes no sense; a grace of zero does). The syntax is checked by
+ * parsing the same text with every 0 turned into a 1. */
+static bool duration_is_zero(const json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v) == 0;
+    if (!json_is_string(v))
+        return false;
+    const char *s = json_string_value(v);
+    size_t len = strlen(s);
+    char ones[32], e[8];
+    long long ms;
+    if (len == 0 || len >= sizeof(ones) || strspn(s, "0dhms") != len
+        || !strchr(s, '0'))
+        return false;
+    for (size_t i = 0; i <= len; i++)
+        ones[i] = s[i] == '0' ? '1' : s[i];
+    return duration_parse_str(ones, &ms, e, sizeof(e)) == 0;
+}
+
+static int parse_exec_duration(struct cfg_ctx *c, const json_t *v, const char *const *path,
+                               size_t n, bool zero_ok, long long *out)
+{
+    char msg[256];
+    long long ms = 0;
+    if (!(zero_ok && duration_is_zero(v)) && duration_parse(v, &ms, msg, sizeof(msg)) < 0)
+        return cfg_fail(c, false, path, n, "%s", msg);
+    if (ms > CFG_MAX_EXEC_MS)
+        return cfg_fail(c, false, path, n, "at most 1h");
+    *out = ms;
+    return 0;
+}
+
 static int check_keys(struct cfg_ctx *c, json_t *obj, const char *const *allowed,
                       const char *const *base, size_t n)
 {
@@ -298,7 +471,44 @@ static int check_name_conflicts(struct cfg_ctx *c, const struct config *cfg)
     return rc;
 }
 
-static const char *const secret_keys[] = {"from", "refresh", "max_stale", "mode", "uid", "gid", NULL};
+/* Each variable names one file: the second secret to claim one is refused,
+ * naming the first. Sorted, so a large config stays cheap to check. */
+static int cmp_env(const void *a, const void *b)
+{
+    const struct cfg_secret *x = *(const struct cfg_secret *const *)a;
+    const struct cfg_secret *y = *(const struct cfg_secret *const *)b;
+    int r = strcmp(x->env, y->env);
+    return r ? r : (x < y ? -1 : x > y);
+}
+
+static int check_env_conflicts(struct cfg_ctx *c, const struct config *cfg)
+{
+    size_t n = 0;
+    const struct cfg_secret *dup = NULL, *first = NULL;
+    const struct cfg_secret **byenv = calloc(cfg->n_secrets + 1, sizeof(*byenv));
+    if (!byenv)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->n_secrets; i++)
+        if (cfg->secrets[i].env)
+            byenv[n++] = &cfg->secrets[i];
+    qsort(byenv, n, sizeof(*byenv), cmp_env);
+    /* Report the conflict that comes first in the file. */
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(byenv[i - 1]->env, byenv[i]->env) == 0 && (!dup || byenv[i] < dup)) {
+            dup = byenv[i];
+            first = byenv[i - 1];
+        }
+    }
+    free(byenv);
+    if (!dup)
+        return 0;
+    const char *path[] = {"secrets", dup->name, "env"};
+    return cfg_fail(c, false, path, 3, "%s is already the env of secret '%s': each variable "
+                    "names one file", dup->env, first->name);
+}
+
+static const char *const secret_keys[] = {"from", "refresh", "max_stale", "mode", "uid", "gid",
+                                          "required", "env", "on_change", NULL};
 
 static int load_secret(struct cfg_ctx *c, struct config *cfg, const char *name, json_t *v,
                        struct cfg_secret *s)
@@ -306,6 +516,8 @@ static int load_secret(struct cfg_ctx *c, struct config *cfg, const char *name, 
     const char *path[CFG_MAX_PATH] = {"secrets", name, "from"};
     char msg[512];
     const json_t *from = v;
+    const char *env = NULL;
+    struct exec_defaults ex = c->exec_defaults;
     unsigned set = 0;
     int rc;
 
@@ -317,6 +529,9 @@ static int load_secret(struct cfg_ctx *c, struct config *cfg, const char *name, 
         if (rc < 0)
             return rc;
         rc = parse_attrs(c, v, path, 2, &s->attrs, &set);
+        if (rc < 0)
+            return rc;
+        rc = parse_exec_keys(c, v, path, 2, &ex, &env);
         if (rc < 0)
             return rc;
         from = json_object_get(v, "from");
@@ -349,6 +564,14 @@ static int load_secret(struct cfg_ctx *c, struct config *cfg, const char *name, 
                         "max_stale (%s) is shorter than refresh (%s): the secret would fail "
                         "closed between two successful refreshes", ms, rf);
     }
+    s->required = ex.required;
+    s->on_change = ex.on_change;
+    s->on_change_signal = ex.on_change_signal;
+    if (env) {
+        s->env = strdup(env);
+        if (!s->env)
+            return -ENOMEM;
+    }
     s->name = strdup(name);
     return s->name ? 0 : -ENOMEM;
 }
@@ -368,15 +591,55 @@ static int load_secrets(struct cfg_ctx *c, struct config *cfg, json_t *obj)
         rc = load_secret(c, cfg, name, v, &cfg->secrets[cfg->n_secrets]);
         if (rc < 0) {
             ref_cleanup(&cfg->secrets[cfg->n_secrets].ref);
+            free(cfg->secrets[cfg->n_secrets].env);
+            cfg->secrets[cfg->n_secrets].env = NULL;
             return rc;
         }
         cfg->n_secrets++;
     }
-    return check_name_conflicts(c, cfg);
+    rc = check_name_conflicts(c, cfg);
+    return rc < 0 ? rc : check_env_conflicts(c, cfg);
 }
 
-static const char *const top_keys[] = {"mount", "defaults", "backends", "secrets", NULL};
-static const char *const default_keys[] = {"refresh", "max_stale", "mode", "uid", "gid", NULL};
+static const char *const top_keys[] = {"mount", "defaults", "exec", "backends", "secrets", NULL};
+static const char *const default_keys[] = {"refresh", "max_stale", "mode", "uid", "gid",
+                                           "required", "on_change", NULL};
+static const char *const exec_keys[] = {"wait", "stop_grace", "debounce", NULL};
+
+static int load_exec(struct cfg_ctx *c, struct config *cfg, json_t *obj)
+{
+    const char *path[CFG_MAX_PATH] = {"exec"};
+    const char *key;
+    json_t *v;
+    int rc;
+
+    cfg->exec = (struct cfg_exec){
+        .wait = CFG_DEFAULT_EXEC_WAIT, .stop_grace = CFG_DEFAULT_EXEC_STOP_GRACE,
+        .debounce = CFG_DEFAULT_EXEC_DEBOUNCE,
+    };
+    if (!obj)
+        return 0;
+    rc = expect_object(c, obj, path, 1);
+    if (rc == 0)
+        rc = check_keys(c, obj, exec_keys, path, 1);
+    if (rc < 0)
+        return rc;
+    json_object_foreach(obj, key, v) {
+        path[1] = key;
+        /* A wait of zero could only fail: nothing has been fetched at the
+         * instant exec starts. A grace or a debounce of zero is a choice
+         * (SIGKILL at once, restart at every change). */
+        if (strcmp(key, "wait") == 0)
+            rc = parse_exec_duration(c, v, path, 2, false, &cfg->exec.wait);
+        else if (strcmp(key, "stop_grace") == 0)
+            rc = parse_exec_duration(c, v, path, 2, true, &cfg->exec.stop_grace);
+        else
+            rc = parse_exec_duration(c, v, path, 2, true, &cfg->exec.debounce);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
 
 static int load_root(struct cfg_ctx *c, struct config *cfg, json_t *root)
 {
@@ -406,14 +669,22 @@ static int load_root(struct cfg_ctx *c, struct config *cfg, json_t *root)
         .refresh = CFG_DEFAULT_REFRESH, .max_stale = CFG_DEFAULT_MAX_STALE,
         .mode = CFG_DEFAULT_MODE, .uid = 0, .gid = 0,
     };
+    c->exec_defaults = (struct exec_defaults){.required = true, .on_change = CFG_ON_CHANGE_NONE};
     v = json_object_get(root, "defaults");
     path[0] = "defaults";
     if (v) {
         rc = expect_object(c, v, path, 1);
+        if (rc == 0 && json_object_get(v, "env")) {
+            const char *epath[] = {"defaults", "env"};
+            rc = cfg_fail(c, true, epath, 2, "env cannot be a default: each secret names its own "
+                          "variable");
+        }
         if (rc == 0)
             rc = check_keys(c, v, default_keys, path, 1);
         if (rc == 0)
             rc = parse_attrs(c, v, path, 1, &cfg->defaults, &set);
+        if (rc == 0)
+            rc = parse_exec_keys(c, v, path, 1, &c->exec_defaults, NULL);
         if (rc < 0)
             return rc;
         if (cfg->defaults.max_stale < cfg->defaults.refresh) {
@@ -422,6 +693,10 @@ static int load_root(struct cfg_ctx *c, struct config *cfg, json_t *root)
                             "would fail closed between two successful refreshes");
         }
     }
+
+    rc = load_exec(c, cfg, json_object_get(root, "exec"));
+    if (rc < 0)
+        return rc;
 
     v = json_object_get(root, "backends");
     if (v) {
@@ -554,6 +829,7 @@ void cfg_free(struct config *c)
     }
     for (size_t i = 0; i < c->n_secrets; i++) {
         free(c->secrets[i].name);
+        free(c->secrets[i].env);
         ref_cleanup(&c->secrets[i].ref);
     }
     free(c->backends);

@@ -44,14 +44,17 @@ struct cfg_secret {
     struct secret_ref ref;
     size_t backend;       /* index into config.backends */
     struct cfg_attrs attrs;
-    /* runsecrets exec: */
+    /* runsecrets exec (validated everywhere, used only by exec; required and
+     * on_change may come from "defaults", env may not): */
     bool required;        /* the app starts only once it has a value (default true) */
-    char *env;            /* NULL, or a variable name set to the file's path ("DB_PASSWORD_FILE") */
-    enum cfg_on_change on_change;
-    int on_change_signal; /* CFG_ON_CHANGE_SIGNAL: the signal number */
+    char *env;            /* owned; NULL, or a variable name set to the file's path
+                             ("DB_PASSWORD_FILE"), unique across secrets, never RUNSECRETS_* or LD_* */
+    enum cfg_on_change on_change;   /* default CFG_ON_CHANGE_NONE */
+    int on_change_signal; /* CFG_ON_CHANGE_SIGNAL: the signal number (never SIGKILL or SIGSTOP); else 0 */
 };
 
-/* The "exec" object: runsecrets exec's settings (milliseconds). */
+/* The "exec" object: runsecrets exec's settings (milliseconds, each at most
+ * 1h; wait > 0, stop_grace and debounce >= 0; defaults CFG_DEFAULT_EXEC_*). */
 struct cfg_exec {
     long long wait;       /* longest wait for the required secrets before the app starts */
     long long stop_grace; /* after forwarding SIGTERM, before SIGKILL of the child's group */

@@ -2,6 +2,7 @@
  * each with the exact one-line message a user would see. */
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,8 @@ END_TEST
 START_TEST(bad_top_level)
 {
     load_bad("{\n  \"mout\": \"/x\"\n}",
-             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, backends, secrets)");
+             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, backends, "
+             "secrets)");
     load_bad("{\"mount\": \"relative\"}", "config.json:1:11: mount: expected an absolute path");
     load_bad("{\"mount\": 5}", "config.json:1:11: mount: expected an absolute path");
     load_bad("{\"defaults\": []}", "config.json:1:14: defaults: expected an object, got an array");
@@ -177,7 +179,8 @@ START_TEST(bad_defaults)
     load_bad("{\"defaults\": {\"gid\": \"root\"}}",
              "config.json:1:22: defaults.gid: expected a numeric id between 0 and 4294967294, got a string");
     load_bad("{\"defaults\": {\"colour\": 1}}",
-             "config.json:1:15: defaults.colour: unknown key (expected one of: refresh, max_stale, mode, uid, gid)");
+             "config.json:1:15: defaults.colour: unknown key (expected one of: refresh, max_stale, mode, uid, "
+             "gid, required, on_change)");
     load_bad_prefix("{\"defaults\": {\"refresh\": \"5x\"}}", "config.json:1:26: defaults.refresh: ");
     load_bad_prefix("{\"defaults\": {\"refresh\": 0}}", "config.json:1:26: defaults.refresh: ");
     load_bad_prefix("{\"defaults\": {\"refresh\": true}}", "config.json:1:26: defaults.refresh: ");
@@ -292,7 +295,7 @@ START_TEST(bad_secrets)
              "config.json:1:99: secrets.db: expected an object or a reference string, got an integer");
     load_bad("{" BACKENDS ", \"secrets\": {\"db\": {\"from\": \"local:db\", \"owner\": 1}}}",
              "config.json:1:120: secrets.db.owner: unknown key (expected one of: from, refresh, "
-             "max_stale, mode, uid, gid)");
+             "max_stale, mode, uid, gid, required, env, on_change)");
     load_bad("{" BACKENDS ", \"secrets\": {\"db\": \"local:/etc/shadow\"}}",
              "config.json:1:99: secrets.db: file path '/etc/shadow' must be relative to the backend directory");
     load_bad("{" BACKENDS ", \"secrets\": {\"db\": \"local:a/../../x\"}}",
@@ -322,7 +325,7 @@ START_TEST(columns_count_characters)
 {
     /* jansson counts columns in characters; so do we (é is two bytes). */
     load_bad("{\"défauts\": 1}", "config.json:1:2: [\"défauts\"]: unknown key (expected one of: mount, "
-             "defaults, backends, secrets)");
+             "defaults, exec, backends, secrets)");
 }
 END_TEST
 
@@ -335,7 +338,7 @@ START_TEST(keys_in_messages_stay_one_line)
     ck_assert_ptr_null(strchr(err, '\n'));
     load_bad("{\"a\\\"b\\\\c\\u001b\": 1}",
              "config.json:1:2: [\"a\\x22b\\\\c\\x1b\"]: unknown key (expected one of: mount, "
-             "defaults, backends, secrets)");
+             "defaults, exec, backends, secrets)");
 }
 END_TEST
 
@@ -380,6 +383,267 @@ START_TEST(load_file_errors)
 }
 END_TEST
 
+/* ---- runsecrets exec: the "exec" object and the per-secret exec keys ---- */
+
+START_TEST(exec_defaults)
+{
+    struct config *c = load_ok("{" BACKENDS ", \"secrets\": {\"a\": \"local:a\", "
+                               "\"b\": {\"from\": \"local:b\"}}}");
+    ck_assert_int_eq(c->exec.wait, CFG_DEFAULT_EXEC_WAIT);
+    ck_assert_int_eq(c->exec.stop_grace, CFG_DEFAULT_EXEC_STOP_GRACE);
+    ck_assert_int_eq(c->exec.debounce, CFG_DEFAULT_EXEC_DEBOUNCE);
+    ck_assert_int_eq(CFG_DEFAULT_EXEC_WAIT, 30000);
+    ck_assert_int_eq(CFG_DEFAULT_EXEC_STOP_GRACE, 10000);
+    ck_assert_int_eq(CFG_DEFAULT_EXEC_DEBOUNCE, 5000);
+    for (size_t i = 0; i < c->n_secrets; i++) {
+        ck_assert(c->secrets[i].required);
+        ck_assert_ptr_null(c->secrets[i].env);
+        ck_assert_int_eq(c->secrets[i].on_change, CFG_ON_CHANGE_NONE);
+        ck_assert_int_eq(c->secrets[i].on_change_signal, 0);
+    }
+    cfg_free(c);
+    c = load_ok("{\"exec\": {}}");
+    ck_assert_int_eq(c->exec.wait, CFG_DEFAULT_EXEC_WAIT);
+    ck_assert_int_eq(c->exec.debounce, CFG_DEFAULT_EXEC_DEBOUNCE);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(exec_object_parsed)
+{
+    struct config *c = load_ok("{\"exec\": {\"wait\": \"1m\", \"stop_grace\": 0, \"debounce\": \"250ms\"}}");
+    ck_assert_int_eq(c->exec.wait, 60000);
+    ck_assert_int_eq(c->exec.stop_grace, 0);
+    ck_assert_int_eq(c->exec.debounce, 250);
+    cfg_free(c);
+    /* Zero in every spelling a duration has; 1h is the bound, included. */
+    c = load_ok("{\"exec\": {\"wait\": 3600, \"stop_grace\": \"0s\", \"debounce\": \"0h0m\"}}");
+    ck_assert_int_eq(c->exec.wait, 3600000);
+    ck_assert_int_eq(c->exec.stop_grace, 0);
+    ck_assert_int_eq(c->exec.debounce, 0);
+    cfg_free(c);
+    c = load_ok("{\"exec\": {\"wait\": \"1h\", \"stop_grace\": \"0\", \"debounce\": \"0ms\"}}");
+    ck_assert_int_eq(c->exec.wait, 3600000);
+    ck_assert_int_eq(c->exec.stop_grace, 0);
+    ck_assert_int_eq(c->exec.debounce, 0);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(exec_secret_keys_parsed)
+{
+    struct config *c = load_ok("{" BACKENDS ", \"secrets\": {"
+                               "\"db_password\": {\"from\": \"local:a\", \"required\": false, "
+                               "\"env\": \"DB_PASSWORD_FILE\", \"on_change\": \"restart\"},"
+                               "\"b\": {\"from\": \"local:b\", \"required\": true, \"on_change\": \"signal:SIGHUP\"},"
+                               "\"c\": {\"from\": \"local:c\", \"on_change\": \"signal:usr1\", \"env\": \"_c9\"},"
+                               "\"d\": {\"from\": \"local:d\", \"on_change\": \"signal:SigWinch\"},"
+                               "\"e\": {\"from\": \"local:e\", \"on_change\": \"none\"}}}");
+    const struct cfg_secret *s = c->secrets;
+    ck_assert(!s[0].required);
+    ck_assert_str_eq(s[0].env, "DB_PASSWORD_FILE");
+    ck_assert_int_eq(s[0].on_change, CFG_ON_CHANGE_RESTART);
+    ck_assert_int_eq(s[0].on_change_signal, 0);
+    ck_assert(s[1].required);
+    ck_assert_ptr_null(s[1].env);
+    ck_assert_int_eq(s[1].on_change, CFG_ON_CHANGE_SIGNAL);
+    ck_assert_int_eq(s[1].on_change_signal, SIGHUP);
+    ck_assert_str_eq(s[2].env, "_c9");
+    ck_assert_int_eq(s[2].on_change, CFG_ON_CHANGE_SIGNAL);
+    ck_assert_int_eq(s[2].on_change_signal, SIGUSR1);
+    ck_assert_int_eq(s[3].on_change_signal, SIGWINCH);
+    ck_assert_int_eq(s[4].on_change, CFG_ON_CHANGE_NONE);
+    ck_assert_int_eq(s[4].on_change_signal, 0);
+    cfg_free(c);
+
+    /* Every signal the message offers is accepted, with and without SIG. */
+    static const struct { const char *name; int sig; } sigs[] = {
+        {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+        {"TERM", SIGTERM}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"CONT", SIGCONT},
+        {"ABRT", SIGABRT}, {"PIPE", SIGPIPE}, {"URG", SIGURG},
+    };
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        for (int pre = 0; pre < 2; pre++) {
+            char json[512];
+            snprintf(json, sizeof(json), "{" BACKENDS ", \"secrets\": {\"a\": {\"from\": \"local:a\", "
+                     "\"on_change\": \"signal:%s%s\"}}}", pre ? "SIG" : "", sigs[i].name);
+            c = load_ok(json);
+            ck_assert_int_eq(c->secrets[0].on_change, CFG_ON_CHANGE_SIGNAL);
+            ck_assert_int_eq(c->secrets[0].on_change_signal, sigs[i].sig);
+            cfg_free(c);
+        }
+    }
+
+    /* 128 characters is the longest name. */
+    char json[512], name[130];
+    memset(name, 'A', 128);
+    name[128] = '\0';
+    snprintf(json, sizeof(json), "{" BACKENDS ", \"secrets\": {\"a\": {\"from\": \"local:a\", "
+             "\"env\": \"%s\"}}}", name);
+    c = load_ok(json);
+    ck_assert_str_eq(c->secrets[0].env, name);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(exec_defaults_inherited)
+{
+    struct config *c = load_ok("{\"defaults\": {\"required\": false, \"on_change\": \"signal:HUP\"}, "
+                               BACKENDS ", \"secrets\": {"
+                               "\"a\": \"local:a\","
+                               "\"b\": {\"from\": \"local:b\"},"
+                               "\"c\": {\"from\": \"local:c\", \"required\": true, \"on_change\": \"none\"},"
+                               "\"d\": {\"from\": \"local:d\", \"on_change\": \"restart\"}}}");
+    const struct cfg_secret *s = c->secrets;
+    for (int i = 0; i < 2; i++) {
+        ck_assert(!s[i].required);
+        ck_assert_int_eq(s[i].on_change, CFG_ON_CHANGE_SIGNAL);
+        ck_assert_int_eq(s[i].on_change_signal, SIGHUP);
+    }
+    ck_assert(s[2].required);
+    ck_assert_int_eq(s[2].on_change, CFG_ON_CHANGE_NONE);
+    ck_assert_int_eq(s[2].on_change_signal, 0);
+    ck_assert(!s[3].required);
+    ck_assert_int_eq(s[3].on_change, CFG_ON_CHANGE_RESTART);
+    ck_assert_int_eq(s[3].on_change_signal, 0);
+    cfg_free(c);
+}
+END_TEST
+
+#define DUR_HINT "expected a duration such as \"90s\", \"5m\", \"1h30m\", \"250ms\" or a number of seconds"
+
+START_TEST(bad_exec)
+{
+    load_bad("{\"exec\": []}", "config.json:1:10: exec: expected an object, got an array");
+    load_bad("{\"exec\": {\"wiat\": \"1s\"}}",
+             "config.json:1:11: exec.wiat: unknown key (expected one of: wait, stop_grace, debounce)");
+    load_bad("{\"exec\": {\"wait\": \"2h\"}}", "config.json:1:19: exec.wait: at most 1h");
+    load_bad("{\"exec\": {\"wait\": 0}}",
+             "config.json:1:19: exec.wait: invalid duration 0: must be greater than zero");
+    load_bad("{\"exec\": {\"wait\": \"0s\"}}",
+             "config.json:1:19: exec.wait: invalid duration \"0s\": must be greater than zero");
+    load_bad("{\"exec\": {\"stop_grace\": \"-1s\"}}",
+             "config.json:1:25: exec.stop_grace: invalid duration \"-1s\": must be positive");
+    load_bad("{\"exec\": {\"stop_grace\": -1}}",
+             "config.json:1:25: exec.stop_grace: invalid duration -1: must be greater than zero");
+    load_bad("{\"exec\": {\"stop_grace\": \"0x\"}}",
+             "config.json:1:25: exec.stop_grace: invalid duration \"0x\": unknown unit 'x' (use d, h, m, s or ms)");
+    load_bad("{\"exec\": {\"debounce\": \"0hs\"}}",
+             "config.json:1:23: exec.debounce: invalid duration \"0hs\": unknown unit 'hs' (use d, h, m, s or ms)");
+    load_bad("{\"exec\": {\"debounce\": \"1h1ms\"}}", "config.json:1:23: exec.debounce: at most 1h");
+    load_bad("{\"exec\": {\"debounce\": true}}",
+             "config.json:1:23: exec.debounce: " DUR_HINT ", got true");
+}
+END_TEST
+
+/* A secret "db" with its from and then the given keys. */
+#define EX(keys) "{" BACKENDS ", \"secrets\": {\"db\": {\"from\": \"local:db\", " keys "}}}"
+#define ON_CHANGE_HINT "expected \"none\", \"restart\" or \"signal:NAME\" with NAME one of HUP, INT, " \
+    "QUIT, USR1, USR2, TERM, WINCH, ALRM, CONT, ABRT, PIPE, URG (the SIG prefix is optional)"
+#define ENV_NOT_A_NAME "' is not an environment variable name (letters, digits and '_', not " \
+    "starting with a digit)"
+
+START_TEST(bad_exec_secret_keys)
+{
+    load_bad(EX("\"required\": \"yes\""),
+             "config.json:1:132: secrets.db.required: expected true or false, got a string");
+    load_bad(EX("\"required\": 1"),
+             "config.json:1:132: secrets.db.required: expected true or false, got an integer");
+
+    load_bad(EX("\"env\": 5"), "config.json:1:127: secrets.db.env: expected an environment variable "
+             "name such as \"DB_PASSWORD_FILE\", got an integer");
+    load_bad(EX("\"env\": \"DB-PASSWORD\""), "config.json:1:127: secrets.db.env: 'DB-PASSWORD" ENV_NOT_A_NAME);
+    load_bad(EX("\"env\": \"1X\""), "config.json:1:127: secrets.db.env: '1X" ENV_NOT_A_NAME);
+    load_bad(EX("\"env\": \"\""), "config.json:1:127: secrets.db.env: '" ENV_NOT_A_NAME);
+    load_bad(EX("\"env\": \"A B\""), "config.json:1:127: secrets.db.env: 'A B" ENV_NOT_A_NAME);
+    load_bad(EX("\"env\": \"A\\nB\""), "config.json:1:127: secrets.db.env: 'A\\nB" ENV_NOT_A_NAME);
+    load_bad(EX("\"env\": \"RUNSECRETS_CONFIG\""), "config.json:1:127: secrets.db.env: "
+             "'RUNSECRETS_CONFIG': names starting with RUNSECRETS_ are reserved for runsecrets");
+    load_bad(EX("\"env\": \"LD_PRELOAD\""), "config.json:1:127: secrets.db.env: 'LD_PRELOAD': the "
+             "dynamic loader reads LD_ variables, so it would load the secret as code");
+#define A10 "AAAAAAAAAA"
+#define A60 A10 A10 A10 A10 A10 A10
+    char json[512], name[130];
+    memset(name, 'A', 129);
+    name[129] = '\0';
+    snprintf(json, sizeof(json), EX("\"env\": \"%s\""), name);
+    load_bad(json, "config.json:1:127: secrets.db.env: '" A60 "...' is longer than 128 characters");
+
+    load_bad(EX("\"on_change\": 1"),
+             "config.json:1:133: secrets.db.on_change: " ON_CHANGE_HINT ", got an integer");
+    load_bad(EX("\"on_change\": \"reload\""),
+             "config.json:1:133: secrets.db.on_change: unknown value 'reload'; " ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"Restart\""),
+             "config.json:1:133: secrets.db.on_change: unknown value 'Restart'; " ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"signal:KILL\""),
+             "config.json:1:133: secrets.db.on_change: 'signal:KILL' is refused: KILL and STOP cannot "
+             "be caught, so the application could not act on them (\"restart\" starts it again); "
+             ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"signal:sigstop\""),
+             "config.json:1:133: secrets.db.on_change: 'signal:sigstop' is refused: KILL and STOP cannot "
+             "be caught, so the application could not act on them (\"restart\" starts it again); "
+             ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"signal:FOO\""),
+             "config.json:1:133: secrets.db.on_change: unknown signal in 'signal:FOO'; " ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"signal:\""),
+             "config.json:1:133: secrets.db.on_change: unknown signal in 'signal:'; " ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"signal:9\""),
+             "config.json:1:133: secrets.db.on_change: unknown signal in 'signal:9'; " ON_CHANGE_HINT);
+    load_bad(EX("\"on_change\": \"signal:SIG'\\u001b\""),
+             "config.json:1:133: secrets.db.on_change: unknown signal in 'signal:SIG\\x27\\x1b'; "
+             ON_CHANGE_HINT);
+}
+END_TEST
+
+START_TEST(bad_exec_defaults)
+{
+    load_bad("{\"defaults\": {\"env\": \"X\"}}",
+             "config.json:1:15: defaults.env: env cannot be a default: each secret names its own variable");
+    load_bad("{\"defaults\": {\"required\": \"no\"}}",
+             "config.json:1:27: defaults.required: expected true or false, got a string");
+    load_bad("{\"defaults\": {\"on_change\": \"signal:STOP\"}}",
+             "config.json:1:28: defaults.on_change: 'signal:STOP' is refused: KILL and STOP cannot "
+             "be caught, so the application could not act on them (\"restart\" starts it again); "
+             ON_CHANGE_HINT);
+    load_bad("{\"defaults\": {\"mod\": 1}}",
+             "config.json:1:15: defaults.mod: unknown key (expected one of: refresh, max_stale, mode, "
+             "uid, gid, required, on_change)");
+}
+END_TEST
+
+START_TEST(duplicate_env)
+{
+    load_bad("{" BACKENDS ", \"secrets\": {\"a\": {\"from\": \"local:a\", \"env\": \"X\"}, "
+             "\"b\": {\"from\": \"local:b\", \"env\": \"Y\"}, \"c\": {\"from\": \"local:c\", \"env\": \"X\"}}}",
+             "config.json:1:201: secrets.c.env: X is already the env of secret 'a': each variable "
+             "names one file");
+    /* Two conflicts: the one met first in the file is reported (r, not s). */
+    load_bad("{" BACKENDS ", \"secrets\": {\"p\": {\"from\": \"local:p\", \"env\": \"B\"}, "
+             "\"q\": {\"from\": \"local:q\", \"env\": \"A\"}, \"r\": {\"from\": \"local:r\", \"env\": \"B\"}, "
+             "\"s\": {\"from\": \"local:s\", \"env\": \"A\"}}}",
+             "config.json:1:201: secrets.r.env: B is already the env of secret 'p': each variable "
+             "names one file");
+    /* Same variable under a different case is another variable. */
+    struct config *c = load_ok("{" BACKENDS ", \"secrets\": {\"a\": {\"from\": \"local:a\", \"env\": \"X\"}, "
+                               "\"b\": {\"from\": \"local:b\", \"env\": \"x\"}}}");
+    ck_assert_str_eq(c->secrets[0].env, "X");
+    ck_assert_str_eq(c->secrets[1].env, "x");
+    cfg_free(c);
+}
+END_TEST
+
+/* A config refused once secrets with env are loaded frees them (the ASan
+ * build's leak check). */
+START_TEST(env_freed_on_errors)
+{
+    load_bad("{" BACKENDS ", \"secrets\": {\"a\": {\"from\": \"local:a\", \"env\": \"X\"}, "
+             "\"a/b\": {\"from\": \"local:b\", \"env\": \"Y\"}}}",
+             "config.json:1:131: secrets.a/b: 'a' is also a secret, so it cannot be a directory");
+    load_bad_prefix("{" BACKENDS ", \"secrets\": {\"a\": {\"from\": \"local:a\", \"env\": \"X\", "
+                    "\"refresh\": \"2h\"}}}", "config.json:1:");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -398,6 +662,15 @@ static Suite *config_suite(void)
     tcase_add_test(tc, keys_in_messages_stay_one_line);
     tcase_add_test(tc, errors_quoting_config_text_stay_one_line);
     tcase_add_test(tc, load_file_errors);
+    tcase_add_test(tc, exec_defaults);
+    tcase_add_test(tc, exec_object_parsed);
+    tcase_add_test(tc, exec_secret_keys_parsed);
+    tcase_add_test(tc, exec_defaults_inherited);
+    tcase_add_test(tc, bad_exec);
+    tcase_add_test(tc, bad_exec_secret_keys);
+    tcase_add_test(tc, bad_exec_defaults);
+    tcase_add_test(tc, duplicate_env);
+    tcase_add_test(tc, env_freed_on_errors);
     suite_add_tcase(s, tc);
     return s;
 }
