@@ -45,7 +45,8 @@ extern char **environ;
  * application: its secrets come as files, and the broker's credentials are
  * the broker's. tests/integration/test_exec.py checks this list against
  * the sources. A proxy setting libcurl reads (http_proxy, ...) is the
- * container's and stays. */
+ * container's and stays; so does HOME (read for ~/.aws), which is the
+ * application's own, replaced with --user (build_env). */
 static const char *const stripped_names[] = {
     "VAULT_TOKEN",
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
