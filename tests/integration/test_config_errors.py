@@ -1,6 +1,7 @@
 """Bad configurations through the real binary: exit 2, one line on stderr
 `FILE:LINE:COL: key.path: message`, and nothing mounted."""
 
+import os
 import re
 import subprocess
 
@@ -85,6 +86,37 @@ CASES = {
     "json_syntax_error": (
         '"gid": 1000},', '"gid": 1000,},',
         None, ['},\n', '"app/db_user"', ',},'], []),
+    # runsecrets exec's keys: validated by check and mount alike.
+    "exec_unknown_key": (
+        '"defaults": {', '"exec": {"wiat": "10s"},\n  "defaults": {',
+        "exec.wiat", ['"wiat"'], ["unknown key", "wait, stop_grace, debounce"]),
+    "exec_wait_too_long": (
+        '"defaults": {', '"exec": {"wait": "2h"},\n  "defaults": {',
+        "exec.wait", ['"2h"'], ["at most 1h"]),
+    "env_not_a_name": (
+        '"mode": "0440",', '"env": "DB-PASSWORD", "mode": "0440",',
+        "secrets.db_password.env", ['"DB-PASSWORD"'], ["DB-PASSWORD", "environment variable"]),
+    "env_reserved": (
+        '"mode": "0440",', '"env": "RUNSECRETS_CONFIG", "mode": "0440",',
+        "secrets.db_password.env", ['"RUNSECRETS_CONFIG"'], ["reserved"]),
+    "env_twice": (
+        '"gid": 1000},\n    "app/db_user": {"from": "local:db.json#user"}',
+        '"gid": 1000, "env": "DB_FILE"},\n    "app/db_user": {"from": "local:db.json#user", '
+        '"env": "DB_FILE"}',
+        "secrets.app/db_user.env", ['#user", "env": "DB_FILE"'], ["DB_FILE", "db_password"]),
+    "env_in_defaults": (
+        '"gid": 0}', '"gid": 0, "env": "X"}',
+        "defaults.env", ['"env"'], ["each secret"]),
+    "required_not_boolean": (
+        '"mode": "0440",', '"required": "yes", "mode": "0440",',
+        "secrets.db_password.required", ['"yes"'], ["true or false"]),
+    "on_change_kill": (
+        '"mode": "0440",', '"on_change": "signal:SIGKILL", "mode": "0440",',
+        "secrets.db_password.on_change", ['"signal:SIGKILL"'],
+        ["SIGKILL", "restart", "USR1"]),
+    "on_change_unknown_signal": (
+        '"from": "local:db.json#user"', '"from": "local:db.json#user", "on_change": "signal:RELOAD"',
+        "secrets.app/db_user.on_change", ['"signal:RELOAD"'], ["unknown signal", "HUP"]),
 }
 
 LINE_RE = re.compile(r"config\.json:(\d+):(\d+): (.*)$")
@@ -190,6 +222,31 @@ class ConfigErrorTest(rstest.BrokerTestCase):
                                       .replace("{MNT}", self.mnt))
         r = rstest.run_cli("check", "--config", path)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_exec_keys_are_valid_and_mount_ignores_them(self):
+        """exec's keys pass check (whose line is what it always was), and mount
+        serves such a config as it would without them."""
+        text = (BASE.replace("{SECRETS}", self.secrets_dir).replace("{MNT}", self.mnt)
+                .replace('"defaults": {"refresh": "1s", "max_stale": "1h", "mode": "0400", "uid": 0, "gid": 0},',
+                         '"defaults": {"refresh": "1s", "max_stale": "1h", "mode": "0400", "uid": 0, '
+                         '"gid": 0, "required": false, "on_change": "signal:hup"},\n'
+                         '  "exec": {"wait": "1m", "stop_grace": 0, "debounce": "250ms"},')
+                .replace('"gid": 1000}', '"gid": 1000, "env": "DB_PASSWORD_FILE", "required": true, '
+                         '"on_change": "restart"}'))
+        self.assertIn('"exec"', text)
+        self.assertIn("DB_PASSWORD_FILE", text)
+        path = self.write_config_text(text)
+        r = rstest.run_cli("check", "--config", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.decode(), "config ok: %s: 1 backend, 2 secrets, mount %s\n"
+                         % (path, self.mnt))
+        value = rstest.random_value()
+        self.write_secret("db_password", value)
+        self.write_secret("db.json", '{"user": "app"}')
+        self.start_broker(config=path)
+        self.assertEqual(self.read("db_password"), value.encode())
+        self.assertEqual(os.stat(self.mpath("db_password")).st_mode & 0o7777, 0o440)
+        self.assertEqual(self.read("app", "db_user"), b"app")
 
 
 def _make_test(name):
