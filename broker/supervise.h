@@ -38,7 +38,16 @@ struct supervise_child {
     char *const *envp;      /* the child's whole environment; borrowed */
     const struct supervise_user *user;
     bool signal_group;      /* forward signals to the child's process group */
+    /* > 2: every fd from this number up is closed at the exec (a library
+     * may open one without O_CLOEXEC), the ones below pass to the child.
+     * 0: only O_CLOEXEC decides. See supervise_fd_floor. */
+    int close_from;
 };
+
+/* One more than the highest fd open now (at least 3): called first thing in
+ * main, it is the close_from that passes what the container runtime handed
+ * us (stdio, socket activation) and nothing runsecrets opened later. */
+int supervise_fd_floor(void);
 
 struct supervise;
 
@@ -75,10 +84,14 @@ enum supervise_event {
 enum supervise_event supervise_wait(struct supervise *s, long long timeout_ms, int *status);
 /* Async-signal- and thread-safe: make supervise_wait return SUPERVISE_WAKE. */
 void supervise_wake(struct supervise *s);
-/* Send sig to the child (its group with signal_group). 0 or -ESRCH. */
+/* Send sig to the child (its group with signal_group). 0 or -ESRCH (no
+ * child running). */
 int supervise_signal(struct supervise *s, int sig);
-/* SIGTERM (already sent by the caller or not), wait up to grace_ms, then
- * SIGKILL the child's process group; returns its exit code. */
+/* SIGTERM (sent here unless a TERM, INT or QUIT already reached the child
+ * through supervise_wait or supervise_signal), wait up to grace_ms while
+ * still reaping, then SIGKILL the child's process group; returns its exit
+ * code (128 + 9 when killed). Forwards signals meanwhile; leaves a
+ * supervise_wake pending for the next supervise_wait. */
 int supervise_stop(struct supervise *s, long long grace_ms);
 /* Whether the child is running. */
 bool supervise_running(const struct supervise *s);
