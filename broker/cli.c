@@ -44,6 +44,7 @@ struct cli_opts {
     long long wait_ms;        /* --wait; 0: the configuration's */
     bool signal_group;        /* --signal-group */
     char **cmd;               /* CMD [ARGS...], NULL-terminated (argv's) */
+    int fd_floor;             /* supervise_fd_floor() before anything opened a file */
 };
 
 /* What the dispatcher provides before a command's handler runs. Each level
@@ -519,7 +520,7 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
     }
     struct exec_opts eo = {.mount_from = o->mount_from, .wait_ms = o->wait_ms,
                            .user = o->user ? &user : NULL, .signal_group = o->signal_group,
-                           .argv = o->cmd};
+                           .argv = o->cmd, .close_from = o->fd_floor};
     ex = o->mount_from ? exec_from(cfg, &eo) : exec_mounted(b, o, &eo);
     cfg_free(cfg);
     supervise_user_cleanup(&user);
@@ -625,6 +626,9 @@ int cli_main(struct broker *b, int argc, char **argv)
                          .log_level = LOG_INFO};
 
     memset(b, 0, sizeof(*b));
+    /* First, before anything opens a file: the fds the container runtime
+     * handed us are the ones the application inherits (exec). */
+    o.fd_floor = supervise_fd_floor();
     if (argc < 2) {
         usage_main_print(stderr);
         return EXIT_USAGE;

@@ -2,6 +2,7 @@
  * application, act on rotations, exit with its status. */
 #include "broker/exec.h"
 #include "broker/broker.h"
+#include "broker/signals.h"
 #include "broker/supervise.h"
 #include "engine/config.h"
 #include "engine/scheduler.h"
@@ -32,9 +33,9 @@ extern char **environ;
 /* FUSE's character device: misc major 10, minor 229 on every kernel. */
 #define FUSE_DEV_MAJOR 10
 #define FUSE_DEV_MINOR 229
-/* The longest supervise_wait sleeps while waiting for the required
- * secrets: the scheduler's hook wakes it on every new value, this only
- * bounds a missed wake-up (and paces --mount-from's polling). */
+/* The longest the wait for the required secrets sleeps: the scheduler's
+ * hook wakes it on every new value, this only bounds a missed wake-up
+ * (and paces --mount-from's polling of the files). */
 #define EXEC_WAIT_POLL_MS 100
 /* --mount-from: how often the files of secrets with an on_change are
  * looked at for a new version (nothing tells us). */
@@ -144,7 +145,21 @@ struct exec_run {
     long long restart_at;           /* main thread: monotonic ms of a debounced restart; 0 none */
     bool deadline_passed;           /* main thread: report_missing once nothing fetches */
     bool watch;                     /* some secret has an on_change */
+    /* Until the application starts, supervise_wait has nothing to wait
+     * for (it returns at once without a child): the main thread waits in
+     * sigtimedwait, and other threads wake it with SIGNALS_WAKE. */
+    pthread_t main_thread;
+    atomic_bool started;            /* set by the main thread before the first start */
 };
+
+/* Any thread: ask the main thread to look. */
+static void wake_main(struct exec_run *x)
+{
+    if (atomic_load(&x->started))
+        supervise_wake(x->sup);
+    else
+        (void)pthread_kill(x->main_thread, SIGNALS_WAKE);
+}
 
 /* The scheduler's changed hook (broker.changed), on a fetch worker with no
  * scheduler or store lock held: record, wake the main thread, return. The
@@ -156,14 +171,16 @@ static void on_secret_changed(void *arg, size_t idx, bool removed)
     pthread_mutex_lock(&x->lock);
     x->pending[idx] = true;
     pthread_mutex_unlock(&x->lock);
-    supervise_wake(x->sup);
+    /* After the record: once started is set, snapshot() has cleared only
+     * records made before it, and this one reaches supervise_wait. */
+    wake_main(x);
 }
 
 /* broker_start's loop thread ended by itself. */
 static void on_loop_ended(void *arg)
 {
     struct exec_run *x = arg;
-    supervise_wake(x->sup);
+    wake_main(x);
 }
 
 static int file_path(const struct exec_run *x, size_t idx, char *out, size_t cap)
@@ -218,6 +235,8 @@ static int run_init(struct exec_run *x, const struct config *cfg, const struct e
     x->wait_ms = o->wait_ms > 0 ? o->wait_ms : cfg->exec.wait;
     x->grace_ms = cfg->exec.stop_grace;
     x->debounce_ms = cfg->exec.debounce;
+    x->main_thread = pthread_self();
+    atomic_store(&x->started, false);
     pthread_mutex_init(&x->lock, NULL);
     size_t n = cfg->n_secrets + 1;
     x->pending = calloc(n, sizeof(*x->pending));
@@ -406,10 +425,21 @@ static void report_missing(const struct exec_run *x)
 
 /* Wait until every required secret is there, for at most wait_ms. 0 when
  * they are; else the exit code (1 after the deadline, with
- * deadline_passed set; the stop signal's status when stopped first). */
+ * deadline_passed set; 128 + the signal when TERM, INT or QUIT came
+ * first). The supervisor's signals are blocked in every thread: with no
+ * application yet they are taken here, the stop signals end the wait and
+ * the others have nobody to go to. SIGNALS_WAKE is the scheduler's hook
+ * (a value arrived) or the loop thread ending. */
 static int wait_required(struct exec_run *x)
 {
+    static const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
     long long deadline = clock_mono_ms() + x->wait_ms;
+    sigset_t set;
+
+    sigemptyset(&set);
+    for (size_t i = 0; i < N_OF(sigs); i++)
+        sigaddset(&set, sigs[i]);
+    sigaddset(&set, SIGNALS_WAKE);
     for (;;) {
         if (count_missing(x) == 0)
             return 0;
@@ -424,12 +454,12 @@ static int wait_required(struct exec_run *x)
             x->deadline_passed = true;
             return EXEC_EXIT_FAILURE;
         }
-        int status = 0;
-        enum supervise_event ev =
-            supervise_wait(x->sup, left < EXEC_WAIT_POLL_MS ? left : EXEC_WAIT_POLL_MS, &status);
-        if (ev == SUPERVISE_STOP) {
-            log_info("stopped before the application started");
-            return 128 + SIGTERM;
+        long long ms = left < EXEC_WAIT_POLL_MS ? left : EXEC_WAIT_POLL_MS;
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+            log_info("stopped by SIG%s before the application started", sig_name(sig));
+            return 128 + sig;
         }
     }
 }
@@ -439,8 +469,10 @@ static int wait_required(struct exec_run *x)
 static int start_app(struct exec_run *x)
 {
     char err[512] = "";
+    atomic_store(&x->started, true);
     struct supervise_child c = {.argv = x->o->argv, .envp = x->envp, .user = x->o->user,
-                                .signal_group = x->o->signal_group};
+                                .signal_group = x->o->signal_group,
+                                .close_from = x->o->close_from};
     snapshot(x);
     int rc = supervise_start(x->sup, &c, err, sizeof(err));
     if (rc < 0) {

@@ -24,6 +24,7 @@ struct exec_opts {
     const struct supervise_user *user;   /* --user; borrowed */
     bool signal_group;                   /* --signal-group */
     char *const *argv;                   /* CMD [ARGS...]; borrowed */
+    int close_from;                      /* supervise_child.close_from */
 };
 
 /* What exec_fuse_missing finds absent. */

@@ -251,6 +251,18 @@ class ExecTest(rstest.BrokerTestCase):
         self.assertIsNone(self.result("starts"), "the application ran")
         self.assertIn('"unmounted"', err)
 
+    def test_term_while_waiting_for_secrets(self):
+        self.config(extra={"never": {"from": "local:does-not-exist"}})
+        e = self.start(["--wait", "20s"])
+        pid1 = e.pid1()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        os.kill(pid1, signal.SIGTERM)
+        self.assertEqual(e.wait(), 128 + signal.SIGTERM, e.describe())
+        self.assertLess(time.monotonic() - t0, 3)
+        self.assertIn("stopped by SIGTERM before the application started", e.stderr())
+        self.assertIsNone(self.result("starts"), "the application ran")
+
     def test_on_change_signal(self):
         self.config(pw={"on_change": "signal:SIGHUP"}, refresh="200ms")
         e = self.start()
