@@ -67,7 +67,10 @@ void supervise_free(struct supervise *s);
  * empty mask, setgroups/setgid/setuid, PR_SET_NO_NEW_PRIVS, every
  * capability dropped (bounding and ambient sets too), execvpe. An exec
  * failure is reported as exit status 127 (not found) or 126 (not
- * executable) with one line on stderr, as a shell does. */
+ * executable) with one line on stderr, as a shell does: this returns 0 and
+ * supervise_wait then gives SUPERVISE_EXITED with that status. A failure
+ * to drop privileges returns -errno with err naming the step (the child is
+ * reaped). c and what it points to may be freed once this returns. */
 int supervise_start(struct supervise *s, const struct supervise_child *c, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -80,7 +83,9 @@ enum supervise_event {
 };
 
 /* Wait for the next event, forwarding signals and reaping zombies
- * meanwhile. timeout_ms < 0: no timeout. */
+ * meanwhile. timeout_ms < 0: no timeout; 0: only what is pending. With no
+ * child running (never started, or already reaped): SUPERVISE_EXITED at
+ * once with the last child's status. */
 enum supervise_event supervise_wait(struct supervise *s, long long timeout_ms, int *status);
 /* Async-signal- and thread-safe: make supervise_wait return SUPERVISE_WAKE. */
 void supervise_wake(struct supervise *s);

@@ -23,6 +23,7 @@ ORPHANS = None
 RUN_TIMEOUT = 20.0
 WAIT = 8.0
 POLL = 0.02
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 app:x:1000:1000:app:/:/bin/sh
@@ -95,6 +96,9 @@ class Run:
             self.p.kill()
             self.out, self.err = self.p.communicate(timeout=RUN_TIMEOUT)
             raise AssertionError("the driver did not exit within %.0fs\n%s" % (timeout, self.err))
+        for marker in SANITIZER_MARKERS:
+            if marker in self.err:
+                raise AssertionError("sanitizer report from the driver:\n" + self.err)
         return self.p.returncode, self.out, self.err
 
 
