@@ -626,9 +626,6 @@ int cli_main(struct broker *b, int argc, char **argv)
                          .log_level = LOG_INFO};
 
     memset(b, 0, sizeof(*b));
-    /* First, before anything opens a file: the fds the container runtime
-     * handed us are the ones the application inherits (exec). */
-    o.fd_floor = supervise_fd_floor();
     if (argc < 2) {
         usage_main_print(stderr);
         return EXIT_USAGE;
@@ -636,6 +633,10 @@ int cli_main(struct broker *b, int argc, char **argv)
     const struct cli_command *c = command_find(argv[1]);
     if (!c)
         return usage_error(NULL, "unknown command '%s'", argv[1]);
+    /* Before anything opens a file: the fds the container runtime handed
+     * us are the ones the application inherits. */
+    if (c->flags & CLI_SIGNALFD)
+        o.fd_floor = supervise_fd_floor();
     if (c->flags & CLI_QUIET)
         o.log_level = LOG_WARN;
     if (!(c->flags & CLI_RAW)) {

@@ -235,6 +235,19 @@ class ExecTest(rstest.BrokerTestCase):
         self.assertEqual(rc, 3, e.describe())       # the app's trap: exit 3
         self.assertEqual(self.lines("terms"), ["term"])
 
+    def test_mount_taken_away_stops_the_app(self):
+        self.config()
+        e = self.start()
+        self.wait_result("ready")
+        # --pid too: umount reads /proc/self/mountinfo, and that /proc is the namespace's
+        r = subprocess.run(["nsenter", "--mount", "--pid", "--target", str(e.pid1()),
+                            "umount", "-l", self.mnt],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(e.wait(), 1, e.describe())
+        self.assertEqual(self.lines("terms"), ["term"])
+        self.assertIn("the filesystem loop ended; stopping the application", e.stderr())
+
     def test_required_secret_never_arrives(self):
         self.config(extra={"never": {"from": "local:does-not-exist"},
                            "optional": {"from": "local:nor-this", "required": False}})
