@@ -328,6 +328,29 @@ class ExecTest(rstest.BrokerTestCase):
         self.assertEqual(rstest.runsecrets_mounts_at(self.mnt), [])
         self.finish(e, 7)
 
+    def test_mount_from_on_change_signal(self):
+        self.config(pw={"on_change": "signal:SIGHUP"})
+        src = os.path.join(self.dir, "from")
+        os.mkdir(src, 0o755)
+        for name in ("pw", "root_only"):
+            with open(os.path.join(src, name), "w") as f:
+                f.write(rstest.random_value())
+            os.chmod(os.path.join(src, name), 0o444)
+        e = Exec(self, ["--user", "%d:%d" % (APP_UID, APP_UID), "--mount-from", src],
+                 ["/bin/sh", self.app, self.results])
+        self.wait_result("ready")
+        time.sleep(1.2)                              # a poll of the same files: no HUP
+        self.assertEqual(self.lines("hups"), [])
+        tmp = os.path.join(src, ".new")
+        with open(tmp, "w") as f:
+            f.write(rstest.random_value())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, os.path.join(src, "pw"))     # as a host broker's rotation looks
+        rstest.wait_until(lambda: self.lines("hups"), 5, "the application to get SIGHUP")
+        time.sleep(1.2)
+        self.assertEqual(self.lines("hups"), ["hup"])
+        self.finish(e, 7)
+
     def test_without_cap_sys_admin_or_device(self):
         self.config()
         e = self.start(inner=["setpriv", "--inh-caps", "-sys_admin", "--bounding-set",
