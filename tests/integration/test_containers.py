@@ -10,6 +10,7 @@ binary, the libraries ldd lists plus libgcc_s.so.1, a static busybox,
   cleanly on TERM: exit 0, the mount gone, no "libgcc_s" on stderr;
 - without libgcc_s.so.1 in the image the same stop aborts in glibc (the
   reason the image ships it: libfuse cancels its workers);
+- examples/container/config.json serves examples/secrets the same way;
 - without /dev/fuse, `runsecrets mount` exits 1 with a clear message;
 - a host `runsecrets mount` bind-mounted read-only into an unprivileged
   container (--cap-drop ALL --read-only --user 1000): uid 1000 reads a 0444
@@ -29,15 +30,18 @@ import rstest
 # read once, then stopped with TERM; markers delimit what the script says.
 MOUNT_SCRIPT = r"""
 set -u
+CONFIG=${CONFIG:-/cfg/config.json}
+FILE=${FILE:-x}
 [ "${DROP_LIBGCC:-}" ] && rm -f "$DROP_LIBGCC"
-runsecrets mount --config /cfg/config.json --log-format text /run/secrets &
+runsecrets check --config "$CONFIG" || exit 3
+runsecrets mount --config "$CONFIG" --log-format text /run/secrets &
 pid=$!
 i=0
-while [ ! -e /run/secrets/x ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done
+while [ ! -e "/run/secrets/$FILE" ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done
 echo "<<value"
-cat /run/secrets/x
+cat "/run/secrets/$FILE"
 echo ">>value"
-echo "mode=$(stat -c %a:%u:%g /run/secrets/x)"
+echo "mode=$(stat -c %a:%u:%g "/run/secrets/$FILE")"
 kill -TERM $pid
 wait $pid
 echo "rc=$?"
@@ -108,9 +112,9 @@ class ContainerCase(rstest.BrokerTestCase):
     def cfg_volume(self):
         return [(self.dir, "/cfg", "ro")]
 
-    def run_mount_script(self, env=None):
-        return self.eng.run(["sh", "/cfg/run.sh"], fuse=True, volumes=self.cfg_volume(),
-                            env=env, timeout=60)
+    def run_mount_script(self, env=None, volumes=None):
+        return self.eng.run(["sh", "/cfg/run.sh"], fuse=True,
+                            volumes=self.cfg_volume() + list(volumes or ()), env=env, timeout=60)
 
     def assertClean(self, rc, out, err):
         self.assertNotIn(self.value, err, "the value reached stderr")
@@ -161,6 +165,24 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertEqual(between(out, "<<value\n", ">>value"), self.value, out + err)
         self.assertIn("libgcc_s.so.1 must be installed for pthread_cancel to work", err)
         self.assertNotEqual(field(out, "rc"), "0")
+
+    def test_example_config(self):
+        # examples/container/config.json, as docs/containers.md runs it:
+        # the config at /etc/runsecrets/config.json, examples/secrets at
+        # /etc/runsecrets/secrets (read-only).
+        self.in_container_config()
+        ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+        ex = os.path.normpath(ex)
+        rc, out, err = self.run_mount_script(
+            env={"CONFIG": "/etc/runsecrets/config.json", "FILE": "db/user"},
+            volumes=[(os.path.join(ex, "container", "config.json"),
+                      "/etc/runsecrets/config.json", "ro"),
+                     (os.path.join(ex, "secrets"), "/etc/runsecrets/secrets", "ro")])
+        self.assertEqual(rc, 0, "container exit %r\nstdout:\n%s\nstderr:\n%s" % (rc, out, err))
+        self.assertEqual(between(out, "<<value\n", ">>value"), "app")
+        self.assertEqual(field(out, "mode"), "444:0:0")
+        self.assertEqual(field(out, "rc"), "0", err)
+        self.assertNotIn("libgcc_s", err)
 
     def test_without_dev_fuse_exits_1(self):
         self.in_container_config()
