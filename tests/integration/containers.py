@@ -12,8 +12,11 @@ One test run (one test file) gets:
   with root and app (1000:1000), /tmp and /run. docs/containers.md lists it.
 
 Everything is bounded and everything is removed at the end (containers,
-images, the daemon, its containerd, mounts under the directory, the
-directory), from tearDownModule and, as a last resort, from atexit.
+images, the daemon, its containerd and shims, mounts under the directory,
+the directory, the per-run cgroup parent every container is put under, and
+the few host paths the engines create whatever their options, when they
+were not there before), from tearDownModule and, as a last resort, from
+atexit. teardown() returns what it still found: a test fails on it.
 
 Use from a test file (which runs under rstest.main, so inside a private
 mount namespace: the engines' overlay mounts never reach the host):
@@ -27,6 +30,8 @@ mount namespace: the engines' overlay mounts never reach the host):
         rc, out, err = eng.run(cmd, fuse=True, volumes=[(host, "/cfg", "ro")])
         name = eng.start(cmd, fuse=True)      # detached; eng.exec/logs/wait/stop/rm
         rc, out, err = eng.cli("inspect", name)
+        containers.current().image_files      # what the image holds
+        eng.compose_env()                     # docker only: DOCKER_HOST for docker-compose
 
 Standard library only.
 """
@@ -254,6 +259,7 @@ class Engine:
         container[, opts]) tuples or "-v" strings. fuse: the device and
         capabilities FUSE needs."""
         name = self.env.new_name()
+        # --rm: gone when it ends; rm -f below when the client gave up first.
         args = ["run", "--rm", "--name", name]
         if input is not None:
             args.append("-i")
@@ -279,6 +285,7 @@ class Engine:
         self.started.append(name)
         rc, out, err = self.cli(*args)
         if rc != 0:
+            self.rm(name)
             raise AssertionError("%s run -d failed (%r): %s" % (self.name, rc, err.strip()))
         return name
 
@@ -363,6 +370,12 @@ class Docker(Engine):
         env = dict(os.environ)
         env.pop("DOCKER_HOST", None)
         env["DOCKER_CONFIG"] = os.path.join(self.dir, "client")    # not ~/.docker
+        return env
+
+    def compose_env(self):
+        """The environment for docker-compose to use this run's daemon."""
+        env = self.cli_env()
+        env["DOCKER_HOST"] = "unix://" + self.sock
         return env
 
     def start_daemon(self):
@@ -675,6 +688,10 @@ def setup(binary):
     env = Env(binary)
     _env = env
     atexit.register(_atexit)
+    # A test runner that gives up sends SIGTERM: unwind so atexit still
+    # stops the daemon (its own session, so the TERM does not reach it).
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         env.build()
     except BaseException:
@@ -690,6 +707,10 @@ def teardown():
     if env is None:
         return []
     return env.teardown()
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def _atexit():
