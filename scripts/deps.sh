@@ -6,7 +6,11 @@ set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev
       libsodium-dev libcurl4-openssl-dev libssl-dev libjansson-dev libfuse3-dev fuse3 check
       python3 gdb util-linux procps
-      clang libclang-rt-14-dev llvm)   # the fuzz build: clang, libFuzzer, llvm-symbolizer
+      clang libclang-rt-14-dev llvm    # the fuzz build: clang, libFuzzer, llvm-symbolizer
+      # the container tests (tests/integration/containers.py): a private
+      # dockerd, podman on runc (crun refuses this machine's hybrid cgroups),
+      # the Compose tools, and a static busybox for the minimal image's shell
+      docker.io docker-compose containerd runc podman podman-compose busybox-static)
 
 missing=()
 for p in "${PKGS[@]}"; do
