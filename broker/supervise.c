@@ -1,6 +1,7 @@
 /* supervise.c - PID 1's duties for `runsecrets exec` (see supervise.h and
  * docs/internals/exec.md). */
 #include "broker/supervise.h"
+#include "lib/spawn.h"
 #include "lib/clock.h"
 
 #include <ctype.h>
@@ -565,6 +566,8 @@ static bool reap(struct supervise *s)
             s->status = exit_code(st);
             s->child = -1;
             found = true;
+        } else {
+            (void)spawn_claim_status(pid, st);   /* a credential_process of ours */
         }
     }
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -86,8 +87,78 @@ static int drain(int fd, bool is_out, const struct spawn_opts *o, struct spawn_r
     return 0;
 }
 
+/* Programs running now, for a PID 1 that reaps every zombie (runsecrets
+ * exec, broker/supervise.c): its waitpid(-1) may take the exit status of
+ * one of ours, which it then hands back with spawn_claim_status. Process-
+ * wide, like the zombies themselves. Nodes live on spawn_run's stack. */
+struct live {
+    pid_t pid;
+    bool reaped;           /* by someone else: status holds what they got */
+    int status;
+    struct live *next;
+};
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;   /* protects live_list */
+static struct live *live_list;
+
+bool spawn_claim_status(pid_t pid, int status)
+{
+    bool ours = false;
+    pthread_mutex_lock(&live_lock);
+    for (struct live *l = live_list; l; l = l->next)
+        if (l->pid == pid) {
+            l->reaped = true;
+            l->status = status;
+            ours = true;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+    return ours;
+}
+
+static void live_remove(struct live *me)
+{
+    pthread_mutex_lock(&live_lock);
+    for (struct live **p = &live_list; *p; p = &(*p)->next)
+        if (*p == me) {
+            *p = me->next;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* A reaper hands a status over at once; past this, nobody will. */
+#define SPAWN_HANDOVER_MAX_MS 10000
+
+/* Whether pid has exited (*status set), by our waitpid or by a reaper
+ * that handed it back. block: wait for it (bounded). */
+static bool child_done(struct live *me, bool block, int *status)
+{
+    long long give_up = clock_mono_ms() + SPAWN_HANDOVER_MAX_MS;
+    for (;;) {
+        pid_t w = waitpid(me->pid, status, block ? 0 : WNOHANG);
+        if (w == me->pid)
+            return true;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {   /* ECHILD: a reaper took it; it hands the status over */
+            bool done;
+            pthread_mutex_lock(&live_lock);
+            done = me->reaped;
+            *status = me->status;
+            pthread_mutex_unlock(&live_lock);
+            if (done || !block || clock_mono_ms() > give_up)
+                return done;
+            struct timespec ts = {0, 5 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        return false;   /* 0: still running */
+    }
+}
+
 int spawn_run(const struct spawn_opts *o, struct spawn_result *r, char *err, size_t errlen)
 {
+    struct live me = {.pid = -1};
     int out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
     pid_t pid = -1;
     int rc = 0, status = 0;
@@ -110,7 +181,15 @@ int spawn_run(const struct spawn_opts *o, struct spawn_result *r, char *err, siz
         snprintf(err, errlen, "cannot make a pipe: %s", strerror(-rc));
         goto out;
     }
+    /* Listed before it can exit: a reaper's claim waits for the lock. */
+    pthread_mutex_lock(&live_lock);
     rc = start(o, out_p[1], err_p[1], &pid);
+    if (rc == 0) {
+        me.pid = pid;
+        me.next = live_list;
+        live_list = &me;
+    }
+    pthread_mutex_unlock(&live_lock);
     close(out_p[1]);
     out_p[1] = -1;
     if (err_p[1] >= 0) {
@@ -150,22 +229,22 @@ int spawn_run(const struct spawn_opts *o, struct spawn_result *r, char *err, siz
             struct timespec ts = {0, 20 * 1000000L};
             nanosleep(&ts, NULL);
         }
-        if (!exited) {
-            pid_t w = waitpid(pid, &status, WNOHANG);
-            exited = w == pid || (w < 0 && errno != EINTR);
-        }
+        if (!exited)
+            exited = child_done(&me, false, &status);
     }
     /* Past the deadline or the cap the whole group goes, grandchildren
      * too, even when the program itself already exited: one of them may
      * still hold the pipe. */
     if (rc < 0 || !exited)
         kill(-pid, SIGKILL);
-    if (!exited) {
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
+    if (!exited && !child_done(&me, true, &status)) {
+        snprintf(err, errlen, "%s: its exit status was taken by another waiter", o->path);
+        rc = -ECHILD;
     }
     r->status = status;
 out:
+    if (me.pid > 0)
+        live_remove(&me);
     for (int i = 0; i < 2; i++) {
         if (out_p[i] >= 0)
             close(out_p[i]);

@@ -12,6 +12,7 @@
 #ifndef RS_SPAWN_H
 #define RS_SPAWN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "lib/secmem.h"
 
@@ -44,5 +45,10 @@ int spawn_run(const struct spawn_opts *o, struct spawn_result *r, char *err, siz
     __attribute__((warn_unused_result, nonnull(1, 2)));
 /* Wipe and free r's buffers. */
 void spawn_result_cleanup(struct spawn_result *r);
+
+/* For a process that reaps every child with waitpid(-1) (PID 1: runsecrets
+ * exec): hand the exit status of pid over when it is a program spawn_run is
+ * running (true), so that run still learns how it ended. Thread-safe. */
+bool spawn_claim_status(pid_t pid, int status);
 
 #endif

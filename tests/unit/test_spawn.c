@@ -7,6 +7,8 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,6 +194,48 @@ START_TEST(child_pipes_block)
 }
 END_TEST
 
+/* runsecrets exec is PID 1 and reaps every zombie with waitpid(-1): a
+ * program spawn runs (a credential_process) may be reaped there, and
+ * spawn_claim_status hands its status back, so the run still sees it. */
+static atomic_bool reaper_stop;
+static atomic_int handed_over;
+
+static void *reaper(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&reaper_stop)) {
+        int st;
+        pid_t pid;
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+            if (spawn_claim_status(pid, st))   /* what broker/supervise.c does */
+                atomic_fetch_add(&handed_over, 1);
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(not_reaped_by_a_pid1_loop)
+{
+    pthread_t t;
+    atomic_store(&reaper_stop, false);
+    ck_assert_int_eq(pthread_create(&t, NULL, reaper, NULL), 0);
+    for (int i = 0; i < 40; i++) {
+        struct spawn_result r;
+        char err[256] = "";
+        int rc = sh("sleep 0.01; exit 3", 5000, 64, 0, &r, err, sizeof(err));
+        ck_assert_msg(rc == 0, "run %d: %d %s", i, rc, err);
+        ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3, "run %d: status %#x",
+                      i, (unsigned)r.status);
+        spawn_result_cleanup(&r);
+    }
+    atomic_store(&reaper_stop, true);
+    pthread_join(t, NULL);
+    /* The reaper won some of the races, so the hand-over was exercised. */
+    ck_assert_int_gt(atomic_load(&handed_over), 0);
+}
+END_TEST
+
 START_TEST(output_cap)
 {
     struct spawn_result r;
@@ -265,6 +309,7 @@ static Suite *spawn_suite(void)
     tcase_add_test(tc, deadline_kills_the_group);
     tcase_add_test(tc, deadline_after_exit_kills_the_grandchild);
     tcase_add_test(tc, child_pipes_block);
+    tcase_add_test(tc, not_reaped_by_a_pid1_loop);
     tcase_add_test(tc, output_cap);
     tcase_add_test(tc, missing_executable);
     tcase_add_test(tc, default_signals);
