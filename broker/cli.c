@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
 
@@ -45,6 +46,8 @@ struct cli_opts {
     bool signal_group;        /* --signal-group */
     char **cmd;               /* CMD [ARGS...], NULL-terminated (argv's) */
     int fd_floor;             /* supervise_fd_floor() before anything opened a file */
+    struct rlimit core_limit; /* RLIMIT_CORE as given, before hardening_init zeroes ours */
+    bool have_core_limit;
 };
 
 /* What the dispatcher provides before a command's handler runs. Each level
@@ -520,7 +523,8 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
     }
     struct exec_opts eo = {.mount_from = o->mount_from, .wait_ms = o->wait_ms,
                            .user = o->user ? &user : NULL, .signal_group = o->signal_group,
-                           .argv = o->cmd, .close_from = o->fd_floor};
+                           .argv = o->cmd, .close_from = o->fd_floor,
+                           .core_limit = o->have_core_limit ? &o->core_limit : NULL};
     ex = o->mount_from ? exec_from(cfg, &eo) : exec_mounted(b, o, &eo);
     cfg_free(cfg);
     supervise_user_cleanup(&user);
@@ -635,8 +639,11 @@ int cli_main(struct broker *b, int argc, char **argv)
         return usage_error(NULL, "unknown command '%s'", argv[1]);
     /* Before anything opens a file: the fds the container runtime handed
      * us are the ones the application inherits. */
-    if (c->flags & CLI_SIGNALFD)
+    if (c->flags & CLI_SIGNALFD) {
         o.fd_floor = supervise_fd_floor();
+        /* The application gets the core limit the container gave us. */
+        o.have_core_limit = getrlimit(RLIMIT_CORE, &o.core_limit) == 0;
+    }
     if (c->flags & CLI_QUIET)
         o.log_level = LOG_WARN;
     if (!(c->flags & CLI_RAW)) {

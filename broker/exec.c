@@ -472,7 +472,8 @@ static int start_app(struct exec_run *x)
     atomic_store(&x->started, true);
     struct supervise_child c = {.argv = x->o->argv, .envp = x->envp, .user = x->o->user,
                                 .signal_group = x->o->signal_group,
-                                .close_from = x->o->close_from};
+                                .close_from = x->o->close_from,
+                                .core_limit = x->o->core_limit};
     snapshot(x);
     int rc = supervise_start(x->sup, &c, err, sizeof(err));
     if (rc < 0) {

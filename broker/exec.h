@@ -12,6 +12,7 @@
 #define RS_EXEC_H
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <stddef.h>
 
 struct broker;
@@ -25,6 +26,7 @@ struct exec_opts {
     bool signal_group;                   /* --signal-group */
     char *const *argv;                   /* CMD [ARGS...]; borrowed */
     int close_from;                      /* supervise_child.close_from */
+    const struct rlimit *core_limit;     /* supervise_child.core_limit; borrowed */
 };
 
 /* What exec_fuse_missing finds absent. */

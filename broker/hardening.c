@@ -108,7 +108,7 @@ static void raise_memlock(void)
 
 int hardening_init(char *err, size_t errlen)
 {
-    struct rlimit no_core = {0, 0};
+    struct rlimit core;
     int rc;
 
     if (sodium_init() < 0) {
@@ -130,7 +130,13 @@ int hardening_init(char *err, size_t errlen)
      * reads in full. tcache keeps the per-request allocations off the lock. */
     (void)mallopt(M_ARENA_MAX, 1);
 #endif
-    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+    /* No core of ours: the soft limit 0 and not dumpable (below). The hard
+     * limit stays as given: lowering it cannot be undone without
+     * CAP_SYS_RESOURCE, which containers do not have, and `runsecrets
+     * exec` gives the application the container's limit back. Raising our
+     * own would take code running in the broker, which sees the plaintext
+     * anyway. */
+    if (getrlimit(RLIMIT_CORE, &core) != 0 || (core.rlim_cur = 0, setrlimit(RLIMIT_CORE, &core)) != 0)
         log_warn("cannot disable core dumps: %s", strerror(errno));
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         log_warn("cannot mark the process non-dumpable: %s", strerror(errno));

@@ -61,6 +61,7 @@ enum child_stage {
     STAGE_CAPBSET,
     STAGE_AMBIENT,
     STAGE_CAPSET,
+    STAGE_RLIMIT,
     STAGE_EXEC,
 };
 
@@ -422,6 +423,13 @@ static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int
             fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     }
 
+    /* runsecrets set its own core limit to 0 (hard too, broker/hardening.c):
+     * give the app the container's back while still root (raising a hard
+     * limit needs CAP_SYS_RESOURCE). EPERM: we were never privileged, and
+     * the limit the app gets is the one we were given. */
+    if (c->core_limit && setrlimit(RLIMIT_CORE, c->core_limit) != 0 && errno != EPERM)
+        child_fail(pipe_w, STAGE_RLIMIT, errno);
+
     /* The bounding set needs CAP_SETPCAP, which setuid takes away: drop it
      * while still root. EPERM means we never had CAP_SETPCAP (runsecrets
      * itself unprivileged, as with --mount-from): the set cannot shrink,
@@ -472,6 +480,8 @@ static const char *stage_name(int stage)
         return "clear the ambient capabilities";
     case STAGE_CAPSET:
         return "drop capabilities (capset)";
+    case STAGE_RLIMIT:
+        return "restore the core-dump limit";
     default:
         return "exec";
     }

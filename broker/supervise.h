@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 /* Who the application runs as. */
@@ -42,6 +43,9 @@ struct supervise_child {
      * may open one without O_CLOEXEC), the ones below pass to the child.
      * 0: only O_CLOEXEC decides. See supervise_fd_floor. */
     int close_from;
+    /* The core-dump limit to give the app (what the container set before
+     * runsecrets lowered its own to 0), or NULL: inherit ours. */
+    const struct rlimit *core_limit;
 };
 
 /* One more than the highest fd open now (at least 3): called first thing in

@@ -226,6 +226,20 @@ class ExecTest(rstest.BrokerTestCase):
         self.finish(e, 7)
         self.assertIn('"application exited (status 7)"', e.stderr())
 
+    def test_app_gets_the_containers_core_limit(self):
+        # runsecrets sets its own soft core limit to 0; the app must get the
+        # one the container gave, not ours.
+        self.config()
+        e = self.start(inner=["prlimit", "--core=1048576:2097152", "--"])
+        self.wait_result("ready")
+        with open("/proc/%d/limits" % e.app_pid()) as f:
+            core = [l.split()[4:6] for l in f if l.startswith("Max core file size")]
+        with open("/proc/%d/limits" % e.pid1()) as f:
+            ours = [l.split()[4:6] for l in f if l.startswith("Max core file size")]
+        self.assertEqual(core, [["1048576", "2097152"]], e.describe())
+        self.assertEqual(ours, [["0", "2097152"]])
+        self.finish(e, 7)
+
     def test_term_to_pid1_reaches_the_app(self):
         self.config()
         e = self.start()
