@@ -15,9 +15,20 @@ binary, the libraries ldd lists plus libgcc_s.so.1, a static busybox,
 - a host `runsecrets mount` bind-mounted read-only into an unprivileged
   container (--cap-drop ALL --read-only --user 1000): uid 1000 reads a 0444
   file and is refused a 0400 root file.
+- `runsecrets exec --user app` as the entrypoint (test_exec_*): the app
+  runs as uid 1000 with right bytes, modes and owners, a 0400 root file
+  refused, DB_PASSWORD_FILE a path and no value in its environ, PID 1's or
+  `inspect`; the exit status is the app's; `stop` is quick for an app that
+  handles TERM and SIGKILLs one that ignores it after exec.stop_grace
+  (137); a required secret that never comes is exit 1 and the app never
+  ran; no device / no capability / neither: exit 1 naming what is missing
+  and --mount-from; --mount-from a host mount, unprivileged, as uid 1000;
+  1,000 orphans reaped; a rotation is the next open's and one SIGHUP;
+  examples/container's exec entrypoint and app.sh.
 At the end nothing is left: no daemon, container, mount or directory.
 """
 
+import json
 import os
 import sys
 import time
@@ -222,6 +233,273 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertNotEqual(field(out, "write_rc"), "0")
         self.assertEqual(b.stop(), 0, b.describe())
 
+
+    # ---- runsecrets exec as the entrypoint (issue 10)
+
+    def exec_setup(self, secrets=None, exec_=None, backend_path="/etc/runsecrets/secrets"):
+        """Config at /cfg/config.json (a 0755 directory of its own, so uid
+        1000 can read it too): x 0444, db_password 0440 root:1000 with
+        DB_PASSWORD_FILE, priv 0400 root; exec.stop_grace 4s."""
+        self.db = rstest.random_value()
+        self.priv = rstest.random_value()
+        self.write_secret("x", self.value)
+        self.write_secret("db_password", self.db)
+        self.write_secret("priv", self.priv)
+        self.cfgdir = os.path.join(self.dir, "cfg")
+        os.makedirs(self.cfgdir, exist_ok=True)
+        os.chmod(self.cfgdir, 0o755)
+        cfg = {"mount": "/run/secrets",
+               "defaults": {"refresh": "1s", "max_stale": "1h", "mode": "0400", "uid": 0,
+                            "gid": 0},
+               "backends": {"local": {"type": "file", "path": backend_path}},
+               "exec": dict({"stop_grace": "4s", "wait": "10s"}, **(exec_ or {})),
+               "secrets": secrets if secrets is not None else {
+                   "x": {"from": "local:x", "mode": "0444"},
+                   "db_password": {"from": "local:db_password", "mode": "0440", "gid": 1000,
+                                   "env": "DB_PASSWORD_FILE"},
+                   "priv": {"from": "local:priv", "mode": "0400"}}}
+        path = os.path.join(self.cfgdir, "config.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        os.chmod(path, 0o644)
+        return path
+
+    def exec_volumes(self):
+        return [(self.cfgdir, "/cfg", "ro"), (self.secrets_dir, "/etc/runsecrets/secrets", "ro")]
+
+    def exec_args(self, script, user="app", more=()):
+        """The image's ENTRYPOINT as docs/containers.md writes it, then sh -c."""
+        args = ["exec", "--config", "/cfg/config.json"] + list(more)
+        if user:
+            args += ["--user", user]
+        return args + ["--", "sh", "-c", script]
+
+    def wait_output(self, name, marker, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out, err = self.eng.logs(name)
+            if marker in out + err:
+                return out, err
+            if not self.eng.running(name):
+                break
+            time.sleep(0.1)
+        out, err = self.eng.logs(name)
+        self.fail("no %r from the app in %.0fs\nstdout:\n%s\nstderr:\n%s"
+                  % (marker, timeout, out, err))
+
+    def start_exec(self, script, **kw):
+        return self.eng.start(self.exec_args(script), fuse=True, volumes=self.exec_volumes(),
+                              entrypoint=containers.BINARY_IN_IMAGE, **kw)
+
+    def test_exec_entrypoint_app_as_uid_1000(self):
+        self.exec_setup()
+        script = (
+            'id -u; echo "<<x"; cat /run/secrets/x; echo; echo ">>x"; '
+            'echo "xmode=$(stat -c %a:%u:%g /run/secrets/x)"; '
+            'cat /run/secrets/priv >/dev/null 2>&1; echo "priv_rc=$?"; '
+            'echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"; '
+            'echo "<<env"; tr "\\0" "\\n" < /proc/self/environ; echo ">>env"; '
+            'echo ready; i=0; while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do '
+            'sleep 0.1; i=$((i+1)); done; exit 7')
+        t0 = time.monotonic()
+        name = self.start_exec(script)
+        try:
+            out, err = self.wait_output(name, "ready")
+            rc1, p1env, e1 = self.eng.exec(name, ["cat", "/proc/1/environ"], user=0)
+            rc2, insp, e2 = self.eng.cli("inspect", name)
+            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+        finally:
+            self.eng.rm(name)
+        took = time.monotonic() - t0
+        both = out + err
+        self.assertEqual(rc, 7, "container exit %r\n%s" % (rc, both))
+        self.assertEqual(both.split("\n")[0].strip(), str(containers.APP_UID), both)
+        self.assertEqual(between(both, "<<x\n", ">>x"), self.value)
+        self.assertEqual(field(both, "xmode"), "444:0:0")
+        self.assertNotEqual(field(both, "priv_rc"), "0")
+        self.assertEqual(between(both, "<<db\n", ">>db"), self.db)
+        envlines = between(both, "<<env\n", ">>env").splitlines()
+        self.assertIn("DB_PASSWORD_FILE=/run/secrets/db_password", envlines)
+        self.assertEqual(rc1, 0, e1)
+        self.assertEqual(rc2, 0, e2)
+        for secret in (self.value, self.db, self.priv):
+            self.assertNotIn(secret, "\n".join(envlines), "a value in the app's environ")
+            self.assertNotIn(secret, p1env, "a value in PID 1's environ")
+            self.assertNotIn(secret, insp, "a value in %s inspect" % self.ENGINE)
+            self.assertNotIn(secret, err, "a value on stderr")
+        self.assertNotIn(self.priv, out)
+        self.assertNotIn("libgcc_s", err)
+        print("\n[%s] exec entrypoint: %.1fs" % (self.ENGINE, took), file=sys.stderr)
+
+    def stop_case(self, script):
+        self.exec_setup()
+        name = self.start_exec(script)
+        try:
+            self.wait_output(name, "ready")
+            t0 = time.monotonic()
+            self.eng.stop(name, grace=20)
+            took = time.monotonic() - t0
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+        finally:
+            self.eng.rm(name)
+        return rc, took, out + err
+
+    def test_exec_stop_app_handles_term(self):
+        rc, took, log = self.stop_case(
+            "trap 'echo got-term; exit 0' TERM; echo ready; "
+            "while :; do sleep 0.1; done")
+        self.assertEqual(rc, 0, log)
+        self.assertIn("got-term", log)
+        self.assertLess(took, 3.0, "the stop waited for the grace (%.1fs)" % took)
+        print("\n[%s] stop, app handles TERM: %.1fs" % (self.ENGINE, took), file=sys.stderr)
+
+    def test_exec_stop_app_ignores_term(self):
+        rc, took, log = self.stop_case(
+            "trap '' TERM; echo ready; while :; do sleep 0.1; done")
+        self.assertEqual(rc, 137, log)
+        # exec.stop_grace is 4s; docker stop's own grace (20s) never came.
+        self.assertGreaterEqual(took, 4.0, log)
+        self.assertLess(took, 10, log)
+        print("\n[%s] stop, app ignores TERM: %.1fs" % (self.ENGINE, took), file=sys.stderr)
+
+    def test_exec_required_secret_missing(self):
+        self.exec_setup(secrets={"db_password": {"from": "local:missing", "mode": "0444",
+                                                 "env": "DB_PASSWORD_FILE"}},
+                        exec_={"wait": "1s"})
+        rc, out, err = self.eng.run(self.exec_args("echo APP_RAN"), fuse=True,
+                                    volumes=self.exec_volumes(),
+                                    entrypoint=containers.BINARY_IN_IMAGE)
+        self.assertEqual(rc, 1, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertNotIn("APP_RAN", out + err)
+        line = [l for l in err.splitlines() if l.startswith("runsecrets exec: required")]
+        self.assertEqual(len(line), 1, err)
+        self.assertIn("db_password", line[0])
+        self.assertNotIn("libgcc_s", err)
+
+    def test_exec_without_fuse_names_what_is_missing(self):
+        self.exec_setup()
+        cases = (([], "/dev/fuse and the CAP_SYS_ADMIN capability are missing"),
+                 (["--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"],
+                  "/dev/fuse is missing"),
+                 (["--device", "/dev/fuse"], "the CAP_SYS_ADMIN capability is missing"))
+        for extra, want in cases:
+            with self.subTest(extra=extra):
+                rc, out, err = self.eng.run(self.exec_args("echo APP_RAN"),
+                                            volumes=self.exec_volumes(), extra=extra,
+                                            entrypoint=containers.BINARY_IN_IMAGE)
+                self.assertEqual(rc, 1, "stdout:\n%s\nstderr:\n%s" % (out, err))
+                self.assertIn(want, err)
+                self.assertIn("--mount-from", err)
+                self.assertNotIn("APP_RAN", out + err)
+
+    def test_exec_mount_from_host_mount(self):
+        # The cluster without SYS_ADMIN: the host runs `runsecrets mount`,
+        # the container gets it read-only and runs exec as uid 1000 with no
+        # capability and a read-only root.
+        secrets = {"db_password": {"from": "local:db_password", "mode": "0444",
+                                   "env": "DB_PASSWORD_FILE"},
+                   "priv": {"from": "local:priv", "mode": "0400", "required": False}}
+        host = self.exec_setup(backend_path=self.secrets_dir, secrets=secrets)
+        os.rename(host, os.path.join(self.dir, "host.json"))
+        # The container's copy: the same secrets, but its file backend's
+        # directory must exist in the container even though --mount-from
+        # builds no backend (the configuration's check of the path runs
+        # first): /tmp stands in for it.
+        self.exec_setup(backend_path="/tmp", secrets=secrets)
+        b = self.start_broker(config=os.path.join(self.dir, "host.json"))
+        try:
+            rc, out, err = self.eng.run(
+                self.exec_args('id -u; echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"',
+                               user=None, more=["--mount-from", "/secrets"]),
+                user=containers.APP_UID, read_only=True, cap_drop_all=True,
+                volumes=[(self.cfgdir, "/cfg", "ro"), (self.mnt, "/secrets", "ro")],
+                entrypoint=containers.BINARY_IN_IMAGE,
+                extra=["--security-opt", "no-new-privileges"])
+        finally:
+            self.assertEqual(b.stop(), 0, b.describe())
+        self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertEqual(out.splitlines()[0], str(containers.APP_UID))
+        self.assertEqual(between(out, "<<db\n", ">>db"), self.db)
+        self.assertNotIn(self.priv, out + err)
+        self.assertNotIn(self.db, err)
+
+
+    def test_exec_reaps_orphans(self):
+        # 1,000 grandchildren orphaned to PID 1: 20 subshells start 50
+        # sleeps each and exit before their sleeps do (batches, so fewer
+        # forks than one sh per orphan, and fewer at once than podman's
+        # nproc 1024); once they have exited, no zombie is left.
+        self.exec_setup()
+        script = ("i=0; for j in $(seq 20); do ( for k in $(seq 50); do sleep 0.3 & done ); "
+                  "i=$((i+50)); done; sleep 1.5; echo \"orphans_done=$i\"; "
+                  "echo \"zombies=$(grep -l '^State:[[:space:]]*Z' /proc/[0-9]*/status "
+                  "2>/dev/null | wc -l)\"")
+        t0 = time.monotonic()
+        rc, out, err = self.eng.run(self.exec_args(script), fuse=True,
+                                    volumes=self.exec_volumes(),
+                                    entrypoint=containers.BINARY_IN_IMAGE, timeout=90)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertEqual(field(out, "orphans_done"), "1000", out)
+        self.assertEqual(field(out, "zombies"), "0", out)
+        print("\n[%s] 1,000 orphans reaped: %.1fs" % (self.ENGINE, took), file=sys.stderr)
+
+    def test_exec_rotation_signals_once(self):
+        # The file backend's directory is bind-mounted from the host: a new
+        # value written there is the next open's, and on_change
+        # signal:SIGHUP gives the app exactly one HUP.
+        self.exec_setup(secrets={"x": {"from": "local:x", "mode": "0444",
+                                       "on_change": "signal:SIGHUP"}})
+        new = rstest.random_value()
+        script = ('trap "echo got-hup" HUP; echo "<<before"; cat /run/secrets/x; echo; '
+                  'echo ">>before"; echo ready; i=0; '
+                  'while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; '
+                  'echo "<<after"; cat /run/secrets/x; echo; echo ">>after"')
+        name = self.start_exec(script)
+        try:
+            self.wait_output(name, "ready")
+            self.write_secret("x", new)
+            self.wait_output(name, "got-hup", timeout=15)
+            time.sleep(2.5)           # two more refreshes: no second HUP
+            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+        finally:
+            self.eng.rm(name)
+        both = out + err
+        self.assertEqual(rc, 0, both)
+        self.assertEqual(between(both, "<<before\n", ">>before"), self.value)
+        self.assertEqual(between(both, "<<after\n", ">>after"), new)
+        self.assertEqual(both.count("got-hup"), 1, both)
+        self.assertNotIn(new, err)
+
+    def test_example_exec(self):
+        # examples/container as its Dockerfile runs it: exec --user app in
+        # front of app.sh, which reads DB_PASSWORD_FILE and exits 0 on TERM.
+        ex = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                           "..", "..", "examples"))
+        name = self.eng.start(
+            ["exec", "--config", "/etc/runsecrets/config.json", "--user", "app", "--",
+             "/bin/sh", "/app.sh"], fuse=True, entrypoint=containers.BINARY_IN_IMAGE,
+            volumes=[(os.path.join(ex, "container", "config.json"),
+                      "/etc/runsecrets/config.json", "ro"),
+                     (os.path.join(ex, "container", "app.sh"), "/app.sh", "ro"),
+                     (os.path.join(ex, "secrets"), "/etc/runsecrets/secrets", "ro")])
+        try:
+            out, err = self.wait_output(name, "bytes")
+            self.eng.stop(name, grace=20)
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+        finally:
+            self.eng.rm(name)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("app: uid 1000, DB_PASSWORD_FILE=/run/secrets/db_password", out)
+        with open(os.path.join(ex, "secrets", "db_password"), "rb") as f:
+            self.assertIn("app: password is %d bytes" % len(f.read()), out)
+        self.assertIn("app: TERM, exiting", out)
 
 class DockerTest(ContainerCase):
     ENGINE = "docker"
