@@ -230,7 +230,11 @@ class ExecTest(rstest.BrokerTestCase):
         # runsecrets sets its own soft core limit to 0; the app must get the
         # one the container gave, not ours.
         self.config()
-        e = self.start(inner=["prlimit", "--core=1048576:2097152", "--"])
+        # ASan lowers the soft core limit at start-up (disable_coredump=1 on
+        # 64-bit), before runsecrets can read the container's: turn that off.
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":disable_coredump=0").lstrip(":")
+        e = self.start(env=env, inner=["prlimit", "--core=1048576:2097152", "--"])
         self.wait_result("ready")
         with open("/proc/%d/limits" % e.app_pid()) as f:
             core = [l.split()[4:6] for l in f if l.startswith("Max core file size")]
