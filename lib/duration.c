@@ -148,9 +148,12 @@ int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
             return -EINVAL;
         }
         last = ui;
-        /* n <= DURATION_MAX_MS (< 2^39) and ms <= 86400000 (< 2^27): the product fits. */
-        total += n * duration_units[ui].ms;
-        if (total > DURATION_MAX_MS) {
+        /* n may be up to DURATION_MAX_MS (< 2^39) and a unit up to 86400000
+         * (< 2^27): the product need not fit, so compare before multiplying
+         * (fuzz_duration found "292310368385d..."). total stays <=
+         * DURATION_MAX_MS, so the sum fits. */
+        if (n > DURATION_MAX_MS / duration_units[ui].ms ||
+            (total += n * duration_units[ui].ms) > DURATION_MAX_MS) {
             snprintf(err, errlen, "invalid duration \"%s\": longer than 10 years", q);
             return -EINVAL;
         }

@@ -87,6 +87,7 @@ static const struct {
     {"3651d", "longer than 10 years"},
     {"3650d1s", "longer than 10 years"},
     {"315360001", "longer than 10 years"},
+    {"292310368385d2917385d", "longer than 10 years"},   /* n * 1 day overflowed (fuzz) */
     {"99999999999999999999999s", "longer than 10 years"},
     {"9223372036854775808", "longer than 10 years"},
     {"1e3", "unknown unit 'e'"},
