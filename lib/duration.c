@@ -48,6 +48,18 @@ static int unit_index(const char *u, size_t n)
     return -1;
 }
 
+/* The one message for a character no duration may hold. */
+static void bad_char(char *err, size_t errlen, const char *q, unsigned char c)
+{
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(err, errlen,
+                 "invalid duration \"%s\": character '%c' (0x%02x) is not allowed; " DURATION_HINT,
+                 q, c, c);
+    else
+        snprintf(err, errlen, "invalid duration \"%s\": character 0x%02x is not allowed; "
+                 DURATION_HINT, q, c);
+}
+
 int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
 {
     char q[48];   /* the input, quoted in messages: about 40 characters at most */
@@ -75,14 +87,8 @@ int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
             if (is_alpha(*p))
                 snprintf(err, errlen, "invalid duration \"%s\": expected a number before '%c'",
                          q, *p);
-            else if (c >= 0x20 && c < 0x7f)
-                snprintf(err, errlen,
-                         "invalid duration \"%s\": character '%c' (0x%02x) is not allowed; "
-                         DURATION_HINT, q, c, c);
             else
-                snprintf(err, errlen,
-                         "invalid duration \"%s\": character 0x%02x is not allowed; "
-                         DURATION_HINT, q, c);
+                bad_char(err, errlen, q, c);
             return -EINVAL;
         }
         /* Stop accumulating as soon as the bound is crossed: no overflow. */
@@ -118,15 +124,7 @@ int duration_parse_str(const char *s, long long *ms, char *err, size_t errlen)
                 snprintf(err, errlen, "invalid duration \"%s\": missing unit after %.*s", q,
                          (int)(p - num), num);
             } else {
-                unsigned char c = (unsigned char)*p;
-                if (c >= 0x20 && c < 0x7f)
-                    snprintf(err, errlen,
-                             "invalid duration \"%s\": character '%c' (0x%02x) is not allowed; "
-                             DURATION_HINT, q, c, c);
-                else
-                    snprintf(err, errlen,
-                             "invalid duration \"%s\": character 0x%02x is not allowed; "
-                             DURATION_HINT, q, c);
+                bad_char(err, errlen, q, (unsigned char)*p);
             }
             return -EINVAL;
         }
