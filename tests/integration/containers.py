@@ -42,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -288,6 +289,49 @@ class Engine:
             self.rm(name)
             raise AssertionError("%s run -d failed (%r): %s" % (self.name, rc, err.strip()))
         return name
+
+    def scan(self, args, needles, timeout=CLI_TIMEOUT):
+        """Run the engine's CLI and search its stdout, streamed (never
+        stored), for each needle (bytes): (rc, {needle: found}, bytes
+        read, stderr). For `export NAME` and `save IMAGE`, whose tar
+        streams are the container's or image's files. rc None on timeout."""
+        needles = [n.encode() if isinstance(n, str) else n for n in needles]
+        found = {n: False for n in needles}
+        keep = max((len(n) for n in needles), default=1) - 1
+        total = 0
+        tail = b""
+        with tempfile.TemporaryFile() as errf:
+            proc = subprocess.Popen(self.base_cmd() + [str(a) for a in args],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=errf, env=self.cli_env())
+            # A CLI that hangs mid-stream blocks the read: a timer kills it.
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            try:
+                while True:
+                    chunk = proc.stdout.read1(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    buf = tail + chunk        # a needle may straddle two chunks
+                    for n in needles:
+                        if not found[n] and n in buf:
+                            found[n] = True
+                    tail = buf[-keep:] if keep else b""
+                rc = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                rc = None
+            finally:
+                timed_out = not timer.is_alive()
+                timer.cancel()
+                proc.stdout.close()
+            if timed_out:
+                rc = None
+            errf.seek(0)
+            err = errf.read().decode("utf-8", "replace")
+        return rc, found, total, err
 
     def exec(self, name, cmd, timeout=RUN_TIMEOUT, user=None):
         args = ["exec"]
