@@ -120,7 +120,8 @@ static int conf_retry(json_t *conf, struct backoff *bo, char *err, size_t errlen
     return 0;
 }
 
-int backend_conf_parse(json_t *json, struct backend_conf **out, char *err, size_t errlen)
+int backend_conf_parse(json_t *json, unsigned flags, struct backend_conf **out, char *err,
+                       size_t errlen)
 {
     struct backend_conf *c = calloc(1, sizeof(*c));
     int rc = -ENOMEM;
@@ -133,9 +134,11 @@ int backend_conf_parse(json_t *json, struct backend_conf **out, char *err, size_
                           errlen) < 0 ||
         conf_retry(json, &c->backoff, err, errlen) < 0)
         goto fail;
-    rc = c->ops->parse(json, &c->conf, err, errlen);
-    if (rc < 0)
-        goto fail;
+    if (!(flags & BACKEND_CONF_TYPE_ONLY)) {
+        rc = c->ops->parse(json, &c->conf, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     *out = c;
     return 0;
 fail:
@@ -176,7 +179,12 @@ int backend_new(const struct backend_env *env, const char *name, const struct ba
                 struct backend **out, char *err, size_t errlen)
 {
     int rc = -ENOMEM;
-    struct backend *b = calloc(1, sizeof(*b));
+    struct backend *b = NULL;
+    if (!conf->conf) {
+        snprintf(err, errlen, "its settings were not parsed (BACKEND_CONF_TYPE_ONLY)");
+        return -EINVAL;
+    }
+    b = calloc(1, sizeof(*b));
     if (!b)
         goto out;
     b->name = strdup(name);

@@ -29,11 +29,18 @@ struct backend;
 /* "file, vault, aws": the registered types, for messages; returns buf. */
 const char *backend_type_list(char *buf, size_t len);
 
+/* backend_conf_parse flags. */
+/* Check "type" and the common keys only, not the provider's own settings:
+ * for a process that builds no backend (exec --mount-from), whose config
+ * names paths that exist on the host, not here. Such a conf can check
+ * references but cannot make a backend (backend_new refuses it). */
+#define BACKEND_CONF_TYPE_ONLY 0x1u
+
 /* Parse a backend config object: "type" known, the common keys and the
  * provider's own. *out is new. On error err holds "<key>: <message>"
  * relative to the object. */
-int backend_conf_parse(json_t *json, struct backend_conf **out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int backend_conf_parse(json_t *json, unsigned flags, struct backend_conf **out, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
 void backend_conf_free(struct backend_conf *c);
 const char *backend_conf_type(const struct backend_conf *c);
 /* Static reference check against the backend type. */

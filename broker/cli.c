@@ -503,9 +503,10 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
         ex = check_absolute("exec", "--mount-from", o->mount_from);
         if (ex >= 0)
             return ex;
-        /* No backend is built: nothing is fetched here, and no backend
-         * credential (VAULT_TOKEN...) is needed. */
-        rc = cfg_load(o->config, &cfg, err, sizeof(err));
+        /* No backend is built: nothing is fetched here, no backend
+         * credential (VAULT_TOKEN...) is needed, and the paths in the
+         * backends' settings are the host's, so they are not checked. */
+        rc = cfg_load_opts(o->config, CFG_BACKEND_TYPES_ONLY, &cfg, err, sizeof(err));
         if (rc < 0)
             return config_error(rc, err);
     } else {

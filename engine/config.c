@@ -45,6 +45,7 @@ struct cfg_ctx {
     size_t len;
     char *err;
     size_t errlen;
+    unsigned flags;              /* CFG_* */
     struct exec_defaults exec_defaults;
 };
 
@@ -423,7 +424,8 @@ static int load_backends(struct cfg_ctx *c, struct config *cfg, json_t *obj)
         if (rc < 0)
             return rc;
         struct cfg_backend *b = &cfg->backends[cfg->n_backends];
-        rc = backend_conf_parse(v, &b->conf, msg, sizeof(msg));
+        rc = backend_conf_parse(v, c->flags & CFG_BACKEND_TYPES_ONLY ? BACKEND_CONF_TYPE_ONLY : 0,
+                                &b->conf, msg, sizeof(msg));
         if (rc == -EINVAL)
             return cfg_fail_sub(c, path, 2, msg);
         if (rc < 0)
@@ -732,10 +734,10 @@ static void syntax_error(struct cfg_ctx *c, const json_error_t *jerr)
              jerr->column > 0 ? jerr->column : 1, what);
 }
 
-int cfg_load_buffer(const char *text, size_t len, const char *label, struct config **out,
-                    char *err, size_t errlen)
+static int load_buffer(const char *text, size_t len, const char *label, unsigned flags,
+                       struct config **out, char *err, size_t errlen)
 {
-    struct cfg_ctx c = {.text = text, .len = len, .err = err, .errlen = errlen};
+    struct cfg_ctx c = {.text = text, .len = len, .err = err, .errlen = errlen, .flags = flags};
     json_error_t jerr;
     int rc = -ENOMEM;
     struct config *cfg = calloc(1, sizeof(*cfg));
@@ -776,7 +778,18 @@ out:
     return rc;
 }
 
+int cfg_load_buffer(const char *text, size_t len, const char *label, struct config **out,
+                    char *err, size_t errlen)
+{
+    return load_buffer(text, len, label, 0, out, err, errlen);
+}
+
 int cfg_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+    return cfg_load_opts(path, 0, out, err, errlen);
+}
+
+int cfg_load_opts(const char *path, unsigned flags, struct config **out, char *err, size_t errlen)
 {
     int rc;
     char *text = NULL;
@@ -812,7 +825,7 @@ int cfg_load(const char *path, struct config **out, char *err, size_t errlen)
         len += (size_t)n;
     }
     text[len] = '\0';
-    rc = cfg_load_buffer(text, len, path, out, err, errlen);
+    rc = load_buffer(text, len, path, flags, out, err, errlen);
 out:
     free(text);
     close(fd);

@@ -77,6 +77,14 @@ struct config {
  * (bad config) or another negative errno (cannot read the file). */
 int cfg_load(const char *path, struct config **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* cfg_load_opts flags. */
+/* Check each backend's type and common keys, not its own settings (which
+ * name host paths: a CA file, the file backend's folder): for a process
+ * that builds no backend, exec --mount-from. References are still checked
+ * against the backend's type. */
+#define CFG_BACKEND_TYPES_ONLY 0x1u
+int cfg_load_opts(const char *path, unsigned flags, struct config **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Same, from memory; label stands for the file name in messages. */
 int cfg_load_buffer(const char *text, size_t len, const char *label, struct config **out,
                     char *err, size_t errlen) __attribute__((warn_unused_result));

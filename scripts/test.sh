@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this):
 # installs what is missing, then builds and runs every test twice — a
-# -Werror build and an ASan+UBSan build — and gives each libFuzzer target
-# 30 s over its corpus in a third, clang build (build-fuzz, -Dfuzz=true;
-# docs/reliability.md).
+# -Werror build and an ASan+UBSan build (the container tests run in the
+# first only) — and gives each libFuzzer target 15 s over its corpus in a
+# third, clang build (build-fuzz, -Dfuzz=true; docs/reliability.md). Each
+# phase prints its time: CI's budget for all of it is 20 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $EUID -eq 0 ]] || exec sudo -E "$0" "$@"
 
+phase_start=$SECONDS
+phase_end() {  # what
+    echo "==> $1: $((SECONDS - phase_start)) s"
+    phase_start=$SECONDS
+}
+
 scripts/deps.sh
+phase_end "deps"
 
 run_suite() {  # name, meson options...
     local dir=$1; shift
@@ -19,11 +27,13 @@ run_suite() {  # name, meson options...
         meson setup "$dir" "$@" >/dev/null
     fi
     ninja -C "$dir"
+    phase_end "$dir: build"
     meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+    phase_end "$dir: tests"
 }
 
 # The fuzz build has the fuzz suite only (tests/meson.build); 9 targets of
-# 30 s, two at a time.
+# 15 s, two at a time.
 run_fuzz() {  # build dir
     local dir=$1
     echo "==> $dir: CC=clang meson setup -Dwerror=true -Dfuzz=true"
@@ -33,7 +43,9 @@ run_fuzz() {  # build dir
         CC=clang meson setup "$dir" -Dwerror=true -Dfuzz=true >/dev/null
     fi
     ninja -C "$dir"
+    phase_end "$dir: build"
     meson test -C "$dir" --suite fuzz --print-errorlogs --num-processes 2 || status=1
+    phase_end "$dir: fuzz"
 }
 
 status=0

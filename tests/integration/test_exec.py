@@ -325,6 +325,14 @@ class ExecTest(rstest.BrokerTestCase):
 
     def test_mount_from_a_directory_of_files(self):
         self.config()
+        # The host's config as it is: its file backend's folder is the
+        # host's, absent here; --mount-from builds no backend, so it is
+        # not checked (mount would refuse this config).
+        with open(self.config_path) as f:
+            cfg = json.load(f)
+        cfg["backends"]["local"]["path"] = "/nonexistent/host-only"
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
         src = os.path.join(self.dir, "from")
         os.mkdir(src, 0o755)
         with open(os.path.join(src, "pw"), "w") as f:

@@ -10,6 +10,7 @@
 
 #include "engine/config.h"
 #include "backends/backend.h"
+#include "backends/core/provider.h"
 #include "lib/secmem.h"
 #include "broker/hardening.h"
 #include "ck_main.h"
@@ -361,6 +362,58 @@ START_TEST(errors_quoting_config_text_stay_one_line)
 }
 END_TEST
 
+/* exec --mount-from reads the host's config: its backends' paths are the
+ * host's, so only types, common keys and references are checked. */
+START_TEST(backend_types_only)
+{
+    struct config *c = NULL;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/host.json", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"/nonexistent/s\"},\n"
+               " \"v\": {\"type\": \"vault\", \"address\": \"https://127.0.0.1:1\",\n"
+               "       \"ca_file\": \"/nonexistent/ca.pem\"}},\n"
+               " \"secrets\": {\"x\": {\"from\": \"local:x\", \"env\": \"X_FILE\"},\n"
+               "             \"y\": \"v:kv/app#k\"}}\n");
+    fclose(f);
+    /* As mount reads it: the folder is checked and missing. */
+    ck_assert_int_eq(cfg_load(path, &c, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/s: No such file or directory"));
+    ck_assert_int_eq(cfg_load_opts(path, CFG_BACKEND_TYPES_ONLY, &c, err, sizeof(err)), 0);
+    ck_assert_uint_eq(c->n_secrets, 2);
+    ck_assert_str_eq(backend_conf_type(c->backends[cfg_backend_index(c, "v")].conf), "vault");
+    /* Such a conf makes no backend. */
+    struct backend *b = NULL;
+    struct backend_env env = {0};
+    ck_assert_int_eq(backend_new(&env, "local", c->backends[0].conf, &b, err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_ptr_null(b);
+    cfg_free(c);
+    c = NULL;
+
+    /* What does not depend on the host is still checked. */
+    static const char *const bad[][2] = {
+        {"{\"backends\": {\"l\": {\"type\": \"nope\"}}}", "unknown backend type"},
+        {"{\"backends\": {\"l\": {\"type\": \"file\", \"max_size\": 0}}}", "max_size"},
+        {"{\"backends\": {\"l\": {\"type\": \"file\"}}, \"secrets\": {\"x\": \"l:a?version=2\"}}",
+         "does not support ?version="},
+        {"{\"secrets\": {\"x\": \"nobackend:x\"}}", "unknown backend 'nobackend'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(bad[i][0], f);
+        fclose(f);
+        ck_assert_int_eq(cfg_load_opts(path, CFG_BACKEND_TYPES_ONLY, &c, err, sizeof(err)),
+                         -EINVAL);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strstr(err, bad[i][1]), "case %zu: %s", i, err);
+    }
+    unlink(path);
+}
+END_TEST
+
 START_TEST(load_file_errors)
 {
     struct config *c = NULL;
@@ -671,6 +724,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_exec_defaults);
     tcase_add_test(tc, duplicate_env);
     tcase_add_test(tc, env_freed_on_errors);
+    tcase_add_test(tc, backend_types_only);
     suite_add_tcase(s, tc);
     return s;
 }

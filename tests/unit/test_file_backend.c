@@ -64,7 +64,7 @@ static void setup(void)
     snprintf(conf, sizeof(conf), "{\"type\":\"file\",\"path\":\"%s\",\"max_size\":64}", dir);
     json_t *j = json_loads(conf, 0, NULL);
     struct backend_conf *bc;
-    ck_assert_int_eq(backend_conf_parse(j, &bc, err, sizeof(err)), 0);
+    ck_assert_int_eq(backend_conf_parse(j, 0, &bc, err, sizeof(err)), 0);
     json_decref(j);
     ck_assert_int_eq(backend_new(&(struct backend_env){0}, "local", bc, &be, err, sizeof(err)), 0);
     backend_conf_free(bc);
@@ -152,7 +152,7 @@ START_TEST(escapes_refused)
     struct secret_ref ref;
     json_t *j = json_pack("{s:s, s:s}", "type", "file", "path", dir);
     struct backend_conf *conf;
-    ck_assert_int_eq(backend_conf_parse(j, &conf, err, sizeof(err)), 0);
+    ck_assert_int_eq(backend_conf_parse(j, 0, &conf, err, sizeof(err)), 0);
     json_decref(j);
     ck_assert_int_eq(ref_parse("local:../etc/passwd", &ref, err, sizeof(err)), 0);
     ck_assert_int_eq(backend_conf_check_ref(conf, &ref, err, sizeof(err)), -EINVAL);
