@@ -426,17 +426,17 @@ class ContainerCase(rstest.BrokerTestCase):
         secrets = {"db_password": {"from": "local:db_password", "mode": "0444",
                                    "env": "DB_PASSWORD_FILE"},
                    "priv": {"from": "local:priv", "mode": "0400", "required": False}}
+        # ONE config file for both: the host broker reads it, and the
+        # container gets the same file at /cfg/config.json, its file
+        # backend's path (a host directory, absent in the container)
+        # included: --mount-from builds no backend and checks none of a
+        # backend's own settings.
         host = self.exec_setup(backend_path=self.secrets_dir, secrets=secrets)
-        os.rename(host, os.path.join(self.dir, "host.json"))
-        # The container's copy: the same secrets, but its file backend's
-        # directory must exist in the container even though --mount-from
-        # builds no backend (the configuration's check of the path runs
-        # first): /tmp stands in for it.
-        self.exec_setup(backend_path="/tmp", secrets=secrets)
-        b = self.start_broker(config=os.path.join(self.dir, "host.json"))
+        b = self.start_broker(config=host)
         try:
             rc, out, err = self.eng.run(
-                self.exec_args('id -u; echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"',
+                self.exec_args('id -u; echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"; '
+                               '[ -e "%s" ]; echo "backend_dir_rc=$?"' % self.secrets_dir,
                                user=None, more=["--mount-from", "/secrets"]),
                 user=containers.APP_UID, read_only=True, cap_drop_all=True,
                 volumes=[(self.cfgdir, "/cfg", "ro"), (self.mnt, "/secrets", "ro")],
@@ -447,6 +447,7 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
         self.assertEqual(out.splitlines()[0], str(containers.APP_UID))
         self.assertEqual(between(out, "<<db\n", ">>db"), self.db)
+        self.assertEqual(field(out, "backend_dir_rc"), "1", "the host's backend path is there")
         self.assertNotIn(self.priv, out + err)
         self.assertNotIn(self.db, err)
 
