@@ -83,6 +83,11 @@ def field(text, key):
     return None
 
 
+# (seconds, engine, test) of every case, printed at the end: the file's
+# share of CI's 20 minutes, case by case.
+CASE_TIMES = []
+
+
 def setUpModule():
     t0 = time.monotonic()
     try:
@@ -103,6 +108,11 @@ def tearDownModule():
     t0 = time.monotonic()
     left = containers.teardown()
     print("containers: torn down in %.1fs" % (time.monotonic() - t0), file=sys.stderr)
+    if CASE_TIMES:
+        print("containers: %d cases in %.1fs, slowest first:\n%s" % (
+            len(CASE_TIMES), sum(t for t, _, _ in CASE_TIMES),
+            "\n".join("  %5.1fs  %-6s %s" % c for c in sorted(CASE_TIMES, reverse=True))),
+            file=sys.stderr)
     if d:
         left += ["fuse mount %s" % m["mountpoint"] for m in rstest.mountinfo()
                  if m["fstype"].startswith("fuse") and m["mountpoint"].startswith("/tmp/rs")]
@@ -118,6 +128,14 @@ class ContainerCase(rstest.BrokerTestCase):
         env = containers.current()
         self.eng = next(e for e in env.engines if e.name == self.ENGINE)
         self.value = rstest.random_value()
+        self.t_start = time.monotonic()
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            CASE_TIMES.append((time.monotonic() - self.t_start, self.ENGINE,
+                               self._testMethodName))
 
     def in_container_config(self, mode="0444"):
         """Secret x from the file backend, config and secrets at /cfg."""
