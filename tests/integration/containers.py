@@ -15,8 +15,9 @@ Everything is bounded and everything is removed at the end (containers,
 images, the daemon, its containerd and shims, mounts under the directory,
 the directory, the per-run cgroup parent every container is put under, and
 the few host paths the engines create whatever their options, when they
-were not there before), from tearDownModule and, as a last resort, from
-atexit. teardown() returns what it still found: a test fails on it.
+were not there before: with runs of other worktrees at the same time, the
+last one to end does that), from tearDownModule and, as a last resort,
+from atexit. teardown() returns what it still found: a test fails on it.
 
 Use from a test file (which runs under rstest.main, so inside a private
 mount namespace: the engines' overlay mounts never reach the host):
@@ -37,11 +38,14 @@ Standard library only.
 """
 
 import atexit
+import glob
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -289,6 +293,49 @@ class Engine:
             raise AssertionError("%s run -d failed (%r): %s" % (self.name, rc, err.strip()))
         return name
 
+    def scan(self, args, needles, timeout=CLI_TIMEOUT):
+        """Run the engine's CLI and search its stdout, streamed (never
+        stored), for each needle (bytes): (rc, {needle: found}, bytes
+        read, stderr). For `export NAME` and `save IMAGE`, whose tar
+        streams are the container's or image's files. rc None on timeout."""
+        needles = [n.encode() if isinstance(n, str) else n for n in needles]
+        found = {n: False for n in needles}
+        keep = max((len(n) for n in needles), default=1) - 1
+        total = 0
+        tail = b""
+        with tempfile.TemporaryFile() as errf:
+            proc = subprocess.Popen(self.base_cmd() + [str(a) for a in args],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=errf, env=self.cli_env())
+            # A CLI that hangs mid-stream blocks the read: a timer kills it.
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            try:
+                while True:
+                    chunk = proc.stdout.read1(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    buf = tail + chunk        # a needle may straddle two chunks
+                    for n in needles:
+                        if not found[n] and n in buf:
+                            found[n] = True
+                    tail = buf[-keep:] if keep else b""
+                rc = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                rc = None
+            finally:
+                timed_out = not timer.is_alive()
+                timer.cancel()
+                proc.stdout.close()
+            if timed_out:
+                rc = None
+            errf.seek(0)
+            err = errf.read().decode("utf-8", "replace")
+        return rc, found, total, err
+
     def exec(self, name, cmd, timeout=RUN_TIMEOUT, user=None):
         args = ["exec"]
         if user is not None:
@@ -494,7 +541,9 @@ class Env:
         self.timings = {}
         # Every container's cgroup lives under this parent, removed at the end.
         self.cgroup = "rsct-%s" % self.run_id
-        self.host_paths_before = {p: os.path.lexists(p) for p in HOST_PATHS}
+        self.host_paths_before = host_paths_before(self.dir)
+        with open(os.path.join(self.dir, HOST_PATHS_RECORD), "w") as f:
+            json.dump(self.host_paths_before, f)
 
     def new_name(self):
         self.counter += 1
@@ -539,11 +588,17 @@ class Env:
         self._unmount_under_dir()
         shutil.rmtree(self.dir, ignore_errors=True)
         remove_cgroups(self.cgroup)
-        self._remove_host_paths()
+        # The host paths are shared: while another run's engines live they
+        # may hold its sockets (containerd's shims put theirs under
+        # /run/containerd/s whatever the daemon's options), so the last run
+        # to end removes and checks them.
+        others = other_live_runs(self.dir)
+        if not others:
+            self._remove_host_paths()
         found = leftovers(self.dir)
         found += ["cgroup %s" % c for c in cgroups_named(self.cgroup)]
         found += ["host path %s (created by the engines)" % p for p in HOST_PATHS
-                  if os.path.lexists(p) and not self.host_paths_before[p]]
+                  if os.path.lexists(p) and not self.host_paths_before[p] and not others]
         return found
 
     def _remove_host_paths(self):
@@ -596,6 +651,34 @@ HOST_PATHS = ("/etc/docker/key.json", "/etc/docker", "/run/docker/plugins", "/ru
               "/var/run/docker.sock", "/run/docker", "/etc/cni/net.d", "/etc/cni")
 
 CGROUP_ROOTS = ("/sys/fs/cgroup",)
+
+# Each run's record of HOST_PATHS as it found them, in its directory.
+RUN_DIR_GLOB = "/tmp/rsct-*"
+HOST_PATHS_RECORD = "host-paths-before.json"
+
+
+def other_live_runs(mydir):
+    """Directories of the other runs (another worktree's test, at the same
+    time) whose engines are still running."""
+    return [d for d in glob.glob(RUN_DIR_GLOB)
+            if d != mydir and os.path.isdir(d) and processes_naming(d + "/")]
+
+
+def host_paths_before(mydir):
+    """{path: existed} for HOST_PATHS, as the host had them: a path that
+    another live run found absent was made by its engines, not the host's,
+    so this run must not keep it either (the last run removes it)."""
+    before = {p: os.path.lexists(p) for p in HOST_PATHS}
+    for d in other_live_runs(mydir):
+        try:
+            with open(os.path.join(d, HOST_PATHS_RECORD)) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            continue
+        for p in HOST_PATHS:
+            if rec.get(p) is False:
+                before[p] = False
+    return before
 
 
 def cgroups_named(name):

@@ -24,18 +24,26 @@ binary, the libraries ldd lists plus libgcc_s.so.1, a static busybox,
   ran; no device / no capability / neither: exit 1 naming what is missing
   and --mount-from; --mount-from a host mount, unprivileged, as uid 1000;
   1,000 orphans reaped; a rotation is the next open's and one SIGHUP;
-  examples/container's exec entrypoint and app.sh.
+  a burst of five changes within exec.debounce is one restart (on_change
+  "restart"), and the restarted app reads the last value; the Vault fake
+  on the host's 127.0.0.1 over TLS, reached from a --network host
+  container with a token file (the token in no environ, `inspect`, log or
+  file of the container); an exited container's `export` holds no value
+  (and the image's `save` none either); examples/container's exec
+  entrypoint and app.sh.
 At the end nothing is left: no daemon, container, mount or directory.
 """
 
 import json
 import os
+import shutil
 import sys
 import time
 import unittest
 
 import containers
 import rstest
+import vaultenv
 
 # The in-container mount, started in the background by a shell script,
 # read once, then stopped with TERM; markers delimit what the script says.
@@ -75,6 +83,11 @@ def field(text, key):
     return None
 
 
+# (seconds, engine, test) of every case, printed at the end: the file's
+# share of CI's 20 minutes, case by case.
+CASE_TIMES = []
+
+
 def setUpModule():
     t0 = time.monotonic()
     try:
@@ -95,6 +108,11 @@ def tearDownModule():
     t0 = time.monotonic()
     left = containers.teardown()
     print("containers: torn down in %.1fs" % (time.monotonic() - t0), file=sys.stderr)
+    if CASE_TIMES:
+        print("containers: %d cases in %.1fs, slowest first:\n%s" % (
+            len(CASE_TIMES), sum(t for t, _, _ in CASE_TIMES),
+            "\n".join("  %5.1fs  %-6s %s" % c for c in sorted(CASE_TIMES, reverse=True))),
+            file=sys.stderr)
     if d:
         left += ["fuse mount %s" % m["mountpoint"] for m in rstest.mountinfo()
                  if m["fstype"].startswith("fuse") and m["mountpoint"].startswith("/tmp/rs")]
@@ -110,6 +128,14 @@ class ContainerCase(rstest.BrokerTestCase):
         env = containers.current()
         self.eng = next(e for e in env.engines if e.name == self.ENGINE)
         self.value = rstest.random_value()
+        self.t_start = time.monotonic()
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            CASE_TIMES.append((time.monotonic() - self.t_start, self.ENGINE,
+                               self._testMethodName))
 
     def in_container_config(self, mode="0444"):
         """Secret x from the file backend, config and secrets at /cfg."""
@@ -236,10 +262,12 @@ class ContainerCase(rstest.BrokerTestCase):
 
     # ---- runsecrets exec as the entrypoint (issue 10)
 
-    def exec_setup(self, secrets=None, exec_=None, backend_path="/etc/runsecrets/secrets"):
+    def exec_setup(self, secrets=None, exec_=None, backend_path="/etc/runsecrets/secrets",
+                   backends=None):
         """Config at /cfg/config.json (a 0755 directory of its own, so uid
         1000 can read it too): x 0444, db_password 0440 root:1000 with
-        DB_PASSWORD_FILE, priv 0400 root; exec.stop_grace 4s."""
+        DB_PASSWORD_FILE, priv 0400 root; exec.stop_grace 4s. backends
+        replaces the file backend."""
         self.db = rstest.random_value()
         self.priv = rstest.random_value()
         self.write_secret("x", self.value)
@@ -251,7 +279,7 @@ class ContainerCase(rstest.BrokerTestCase):
         cfg = {"mount": "/run/secrets",
                "defaults": {"refresh": "1s", "max_stale": "1h", "mode": "0400", "uid": 0,
                             "gid": 0},
-               "backends": {"local": {"type": "file", "path": backend_path}},
+               "backends": backends or {"local": {"type": "file", "path": backend_path}},
                "exec": dict({"stop_grace": "4s", "wait": "10s"}, **(exec_ or {})),
                "secrets": secrets if secrets is not None else {
                    "x": {"from": "local:x", "mode": "0444"},
@@ -286,6 +314,20 @@ class ContainerCase(rstest.BrokerTestCase):
         out, err = self.eng.logs(name)
         self.fail("no %r from the app in %.0fs\nstdout:\n%s\nstderr:\n%s"
                   % (marker, timeout, out, err))
+
+    def wait_output_count(self, name, marker, count, timeout=20):
+        """Wait until marker has appeared count times in the logs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out, err = self.eng.logs(name)
+            if (out + err).count(marker) >= count:
+                return out, err
+            if not self.eng.running(name):
+                break
+            time.sleep(0.1)
+        out, err = self.eng.logs(name)
+        self.fail("%r not %d times from the app in %.0fs\nstdout:\n%s\nstderr:\n%s"
+                  % (marker, count, timeout, out, err))
 
     def start_exec(self, script, **kw):
         return self.eng.start(self.exec_args(script), fuse=True, volumes=self.exec_volumes(),
@@ -402,17 +444,17 @@ class ContainerCase(rstest.BrokerTestCase):
         secrets = {"db_password": {"from": "local:db_password", "mode": "0444",
                                    "env": "DB_PASSWORD_FILE"},
                    "priv": {"from": "local:priv", "mode": "0400", "required": False}}
+        # ONE config file for both: the host broker reads it, and the
+        # container gets the same file at /cfg/config.json, its file
+        # backend's path (a host directory, absent in the container)
+        # included: --mount-from builds no backend and checks none of a
+        # backend's own settings.
         host = self.exec_setup(backend_path=self.secrets_dir, secrets=secrets)
-        os.rename(host, os.path.join(self.dir, "host.json"))
-        # The container's copy: the same secrets, but its file backend's
-        # directory must exist in the container even though --mount-from
-        # builds no backend (the configuration's check of the path runs
-        # first): /tmp stands in for it.
-        self.exec_setup(backend_path="/tmp", secrets=secrets)
-        b = self.start_broker(config=os.path.join(self.dir, "host.json"))
+        b = self.start_broker(config=host)
         try:
             rc, out, err = self.eng.run(
-                self.exec_args('id -u; echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"',
+                self.exec_args('id -u; echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"; '
+                               '[ -e "%s" ]; echo "backend_dir_rc=$?"' % self.secrets_dir,
                                user=None, more=["--mount-from", "/secrets"]),
                 user=containers.APP_UID, read_only=True, cap_drop_all=True,
                 volumes=[(self.cfgdir, "/cfg", "ro"), (self.mnt, "/secrets", "ro")],
@@ -423,6 +465,7 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
         self.assertEqual(out.splitlines()[0], str(containers.APP_UID))
         self.assertEqual(between(out, "<<db\n", ">>db"), self.db)
+        self.assertEqual(field(out, "backend_dir_rc"), "1", "the host's backend path is there")
         self.assertNotIn(self.priv, out + err)
         self.assertNotIn(self.db, err)
 
@@ -475,6 +518,175 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertEqual(between(both, "<<after\n", ">>after"), new)
         self.assertEqual(both.count("got-hup"), 1, both)
         self.assertNotIn(new, err)
+
+    # ---- a network backend, a debounced restart, nothing on the container's disk
+
+    def test_exec_vault_backend_network_host(self):
+        # The strict Vault fake on the host's 127.0.0.1 (TLS with a CA of
+        # the test's own), the container on the host's network: exec logs
+        # in from inside the container with a token FILE bound read-only
+        # (0600 root, so the app cannot read it), never a variable, so no
+        # environ, `inspect` or log line can hold it.
+        pki = os.path.join(self.dir, "pki")
+        ca = vaultenv.make_ca_and_cert(pki)["ca.pem"]
+        vault = vaultenv.FakeVault(tls_dir=pki).start()
+        self.addCleanup(vault.stop)
+        vault.add_kv_mount("secret", version=2)
+        pw = rstest.random_value()
+        vault.put_kv("secret", "app", {"password": pw, "user": "app"})
+        token = vault.add_token(ttl=3600, max_ttl=86400, policies=["app"],
+                                display_name="rsct")
+        vdir = os.path.join(self.dir, "vault")
+        os.mkdir(vdir, 0o755)
+        shutil.copyfile(ca, os.path.join(vdir, "ca.pem"))
+        os.chmod(os.path.join(vdir, "ca.pem"), 0o644)
+        with open(os.path.join(vdir, "token"), "w") as f:
+            f.write(token + "\n")
+        os.chmod(os.path.join(vdir, "token"), 0o600)
+        self.exec_setup(
+            backends={"vault": {"type": "vault", "address": vault.url,
+                                "ca_file": "/vault/ca.pem",
+                                "auth": {"method": "token", "token_file": "/vault/token"}}},
+            secrets={"db_password": {"from": "vault:secret/app#password", "mode": "0440",
+                                     "gid": 1000, "env": "DB_PASSWORD_FILE"}})
+        script = (
+            'id -u; echo "<<db"; cat /run/secrets/db_password; echo; echo ">>db"; '
+            'echo "dbmode=$(stat -c %a:%u:%g /run/secrets/db_password)"; '
+            'echo "envfile=$DB_PASSWORD_FILE"; '
+            'cat /vault/token >/dev/null 2>&1; echo "token_rc=$?"; '
+            'echo "<<env"; tr "\\0" "\\n" < /proc/self/environ; echo ">>env"; '
+            'echo ready; i=0; while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do '
+            'sleep 0.1; i=$((i+1)); done; exit 0')
+        t0 = time.monotonic()
+        name = self.eng.start(self.exec_args(script), fuse=True, network="host",
+                              volumes=[(self.cfgdir, "/cfg", "ro"), (vdir, "/vault", "ro")],
+                              entrypoint=containers.BINARY_IN_IMAGE)
+        try:
+            out, err = self.wait_output(name, "ready")
+            rc1, p1env, e1 = self.eng.exec(name, ["cat", "/proc/1/environ"], user=0)
+            rc2, insp, e2 = self.eng.cli("inspect", name)
+            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+            # Exited, not removed yet: its files hold neither.
+            self.assertNoPlaintextOnDisk(name, [pw, token])
+        finally:
+            self.eng.rm(name)
+        took = time.monotonic() - t0
+        both = out + err
+        self.assertEqual(rc, 0, "container exit %r\n%s" % (rc, both))
+        self.assertEqual(both.split("\n")[0].strip(), str(containers.APP_UID), both)
+        self.assertEqual(between(both, "<<db\n", ">>db"), pw)
+        self.assertEqual(field(both, "dbmode"), "440:0:1000")
+        self.assertEqual(field(both, "envfile"), "/run/secrets/db_password")
+        self.assertNotEqual(field(both, "token_rc"), "0", "the app read the token file")
+        self.assertEqual((rc1, rc2), (0, 0), e1 + e2)
+        envtext = between(both, "<<env\n", ">>env")
+        for what, text in (("the app's environ", envtext), ("PID 1's environ", p1env),
+                           ("%s inspect" % self.ENGINE, insp), ("stderr", err)):
+            # assertFalse: a failure must not print what it found.
+            self.assertFalse(token in text, "the token is in %s" % what)
+            self.assertFalse(pw in text, "the value is in %s" % what)
+        self.assertFalse(token in out, "the token is on stdout")
+        # It was the container that fetched, over the network, with the
+        # token of the file.
+        reads = vault.requests(method="GET", prefix="secret/data/app")
+        self.assertTrue(any(e["status"] == 200 for e in reads), vault.requests())
+        self.assertEqual({e["token"] for e in vault.requests() if e["rel"]}, {token})
+        print("\n[%s] exec with Vault over the host network: %.1fs" % (self.ENGINE, took),
+              file=sys.stderr)
+
+    def test_exec_restart_once_for_a_burst(self):
+        # on_change "restart": five new values within a second, inside one
+        # exec.debounce (2s, counted from the first change), give ONE
+        # restart, and the restarted app reads the last value.
+        self.exec_setup(secrets={"x": {"from": "local:x", "mode": "0444", "refresh": "200ms",
+                                       "on_change": "restart"}},
+                        exec_={"debounce": "2s", "stop_grace": "2s"})
+        script = ('echo app-start; trap "echo app-term; exit 0" TERM; '
+                  'echo "<<v"; cat /run/secrets/x; echo; echo ">>v"; echo app-ready; i=0; '
+                  'while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done')
+        values = [rstest.random_value() for _ in range(5)]
+        t0 = time.monotonic()
+        name = self.start_exec(script)
+        try:
+            self.wait_output(name, "app-ready")
+            for v in values:
+                self.write_secret("x", v)
+                time.sleep(0.2)
+            self.wait_output_count(name, "app-ready", 2, timeout=15)
+            # A change seen after the restart would be logged at once (the
+            # next debounce starts then): five refreshes show there is none.
+            time.sleep(1.0)
+            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+        finally:
+            self.eng.rm(name)
+        took = time.monotonic() - t0
+        both = out + err
+        self.assertEqual(rc, 0, both)
+        self.assertEqual(out.count("app-start"), 2, both)
+        self.assertEqual(out.count("app-term"), 1, both)
+        self.assertEqual(err.count("secret changed, restarting the application"), 1, err)
+        blocks = out.split("<<v\n")[1:]
+        self.assertEqual([b.split(">>v")[0].strip("\n") for b in blocks],
+                         [self.value, values[-1]], both)
+        for v in values:
+            self.assertNotIn(v, err)
+        print("\n[%s] restart once for a burst: %.1fs" % (self.ENGINE, took), file=sys.stderr)
+
+    def test_exec_no_plaintext_on_container_disk(self):
+        # The app has read its secrets and the container has exited: its
+        # files (the image and the writable layer: `export`; bind mounts are
+        # not in it) hold no value, and `diff` names no file under
+        # /run/secrets. The app writes a marker to /tmp, which the export
+        # must show: the search works on what the container wrote.
+        self.exec_setup()
+        marker = rstest.random_value(prefix="rs-marker-")
+        script = ('cat /run/secrets/x "$DB_PASSWORD_FILE" >/dev/null && echo read-ok; '
+                  'echo "$MARKER" > /tmp/marker')
+        name = self.eng.start(self.exec_args(script), fuse=True, volumes=self.exec_volumes(),
+                              env={"MARKER": marker}, entrypoint=containers.BINARY_IN_IMAGE)
+        try:
+            rc = self.eng.wait(name, timeout=30)
+            out, err = self.eng.logs(name)
+            self.assertEqual(rc, 0, out + err)
+            self.assertIn("read-ok", out)
+            self.assertNoPlaintextOnDisk(name, [self.value, self.db, self.priv],
+                                         control=marker)
+            drc, diff, derr = self.eng.cli("diff", name)
+        finally:
+            self.eng.rm(name)
+        self.assertEqual(drc, 0, derr)
+        changed = sorted(l.split(None, 1)[1] for l in diff.splitlines() if l.strip())
+        self.assertIn("/tmp/marker", changed, diff)
+        self.assertEqual([p for p in changed if p.startswith("/run/secrets/")], [], diff)
+        print("\n[%s] diff after exec: %s" % (self.ENGINE, " ".join(changed)), file=sys.stderr)
+        # The image: made before this test's values existed, so it cannot
+        # hold them; `save` is checked once (Docker) because an image is
+        # what people push. /etc/passwd's app line is the control.
+        if self.ENGINE == "docker":
+            ctl = "app:x:%d:%d:app:/home/app:/bin/sh" % (containers.APP_UID, containers.APP_GID)
+            src, found, n, serr = self.eng.scan(["save", self.eng.image],
+                                                [self.value, self.db, self.priv, ctl])
+            self.assertEqual(src, 0, serr)
+            self.assertTrue(found[ctl.encode()], "save: the control is not in %d bytes" % n)
+            self.assertEqual([v for v, f in found.items() if f and v != ctl.encode()], [])
+
+    def assertNoPlaintextOnDisk(self, name, values, control=None):
+        needles = list(values) + ([control] if control else [])
+        t0 = time.monotonic()
+        rc, found, n, err = self.eng.scan(["export", name], needles)
+        self.assertEqual(rc, 0, "%s export: %s" % (self.ENGINE, err))
+        self.assertGreater(n, 1 << 20, "the export is too small to be the container's files")
+        if control:
+            self.assertTrue(found[control.encode()],
+                            "the marker the app wrote is not in the export (%d bytes)" % n)
+        leaked = [i for i, v in enumerate(values) if found[v.encode()]]
+        self.assertEqual(leaked, [], "values #%s are in the container's files" % leaked)
+        print("\n[%s] export of %d MiB searched in %.1fs"
+              % (self.ENGINE, n >> 20, time.monotonic() - t0), file=sys.stderr)
 
     def test_example_exec(self):
         # examples/container as its Dockerfile runs it: exec --user app in
