@@ -3,6 +3,7 @@
 #include "broker/supervise.h"
 #include "lib/spawn.h"
 #include "lib/clock.h"
+#include "lib/log.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -20,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* How long supervise_stop waits for the child to be reaped after SIGKILL:
@@ -49,6 +52,10 @@ struct supervise {
     bool signal_group; /* forward to -child (setsid made it a group leader) */
     bool stop_sent;    /* TERM, INT or QUIT reached this child */
     int status;        /* exit code of the last child reaped */
+    /* We gave our controlling terminal up for the child (TIOCNOTTY as the
+     * session leader): the SIGHUP the kernel sent us for it, in our own
+     * name, is not the child's. Cleared when it is read. */
+    bool tty_hup_due;
 };
 
 /* What the child tells the parent through the CLOEXEC pipe when it fails
@@ -63,6 +70,9 @@ enum child_stage {
     STAGE_CAPSET,
     STAGE_RLIMIT,
     STAGE_EXEC,
+    /* Not fatal: the child goes on without a controlling terminal. */
+    STAGE_CTTY,
+    STAGE_TTY_FOREGROUND,
 };
 
 struct child_report {
@@ -385,22 +395,50 @@ static int cap_last(void)
     return last;
 }
 
-static _Noreturn void child_fail(int pipe_w, int stage, int e)
+/* Tell the parent about a step that failed; the parent reads reports
+ * until the exec closes the pipe (one write of a few bytes is atomic). */
+static void child_note(int pipe_w, int stage, int e)
 {
     struct child_report r = {stage, e};
     ssize_t n = write(pipe_w, &r, sizeof(r));
     (void)n;
+}
+
+static _Noreturn void child_fail(int pipe_w, int stage, int e)
+{
+    child_note(pipe_w, stage, e);
     _exit(stage == STAGE_EXEC && e == ENOENT ? 127 : 126);
+}
+
+/* Make stdin, a terminal, the new session's controlling terminal and our
+ * group its foreground group, so the terminal's own signals (^C, ^Z,
+ * a resize) reach the application's group directly and a shell gets job
+ * control. While still privileged: TIOCSCTTY on an fd not open for
+ * reading needs CAP_SYS_ADMIN. Arg 0: never steal a terminal that is
+ * another session's (the supervisor was not its session leader, so could
+ * not give it up): the child runs without one, as it always did. */
+static void child_take_tty(int pipe_w)
+{
+    if (ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0) {
+        child_note(pipe_w, STAGE_CTTY, errno);
+        return;
+    }
+    /* Linux's TIOCSCTTY already made our group the foreground one; POSIX
+     * does not say so, and a background group would get no ^C. */
+    if (tcsetpgrp(STDIN_FILENO, getpgrp()) != 0)
+        child_note(pipe_w, STAGE_TTY_FOREGROUND, errno);
 }
 
 /* Runs in the forked child of a threaded process: system calls only, no
  * allocation, no locks, no stdio. */
-static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int last_cap)
+static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int last_cap, bool tty)
 {
     sigset_t none;
     const struct supervise_user *u = c->user;
 
     setsid();
+    if (tty)
+        child_take_tty(pipe_w);
     /* Dispositions first, then the mask: nothing is pending in a new child,
      * and an ignored signal would otherwise survive the exec. */
     for (int sig = 1; sig < NSIG; sig++) {
@@ -482,9 +520,50 @@ static const char *stage_name(int stage)
         return "drop capabilities (capset)";
     case STAGE_RLIMIT:
         return "restore the core-dump limit";
+    case STAGE_CTTY:
+        return "make the terminal the controlling one (TIOCSCTTY)";
+    case STAGE_TTY_FOREGROUND:
+        return "make the application the terminal's foreground (tcsetpgrp)";
     default:
         return "exec";
     }
+}
+
+/* In `docker run -t`, the runtime made stdin's terminal PID 1's
+ * controlling terminal, with PID 1 as session leader and its group in the
+ * foreground. The child's new session can take the terminal only once no
+ * session holds it, and only its session leader can release it for the
+ * whole session: TIOCNOTTY. The kernel then sends SIGHUP and SIGCONT to
+ * the terminal's foreground group (us) in our own name; CONT is not in our
+ * set and is dropped (nothing is stopped), HUP is swallowed in wait_once.
+ * Not the session leader (runsecrets run from an interactive shell): the
+ * terminal is the shell's, we leave it alone. Only the first start finds
+ * it ours: after it, a child's session holds it, and when that leader
+ * exits the kernel frees it for the next. */
+static void tty_give_up(struct supervise *s)
+{
+    pid_t sid = getsid(0);
+    if (sid != getpid() || tcgetsid(STDIN_FILENO) != sid)
+        return;
+    if (ioctl(STDIN_FILENO, TIOCNOTTY) != 0) {
+        log_f(LOG_DEBUG, &(struct log_fields){.error = strerror(errno)},
+              "cannot give the controlling terminal to the application (TIOCNOTTY)");
+        return;
+    }
+    s->tty_hup_due = true;
+}
+
+/* SIGHUP that our own TIOCNOTTY made the kernel send: si_code SI_USER
+ * with our pid as the sender (kill_pgrp without privilege, kernel
+ * tty_jobctrl.c). From outside the pid namespace a sender reads as pid 0,
+ * and nothing of ours kill()s itself: no other signal matches. */
+static bool is_tty_hup(struct supervise *s, const struct signalfd_siginfo *si)
+{
+    if (!s->tty_hup_due || si->ssi_signo != SIGHUP || si->ssi_code != SI_USER ||
+        si->ssi_pid != (uint32_t)getpid())
+        return false;
+    s->tty_hup_due = false;
+    return true;
 }
 
 int supervise_start(struct supervise *s, const struct supervise_child *c, char *err, size_t errlen)
@@ -501,6 +580,9 @@ int supervise_start(struct supervise *s, const struct supervise_child *c, char *
         return -EINVAL;
     }
     int last = cap_last();
+    bool tty = isatty(STDIN_FILENO);
+    if (tty)
+        tty_give_up(s);
     if (pipe2(p, O_CLOEXEC) != 0) {
         rc = -errno;
         snprintf(err, errlen, "supervise: pipe: %s", strerror(-rc));
@@ -514,7 +596,7 @@ int supervise_start(struct supervise *s, const struct supervise_child *c, char *
     }
     if (pid == 0) {
         close(p[0]);
-        child_run(c, p[1], last);
+        child_run(c, p[1], last, tty);
     }
     close(p[1]);
     p[1] = -1;
@@ -525,9 +607,15 @@ int supervise_start(struct supervise *s, const struct supervise_child *c, char *
     /* End of file: the exec closed the pipe, the command runs. */
     struct child_report r;
     ssize_t n;
-    do {
+    for (;;) {
         n = read(p[0], &r, sizeof(r));
-    } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof(r) || (r.stage != STAGE_CTTY && r.stage != STAGE_TTY_FOREGROUND))
+            break;
+        log_f(LOG_DEBUG, &(struct log_fields){.error = strerror(r.err)},
+              "no terminal job control for the application: cannot %s", stage_name(r.stage));
+    }
     rc = 0;
     if (n == (ssize_t)sizeof(r) && r.stage == STAGE_EXEC) {
         /* As a shell does: one line, and the status (127 or 126) is the
@@ -620,6 +708,10 @@ static enum supervise_event wait_once(struct supervise *s, long long timeout_ms,
                     *status = s->status;
                     return SUPERVISE_EXITED;
                 }
+                continue;
+            }
+            if (is_tty_hup(s, &si)) {
+                log_debug("SIGHUP from giving up the terminal, not forwarded");
                 continue;
             }
             supervise_signal(s, sig); /* -ESRCH: it just exited; CHLD follows */

@@ -69,7 +69,12 @@ void supervise_free(struct supervise *s);
 
 /* fork + in the child: a new session, default signal dispositions and an
  * empty mask, setgroups/setgid/setuid, PR_SET_NO_NEW_PRIVS, every
- * capability dropped (bounding and ambient sets too), execvpe. An exec
+ * capability dropped (bounding and ambient sets too), execvpe.
+ * When stdin is a terminal (`docker run -t`): if it is our controlling
+ * terminal and we lead its session, we give it up (TIOCNOTTY) and the
+ * kernel's SIGHUP for that is never forwarded; the child makes it its
+ * controlling terminal with its group in the foreground (not fatal when
+ * it cannot: a debug line, and it runs without one). An exec
  * failure is reported as exit status 127 (not found) or 126 (not
  * executable) with one line on stderr, as a shell does: this returns 0 and
  * supervise_wait then gives SUPERVISE_EXITED with that status. A failure

@@ -7,10 +7,12 @@ namespaces of one unshare: when PID 1 exits, the kernel ends the rest."""
 
 import json
 import os
+import pty
 import pwd
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import rstest
@@ -69,17 +71,19 @@ def children(pid):
 class Exec:
     """One `unshare ... runsecrets exec ...`; stderr captured to a file."""
 
-    def __init__(self, tc, args, cmd, env=None, inner=None):
-        """inner: a command that runs runsecrets, inside the namespaces (as PID 1)."""
+    def __init__(self, tc, args, cmd, env=None, inner=None, tty=None):
+        """inner: a command that runs runsecrets, inside the namespaces (as PID 1).
+        tty: a pseudo-terminal's slave fd for stdin and stdout (stderr, the
+        logs, still goes to the file)."""
         self.tc = tc
         n = len(tc.execs)
         self.stderr_path = os.path.join(tc.dir, "exec%d.stderr" % n)
         self.cmd = (["unshare", "--mount", "--pid", "--fork", "--mount-proc"] + (inner or [])
                     + [rstest.BINARY, "exec", "--config", tc.config_path]
                     + list(args) + ["--"] + list(cmd))
+        io = subprocess.DEVNULL if tty is None else tty
         with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err, env=env,
+            self.proc = subprocess.Popen(self.cmd, stdin=io, stdout=io, stderr=err, env=env,
                                          start_new_session=True)
         tc.execs.append(self)
 
@@ -181,9 +185,10 @@ class ExecTest(rstest.BrokerTestCase):
                           "the application to write %s" % name)
         return self.result(name)
 
-    def start(self, args=(), env=None, inner=None):
+    def start(self, args=(), env=None, inner=None, tty=None):
         return Exec(self, ["--user", "%d:%d" % (APP_UID, APP_UID), "--mount", self.mnt]
-                    + list(args), ["/bin/sh", self.app, self.results], env=env, inner=inner)
+                    + list(args), ["/bin/sh", self.app, self.results], env=env, inner=inner,
+                    tty=tty)
 
     def finish(self, e, expect=7):
         open(os.path.join(self.results, "finish"), "w").close()
@@ -252,6 +257,79 @@ class ExecTest(rstest.BrokerTestCase):
         rc = e.wait()
         self.assertEqual(rc, 3, e.describe())       # the app's trap: exit 3
         self.assertEqual(self.lines("terms"), ["term"])
+
+    def start_on_tty(self, args=()):
+        """exec as `docker run -it` starts it: PID 1 leads its session and the
+        terminal is its controlling one (setsid -c does in the namespace what
+        runc does). Returns (exec, master fd, tty_nr of the terminal); the
+        master is drained by a thread and closed at cleanup."""
+        master, slave = pty.openpty()
+        rdev = os.fstat(slave).st_rdev
+        try:
+            e = self.start(args, inner=["setsid", "-c"], tty=slave)
+        finally:
+            os.close(slave)
+
+        def drain():
+            while True:
+                try:
+                    if not os.read(master, 4096):
+                        return
+                except OSError:          # EIO: no slave left open
+                    return
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+
+        def close():
+            e.cleanup()
+            reader.join(timeout=EXIT_TIMEOUT)
+            os.close(master)
+        self.addCleanup(close)
+        nr = (os.minor(rdev) & 0xff) | (os.major(rdev) << 8) | ((os.minor(rdev) & ~0xff) << 12)
+        return e, master, nr
+
+    def assertOwnsTty(self, e, nr):
+        """The app leads a session whose controlling terminal is nr, in the
+        terminal's foreground group."""
+        pid = e.app_pid()
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        pgrp, sid, tty_nr, tpgid = (int(x) for x in fields[2:6])
+        self.assertEqual(sid, pid)
+        self.assertEqual(tty_nr, nr, e.describe())
+        self.assertEqual(tpgid, pgrp)
+
+    def test_tty_is_the_apps_and_ctrl_c_reaches_it_once(self):
+        self.config()
+        e, master, nr = self.start_on_tty()
+        self.wait_result("ready")
+        self.assertOwnsTty(e, nr)
+        time.sleep(0.3)
+        self.assertEqual(self.lines("hups"), [], "the terminal hand-off's HUP was forwarded")
+        os.write(master, b"\x03")                 # ^C: the app has no INT trap
+        self.assertEqual(e.wait(), 128 + signal.SIGINT, e.describe())
+        self.assertEqual(self.lines("hups"), [])
+        self.assertEqual(self.lines("terms"), [], "the app was stopped, not interrupted")
+        self.assertIn('"application exited (status 130)"', e.stderr())
+        self.assertNotIn("stopping the application", e.stderr())
+
+    def test_tty_passes_to_the_restarted_app(self):
+        # The first app's session held the terminal; when its leader exits
+        # the kernel frees it, and the next app takes it.
+        self.config(pw={"on_change": "restart"}, refresh="100ms", exec_={"debounce": "300ms"})
+        e, master, nr = self.start_on_tty()
+        self.wait_result("ready")
+        self.assertOwnsTty(e, nr)
+        self.write_secret("pw", rstest.random_value())
+        rstest.wait_until(lambda: len(self.lines("starts")) >= 2, 8,
+                          "the application to be restarted")
+        rstest.wait_until(lambda: self.result("value.2") is not None, 5,
+                          "the restarted application to start")
+        self.assertOwnsTty(e, nr)
+        self.assertEqual(self.lines("terms"), ["term"])
+        self.assertEqual(self.lines("hups"), [])
+        os.write(master, b"\x03")
+        self.assertEqual(e.wait(), 128 + signal.SIGINT, e.describe())
 
     def test_mount_taken_away_stops_the_app(self):
         self.config()

@@ -9,12 +9,17 @@ Needs root (unshare, bind mounts of a test /etc/passwd and /etc/group in
 the private mount namespace). Standard library only; every wait bounded.
 """
 
+import fcntl
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 import unittest
 
@@ -100,6 +105,94 @@ class Run:
             if marker in self.err:
                 raise AssertionError("sanitizer report from the driver:\n" + self.err)
         return self.p.returncode, self.out, self.err
+
+
+def stat_fields(text):
+    """/proc/PID/stat as a dict of the fields the tty tests look at."""
+    pid = int(text.split()[0])
+    f = text.rsplit(")", 1)[1].split()
+    return {"pid": pid, "ppid": int(f[1]), "pgrp": int(f[2]), "session": int(f[3]),
+            "tty_nr": int(f[4]), "tpgid": int(f[5])}
+
+
+def tty_nr(rdev):
+    """A device number as /proc/PID/stat's tty_nr encodes it."""
+    major, minor = os.major(rdev), os.minor(rdev)
+    return (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)
+
+
+class TtyRun(Run):
+    """The driver on a pseudo-terminal. leader=True is what `docker run -t`
+    gives PID 1 (runc: setsid, then TIOCSCTTY on the console): `setsid -c`
+    does it inside the namespace, where PID 1 is no group leader, so
+    setsid execs in place and the driver stays PID 1 of its own session,
+    the terminal its controlling one and its group in the foreground.
+    leader=False is runsecrets started from an interactive shell: the
+    terminal belongs to the session of unshare (the "shell"), and PID 1 is
+    only a member of its foreground group. Output goes to the terminal and
+    is read from the master by a thread until every slave is closed."""
+
+    def __init__(self, tc, args, cmd, leader=True):
+        self.tc = tc
+        self.master, slave = pty.openpty()
+        self.rdev = os.fstat(slave).st_rdev
+        inner = ["setsid", "-c"] if leader else []
+        argv = (["unshare", "--pid", "--kill-child", "--mount-proc"] + inner
+                + ["sh", "-c", WRAPPER, "sh", tc.passwd, tc.group, DRIVER] + list(args)
+                + ["--"] + list(cmd))
+        take = None if leader else (lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        try:
+            self.p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                      start_new_session=True, preexec_fn=take)
+        finally:
+            os.close(slave)
+        self.out = self.err = None
+        self.buf = bytearray()
+        self.reader = threading.Thread(target=self.read_all, daemon=True)
+        self.reader.start()
+        tc.addCleanup(self.close)
+        tc.addCleanup(self.kill)
+
+    def read_all(self):
+        while True:
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:      # EIO: no slave left open
+                return
+            if not data:
+                return
+            self.buf += data
+
+    def close(self):
+        self.reader.join(timeout=RUN_TIMEOUT)
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+
+    def output(self):
+        return bytes(self.buf).decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def finish(self, timeout=RUN_TIMEOUT):
+        """(status, terminal output, terminal output) once the driver exits."""
+        try:
+            self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(timeout=RUN_TIMEOUT)
+            raise AssertionError("the driver did not exit within %.0fs\n%s"
+                                 % (timeout, self.output()))
+        self.reader.join(timeout=RUN_TIMEOUT)
+        out = self.output()
+        for marker in SANITIZER_MARKERS:
+            if marker in out:
+                raise AssertionError("sanitizer report from the driver:\n" + out)
+        return self.p.returncode, out, out
+
+    def type(self, data):
+        os.write(self.master, data)
+
+    def resize(self, rows, cols):
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 class SuperviseTest(unittest.TestCase):
@@ -348,6 +441,110 @@ echo "zombies $(cat /proc/[0-9]*/stat 2>/dev/null | awk '{ s = $0; sub(/.*\) /, 
         self.assertEqual(ppid, 1)
         self.assertEqual(sid, pid)
         self.assertEqual(pgrp, pid)
+        # stdin is /dev/null: no terminal to take, none taken
+        self.assertEqual(stat_fields(out)["tty_nr"], 0)
+
+    # ---- a terminal (docker run -it) ----
+
+    # $1: the record file. Every trap only records: a second INT (the
+    # supervisor forwarding what the terminal already delivered) would show
+    # as a second line, and the driver stopping the app. Bounded: 20 s.
+    TTY_APP = r"""F=$1
+trap 'echo got-hup >> $F' HUP
+trap 'echo got-int >> $F' INT
+trap 'echo got-winch >> $F' WINCH
+cat /proc/$$/stat > $F.stat
+echo ready >> $F
+i=0
+while [ ! -e $F.finish ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+exit 4
+"""
+
+    def count(self, path, line):
+        with open(path) as f:
+            return f.read().split("\n").count(line)
+
+    def test_tty_app_gets_the_terminal_and_its_signals_once(self):
+        rec = os.path.join(self.dir, "tty")
+        run = TtyRun(self, ["--grace", "5000"], ["sh", "-c", self.TTY_APP, "sh", rec])
+        self.wait_lines(rec, "ready", run)
+        with open(rec + ".stat") as f:
+            app = stat_fields(f.read())
+        # the app leads a session whose controlling terminal is ours, and
+        # its group is the terminal's foreground group
+        self.assertEqual(app["session"], app["pid"])
+        self.assertEqual(app["pgrp"], app["pid"])
+        self.assertNotEqual(app["tty_nr"], 0)
+        self.assertEqual(app["tty_nr"], tty_nr(run.rdev))
+        self.assertEqual(app["tpgid"], app["pgrp"])
+        driver = run.driver_pid()
+        with open("/proc/%d/stat" % driver) as f:
+            self.assertEqual(stat_fields(f.read())["tty_nr"], 0, "the driver kept the terminal")
+        # the kernel's SIGHUP for the driver's TIOCNOTTY was not forwarded
+        time.sleep(0.3)
+        self.assertEqual(self.count(rec, "got-hup"), 0)
+
+        # ^C: SIGINT from the terminal to the app's group, and only there
+        run.type(b"\x03")
+        self.wait_lines(rec, "got-int", run)
+        time.sleep(0.5)
+        self.assertEqual(self.count(rec, "got-int"), 1)
+        self.assertIsNone(run.p.poll(), "the driver stopped on the terminal's ^C")
+        # a resize: SIGWINCH from the terminal, once
+        run.resize(40, 100)
+        self.wait_lines(rec, "got-winch", run)
+        time.sleep(0.5)
+        self.assertEqual(self.count(rec, "got-winch"), 1)
+        # a HUP sent to PID 1 is still forwarded: only the kernel's was eaten
+        os.kill(driver, signal.SIGHUP)
+        self.wait_lines(rec, "got-hup", run)
+        time.sleep(0.3)
+        self.assertEqual(self.count(rec, "got-hup"), 1)
+
+        open(rec + ".finish", "w").close()
+        rc, out, _ = run.finish()
+        self.assertEqual(rc, 4, out)
+        self.assertIn("status 4\n", out)
+
+    def test_tty_ctrl_c_ends_an_app_that_does_not_handle_it(self):
+        rec = os.path.join(self.dir, "tty")
+        run = TtyRun(self, ["--grace", "5000"],
+                     ["sh", "-c", 'echo ready >> $1; i=0; while [ $i -lt 400 ]; do '
+                                  'sleep 0.05; i=$((i+1)); done', "sh", rec])
+        self.wait_lines(rec, "ready", run)
+        t0 = time.monotonic()
+        run.type(b"\x03")
+        rc, out, _ = run.finish()
+        self.assertEqual(rc, 128 + signal.SIGINT, out)
+        self.assertIn("status 130\n", out)
+        self.assertLess(time.monotonic() - t0, 3.0, "^C did not reach the app")
+
+    def test_tty_of_another_session_is_left_alone(self):
+        # runsecrets run from an interactive shell: not its session's
+        # leader, it cannot hand the terminal over; the app runs without
+        # one and ^C reaches the driver (in the foreground group), which
+        # forwards it once, as without a terminal.
+        rec = os.path.join(self.dir, "tty")
+        run = TtyRun(self, ["--grace", "5000"], ["sh", "-c", self.TTY_APP, "sh", rec],
+                     leader=False)
+        self.wait_lines(rec, "ready", run)
+        with open(rec + ".stat") as f:
+            app = stat_fields(f.read())
+        self.assertEqual(app["session"], app["pid"])
+        self.assertEqual(app["tty_nr"], 0)
+        driver = run.driver_pid()
+        with open("/proc/%d/stat" % driver) as f:
+            self.assertEqual(stat_fields(f.read())["tty_nr"], tty_nr(run.rdev))
+        run.type(b"\x03")
+        self.wait_lines(rec, "got-int", run)
+        # INT is a stop: the driver waits the grace for the app, which
+        # only records it; finish it instead.
+        time.sleep(0.3)
+        self.assertEqual(self.count(rec, "got-int"), 1)
+        self.assertEqual(self.count(rec, "got-hup"), 0)
+        open(rec + ".finish", "w").close()
+        rc, out, _ = run.finish()
+        self.assertEqual(rc, 4, out)
 
     LIST_FDS = 'for f in /proc/$$/fd/*; do echo "$f $(readlink $f)"; done'
 
