@@ -432,13 +432,10 @@ static void report_missing(const struct exec_run *x)
  * (a value arrived) or the loop thread ending. */
 static int wait_required(struct exec_run *x)
 {
-    static const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
     long long deadline = clock_mono_ms() + x->wait_ms;
     sigset_t set;
 
-    sigemptyset(&set);
-    for (size_t i = 0; i < N_OF(sigs); i++)
-        sigaddset(&set, sigs[i]);
+    supervise_forwarded_set(&set);
     sigaddset(&set, SIGNALS_WAKE);
     for (;;) {
         if (count_missing(x) == 0)

@@ -40,8 +40,10 @@
 #define SUPERVISE_FD_SCAN_MAX 65536
 
 /* The signals PID 1 forwards to the child (TERM, INT and QUIT also mean
- * "stop"), and CHLD, which means "reap". */
-static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+ * "stop"), and CHLD, which means "reap". CONT: an app stopped by ^Z under
+ * `docker run -it` has no shell to resume it; `docker kill -s CONT` does. */
+static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+                                        SIGWINCH, SIGCONT};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -53,9 +55,11 @@ struct supervise {
     bool stop_sent;    /* TERM, INT or QUIT reached this child */
     int status;        /* exit code of the last child reaped */
     /* We gave our controlling terminal up for the child (TIOCNOTTY as the
-     * session leader): the SIGHUP the kernel sent us for it, in our own
-     * name, is not the child's. Cleared when it is read. */
+     * session leader): the SIGHUP and SIGCONT the kernel sent us for it, in
+     * our own name, are not the child's. A bit is cleared when its signal
+     * is read. */
     bool tty_hup_due;
+    bool tty_cont_due;
 };
 
 /* What the child tells the parent through the CLOEXEC pipe when it fails
@@ -287,11 +291,16 @@ out:
 
 /* ---- the supervisor ---- */
 
-static void forwarded_set(sigset_t *set)
+void supervise_forwarded_set(sigset_t *set)
 {
     sigemptyset(set);
     for (size_t i = 0; i < N_OF(forwarded_signals); i++)
         sigaddset(set, forwarded_signals[i]);
+}
+
+static void forwarded_set(sigset_t *set)
+{
+    supervise_forwarded_set(set);
     sigaddset(set, SIGCHLD);
 }
 
@@ -534,8 +543,8 @@ static const char *stage_name(int stage)
  * foreground. The child's new session can take the terminal only once no
  * session holds it, and only its session leader can release it for the
  * whole session: TIOCNOTTY. The kernel then sends SIGHUP and SIGCONT to
- * the terminal's foreground group (us) in our own name; CONT is not in our
- * set and is dropped (nothing is stopped), HUP is swallowed in wait_once.
+ * the terminal's foreground group (us) in our own name; both are swallowed
+ * in wait_once.
  * Not the session leader (runsecrets run from an interactive shell): the
  * terminal is the shell's, we leave it alone. Only the first start finds
  * it ours: after it, a child's session holds it, and when that leader
@@ -551,18 +560,20 @@ static void tty_give_up(struct supervise *s)
         return;
     }
     s->tty_hup_due = true;
+    s->tty_cont_due = true;
 }
 
-/* SIGHUP that our own TIOCNOTTY made the kernel send: si_code SI_USER
- * with our pid as the sender (kill_pgrp without privilege, kernel
+/* SIGHUP or SIGCONT that our own TIOCNOTTY made the kernel send: si_code
+ * SI_USER with our pid as the sender (kill_pgrp without privilege, kernel
  * tty_jobctrl.c). From outside the pid namespace a sender reads as pid 0,
  * and nothing of ours kill()s itself: no other signal matches. */
-static bool is_tty_hup(struct supervise *s, const struct signalfd_siginfo *si)
+static bool is_tty_signal(struct supervise *s, const struct signalfd_siginfo *si)
 {
-    if (!s->tty_hup_due || si->ssi_signo != SIGHUP || si->ssi_code != SI_USER ||
-        si->ssi_pid != (uint32_t)getpid())
+    bool *due = si->ssi_signo == SIGHUP ? &s->tty_hup_due
+              : si->ssi_signo == SIGCONT ? &s->tty_cont_due : NULL;
+    if (!due || !*due || si->ssi_code != SI_USER || si->ssi_pid != (uint32_t)getpid())
         return false;
-    s->tty_hup_due = false;
+    *due = false;
     return true;
 }
 
@@ -710,8 +721,9 @@ static enum supervise_event wait_once(struct supervise *s, long long timeout_ms,
                 }
                 continue;
             }
-            if (is_tty_hup(s, &si)) {
-                log_debug("SIGHUP from giving up the terminal, not forwarded");
+            if (is_tty_signal(s, &si)) {
+                log_debug("SIG%s from giving up the terminal, not forwarded",
+                          sig == SIGHUP ? "HUP" : "CONT");
                 continue;
             }
             supervise_signal(s, sig); /* -ESRCH: it just exited; CHLD follows */

@@ -13,6 +13,7 @@
 #ifndef RS_SUPERVISE_H
 #define RS_SUPERVISE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/resource.h>
@@ -55,9 +56,13 @@ int supervise_fd_floor(void);
 
 struct supervise;
 
-/* Block the signals PID 1 forwards or acts on (TERM INT HUP QUIT USR1 USR2
- * WINCH CHLD) in the calling thread; threads started afterwards inherit the
- * mask. Call before starting any thread. */
+/* The signals PID 1 forwards to the child: TERM INT HUP QUIT USR1 USR2
+ * WINCH CONT. */
+void supervise_forwarded_set(sigset_t *set);
+
+/* Block the signals PID 1 forwards or acts on (those and CHLD) in the
+ * calling thread; threads started afterwards inherit the mask. Call before
+ * starting any thread. */
 int supervise_block_signals(void) __attribute__((warn_unused_result));
 
 /* New supervisor with its signalfd; also makes this process a child
