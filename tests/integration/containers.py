@@ -293,6 +293,14 @@ class Engine:
             raise AssertionError("%s run -d failed (%r): %s" % (self.name, rc, err.strip()))
         return name
 
+    def run_argv(self, name, cmd, run_flags=(), fuse=False, user=None, network="none",
+                 volumes=None, env=None, entrypoint=None, extra=None):
+        """The whole command line of `run --name NAME RUN_FLAGS ...`, for a
+        test that runs the CLI itself (with cli_env()): on a terminal of its
+        own, say. The test removes the container (rm)."""
+        return self.base_cmd() + ["run", "--name", name] + list(run_flags) + self._create_args(
+            cmd, fuse, user, network, volumes, env, False, False, entrypoint, extra)
+
     def scan(self, args, needles, timeout=CLI_TIMEOUT):
         """Run the engine's CLI and search its stdout, streamed (never
         stored), for each needle (bytes): (rc, {needle: found}, bytes

@@ -30,14 +30,24 @@ binary, the libraries ldd lists plus libgcc_s.so.1, a static busybox,
   container with a token file (the token in no environ, `inspect`, log or
   file of the container); an exited container's `export` holds no value
   (and the image's `save` none either); examples/container's exec
-  entrypoint and app.sh.
+  entrypoint and app.sh; `run -it` with the CLI on a terminal of the
+  test's (test_exec_tty_*): the app gets the terminal (controlling, in the
+  foreground; PID 1 keeps none), no HUP or CONT from the hand-over, one
+  SIGINT per ^C typed, which it traps and runs on, and its exit status is
+  the container's.
 At the end nothing is left: no daemon, container, mount or directory.
 """
 
+import fcntl
 import json
 import os
+import pty
+import select
 import shutil
+import struct
+import subprocess
 import sys
+import termios
 import time
 import unittest
 
@@ -81,6 +91,95 @@ def field(text, key):
         if line.startswith(key + "="):
             return line[len(key) + 1:]
     return None
+
+
+def stat_fields(text):
+    """/proc/PID/stat as a dict of the fields the terminal case looks at."""
+    pid = int(text.split()[0])
+    f = text.rsplit(")", 1)[1].split()
+    return {"pid": pid, "pgrp": int(f[2]), "session": int(f[3]), "tty_nr": int(f[4]),
+            "tpgid": int(f[5])}
+
+
+class Terminal:
+    """An engine's CLI on a pseudo-terminal of the test's own, as a user's
+    shell runs `docker run -it`: the slave is its stdin, stdout, stderr and
+    controlling terminal (setsid, then TIOCSCTTY), so -t sees a terminal and
+    the CLI puts it in raw mode. The master is read without blocking in
+    every wait, so the CLI never blocks on a full terminal buffer."""
+
+    def __init__(self, argv, env):
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.set_blocking(self.master, False)
+        self.buf = bytearray()
+        self.eof = False
+        try:
+            self.p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                      start_new_session=True,
+                                      preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        finally:
+            os.close(slave)
+
+    def drain(self, wait=0.0):
+        """Read what the terminal holds, waiting up to wait seconds for it."""
+        if self.eof:
+            time.sleep(wait)
+            return
+        ready, _, _ = select.select([self.master], [], [], wait)
+        while ready:
+            try:
+                data = os.read(self.master, 65536)
+            except BlockingIOError:
+                return
+            except OSError:          # EIO: no slave is open any more
+                data = b""
+            if not data:
+                self.eof = True
+                return
+            self.buf += data
+
+    def output(self):
+        return bytes(self.buf).decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def until(self, pred, timeout, what, running=True):
+        """Wait for pred, reading the terminal; running: the CLI must not
+        exit meanwhile (no use waiting for the app once it has)."""
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() >= deadline or (running and self.p.poll() is not None):
+                raise AssertionError("%s: not within %.0fs (CLI exit status %s)\nterminal:\n%s"
+                                     % (what, timeout, self.p.poll(), self.output()))
+            self.drain(0.05)
+
+    def raw(self):
+        """Whether the CLI has put the terminal in raw mode: no ISIG, so a
+        ^C is a byte for the container's terminal, not a SIGINT for the CLI
+        (TCGETS on a master reads its slave's settings)."""
+        return not termios.tcgetattr(self.master)[3] & termios.ISIG
+
+    def type(self, data):
+        os.write(self.master, data)
+
+    def finish(self, timeout):
+        """The CLI's exit status once it has exited, and the rest of the output."""
+        self.until(lambda: self.p.poll() is not None, timeout, "the CLI's exit", running=False)
+        deadline = time.monotonic() + 5
+        while not self.eof and time.monotonic() < deadline:
+            self.drain(0.05)
+        return self.p.returncode
+
+    def stop(self):
+        """Kill the CLI if it still runs (the container may outlive it)."""
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(timeout=30)
+
+    def close(self):
+        self.stop()
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
 
 
 # (seconds, engine, test) of every case, printed at the end: the file's
@@ -406,6 +505,99 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertGreaterEqual(took, 4.0, log)
         self.assertLess(took, 10, log)
         print("\n[%s] stop, app ignores TERM: %.1fs" % (self.ENGINE, took), file=sys.stderr)
+
+    # The app under `run -it`: what it records goes to /rec (a host
+    # directory it owns), what it prints to the terminal.
+    TTY_APP = r"""F=/rec/tty
+trap 'echo got-hup >> $F' HUP
+trap 'echo got-cont >> $F' CONT
+trap 'echo got-int >> $F' INT
+cat /proc/$$/stat > $F.stat
+cat /proc/1/stat > $F.pid1
+echo "secret-x=$(cat /run/secrets/x)"
+echo ready >> $F
+i=0
+while [ ! -e $F.finish ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+[ -e $F.finish ] || { echo timeout >> $F; exit 5; }
+echo finish >> $F
+exit 4
+"""
+
+    def test_exec_tty_app_gets_the_terminal(self):
+        # `docker run -it` with exec as the entrypoint, the engine's CLI on
+        # a terminal of the test's own: the runtime makes the container's
+        # terminal PID 1's, and exec hands it to the app (docs/internals/
+        # exec.md, "A terminal"). The app leads a session whose controlling
+        # terminal it is, in the foreground; runsecrets keeps none; the
+        # kernel's HUP and CONT for the hand-over never reach the app; ^C
+        # typed at the user's terminal is one SIGINT for the app, which
+        # traps it and runs on; its exit status is the container's.
+        self.exec_setup()
+        rec = os.path.join(self.dir, "rec")
+        os.mkdir(rec, 0o755)
+        os.chown(rec, containers.APP_UID, containers.APP_GID)
+        name = self.eng.env.new_name()
+        argv = self.eng.run_argv(name, self.exec_args(self.TTY_APP), run_flags=["-it"],
+                                 fuse=True, volumes=self.exec_volumes() + [(rec, "/rec")],
+                                 entrypoint=containers.BINARY_IN_IMAGE)
+        t0 = time.monotonic()
+        term = Terminal(argv, self.eng.cli_env())
+        # LIFO: the CLI is killed, then the container removed, then the
+        # terminal closed, whatever failed.
+        self.addCleanup(term.close)
+        self.addCleanup(self.eng.rm, name)
+        self.addCleanup(term.stop)
+        path = os.path.join(rec, "tty")
+
+        def count(line):
+            try:
+                with open(path) as f:
+                    return f.read().splitlines().count(line)
+            except FileNotFoundError:
+                return 0
+
+        term.until(lambda: count("ready") == 1, 30, "the app's ready")
+        started = time.monotonic() - t0
+        with open(path + ".stat") as f:
+            app = stat_fields(f.read())
+        with open(path + ".pid1") as f:
+            pid1 = stat_fields(f.read())
+        self.assertEqual((app["session"], app["pgrp"]), (app["pid"], app["pid"]), app)
+        self.assertNotEqual(app["tty_nr"], 0, "the app has no controlling terminal")
+        self.assertEqual(app["tpgid"], app["pgrp"], "the app is not in the foreground")
+        self.assertEqual(pid1["pid"], 1)
+        self.assertEqual(pid1["tty_nr"], 0, "runsecrets kept the terminal")
+        term.drain(0.3)
+        self.assertEqual((count("got-hup"), count("got-cont")), (0, 0),
+                         "the hand-over's HUP or CONT reached the app")
+
+        # Typed before the CLI's raw mode, ^C would be a SIGINT for the CLI.
+        term.until(term.raw, 10, "raw mode on the CLI's terminal")
+        term.type(b"\x03")
+        term.until(lambda: count("got-int") >= 1, 10, "got-int")
+        term.drain(0.5)
+        self.assertEqual(count("got-int"), 1)
+        self.assertIsNone(term.p.poll(), "the CLI exited on ^C")
+        self.assertEqual((count("finish"), count("timeout")), (0, 0), "the app stopped on ^C")
+
+        open(path + ".finish", "w").close()
+        rc = term.finish(30)
+        took = time.monotonic() - t0
+        out = term.output()
+        self.assertEqual(count("finish"), 1, out)
+        self.assertEqual(rc, 4, "%s run -it exited %r\n%s" % (self.ENGINE, rc, out))
+        irc, state, ierr = self.eng.cli("inspect", "--format", "{{.State.ExitCode}}", name)
+        self.assertEqual((irc, state.strip()), (0, "4"), ierr)
+        self.assertEqual((count("got-hup"), count("got-cont"), count("got-int")), (0, 0, 1))
+        # What the app printed reached the user's terminal: the secret. One
+        # echo, one write(): runsecrets' log lines share the terminal and
+        # land between two writes, never inside one.
+        self.assertEqual(field(out, "secret-x"), self.value, out)
+        self.assertNotIn("libgcc_s", out)
+        for marker in rstest.SANITIZER_MARKERS:
+            self.assertNotIn(marker, out)
+        print("\n[%s] run -it: app ready in %.1fs, done in %.1fs"
+              % (self.ENGINE, started, took), file=sys.stderr)
 
     def test_exec_required_secret_missing(self):
         self.exec_setup(secrets={"db_password": {"from": "local:missing", "mode": "0444",
