@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Self-test of tests/fakes/azure.py: starts the fake over real TLS and drives Key Vault, the Entra token
+"""Self-test of tests/fakes/azure_fake.py: starts the fake over real TLS and drives Key Vault, the Entra token
 endpoint, IMDS and every fault and control through http.client, as a client would. Each refusal the fake
 promises is provoked and its exact answer checked, so the fake stays strict. Standard library only.
 
@@ -28,7 +28,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import azure  # noqa: E402
+import azure_fake as azure  # noqa: E402  (not "azure": the SDK's package name)
 
 Resp = collections.namedtuple("Resp", "status headers body json")
 CONN_ERRORS = (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError)
@@ -896,7 +896,7 @@ class ScriptTests(unittest.TestCase):
                 {"method": "set_secret", "args": {"name": "app", "value": "script-value"}},
                 {"method": "add_client_secret_app", "args": {"tenant": None, "client_id": "c", "secret": "cs"}},
             ]}, f)
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "azure.py"), "--port", "0",
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "azure_fake.py"), "--port", "0",
                                  "--tls-dir", PKI_DIR, "--state", state],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

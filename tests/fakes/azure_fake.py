@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""azure.py - a strict fake of Azure Key Vault, the Entra ID token endpoint and IMDS, for runsecrets' tests.
+"""azure_fake.py - a strict fake of Azure Key Vault, the Entra ID token endpoint and IMDS, for runsecrets' tests.
 
 One real HTTPS server on loopback (not a mock of our own functions) serves three things, told apart by path:
 
@@ -13,7 +13,7 @@ PKI, through vault.py's make_ca_and_cert (imported, not copied).
 
 Run as a script:
 
-    python3 tests/fakes/azure.py --port 0 --tls-dir DIR [--state FILE.json] [--tenant T] [--plain-http]
+    python3 tests/fakes/azure_fake.py --port 0 --tls-dir DIR [--state FILE.json] [--tenant T] [--plain-http]
 
 prints one JSON line {"url", "port", "control", "ca", "tls", "pid", "tenant", "vault_url", "authority_host",
 "imds_endpoint"} once listening (never a token or a secret) and exits 0 on SIGTERM/SIGINT. Or import it:
