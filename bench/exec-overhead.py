@@ -354,7 +354,11 @@ def breakdown(binary, d, n):
             die("perf record: %s" % r.stderr.strip()[-2000:])
         r = subprocess.run([perf, "script", "-i", data, "-F", "comm,pid,tid,time,event"],
                            capture_output=True, text=True, timeout=120)
-        runs = parse_perf(r.stdout, {"%s:p%d" % (group, i): spec for i, spec in enumerate(PROBES)})
+        # perf names a return probe's event NAME__return.
+        names = {}
+        for i, spec in enumerate(PROBES):
+            names["%s:p%d%s" % (group, i, "__return" if "%" in spec else "")] = spec
+        runs = parse_perf(r.stdout, names)
     finally:
         if added:
             subprocess.run([perf, "probe", "-q", "-d", "%s:*" % group],
