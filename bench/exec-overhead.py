@@ -5,7 +5,7 @@ it, in one run (docs/performance.md, issue 10).
 
     python3 bench/exec-overhead.py BUILD/runsecrets [--runs 20] [--warmup 2]
         [--secrets 4] [--only host|containers] [--engines docker,podman]
-        [--breakdown N] [--keep]
+        [--trace] [--breakdown N] [--keep]
 
 Needs root, /dev/fuse, unshare (util-linux) and tini (`apt-get install -y
 tini`; it is not in scripts/deps.sh). The container part also needs what the
@@ -56,8 +56,10 @@ import argparse
 import json
 import math
 import os
+import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,22 +94,29 @@ def p90(xs):
 
 
 class Variant:
-    """One command measured every round. run() returns wall ms and, for
-    host commands, (cpu ms, minor faults) of the whole process tree."""
+    """One command measured every round. run() returns wall ms, for host
+    commands the cpu ms and minor faults of the whole process tree (else
+    None), and the run's window in CLOCK_MONOTONIC s. pid1: (basename of
+    the program that becomes PID 1, prefix of the comm it is exec'd from,
+    its full path or None), for --trace."""
 
-    def __init__(self, group, label, run):
+    def __init__(self, group, label, run, pid1):
         self.group = group
         self.label = label
         self.run = run
+        self.pid1_match = pid1
         self.wall = []
         self.cpu = []
         self.minflt = []
+        self.windows = []      # (t0, t1) CLOCK_MONOTONIC s of each timed run
+        self.pid1 = []         # --trace: PID 1's lifetime (ms) in each run
 
 
 def timed_host(cmd, log_path):
-    """Spawn cmd, reap it with wait4: (wall ms, cpu ms, minor faults)."""
+    """Spawn cmd, reap it with wait4: (wall ms, cpu ms, minor faults, t0,
+    t1), t0 and t1 in CLOCK_MONOTONIC seconds (perf record -k uses it)."""
     with open(log_path, "ab") as log:
-        t0 = time.perf_counter_ns()
+        t0 = time.monotonic_ns()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=log)
         try:
@@ -116,20 +125,21 @@ def timed_host(cmd, log_path):
             p.kill()
             p.wait()
             raise
-        t1 = time.perf_counter_ns()
+        t1 = time.monotonic_ns()
         p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         die("%s exited %d; its stderr is in %s" % (shlex.join(cmd), p.returncode, log_path))
-    return ((t1 - t0) / 1e6, (ru.ru_utime + ru.ru_stime) * 1000.0, ru.ru_minflt)
+    return ((t1 - t0) / 1e6, (ru.ru_utime + ru.ru_stime) * 1000.0, ru.ru_minflt, t0 / 1e9,
+            t1 / 1e9)
 
 
 def timed_container(eng, cmd, fuse, volumes):
-    t0 = time.perf_counter_ns()
+    t0 = time.monotonic_ns()
     rc, out, err = eng.run(cmd, fuse=fuse, volumes=volumes, timeout=RUN_TIMEOUT)
-    t1 = time.perf_counter_ns()
+    t1 = time.monotonic_ns()
     if rc != 0:
         die("%s run %s exited %r:\n%s" % (eng.name, shlex.join(cmd), rc, err.strip()[-2000:]))
-    return ((t1 - t0) / 1e6, None, None)
+    return ((t1 - t0) / 1e6, None, None, t0 / 1e9, t1 / 1e9)
 
 
 # --------------------------------------------------------------------------
@@ -187,20 +197,26 @@ def host_variants(binary, tini, d):
     out = []
     for label, cmd in cmds:
         log = os.path.join(d, "log-%s.txt" % label)
-        out.append(Variant("host", label, lambda cmd=cmd, log=log: timed_host(cmd, log)))
+        prog = cmd[len(UNSHARE)]
+        out.append(Variant("host", label, lambda cmd=cmd, log=log: timed_host(cmd, log),
+                           (os.path.basename(prog), "unshare", prog)))
     return out
 
 
 def container_variants(eng, d):
     vol = [(os.path.join(d, "cfg"), "/cfg", "ro")]
     exec_cmd = ["runsecrets", "exec", "--config", "/cfg/config.json", "--", "/bin/true"]
+    # The container's PID 1 is exec'd by runc's init process.
     return [
         Variant(eng.name, "true",
-                lambda: timed_container(eng, ["/bin/true"], False, None)),
+                lambda: timed_container(eng, ["/bin/true"], False, None),
+                ("true", "runc", None)),
         Variant(eng.name, "true+fuse",
-                lambda: timed_container(eng, ["/bin/true"], True, vol)),
+                lambda: timed_container(eng, ["/bin/true"], True, vol),
+                ("true", "runc", None)),
         Variant(eng.name, "exec",
-                lambda: timed_container(eng, exec_cmd, True, vol)),
+                lambda: timed_container(eng, exec_cmd, True, vol),
+                ("runsecrets", "runc", None)),
     ]
 
 
@@ -232,14 +248,117 @@ def verify(binary, d, values, engines):
 
 
 # --------------------------------------------------------------------------
+# --trace: PID 1's own lifetime, from the scheduler's tracepoints
+
+
+class Tracer:
+    """perf record -a of process exec/exit/fork with CLOCK_MONOTONIC
+    timestamps, so each run's window finds its PID 1: what the engine (or
+    unshare) costs is left out, and so is most of the noise of the engine's
+    daemons. Other sessions' processes are told apart by the window, the
+    program and the comm of the process that exec'd it."""
+
+    def __init__(self, d):
+        self.perf = shutil.which("perf")
+        if not self.perf:
+            die("--trace needs perf (apt-get install linux-perf)")
+        self.data = os.path.join(d, "trace.data")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.perf, "record", "-q", "-a", "-k", "CLOCK_MONOTONIC", "-o", self.data,
+             "-e", "sched:sched_process_exec", "-e", "sched:sched_process_exit",
+             "-e", "sched:sched_process_fork"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)     # perf opens its events before the first run
+        if self.proc.poll() is not None:
+            die("perf record -a failed: %s" % self.proc.stderr.read().decode()[-1000:])
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def assign(self, variants):
+        """Fill each variant's pid1 list from the recorded events."""
+        r = subprocess.run([self.perf, "script", "-i", self.data, "-F",
+                            "comm,pid,tid,time,event,trace"],
+                           capture_output=True, text=True, timeout=600)
+        execs, exits = parse_sched(r.stdout)
+        for v in variants:
+            prog, parent, path = v.pid1_match
+            for t0, t1 in v.windows:
+                life = None
+                for t, pid, prev, filename in execs:
+                    if t < t0 or t > t1 or os.path.basename(filename) != prog:
+                        continue
+                    if not (prev or "").startswith(parent) or (path and filename != path):
+                        continue
+                    ends = [x for x in exits.get(pid, ()) if x >= t]
+                    if ends:
+                        life = (min(ends) - t) * 1000
+                    break
+                if life is not None:
+                    v.pid1.append(life)
+
+
+SCHED_LINE = re.compile(r"^\s*(.*?)\s+(\d+)/(\d+)\s+([\d.]+):\s+sched:(\w+):\s*(.*)$")
+
+
+def parse_sched(text):
+    """([(t, pid, comm before the exec, filename)], {pid: [exit times of
+    its main thread]}) from perf script output."""
+    last_comm, execs, exits = {}, [], {}
+    for line in text.splitlines():
+        m = SCHED_LINE.match(line)
+        if not m:
+            continue
+        comm, pid, tid, t, ev, rest = m.groups()
+        t = float(t)
+        fields = dict(kv.split("=", 1) for kv in rest.split() if "=" in kv)
+        if ev == "sched_process_fork":
+            if "child_pid" in fields:
+                last_comm[fields["child_pid"]] = fields.get("child_comm", comm)
+            continue
+        if ev == "sched_process_exec":
+            execs.append((t, pid, last_comm.get(pid), fields.get("filename", "")))
+        elif ev == "sched_process_exit" and pid == tid:
+            exits.setdefault(pid, []).append(t)
+        last_comm[pid] = comm
+    return execs, exits
+
+
+# --------------------------------------------------------------------------
 # the report
 
 
-def row(v):
+def row(v, traced):
     w = v.wall
     s = "%-10s %-10s %8.1f %8.1f %8.1f" % (v.group, v.label, statistics.median(w), min(w), p90(w))
-    if v.cpu:
-        s += " %8.1f %8d" % (statistics.median(v.cpu), int(statistics.median(v.minflt)))
+    s += (" %8.1f %8d" % (statistics.median(v.cpu), int(statistics.median(v.minflt)))
+          if v.cpu else " %8s %8s" % ("", ""))
+    if traced:
+        s += (" %8.1f %8.1f %4d/%d" % (statistics.median(v.pid1), p90(v.pid1), len(v.pid1),
+                                       len(v.wall)) if v.pid1 else "  (PID 1 not found)")
+    return s
+
+
+def pid1_line(a, b, goal=None):
+    """PID 1 lifetimes, a minus b: the difference of the medians."""
+    if not a.pid1 or not b.pid1:
+        return "%-10s %-10s - %-10s PID 1 not found" % (a.group, a.label, b.label)
+    dm = statistics.median(a.pid1) - statistics.median(b.pid1)
+    s = "%-10s %-10s - %-10s %+8.1f ms   (PID 1 lifetime: %.1f vs %.1f ms)" % (
+        a.group, a.label, b.label, dm, statistics.median(a.pid1), statistics.median(b.pid1))
+    if goal is not None:
+        s += "   goal <= %.0f ms: %s" % (goal, "met" if dm <= goal else "MISSED by %.1f ms"
+                                        % (dm - goal))
     return s
 
 
@@ -264,11 +383,16 @@ def report(variants, info, args, versions):
     print("# build %s, commit %s; %d rounds (+%d warm-up), %d secrets (file backend)%s" % (
         info["build"], info["commit"], args.runs, args.warmup, args.secrets,
         "; " + ", ".join(versions) if versions else ""))
-    print("# wall ms from spawn to reap; host rows: CPU ms and minor faults of the whole tree")
-    print("%-10s %-10s %8s %8s %8s %8s %8s" % ("group", "variant", "median", "min", "p90",
-                                               "cpu", "minflt"))
+    traced = any(v.pid1 for v in variants)
+    print("# wall ms from spawn to reap; host rows: CPU ms and minor faults of the whole tree%s"
+          % ("; pid1: PID 1's own lifetime, exec to exit (--trace), median, p90, runs found"
+             if traced else ""))
+    print("%-10s %-10s %8s %8s %8s %8s %8s%s" % ("group", "variant", "median", "min", "p90",
+                                                 "cpu", "minflt",
+                                                 " %8s %8s" % ("pid1", "pid1 p90")
+                                                 if traced else ""))
     for v in variants:
-        print(row(v))
+        print(row(v, traced))
     by = {(v.group, v.label): v for v in variants}
     print("# differences (a - b): of the medians; median of the per-round differences; "
           "of the minima")
@@ -281,10 +405,22 @@ def report(variants, info, args, versions):
         print(diff_line(h("version"), h("plain")))
         print(diff_line(h("exec"), h("version")))
         print(diff_line(h("exec"), h("exec-from")))
-    for g in sorted({v.group for v in variants} - {"host"}):
+    groups = sorted({v.group for v in variants} - {"host"})
+    for g in groups:
         print(diff_line(by[(g, "exec")], by[(g, "true")], GOAL_CONTAINER_MS))
         print(diff_line(by[(g, "exec")], by[(g, "true+fuse")]))
         print(diff_line(by[(g, "true+fuse")], by[(g, "true")]))
+    if not traced:
+        return
+    print("# PID 1 lifetimes (--trace), a - b: what exec itself adds, without the engine")
+    if ("host", "exec") in by:
+        print(pid1_line(by[("host", "exec")], by[("host", "tini")], GOAL_HOST_MS))
+        print(pid1_line(by[("host", "exec")], by[("host", "plain")], GOAL_HOST_MS))
+        print(pid1_line(by[("host", "exec-from")], by[("host", "tini")], GOAL_HOST_MS))
+        print(pid1_line(by[("host", "version")], by[("host", "plain")]))
+    for g in groups:
+        print(pid1_line(by[(g, "exec")], by[(g, "true")], GOAL_CONTAINER_MS))
+        print(pid1_line(by[(g, "exec")], by[(g, "true+fuse")]))
 
 
 # --------------------------------------------------------------------------
@@ -424,7 +560,7 @@ def main():
         prog="exec-overhead.py",
         usage="python3 bench/exec-overhead.py BUILD/runsecrets [--runs 20] [--warmup 2] "
               "[--secrets 4] [--only host|containers] [--engines docker,podman] "
-              "[--breakdown N] [--keep]   (root, /dev/fuse, tini: apt-get install -y tini)")
+              "[--trace] [--breakdown N] [--keep]   (root, /dev/fuse, tini: apt-get install -y tini)")
     ap.add_argument("binary")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=2)
@@ -432,6 +568,8 @@ def main():
     ap.add_argument("--only", choices=("host", "containers"))
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--breakdown", type=int, default=0, metavar="N")
+    ap.add_argument("--trace", action="store_true",
+                    help="also time each run's PID 1 from sched tracepoints (perf record -a)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = ap.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.secrets < 1 or args.breakdown < 0:
@@ -461,6 +599,7 @@ def main():
     d = tempfile.mkdtemp(prefix="rs-exec-bench-")
     os.chmod(d, 0o755)
     containers = None
+    tracer = None
     left = []
     try:
         values = write_fixture(d, args.secrets)
@@ -481,21 +620,30 @@ def main():
                 time.monotonic() - t0, env.tag, len(env.image_files)), file=sys.stderr)
         verify(binary, d, values, engines)
 
+        if args.trace:
+            tracer = Tracer(d)
+            tracer.start()
         n = len(variants)
         for r in range(args.warmup + args.runs):
             for k in range(n):
                 v = variants[(r + k) % n]
-                wall, cpu, flt = v.run()
+                wall, cpu, flt, t0, t1 = v.run()
                 if r >= args.warmup:
                     v.wall.append(wall)
+                    v.windows.append((t0, t1))
                     if cpu is not None:
                         v.cpu.append(cpu)
                         v.minflt.append(flt)
             print("# round %d/%d done" % (r + 1, args.warmup + args.runs), file=sys.stderr)
+        if tracer:
+            tracer.stop()
+            tracer.assign(variants)
         report(variants, benchlib.machine_info(build), args, versions)
         if args.breakdown:
             breakdown(binary, d, args.breakdown)
     finally:
+        if tracer:
+            tracer.stop()
         if containers is not None:
             left = containers.teardown()
         if args.keep:
