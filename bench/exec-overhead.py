@@ -21,6 +21,9 @@ so noise on the machine (the VM is shared) hits all of them alike. Variants:
   is PID 1 of a new pid namespace, as in a container):
     plain       /bin/true
     tini        tini -- /bin/true
+    libs        BUILD/bench/lib_floor      (an empty main linked with the
+                                            libraries runsecrets links: what
+                                            loading them costs)
     version     runsecrets version         (loading the binary and its
                                             libraries, and exiting: the floor
                                             of any runsecrets command)
@@ -189,6 +192,13 @@ def host_variants(binary, tini, d):
     cmds = [
         ("plain", UNSHARE + ["/bin/true"]),
         ("tini", UNSHARE + [tini, "--", "/bin/true"]),
+    ]
+    lib_floor = os.path.join(os.path.dirname(binary), "bench", "lib_floor")
+    if os.access(lib_floor, os.X_OK):
+        cmds.append(("libs", UNSHARE + [lib_floor]))
+    else:
+        print("exec-overhead: %s is not built: no 'libs' row" % lib_floor, file=sys.stderr)
+    cmds += [
         ("version", UNSHARE + [binary, "version"]),
         ("exec-from", UNSHARE + [binary, "exec", "--config", cfg, "--mount-from", sec,
                                  "--", "/bin/true"]),
@@ -402,8 +412,12 @@ def report(variants, info, args, versions):
         print(diff_line(h("exec"), h("plain"), GOAL_HOST_MS))
         print(diff_line(h("exec-from"), h("tini"), GOAL_HOST_MS))
         print(diff_line(h("tini"), h("plain")))
-        print(diff_line(h("version"), h("plain")))
-        print(diff_line(h("exec"), h("version")))
+        if ("host", "libs") in by:
+            print(diff_line(h("libs"), h("plain")))
+            print(diff_line(h("version"), h("libs")))
+        else:
+            print(diff_line(h("version"), h("plain")))
+        print(diff_line(h("exec-from"), h("version")))
         print(diff_line(h("exec"), h("exec-from")))
     groups = sorted({v.group for v in variants} - {"host"})
     for g in groups:
@@ -417,6 +431,8 @@ def report(variants, info, args, versions):
         print(pid1_line(by[("host", "exec")], by[("host", "tini")], GOAL_HOST_MS))
         print(pid1_line(by[("host", "exec")], by[("host", "plain")], GOAL_HOST_MS))
         print(pid1_line(by[("host", "exec-from")], by[("host", "tini")], GOAL_HOST_MS))
+        if ("host", "libs") in by:
+            print(pid1_line(by[("host", "libs")], by[("host", "plain")]))
         print(pid1_line(by[("host", "version")], by[("host", "plain")]))
     for g in groups:
         print(pid1_line(by[(g, "exec")], by[(g, "true")], GOAL_CONTAINER_MS))
