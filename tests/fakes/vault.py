@@ -3,7 +3,9 @@
 
 A real HTTP(S) server on loopback (not a mock of our own functions): the broker talks to it exactly as
 it would talk to Vault. Python 3.11 standard library only; `cryptography` is used only to generate test
-certificates (make_ca_and_cert).
+certificates (make_ca_and_cert, re-exported from fakeserver.py). The server machinery (TLS, connections,
+start/stop, request log, control endpoint, script mode) is fakeserver.py's, shared with the other fakes;
+this file holds only the Vault protocol.
 
 Run as a script:
 
@@ -34,25 +36,23 @@ import argparse
 import collections
 import copy
 import datetime
-import http.server
-import ipaddress
 import json
 import os
 import re
 import secrets
-import shutil
-import signal
-import socket
-import socketserver
 import ssl
 import string
 import sys
-import tempfile
-import threading
 import time
 import traceback
 import urllib.parse
 import uuid
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+import fakeserver  # noqa: E402  (the server machinery every fake shares)
+from fakeserver import TLS_FILES, ensure_certs, make_ca_and_cert  # noqa: E402,F401  (re-exported)
 
 # --------------------------------------------------------------------------------------------------
 # constants
@@ -72,10 +72,6 @@ NON_JSON_BODY = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></
                  b"<body><h1>Bad Gateway</h1><p>fake proxy error page</p></body></html>\n")
 # Vault's rate-limit quotas exempt these by default (rate_limit_exempt_paths).
 RATE_LIMIT_EXEMPT = ("sys/health", "sys/seal-status")
-
-TLS_FILES = ("ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "other-ca.pem",
-             "other-ca-key.pem", "client.pem", "client-key.pem", "other-client.pem",
-             "other-client-key.pem")
 
 # Methods reachable through /__control/<name>.
 CONTROL_METHODS = frozenset("""
@@ -178,133 +174,11 @@ def _norm_prefix(prefix):
     return p
 
 
-def _int(v, name):
-    if isinstance(v, bool):
-        raise ValueError("%s must be an integer" % name)
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        raise ValueError("%s must be an integer, got %r" % (name, v)) from None
+_int = fakeserver.arg_int
 
 
 def _bool(v):
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on", "")
-    return bool(v)
-
-
-# --------------------------------------------------------------------------------------------------
-# certificates
-
-
-def make_ca_and_cert(directory, hostnames=("localhost", "127.0.0.1", "::1"), client=True, days=7):
-    """Generate test PKI into `directory` and return {name: path}.
-
-    ca.pem/ca-key.pem          the CA the fake's server certificate chains to
-    server.pem/server-key.pem  server leaf (serverAuth), SANs = hostnames (IPs become iPAddress SANs)
-    other-ca.pem/-key.pem      an unrelated CA (wrong-CA tests)
-    client.pem/client-key.pem  client leaf (clientAuth) signed by ca.pem (mTLS)       [client=True]
-    other-client.pem/-key.pem  client leaf signed by other-ca.pem (wrong client cert) [client=True]
-    Keys are unencrypted PKCS#8 PEM, mode 0600. Existing files are overwritten."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    os.makedirs(directory, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    not_before = now - datetime.timedelta(hours=1)
-    not_after = now + datetime.timedelta(days=days)
-    paths = {}
-
-    def write(name, data, private=False):
-        path = os.path.join(directory, name)
-        tmp = path + ".tmp.%d" % os.getpid()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        paths[name] = path
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "runsecrets tests"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def key_pem(k):
-        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                               serialization.NoEncryption())
-
-    def cert_pem(c):
-        return c.public_bytes(serialization.Encoding.PEM)
-
-    def ku(**on):
-        fields = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
-                      data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                      crl_sign=False, encipher_only=False, decipher_only=False)
-        fields.update(on)
-        return x509.KeyUsage(**fields)
-
-    def make_ca(cn):
-        k = ec.generate_private_key(ec.SECP256R1())
-        n = name(cn)
-        c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
-             .serial_number(x509.random_serial_number())
-             .not_valid_before(not_before).not_valid_after(not_after)
-             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-             .add_extension(ku(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True)
-             .add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False)
-             .sign(k, hashes.SHA256()))
-        return k, c
-
-    def make_leaf(ca_key, ca_cert, cn, eku, sans):
-        k = ec.generate_private_key(ec.SECP256R1())
-        b = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca_cert.subject)
-             .public_key(k.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(not_before).not_valid_after(not_after)
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-             .add_extension(ku(digital_signature=True), critical=True)
-             .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-             .add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                            critical=False))
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return k, b.sign(ca_key, hashes.SHA256())
-
-    sans = []
-    for h in hostnames:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-
-    ca_key, ca_cert = make_ca("runsecrets fake vault CA")
-    other_key, other_cert = make_ca("runsecrets unrelated CA")
-    srv_key, srv_cert = make_leaf(ca_key, ca_cert, hostnames[0] if hostnames else "localhost",
-                                  ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    write("ca.pem", cert_pem(ca_cert))
-    write("ca-key.pem", key_pem(ca_key), private=True)
-    write("other-ca.pem", cert_pem(other_cert))
-    write("other-ca-key.pem", key_pem(other_key), private=True)
-    write("server.pem", cert_pem(srv_cert))
-    write("server-key.pem", key_pem(srv_key), private=True)
-    if client:
-        ck, cc = make_leaf(ca_key, ca_cert, "runsecrets-client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-        write("client.pem", cert_pem(cc))
-        write("client-key.pem", key_pem(ck), private=True)
-        ok, oc = make_leaf(other_key, other_cert, "unrelated-client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-        write("other-client.pem", cert_pem(oc))
-        write("other-client-key.pem", key_pem(ok), private=True)
-    return paths
-
-
-def ensure_certs(directory, hostnames=("localhost", "127.0.0.1", "::1")):
-    """Reuse the PKI in `directory` if complete, else generate it. Returns {name: path}."""
-    paths = {n: os.path.join(directory, n) for n in TLS_FILES}
-    if all(os.path.exists(p) for p in paths.values()):
-        return paths
-    make_ca_and_cert(directory, hostnames)
-    return paths
+    return fakeserver.arg_bool(v, blank=True)   # a bare ?sealed means true, as Vault's own flags
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,146 +351,14 @@ def _dur_field(data, name):
 
 
 # --------------------------------------------------------------------------------------------------
-# HTTP plumbing
+# HTTP plumbing (the shared part is fakeserver.FakeHandler)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def __init__(self, addr, handler, fake, ssl_ctx):
-        self.fake = fake
-        self.ssl_ctx = ssl_ctx
-        self.handler_threads = []
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(addr, handler)
-
-    def server_bind(self):
-        # HTTPServer.server_bind() calls getfqdn(), a DNS lookup: skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = host, port
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        self.fake._note("connections")
-        try:   # headers and body are separate writes: without this, Nagle + delayed ACK add ~40 ms
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        if self.ssl_ctx is not None:
-            # The handshake runs in the handler thread (with a timeout), never in the accept loop.
-            sock = self.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def verify_request(self, request, client_address):
-        return not self.fake._take_accept_drop()
-
-    def process_request(self, request, client_address):
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                             name="fakevault-conn", daemon=True)
-        with self.fake._conn_lock:
-            self.handler_threads = [x for x in self.handler_threads if x.is_alive()]
-            self.handler_threads.append(t)
-        t.start()
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            return
-        sys.stderr.write("fakevault: error handling a connection:\n")
-        traceback.print_exc(file=sys.stderr)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(fakeserver.FakeHandler):
     server_version = "FakeVault/" + VAULT_VERSION
-    sys_version = ""
+    Resp = _Resp
 
-    def setup(self):
-        fake = self.server.fake
-        self.timeout = fake.conn_timeout
-        self._dead = not fake._conn_opened(self.request)
-        if not self._dead and isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.settimeout(fake.handshake_timeout)
-                self.request.do_handshake()
-            except (ssl.SSLError, OSError) as e:
-                self._dead = True
-                fake._note("tls_handshake_failures", str(e))
-        super().setup()
-
-    def handle(self):
-        if self._dead:
-            self.close_connection = True
-            return
-        try:
-            super().handle()
-        except (OSError, ssl.SSLError):
-            self.close_connection = True
-
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.fake._conn_closed(self.request)
-
-    def log_message(self, format, *args):  # noqa: A002 - keep stdout/stderr clean, never log tokens
-        pass
-
-    def do_GET(self):
-        self._dispatch()
-
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_LIST = do_OPTIONS = do_GET
-
-    # ---------------------------------------------------------------------------------------------
-
-    def _read_body(self, limit):
-        te = (self.headers.get("Transfer-Encoding") or "").lower()
-        if "chunked" in te:
-            out = bytearray()
-            while True:   # each iteration consumes >= 1 byte of a body bounded by `limit`
-                line = self.rfile.readline(1026)
-                if not line.endswith(b"\n"):
-                    raise ValueError("bad chunk header")
-                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-                if size == 0:
-                    for _ in range(64):
-                        t = self.rfile.readline(8192)
-                        if t in (b"\r\n", b"\n", b""):
-                            break
-                    return bytes(out)
-                if len(out) + size > limit:
-                    raise _TooLarge()
-                chunk = self.rfile.read(size)
-                if len(chunk) != size:
-                    raise ValueError("short chunk")
-                out += chunk
-                self.rfile.readline(3)
-        cl = self.headers.get("Content-Length")
-        if cl is None:
-            return b""
-        try:
-            n = int(cl)
-        except ValueError:
-            raise ValueError("bad Content-Length") from None
-        if n < 0:
-            raise ValueError("bad Content-Length")
-        if n > limit:
-            raise _TooLarge()
-        data = self.rfile.read(n)
-        if len(data) != n:
-            raise ValueError("short body")
-        return data
+    do_LIST = fakeserver.FakeHandler.do_GET
 
     def _write(self, resp, truncate=False):
         if resp.raw is not None:
@@ -625,15 +367,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = b""
         else:
             body = json.dumps(resp.obj).encode()
-        self.send_response(resp.status)
-        for k, v in resp.headers:
-            self.send_header(k, v)
+        headers = list(resp.headers)
         if resp.status != 204:
-            self.send_header("Content-Type", resp.ctype)
-            self.send_header("Cache-Control", "no-store")
+            headers += [("Content-Type", resp.ctype), ("Cache-Control", "no-store")]
         if truncate:
-            announced = len(body) if body else 64
-            self.send_header("Content-Length", str(announced))
+            # The full length announced, half the body sent, the connection closed (no "Connection: close").
+            self.send_response(resp.status)
+            for k, v in headers + [("Content-Length", str(len(body) if body else 64))]:
+                self.send_header(k, v)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body[: len(body) // 2])
@@ -641,56 +382,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if resp.status != 204:
-            self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
+            headers.append(("Content-Length", str(len(body))))
+        self._send(resp.status, headers, body)
 
-    def _dispatch(self):
+    def _serve(self, path, raw_query, entry, t0):
         fake = self.server.fake
-        split = urllib.parse.urlsplit(self.path)
-        path = urllib.parse.unquote(split.path)
-        if path == "/__control" or path.startswith("/__control/"):
-            return self._control(path[len("/__control"):].strip("/"), split.query)
-
-        t0 = time.monotonic()
-        entry = fake._new_entry(self, path, split.query)
         fault = None
         try:
-            try:
-                body = self._read_body(fake.max_request_bytes)
-            except _TooLarge:
-                self.close_connection = True
-                resp = _err(413, "http: request body too large")
-                self._write(resp)
-                return fake._finish_entry(entry, 413, None, t0)
-            except ValueError as e:
-                self.close_connection = True
-                self._write(_err(400, str(e)))
-                return fake._finish_entry(entry, 400, None, t0)
+            body, refusal = self._read_body_or(fake.max_request_bytes,
+                                               lambda: _err(413, "http: request body too large"),
+                                               lambda reason: _err(400, reason))
+            if refusal is not None:
+                self._write(refusal)
+                return fake._finish_entry(entry, refusal.status, t0)
             fake._entry_body(entry, body)
 
             if not path.startswith("/v1/"):
                 self._write(_err(404))
-                return fake._finish_entry(entry, 404, None, t0)
+                return fake._finish_entry(entry, 404, t0)
             rel = path[4:]
 
             if fake._take_fault("drop", rel):
                 fake._note("dropped_requests")
                 self.close_connection = True
-                return fake._finish_entry(entry, None, "drop", t0)
+                return fake._finish_entry(entry, None, t0, "drop")
 
             delay_ms = fake._latency_for(rel)
             if delay_ms:
                 entry["latency_ms"] = delay_ms
                 if fake._stopping.wait(delay_ms / 1000.0):
                     self.close_connection = True
-                    return fake._finish_entry(entry, None, "stopping", t0)
+                    return fake._finish_entry(entry, None, t0, "stopping")
 
             try:
-                resp = fake._process(self.command, rel, split.query, self.headers, body, entry)
+                resp = fake._process(self.command, rel, raw_query, self.headers, body, entry)
             except Exception as e:   # a bug in the fake: say so loudly, answer 500
                 traceback.print_exc(file=sys.stderr)
                 resp = _err(500, "fakevault internal error: %s" % e)
@@ -700,59 +425,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fault = "truncate"
                 fake._note("truncated_responses")
             self._write(resp, truncate=truncate)
-            fake._finish_entry(entry, resp.status, fault, t0)
+            fake._finish_entry(entry, resp.status, t0, fault)
         except OSError:
             self.close_connection = True
-            fake._finish_entry(entry, entry.get("status"), "client-io-error", t0)
-
-    def _control(self, name, query):
-        fake = self.server.fake
-        try:
-            body = self._read_body(fake.max_request_bytes)
-        except (_TooLarge, ValueError) as e:
-            self.close_connection = True
-            return self._write(_Resp(400, {"error": "bad control request: %r" % e}))
-        status, obj = fake._control(self.command, name, query, body)
-        self._write(_Resp(status, obj))
+            fake._finish_entry(entry, entry.get("status"), t0, "client-io-error")
 
 
 # --------------------------------------------------------------------------------------------------
 # the fake
 
 
-class FakeVault:
+class FakeVault(fakeserver.FakeServer):
     """A strict fake Vault on 127.0.0.1. All public methods are thread-safe."""
+
+    NAME = "fakevault"
+    CONTROL_METHODS = CONTROL_METHODS
+    Handler = _Handler
 
     def __init__(self, tls_dir=None, *, tls=True, host="127.0.0.1", port=0,
                  require_client_cert=False, require_request_header=False, root_token=None,
                  hostnames=("localhost", "127.0.0.1", "::1"), revoke_leases_with_token=True,
                  max_request_bytes=MAX_REQUEST_BYTES, conn_timeout=30.0, handshake_timeout=5.0,
                  max_log_entries=MAX_LOG_ENTRIES):
-        self.tls = bool(tls)
-        self.host = host
-        self._want_port = int(port)
+        super().__init__(tls_dir, tls=tls, host=host, port=port, hostnames=hostnames,
+                         max_request_bytes=max_request_bytes, conn_timeout=conn_timeout,
+                         handshake_timeout=handshake_timeout, max_log_entries=max_log_entries)
         self.require_client_cert = bool(require_client_cert)
         self.revoke_leases_with_token = bool(revoke_leases_with_token)
-        self.max_request_bytes = int(max_request_bytes)
-        self.conn_timeout = float(conn_timeout)
-        self.handshake_timeout = float(handshake_timeout)
-        self._tmp_tls_dir = None
-        self.tls_files = {}
-        if self.tls:
-            if tls_dir is None:
-                tls_dir = self._tmp_tls_dir = tempfile.mkdtemp(prefix="fakevault-tls-")
-            self.tls_files = ensure_certs(tls_dir, hostnames)
-        self.tls_dir = tls_dir
 
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
-        self._conn_lock = threading.Lock()
-        self._conns = set()
-        self._stopping = threading.Event()
-        self._server = None
-        self._thread = None
-
-        self._offset = 0.0
         self._sealed = False
         self._health_state = "active"
         self._require_request_header = bool(require_request_header)
@@ -765,8 +465,6 @@ class FakeVault:
         self._revocations = collections.deque(maxlen=max_log_entries)
         self._renewals = collections.deque(maxlen=max_log_entries)
         self._token_events = collections.deque(maxlen=max_log_entries)
-        self._log = collections.deque(maxlen=max_log_entries)
-        self._seq = 0
         self._stats = collections.Counter()
         self._last_handshake_error = ""
         self._faults = {k: [] for k in ("rate_limit", "latency", "drop", "truncate", "non_json",
@@ -778,105 +476,38 @@ class FakeVault:
         self.add_token(self.root_token, ttl=0, policies=["root"], display_name="root",
                        _path="auth/token/root")
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ lifecycle (see FakeServer)
 
-    def start(self):
-        """Bind and serve in a background thread; returns self."""
-        if self._server is not None:
-            raise RuntimeError("already started")
-        ctx = None
-        if self.tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ctx.load_cert_chain(self.tls_files["server.pem"], self.tls_files["server-key.pem"])
-            ctx.set_alpn_protocols(["http/1.1"])   # no h2: clients must fall back to HTTP/1.1
-            if self.require_client_cert:
-                ctx.verify_mode = ssl.CERT_REQUIRED
-                ctx.load_verify_locations(self.tls_files["ca.pem"])
-        self._stopping.clear()
-        self._server = _Server((self.host, self._want_port), _Handler, self, ctx)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="fakevault-serve", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Stop serving, cut open connections, join all server threads. Idempotent."""
-        srv = self._server
-        if srv is None:
-            return
-        self._stopping.set()
-        srv.shutdown()
-        with self._conn_lock:
-            conns = list(self._conns)
-            threads = list(srv.handler_threads)
-        for c in conns:
-            try:
-                socket.socket.shutdown(c, socket.SHUT_RDWR)
-            except OSError:
-                pass
-        srv.server_close()
-        self._thread.join(timeout=10)
-        for t in threads:
-            t.join(timeout=5)
-        self._server = None
-        self._thread = None
-        if self._tmp_tls_dir:
-            shutil.rmtree(self._tmp_tls_dir, ignore_errors=True)
-            self._tmp_tls_dir = None
-
-    def __enter__(self):
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def port(self):
-        return self._server.server_address[1] if self._server else None
-
-    @property
-    def url(self):
-        if not self._server:
-            return None
-        host = "[%s]" % self.host if ":" in self.host else self.host
-        return "%s://%s:%d" % ("https" if self.tls else "http", host, self.port)
-
-    @property
-    def control_url(self):
-        return self.url + "/__control" if self._server else None
-
-    @property
-    def ca_file(self):
-        return self.tls_files.get("ca.pem")
+    def _server_ssl_context(self):
+        ctx = super()._server_ssl_context()
+        if self.require_client_cert:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.tls_files["ca.pem"])
+        return ctx
 
     def ssl_context(self, client_cert=False, cafile=None):
         """A client SSLContext trusting ca.pem (or `cafile`), optionally presenting client.pem."""
-        ctx = ssl.create_default_context(cafile=cafile or self.tls_files["ca.pem"])
+        ctx = super().ssl_context(cafile)
         if client_cert:
             ctx.load_cert_chain(self.tls_files["client.pem"], self.tls_files["client-key.pem"])
         return ctx
+
+    def _accepted(self):
+        self._note("connections")
+
+    def _admit(self):
+        return not self._take_accept_drop()
+
+    def _handshake_failed(self, err):
+        self._note("tls_handshake_failures", str(err))
 
     # ------------------------------------------------------------------ clock
 
     def _now(self):
         return time.monotonic() + self._offset
 
-    def _wall(self):
-        return time.time() + self._offset
-
-    def advance_time(self, seconds):
-        """Move the fake's clock forward (expires tokens/leases without sleeping)."""
-        s = float(seconds)
-        if s < 0:
-            raise ValueError("cannot go back in time")
-        with self._lock:
-            self._offset += s
-            self._reap_locked()
-        return self._offset
+    def _time_advanced_locked(self):
+        self._reap_locked()   # advance_time() expires tokens/leases without sleeping
 
     # ------------------------------------------------------------------ setup API
 
@@ -1186,15 +817,7 @@ class FakeVault:
             if "require_request_header" in state:
                 self.set_require_request_header(state["require_request_header"])
             calls = state.get("calls", [])
-        if not isinstance(calls, list):
-            raise ValueError("state calls must be a list")
-        results = []
-        for c in calls:
-            name = c.get("method")
-            if name not in CONTROL_METHODS:
-                raise ValueError("state: unknown method %r" % name)
-            results.append(getattr(self, name)(**(c.get("args") or {})))
-        return results
+        return self._apply_calls(calls)
 
     # ------------------------------------------------------------------ fault API
 
@@ -1332,29 +955,14 @@ class FakeVault:
         path after /v1/. Each: {"seq","mono","wall","method","path","rel","query","raw_query",
         "headers" (lower-case names), "header_list","body","json","token","namespace",
         "x_vault_request","client","status","fault","latency_ms","duration_ms"}."""
-        with self._lock:
-            return [copy.deepcopy(e) for e in self._log if self._match_entry(e, method, prefix)]
-
-    def clear_requests(self):
-        with self._lock:
-            self._log.clear()
+        return self._entries(lambda e: self._match_entry(e, method, prefix))
 
     def count(self, method=None, prefix=None):
-        with self._lock:
-            return sum(1 for e in self._log if self._match_entry(e, method, prefix))
+        return self._count(lambda e: self._match_entry(e, method, prefix))
 
     def wait_for_requests(self, n, method=None, prefix=None, timeout=5.0):
         """Wait (bounded) until count(method, prefix) >= n and those requests completed; bool."""
-        deadline = time.monotonic() + float(timeout)
-        with self._cond:
-            while True:
-                done = sum(1 for e in self._log if e["done"] and self._match_entry(e, method, prefix))
-                if done >= n:
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.25))
+        return self._wait_done(n, lambda e: self._match_entry(e, method, prefix), timeout)
 
     def stats(self):
         """Connection-level counters: connections, tls_handshake_failures, dropped_accepts,
@@ -1381,24 +989,13 @@ class FakeVault:
             if detail is not None:
                 self._last_handshake_error = detail
 
-    def _conn_opened(self, sock):
-        with self._conn_lock:
-            if self._stopping.is_set():
-                return False
-            self._conns.add(sock)
-            return True
-
-    def _conn_closed(self, sock):
-        with self._conn_lock:
-            self._conns.discard(sock)
-
-    def _new_entry(self, handler, path, raw_query):
+    def _make_entry(self, handler, path, raw_query):
         hdrs = handler.headers
         tok = hdrs.get("X-Vault-Token") or ""
         auth = hdrs.get("Authorization") or ""
         if not tok and auth[:7].lower() == "bearer ":
             tok = auth[7:].strip()
-        entry = {
+        return {
             "mono": time.monotonic(), "wall": time.time(), "method": handler.command,
             "path": path, "rel": path[4:] if path.startswith("/v1/") else None,
             "query": urllib.parse.parse_qs(raw_query, keep_blank_values=True), "raw_query": raw_query,
@@ -1409,11 +1006,6 @@ class FakeVault:
             "client": "%s:%s" % handler.client_address[:2], "status": None, "fault": None,
             "latency_ms": 0, "duration_ms": None, "done": False,
         }
-        with self._lock:
-            self._seq += 1
-            entry["seq"] = self._seq
-            self._log.append(entry)
-        return entry
 
     def _entry_body(self, entry, body):
         text = body.decode("utf-8", "replace")
@@ -1424,36 +1016,6 @@ class FakeVault:
         with self._lock:
             entry["body"] = text
             entry["json"] = js
-
-    def _finish_entry(self, entry, status, fault, t0):
-        with self._cond:
-            entry["status"] = status
-            if fault:
-                entry["fault"] = fault
-            entry["duration_ms"] = (time.monotonic() - t0) * 1000.0
-            entry["done"] = True
-            self._cond.notify_all()
-
-    # ------------------------------------------------------------------ control endpoint
-
-    def _control(self, method, name, query, body):
-        if name in ("", "help"):
-            return 200, {"methods": sorted(CONTROL_METHODS)}
-        if name not in CONTROL_METHODS:
-            return 404, {"error": "unknown control method %r" % name}
-        try:
-            if body.strip():
-                kwargs = json.loads(body)
-                if not isinstance(kwargs, dict):
-                    raise ValueError("control body must be a JSON object of keyword arguments")
-            else:
-                kwargs = {k: v[-1] for k, v in
-                          urllib.parse.parse_qs(query, keep_blank_values=True).items()}
-            result = getattr(self, name)(**kwargs)
-            json.dumps(result)
-        except (TypeError, ValueError, KeyError) as e:
-            return 400, {"error": "%s: %s" % (type(e).__name__, e)}
-        return 200, {"result": result}
 
     # ------------------------------------------------------------------ request processing
 
@@ -1980,36 +1542,14 @@ class FakeVault:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Strict fake HashiCorp Vault for runsecrets tests.")
-    ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--tls-dir", help="PKI directory (generated there if incomplete)")
-    ap.add_argument("--plain-http", action="store_true", help="serve plain HTTP, no TLS")
+    fakeserver.add_server_args(ap)
     ap.add_argument("--state", help="JSON state file applied before listening (see apply_state)")
     ap.add_argument("--require-client-cert", action="store_true")
     ap.add_argument("--require-request-header", action="store_true")
     ap.add_argument("--root-token", help="fixed root token (never printed)")
-    args = ap.parse_args(argv)
-    if not args.plain_http and not args.tls_dir:
-        ap.error("--tls-dir is required unless --plain-http")
-
-    fv = FakeVault(tls_dir=args.tls_dir, tls=not args.plain_http, host=args.host, port=args.port,
-                   require_client_cert=args.require_client_cert,
-                   require_request_header=args.require_request_header, root_token=args.root_token)
-    if args.state:
-        with open(args.state, encoding="utf-8") as f:
-            fv.apply_state(json.load(f))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    fv.start()
-    print(json.dumps({"url": fv.url, "port": fv.port, "control": fv.control_url,
-                      "ca": fv.ca_file, "tls": fv.tls, "pid": os.getpid()}), flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        fv.stop()
-    return 0
+    return fakeserver.run_script(ap, argv, lambda args: FakeVault(
+        require_client_cert=args.require_client_cert, require_request_header=args.require_request_header,
+        root_token=args.root_token, **fakeserver.server_kwargs(args)))
 
 
 if __name__ == "__main__":
