@@ -9,7 +9,8 @@ One real HTTPS server on loopback (not a mock of our own functions) serves three
 
 Every request is checked strictly (headers, form fields, scope/resource, api-version, token) and refused the way
 the real service refuses it. Python 3.11 standard library only; `cryptography` is used only to generate the test
-PKI, through vault.py's make_ca_and_cert (imported, not copied).
+PKI. The server machinery (TLS, connections, start/stop, request log, control endpoint, script mode) is
+fakeserver.py's, shared with vault.py; this file holds only the Azure protocol.
 
 Run as a script:
 
@@ -102,22 +103,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import collections
 import copy
 import datetime
-import http.server
 import json
 import os
 import re
 import secrets as _secrets
-import shutil
-import signal
-import socket
-import socketserver
-import ssl
 import sys
-import tempfile
-import threading
 import time
 import traceback
 import urllib.parse
@@ -126,7 +118,8 @@ import uuid
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from vault import TLS_FILES, make_ca_and_cert  # noqa: E402  (the shared test PKI)
+import fakeserver  # noqa: E402  (the server machinery every fake shares)
+from fakeserver import TLS_FILES, make_ca_and_cert  # noqa: E402,F401  (the shared test PKI, re-exported)
 
 # --------------------------------------------------------------------------------------------------
 # constants
@@ -175,20 +168,10 @@ def _b64url(data):
 
 
 def _int_or_none(v, name):
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        raise ValueError("%s must be an integer" % name)
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        raise ValueError("%s must be an integer, got %r" % (name, v)) from None
+    return None if v is None else fakeserver.arg_int(v, name)
 
 
-def _bool(v):
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on")
-    return bool(v)
+_bool = fakeserver.arg_bool
 
 
 def _check_name(name):
@@ -278,137 +261,12 @@ def _imds_err(status, error, description):
 
 
 # --------------------------------------------------------------------------------------------------
-# HTTP plumbing
+# HTTP plumbing (the shared part is fakeserver.FakeHandler)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def __init__(self, addr, handler, fake, ssl_ctx):
-        self.fake = fake
-        self.ssl_ctx = ssl_ctx
-        self.handler_threads = []
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(addr, handler)
-
-    def server_bind(self):
-        # HTTPServer.server_bind() calls getfqdn(), a DNS lookup: skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = host, port
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        try:   # headers and body are separate writes: without this, Nagle + delayed ACK add ~40 ms
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        if self.ssl_ctx is not None:
-            # The handshake runs in the handler thread (with a timeout), never in the accept loop.
-            sock = self.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def process_request(self, request, client_address):
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                             name="fakeazure-conn", daemon=True)
-        with self.fake._conn_lock:
-            self.handler_threads = [x for x in self.handler_threads if x.is_alive()]
-            self.handler_threads.append(t)
-        t.start()
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        sys.stderr.write("fakeazure: error handling a connection:\n")
-        traceback.print_exc(file=sys.stderr)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(fakeserver.FakeHandler):
     server_version = "FakeAzure/1.0"
-    sys_version = ""
-
-    def setup(self):
-        fake = self.server.fake
-        self.timeout = fake.conn_timeout
-        self._dead = not fake._conn_opened(self.request)
-        if not self._dead and isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.settimeout(fake.handshake_timeout)
-                self.request.do_handshake()
-            except (ssl.SSLError, OSError):
-                self._dead = True
-        super().setup()
-
-    def handle(self):
-        if self._dead:
-            self.close_connection = True
-            return
-        try:
-            super().handle()
-        except (OSError, ssl.SSLError):
-            self.close_connection = True
-
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.fake._conn_closed(self.request)
-
-    def log_message(self, format, *args):  # noqa: A002 - keep stdout/stderr clean, never log tokens
-        pass
-
-    def do_GET(self):
-        self._dispatch()
-
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
-
-    def _read_body(self, limit):
-        te = (self.headers.get("Transfer-Encoding") or "").lower()
-        if "chunked" in te:
-            out = bytearray()
-            while True:   # each iteration consumes >= 1 byte of a body bounded by `limit`
-                line = self.rfile.readline(1026)
-                if not line.endswith(b"\n"):
-                    raise ValueError("bad chunk header")
-                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-                if size == 0:
-                    for _ in range(64):
-                        if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
-                            break
-                    return bytes(out)
-                if len(out) + size > limit:
-                    raise _TooLarge()
-                chunk = self.rfile.read(size)
-                if len(chunk) != size:
-                    raise ValueError("short chunk")
-                out += chunk
-                self.rfile.readline(3)
-        cl = self.headers.get("Content-Length")
-        if cl is None:
-            return b""
-        try:
-            n = int(cl)
-        except ValueError:
-            raise ValueError("bad Content-Length") from None
-        if n < 0:
-            raise ValueError("bad Content-Length")
-        if n > limit:
-            raise _TooLarge()
-        data = self.rfile.read(n)
-        if len(data) != n:
-            raise ValueError("short body")
-        return data
+    Resp = _Resp
 
     def _write(self, resp):
         if resp.raw is not None:
@@ -417,40 +275,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = b""
         else:
             body = json.dumps(resp.obj).encode()
-        self.send_response(resp.status)
-        for k, v in resp.headers:
-            self.send_header(k, v)
-        if body:
-            self.send_header("Content-Type", resp.ctype)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
+        ctype = [("Content-Type", resp.ctype)] if body else []
+        self._send(resp.status, resp.headers + ctype + [("Content-Length", str(len(body)))], body)
 
-    def _dispatch(self):
+    def _serve(self, path, raw_query, entry, t0):
         fake = self.server.fake
-        split = urllib.parse.urlsplit(self.path)
-        path = urllib.parse.unquote(split.path)
-        if path == "/__control" or path.startswith("/__control/"):
-            return self._control(path[len("/__control"):].strip("/"), split.query)
-
-        t0 = time.monotonic()
-        entry = fake._new_entry(self, path, split.query)
-        resp = None
         try:
-            try:
-                body = self._read_body(fake.max_request_bytes)
-            except _TooLarge:
-                self.close_connection = True
-                resp = _Resp(413, {"error": "request body too large"}, error="too_large")
-            except ValueError as e:
-                self.close_connection = True
-                resp = _Resp(400, {"error": str(e)}, error="bad_request")
+            body, resp = self._read_body_or(fake.max_request_bytes,
+                                            lambda: _Resp(413, {"error": "request body too large"}, error="too_large"),
+                                            lambda reason: _Resp(400, {"error": reason}, error="bad_request"))
             if resp is None:
                 fake._entry_body(entry, body)
-                resp = self._answer(fake, entry, path, split.query, body)
+                resp = self._answer(fake, entry, path, raw_query, body)
             if resp is None:           # stopping while delayed: no answer at all
                 self.close_connection = True
                 return fake._finish_entry(entry, None, t0)
@@ -484,26 +320,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             return _Resp(500, {"error": "fakeazure internal error: %s" % e}, error="internal")
 
-    def _control(self, name, query):
-        fake = self.server.fake
-        try:
-            body = self._read_body(fake.max_request_bytes)
-        except (_TooLarge, ValueError) as e:
-            self.close_connection = True
-            return self._write(_Resp(400, {"error": "bad control request: %r" % e}))
-        status, obj = fake._control(name, query, body)
-        self._write(_Resp(status, obj))
-
 
 # --------------------------------------------------------------------------------------------------
 # the fake
 
 
-class FakeAzure:
+class FakeAzure(fakeserver.FakeServer):
     """A strict fake Azure (Key Vault + Entra token endpoint + IMDS) on one TLS port. Thread-safe.
 
     tenant_id is the vault's tenant: the challenge names it, tokens issued in another tenant are refused by
     the vault (AKV10032), managed identities live in it. token_ttl is the lifetime of the tokens issued next."""
+
+    NAME = "fakeazure"
+    CONTROL_METHODS = CONTROL_METHODS
+    Handler = _Handler
 
     def __init__(self, tls_dir=None, *, tls=True, host="127.0.0.1", port=0, tenant_id=DEFAULT_TENANT,
                  token_ttl=DEFAULT_TTL, vault_name="fakevault", location="westeurope",
@@ -512,9 +342,10 @@ class FakeAzure:
                  conn_timeout=30.0, handshake_timeout=5.0, max_log_entries=MAX_LOG_ENTRIES):
         if token_format not in ("jwt", "opaque"):
             raise ValueError("token_format must be 'jwt' or 'opaque'")
-        self.tls = bool(tls)
-        self.host = host
-        self._want_port = int(port)
+        super().__init__(tls_dir, tls=tls, host=host, port=port,
+                         hostnames=tuple(hostnames) + ((vault_host,) if vault_host else ()),
+                         max_request_bytes=max_request_bytes, conn_timeout=conn_timeout,
+                         handshake_timeout=handshake_timeout, max_log_entries=max_log_entries)
         self.tenant_id = str(tenant_id)
         self.token_ttl = int(token_ttl)
         self.vault_name = vault_name
@@ -524,29 +355,7 @@ class FakeAzure:
         self.vault_host = vault_host
         self.kv_api_versions = KV_API_VERSIONS
         self.imds_api_versions = IMDS_API_VERSIONS
-        self.max_request_bytes = int(max_request_bytes)
-        self.conn_timeout = float(conn_timeout)
-        self.handshake_timeout = float(handshake_timeout)
-        self._tmp_tls_dir = None
-        self.tls_files = {}
-        if self.tls:
-            if tls_dir is None:
-                tls_dir = self._tmp_tls_dir = tempfile.mkdtemp(prefix="fakeazure-tls-")
-            paths = {n: os.path.join(tls_dir, n) for n in TLS_FILES}
-            if not all(os.path.exists(p) for p in paths.values()):
-                make_ca_and_cert(tls_dir, tuple(hostnames) + ((vault_host,) if vault_host else ()))
-            self.tls_files = paths
-        self.tls_dir = tls_dir
 
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
-        self._conn_lock = threading.Lock()
-        self._conns = set()
-        self._stopping = threading.Event()
-        self._server = None
-        self._thread = None
-
-        self._offset = 0.0
         self._secrets = {}            # lower-case name -> _Secret
         self._tenants = {self.tenant_id}
         self._apps = {}               # (tenant, client_id) -> _App
@@ -554,71 +363,8 @@ class FakeAzure:
         self._denied = {}             # (identity, lower-case name or "*") -> code
         self._tokens = {}             # token value -> _Token
         self._faults = []
-        self._log = collections.deque(maxlen=max_log_entries)
-        self._seq = 0
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self):
-        """Bind and serve in a background thread; returns self."""
-        if self._server is not None:
-            raise RuntimeError("already started")
-        ctx = None
-        if self.tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ctx.load_cert_chain(self.tls_files["server.pem"], self.tls_files["server-key.pem"])
-            ctx.set_alpn_protocols(["http/1.1"])
-        self._stopping.clear()
-        self._server = _Server((self.host, self._want_port), _Handler, self, ctx)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fakeazure-serve", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Stop serving, cut open connections, join all server threads. Idempotent."""
-        srv = self._server
-        if srv is None:
-            return
-        self._stopping.set()
-        srv.shutdown()
-        with self._conn_lock:
-            conns = list(self._conns)
-            threads = list(srv.handler_threads)
-        for c in conns:
-            try:
-                socket.socket.shutdown(c, socket.SHUT_RDWR)
-            except OSError:
-                pass
-        srv.server_close()
-        self._thread.join(timeout=10)
-        for t in threads:
-            t.join(timeout=5)
-        self._server = None
-        self._thread = None
-        if self._tmp_tls_dir:
-            shutil.rmtree(self._tmp_tls_dir, ignore_errors=True)
-            self._tmp_tls_dir = None
-
-    def __enter__(self):
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def port(self):
-        return self._server.server_address[1] if self._server else None
-
-    @property
-    def url(self):
-        if not self._server:
-            return None
-        host = "[%s]" % self.host if ":" in self.host else self.host
-        return "%s://%s:%d" % ("https" if self.tls else "http", host, self.port)
+    # ------------------------------------------------------------------ lifecycle (see FakeServer)
 
     @property
     def vault_url(self):
@@ -640,31 +386,9 @@ class FakeAzure:
         """The backend's auth.imds_endpoint."""
         return self.url + IMDS_PATH if self._server else None
 
-    @property
-    def control_url(self):
-        return self.url + "/__control" if self._server else None
-
-    @property
-    def ca_file(self):
-        return self.tls_files.get("ca.pem")
-
-    def ssl_context(self, cafile=None):
-        """A client SSLContext trusting ca.pem (or `cafile`)."""
-        return ssl.create_default_context(cafile=cafile or self.tls_files["ca.pem"])
-
-    # ------------------------------------------------------------------ clock
-
-    def _wall(self):
-        return time.time() + self._offset
-
-    def advance_time(self, seconds):
-        """Move the fake's clock forward: tokens expire (and secret timestamps move) without sleeping."""
-        s = float(seconds)
-        if s < 0:
-            raise ValueError("cannot go back in time")
-        with self._lock:
-            self._offset += s
-            return self._offset
+    def script_info(self):
+        return dict(super().script_info(), tenant=self.tenant_id, vault_url=self.vault_url,
+                    authority_host=self.authority_host, imds_endpoint=self.imds_endpoint)
 
     # ------------------------------------------------------------------ secrets
 
@@ -914,15 +638,7 @@ class FakeAzure:
             if "token_ttl" in state:
                 self.set_token_ttl(state["token_ttl"])
             calls = state.get("calls", [])
-        if not isinstance(calls, list):
-            raise ValueError("state calls must be a list")
-        results = []
-        for c in calls:
-            name = c.get("method")
-            if name not in CONTROL_METHODS:
-                raise ValueError("state: unknown method %r" % name)
-            results.append(getattr(self, name)(**(c.get("args") or {})))
-        return results
+        return self._apply_calls(calls)
 
     # ------------------------------------------------------------------ faults
 
@@ -1002,8 +718,7 @@ class FakeAzure:
         "delay_s", "duration_ms", "client"}. redact=True blanks SENSITIVE_FIELDS (safe to print)."""
         if endpoint is not None:
             self._check_endpoint(endpoint)
-        with self._lock:
-            out = [copy.deepcopy(e) for e in self._log if endpoint is None or e["endpoint"] == endpoint]
+        out = self._entries(lambda e: endpoint is None or e["endpoint"] == endpoint)
         return [self._redacted(e) for e in out] if redact else out
 
     @staticmethod
@@ -1022,27 +737,13 @@ class FakeAzure:
             e["headers"]["authorization"] = auth.split(" ", 1)[0] + " <redacted>"
         return e
 
-    def clear_requests(self):
-        with self._lock:
-            self._log.clear()
-
     def count(self, endpoint=None, status=None):
-        with self._lock:
-            return sum(1 for e in self._log if (endpoint is None or e["endpoint"] == endpoint)
-                       and (status is None or e["status"] == int(status)))
+        return self._count(lambda e: (endpoint is None or e["endpoint"] == endpoint)
+                           and (status is None or e["status"] == int(status)))
 
     def wait_for_requests(self, n, endpoint=None, timeout=5.0):
         """Wait (bounded) until at least n matching requests completed; returns bool."""
-        deadline = time.monotonic() + float(timeout)
-        with self._cond:
-            while True:
-                done = sum(1 for e in self._log if e["done"] and (endpoint is None or e["endpoint"] == endpoint))
-                if done >= n:
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.25))
+        return self._wait_done(n, lambda e: endpoint is None or e["endpoint"] == endpoint, timeout)
 
     def sensitive_values(self):
         """Every string a client must never leak: secret values (all versions), client secrets, federated
@@ -1068,7 +769,7 @@ class FakeAzure:
             return "token"
         return None
 
-    def _new_entry(self, handler, path, raw_query):
+    def _make_entry(self, handler, path, raw_query):
         hdrs = handler.headers
         auth = hdrs.get("Authorization") or ""
         endpoint = self._classify(path)
@@ -1076,7 +777,7 @@ class FakeAzure:
         if endpoint == "vault":
             parts = path.split("/")
             secret = parts[2] if len(parts) > 2 and parts[2] else None
-        entry = {
+        return {
             "time": time.time(), "mono": time.monotonic(), "method": handler.command, "path": path,
             "query": urllib.parse.parse_qs(raw_query, keep_blank_values=True), "raw_query": raw_query,
             "endpoint": endpoint, "headers": {k.lower(): v for k, v in hdrs.items()}, "body": "", "form": None,
@@ -1085,53 +786,10 @@ class FakeAzure:
             "status": None, "error": None, "fault": None, "delay_s": 0, "duration_ms": None,
             "client": "%s:%s" % handler.client_address[:2], "done": False,
         }
-        with self._lock:
-            self._seq += 1
-            entry["seq"] = self._seq
-            self._log.append(entry)
-        return entry
 
     def _entry_body(self, entry, body):
         with self._lock:
             entry["body"] = body.decode("utf-8", "replace")
-
-    def _finish_entry(self, entry, status, t0):
-        with self._cond:
-            entry["status"] = status
-            entry["duration_ms"] = (time.monotonic() - t0) * 1000.0
-            entry["done"] = True
-            self._cond.notify_all()
-
-    def _conn_opened(self, sock):
-        with self._conn_lock:
-            if self._stopping.is_set():
-                return False
-            self._conns.add(sock)
-            return True
-
-    def _conn_closed(self, sock):
-        with self._conn_lock:
-            self._conns.discard(sock)
-
-    # ------------------------------------------------------------------ control endpoint
-
-    def _control(self, name, query, body):
-        if name in ("", "help"):
-            return 200, {"methods": sorted(CONTROL_METHODS)}
-        if name not in CONTROL_METHODS:
-            return 404, {"error": "unknown control method %r" % name}
-        try:
-            if body.strip():
-                kwargs = json.loads(body)
-                if not isinstance(kwargs, dict):
-                    raise ValueError("control body must be a JSON object of keyword arguments")
-            else:
-                kwargs = {k: v[-1] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
-            result = getattr(self, name)(**kwargs)
-            json.dumps(result)
-        except (TypeError, ValueError, KeyError) as e:
-            return 400, {"error": "%s: %s" % (type(e).__name__, e)}
-        return 200, {"result": result}
 
     # ------------------------------------------------------------------ request processing
 
@@ -1505,33 +1163,11 @@ class FakeAzure:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Strict fake Azure (Key Vault, Entra token endpoint, IMDS).")
-    ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--tls-dir", help="PKI directory (generated there if incomplete)")
-    ap.add_argument("--plain-http", action="store_true", help="serve plain HTTP, no TLS")
+    fakeserver.add_server_args(ap)
     ap.add_argument("--tenant", default=DEFAULT_TENANT, help="the vault's tenant id")
     ap.add_argument("--state", help="JSON state file applied before listening (see apply_state)")
-    args = ap.parse_args(argv)
-    if not args.plain_http and not args.tls_dir:
-        ap.error("--tls-dir is required unless --plain-http")
-    fa = FakeAzure(tls_dir=args.tls_dir, tls=not args.plain_http, host=args.host, port=args.port,
-                   tenant_id=args.tenant)
-    if args.state:
-        with open(args.state, encoding="utf-8") as f:
-            fa.apply_state(json.load(f))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    fa.start()
-    print(json.dumps({"url": fa.url, "port": fa.port, "control": fa.control_url, "ca": fa.ca_file,
-                      "tls": fa.tls, "pid": os.getpid(), "tenant": fa.tenant_id, "vault_url": fa.vault_url,
-                      "authority_host": fa.authority_host, "imds_endpoint": fa.imds_endpoint}), flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        fa.stop()
-    return 0
+    return fakeserver.run_script(ap, argv, lambda args: FakeAzure(tenant_id=args.tenant,
+                                                                  **fakeserver.server_kwargs(args)))
 
 
 if __name__ == "__main__":
