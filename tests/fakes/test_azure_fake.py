@@ -6,32 +6,22 @@ promises is provoked and its exact answer checked, so the fake stays strict. Sta
     python3 tests/fakes/test_azure_fake.py [-v]
 """
 
-import collections
-import http.client
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import azure_fake as azure  # noqa: E402  (not "azure": the SDK's package name)
-
-Resp = collections.namedtuple("Resp", "status headers body json")
-CONN_ERRORS = (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError)
+import fakecheck  # noqa: E402  (what every fake's self-test shares)
 
 VAULT_SCOPE = "https://vault.azure.net/.default"
 MGMT_SCOPE = "https://management.azure.com/.default"
@@ -72,21 +62,7 @@ def call(method, path, body=None, headers=None, token=None, fa=None, ctx=None, t
     if isinstance(body, dict):
         body = json.dumps(body).encode()
         hdrs.setdefault("Content-Type", "application/json")
-    if fa.tls:
-        conn = http.client.HTTPSConnection("127.0.0.1", fa.port, context=ctx or CTX, timeout=timeout)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", fa.port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=hdrs)
-        r = conn.getresponse()
-        payload = r.read()
-        try:
-            js = json.loads(payload) if payload else None
-        except ValueError:
-            js = None
-        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, payload, js)
-    finally:
-        conn.close()
+    return fakecheck.http_call(fa, method, path, body, hdrs, ctx=ctx or CTX, timeout=timeout)
 
 
 def kv(path, token=None, api="7.4", method="GET", body=None, fa=None, headers=None, ctx=None):
@@ -132,15 +108,7 @@ def imds_q(**kw):
 
 
 def control(name, args=None, method="POST", fa=None):
-    fa = fa or FA
-    data = json.dumps(args).encode() if args is not None else None
-    req = urllib.request.Request(fa.control_url + "/" + name, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=CTX, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return fakecheck.control_call((fa or FA).control_url + "/" + name, args, method, CTX)
 
 
 def challenge(fa=None, authority="https://login.microsoftonline.com", resource="https://vault.azure.net"):
@@ -842,27 +810,15 @@ class LogTests(Base):
     def test_concurrency(self):
         FA.set_secret("conc", "c")
         tok = get_token()
-        results, lock = [], threading.Lock()
-
-        def worker(i):
-            r = kv("/secrets/conc", token=tok) if i % 2 else token_req(cs_fields())
-            with lock:
-                results.append(r.status)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
+        results = fakecheck.in_threads(20, lambda i: (kv("/secrets/conc", token=tok) if i % 2 else
+                                                      token_req(cs_fields())).status)
         self.assertEqual(results, [200] * 20)
         self.assertEqual((FA.count("vault"), FA.count("token")), (10, 11))
 
 
 class ControlTests(Base):
     def test_control_endpoint(self):
-        st, body = control("", method="GET")
-        self.assertEqual(st, 200)
-        self.assertEqual(set(body["methods"]), azure.CONTROL_METHODS)
+        fakecheck.check_control_basics(self, FA, CTX)
         st, body = control("set_secret", {"name": "ctl", "value": "ctl-value", "tags": {"k": "v"}})
         self.assertEqual(st, 200)
         self.assertTrue(HEX32.match(body["result"]))
@@ -878,7 +834,6 @@ class ControlTests(Base):
         self.assertEqual([e["token"] for e in body["result"]], ["<redacted>", "<redacted>"])
         st, body = control("tokens", {})
         self.assertIn(tok, [t["value"] for t in body["result"]])
-        self.assertEqual(control("nope", {})[0], 404)
         self.assertEqual(control("set_secret", {"name": "bad_name", "value": "v"})[0], 400)
         self.assertEqual(control("set_secret", {"name": "x"})[0], 400)
         self.assertEqual(control("versions", {"name": "never-set"})[0], 400)
@@ -896,19 +851,13 @@ class ScriptTests(unittest.TestCase):
                 {"method": "set_secret", "args": {"name": "app", "value": "script-value"}},
                 {"method": "add_client_secret_app", "args": {"tenant": None, "client_id": "c", "secret": "cs"}},
             ]}, f)
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "azure_fake.py"), "--port", "0",
-                                 "--tls-dir", PKI_DIR, "--state", state],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            ready, _, _ = select.select([proc.stdout], [], [], 15)
-            self.assertTrue(ready, "no ready line")
-            line = proc.stdout.readline().decode()
-            info = json.loads(line)
+        with fakecheck.script_fake(self, os.path.join(HERE, "azure_fake.py"), "--tls-dir", PKI_DIR,
+                                   "--state", state) as (line, info):
             for s in ("script-value", "cs"):
                 self.assertNotIn('"%s"' % s, line)
-            self.assertEqual(set(info), {"url", "port", "control", "ca", "tls", "pid", "tenant", "vault_url",
-                                         "authority_host", "imds_endpoint"})
-            self.assertEqual(info["url"], "https://127.0.0.1:%d" % info["port"])
+            self.assertEqual(set(info), fakecheck.SCRIPT_KEYS | {"tenant", "vault_url", "authority_host",
+                                                                 "imds_endpoint"})
+            self.assertTrue(info["tls"])
             self.assertEqual(info["imds_endpoint"], info["url"] + "/metadata/identity/oauth2/token")
             self.assertEqual(info["tenant"], "tenant-from-state.example.com")
 
@@ -918,55 +867,18 @@ class ScriptTests(unittest.TestCase):
             self.assertEqual((r.status, r.json["expires_in"]), (200, 300))
             r = kv("/secrets/app", token=r.json["access_token"], fa=P)
             self.assertEqual((r.status, r.json["value"]), (200, "script-value"))
-            req = urllib.request.Request(info["control"] + "/count", method="GET")
-            with urllib.request.urlopen(req, context=CTX, timeout=5) as resp:
-                self.assertEqual(json.loads(resp.read())["result"], 2)
-            proc.send_signal(signal.SIGTERM)
-            self.assertEqual(proc.wait(timeout=10), 0)
-            self.assertEqual(proc.stdout.read(), b"")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+            self.assertEqual(fakecheck.control_call(info["control"] + "/count", method="GET", ctx=CTX),
+                             (200, {"result": 2}))
 
 
 class LifecycleTests(unittest.TestCase):
     def test_stop_interrupts_a_delayed_request(self):
         fa = azure.FakeAzure(tls_dir=PKI_DIR).start()
-        port = fa.port
         fa.fault_delay("vault", 30)
-        errors = []
-
-        def slow():
-            try:
-                kv("/secrets/x", fa=fa, headers=None)
-            except CONN_ERRORS as e:
-                errors.append(e)
-
-        t = threading.Thread(target=slow)
-        t.start()
-        deadline = time.monotonic() + 5
-        while fa.count() < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        t0 = time.monotonic()
-        fa.stop()
-        self.assertLess(time.monotonic() - t0, 5)
-        t.join(10)
-        self.assertFalse(t.is_alive())
-        self.assertEqual(len(errors), 1)
-        self.assertEqual(fa.requests()[0]["fault"], "stopping")
-        with self.assertRaises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        self.assertIsNone(fa.url)
-        fa.stop()   # idempotent
+        fakecheck.check_stop_cuts_a_delayed_request(self, fa, lambda: kv("/secrets/x", fa=fa))
 
     def test_context_manager_temp_pki_and_plain_http(self):
-        with azure.FakeAzure() as fa:
-            d = os.path.dirname(fa.ca_file)
-            self.assertEqual(call("GET", "/secrets/x?api-version=7.4", fa=fa, ctx=fa.ssl_context()).status, 401)
-        self.assertFalse(os.path.exists(d))
+        fakecheck.check_temp_pki(self, azure.FakeAzure, "/secrets/x?api-version=7.4", 401)
         with azure.FakeAzure(tls=False) as fa:
             self.assertTrue(fa.url.startswith("http://127.0.0.1:"))
             self.assertEqual(kv("/secrets/x", fa=fa).status, 401)

@@ -5,31 +5,24 @@ fault control through http.client/urllib, as a client would. Standard library on
     python3 tests/fakes/test_vault_fake.py [-v]
 """
 
-import collections
 import http.client
 import json
 import os
-import select
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import fakecheck  # noqa: E402  (what every fake's self-test shares)
 import vault  # noqa: E402
 
-Resp = collections.namedtuple("Resp", "status headers body json")
 _ROOT = object()
-CONN_ERRORS = (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError)
+CONN_ERRORS = fakecheck.CONN_ERRORS
 
 TMP = None
 PKI = None
@@ -85,22 +78,8 @@ def call(method, path, body=None, token=_ROOT, headers=None, fv=None, ctx=None, 
     if token is not None:
         hdrs["X-Vault-Token"] = token
     hdrs.update(headers or {})
-    if fv.tls:
-        conn = http.client.HTTPSConnection(host, fv.port, context=ctx or CTX, timeout=timeout)
-    else:
-        conn = http.client.HTTPConnection(host, fv.port, timeout=timeout)
     data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
-    try:
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        payload = r.read()
-        try:
-            js = json.loads(payload) if payload else None
-        except ValueError:
-            js = None
-        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, payload, js)
-    finally:
-        conn.close()
+    return fakecheck.http_call(fv, method, path, data, hdrs, ctx=ctx or CTX, host=host, timeout=timeout)
 
 
 def login_approle(role_id="rid-1", secret_id="sid-1", **kw):
@@ -111,14 +90,7 @@ def login_approle(role_id="rid-1", secret_id="sid-1", **kw):
 
 def control(name, args=None, method="POST", fv=None):
     fv = fv or FV
-    data = json.dumps(args).encode() if args is not None else None
-    req = urllib.request.Request(fv.control_url + "/" + name, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=fv.ssl_context() if fv.tls else None, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return fakecheck.control_call(fv.control_url + "/" + name, args, method, fv.ssl_context() if fv.tls else None)
 
 
 class Base(unittest.TestCase):
@@ -698,19 +670,8 @@ class LogTests(Base):
         self.assertEqual(FV.requests(), [])
 
     def test_concurrency(self):
-        results = []
-        lock = threading.Lock()
-
-        def worker(i):
-            r = call("GET", "/v1/secret/data/app" if i % 2 else "/v1/kv/plain")
-            with lock:
-                results.append(r.status)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
+        results = fakecheck.in_threads(24, lambda i: call("GET", "/v1/secret/data/app" if i % 2 else
+                                                          "/v1/kv/plain").status)
         self.assertEqual(results, [200] * 24)
         self.assertEqual(FV.count("GET"), 24)
         self.assertEqual(FV.count(prefix="kv/"), 12)
@@ -718,9 +679,7 @@ class LogTests(Base):
 
 class ControlTests(Base):
     def test_control_endpoint(self):
-        st, body = control("", method="GET")
-        self.assertEqual(st, 200)
-        self.assertIn("put_kv", body["methods"])
+        fakecheck.check_control_basics(self, FV, CTX)
         self.assertEqual(control("put_kv", {"mount": "secret", "path": "ctl", "data": {"x": "y"}}), (200, {"result": 1}))
         self.assertEqual(call("GET", "/v1/secret/data/ctl").json["data"]["data"], {"x": "y"})
         self.assertEqual(control("set_sealed", {"sealed": True})[0], 200)
@@ -732,7 +691,6 @@ class ControlTests(Base):
         self.assertEqual((st, body["result"]), (200, 3))
         st, body = control("requests", {"method": "GET", "prefix": "secret/data/ctl"})
         self.assertEqual(len(body["result"]), 3)
-        self.assertEqual(control("nope", {})[0], 404)
         self.assertEqual(control("put_kv", {"mount": "secret"})[0], 400)
         self.assertEqual(control("put_kv", {"mount": "zzz", "path": "a", "data": {}})[0], 400)
         self.assertEqual(control("requests")[0], 200)
@@ -748,17 +706,11 @@ class ScriptTests(unittest.TestCase):
                 {"method": "put_kv", "args": {"mount": "secret", "path": "app", "data": {"a": "b"}}},
                 {"method": "add_approle", "args": {"role_name": "r", "role_id": "i", "secret_id": "s"}},
             ]}, f)
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "vault.py"), "--port", "0",
-                                 "--tls-dir", os.path.join(TMP, "pki"), "--state", state],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            ready, _, _ = select.select([proc.stdout], [], [], 15)
-            self.assertTrue(ready, "no ready line")
-            line = proc.stdout.readline().decode()
-            info = json.loads(line)
+        with fakecheck.script_fake(self, os.path.join(HERE, "vault.py"), "--tls-dir", os.path.join(TMP, "pki"),
+                                   "--state", state) as (line, info):
             self.assertNotIn("hvs.", line)
-            self.assertEqual(set(info) >= {"url", "port", "control"}, True)
-            self.assertEqual(info["url"], "https://127.0.0.1:%d" % info["port"])
+            self.assertEqual(set(info), fakecheck.SCRIPT_KEYS)
+            self.assertTrue(info["tls"])
 
             class P:   # enough of a FakeVault for call()
                 tls, port, root_token = True, info["port"], "hvs.scriptroot"
@@ -766,61 +718,18 @@ class ScriptTests(unittest.TestCase):
             self.assertEqual((r.status, r.json["data"]["data"]), (200, {"a": "b"}))
             self.assertEqual(call("POST", "/v1/auth/approle/login", {"role_id": "i", "secret_id": "s"},
                                   token=None, fv=P).status, 200)
-            req = urllib.request.Request(info["control"] + "/count", method="GET")
-            with urllib.request.urlopen(req, context=CTX, timeout=5) as resp:
-                self.assertEqual(json.loads(resp.read())["result"], 2)
-            proc.send_signal(signal.SIGTERM)
-            self.assertEqual(proc.wait(timeout=10), 0)
-            self.assertEqual(proc.stdout.read(), b"")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+            self.assertEqual(fakecheck.control_call(info["control"] + "/count", method="GET", ctx=CTX),
+                             (200, {"result": 2}))
 
 
 class LifecycleTests(unittest.TestCase):
     def test_stop_interrupts_and_joins(self):
         fv = vault.FakeVault(tls=False).start()
-        port = fv.port
         fv.add_latency(5000)
-        idle = socket.create_connection(("127.0.0.1", port), timeout=5)
-        errors = []
-
-        def slow():
-            try:
-                call("GET", "/v1/sys/health", fv=fv, timeout=10)
-            except CONN_ERRORS as e:
-                errors.append(e)
-
-        t = threading.Thread(target=slow)
-        t.start()
-        deadline = time.monotonic() + 3
-        while fv.count() < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.assertEqual(fv.count(), 1)
-        srv, serve_thread = fv._server, fv._thread
-        t0 = time.monotonic()
-        fv.stop()
-        self.assertLess(time.monotonic() - t0, 3)
-        t.join(5)
-        self.assertFalse(t.is_alive())
-        self.assertEqual(len(errors), 1)          # the delayed request got no answer
-        self.assertEqual(fv.requests()[0]["fault"], "stopping")
-        self.assertFalse(serve_thread.is_alive())
-        self.assertEqual([x for x in srv.handler_threads if x.is_alive()], [])
-        idle.close()
-        with self.assertRaises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        self.assertIsNone(fv.url)
-        fv.stop()   # idempotent
+        fakecheck.check_stop_cuts_a_delayed_request(self, fv, lambda: call("GET", "/v1/sys/health", fv=fv))
 
     def test_context_manager_and_temp_pki(self):
-        with vault.FakeVault() as fv:
-            d = os.path.dirname(fv.ca_file)
-            self.assertEqual(call("GET", "/v1/sys/health", fv=fv, ctx=fv.ssl_context()).status, 200)
-        self.assertFalse(os.path.exists(d))
+        fakecheck.check_temp_pki(self, vault.FakeVault, "/v1/sys/health", 200)
 
     def test_ipv6_loopback(self):
         if not socket.has_ipv6:
