@@ -37,9 +37,9 @@
 
 /* ---- the answers ---- */
 
-/* A lifetime in seconds from a number or a string of digits (IMDS sends
- * strings), clamped to AZURE_MAX_TTL_S. 0 when absent or malformed. */
-static long long seconds_of(const json_t *v)
+/* A count of seconds from a number or a string of digits (IMDS sends
+ * strings), clamped to max. 0 when absent or malformed. */
+static long long seconds_of(const json_t *v, long long max)
 {
     long long s = 0;
     if (json_is_integer(v)) {
@@ -51,7 +51,7 @@ static long long seconds_of(const json_t *v)
             return 0;
         s = strtoll(p, NULL, 10);
     }
-    return s <= 0 ? 0 : s > AZURE_MAX_TTL_S ? AZURE_MAX_TTL_S : s;
+    return s <= 0 ? 0 : s > max ? max : s;
 }
 
 /* The access token of an answer: a new copy in secret memory, or NULL when
@@ -126,7 +126,7 @@ UNITTEST_STATIC int azure_entra_answer(const struct http_response *r, char **tok
         snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
         return -EPROTO;
     }
-    *ttl_s = seconds_of(json_object_get(root, "expires_in"));
+    *ttl_s = seconds_of(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
     if (*ttl_s == 0)
         snprintf(err, errlen, "no usable expires_in in the answer");
     else if ((*tok = token_of(root, err, errlen)))
@@ -149,11 +149,13 @@ UNITTEST_STATIC int azure_imds_answer(const struct http_response *r, time_t now,
         snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
         return -EPROTO;
     }
-    *ttl_s = seconds_of(json_object_get(root, "expires_in"));
+    *ttl_s = seconds_of(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
     if (*ttl_s == 0) {
         /* Some identity endpoints give only the end, as an epoch string. */
-        long long end = seconds_of(json_object_get(root, "expires_on"));
+        long long end = seconds_of(json_object_get(root, "expires_on"), 999999999999LL);
         *ttl_s = end > (long long)now ? end - (long long)now : 0;
+        if (*ttl_s > AZURE_MAX_TTL_S)
+            *ttl_s = AZURE_MAX_TTL_S;
     }
     const json_t *cid = json_object_get(root, "client_id");
     if (json_is_string(cid) && json_string_length(cid) < cap)
@@ -199,7 +201,7 @@ static int entra_token(struct azure *a, const struct secbuf *form, char **tok, l
     if (rc == 0)
         rc = azure_entra_answer(&r, tok, ttl, msg, sizeof(msg));
     if (rc < 0)
-        snprintf(err, errlen, "token request to %s%s: %s", a->authority_host, path, msg);
+        snprintf(err, errlen, "token request to %s: %s", a->authority_host, msg);
     http_response_cleanup(&r);
     return rc;
 }
@@ -320,7 +322,7 @@ static const char *const chain_names[] = {
 static int default_chain(struct azure *a, const char *scope, char **tok, long long *ttl,
                          char *ident, size_t icap, char *err, size_t errlen)
 {
-    char part[3][100], msg[AZURE_MSG_MAX];
+    char part[3][120], msg[AZURE_MSG_MAX];
     int rc = -EACCES, m;
     bool stop = false;
 
@@ -331,12 +333,12 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
         return method_token(a, (enum azure_method)winner, scope, tok, ttl, ident, icap, err,
                             errlen);
     for (m = AZURE_CLIENT_SECRET; m <= AZURE_MANAGED_IDENTITY; m++) {
+        if (!configured(a, (enum azure_method)m, part[m], sizeof(part[m])))
+            continue;
         if (stop) {
             snprintf(part[m], sizeof(part[m]), "not tried");
             continue;
         }
-        if (!configured(a, (enum azure_method)m, part[m], sizeof(part[m])))
-            continue;
         msg[0] = '\0';
         rc = method_token(a, (enum azure_method)m, scope, tok, ttl, ident, icap, msg, sizeof(msg));
         if (rc == 0) {
@@ -350,8 +352,8 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
         snprintf(part[m], sizeof(part[m]), "%s", msg);
         stop = rc == -EACCES && m != AZURE_MANAGED_IDENTITY;
     }
-    snprintf(err, errlen, "no credential of the default chain worked: environment: %s; workload "
-             "identity: %s; managed identity: %s", part[0], part[1], part[2]);
+    snprintf(err, errlen, "default chain: environment: %s; workload identity: %s; managed "
+             "identity: %s", part[0], part[1], part[2]);
     return rc;
 }
 
