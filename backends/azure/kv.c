@@ -243,11 +243,12 @@ static int check_attributes(const json_t *root, const char *what, time_t now,
     if (has_nbf == 0 && nbf > (long long)now) {
         /* Not valid yet: not served. Looked at again when it becomes
          * valid (at most every 5 minutes until then). */
-        long long wait = (nbf - (long long)now) * 1000;
+        long long wait_s = nbf - (long long)now;   /* capped before it becomes ms */
         utc(nbf, when, sizeof(when));
         snprintf(err, errlen, "%s is not valid before %s (attributes.nbf)", what, when);
         out->retryable = true;
-        out->retry_after_ms = wait < AZURE_NBF_RETRY_MAX_MS ? wait : AZURE_NBF_RETRY_MAX_MS;
+        out->retry_after_ms = wait_s < AZURE_NBF_RETRY_MAX_MS / 1000 ? wait_s * 1000
+                                                                     : AZURE_NBF_RETRY_MAX_MS;
         return -EAGAIN;
     }
     return 0;

@@ -799,6 +799,14 @@ START_TEST(secret_attributes)
                             "{\"nbf\":1800000000}}", &out, ver, err, sizeof(err)), -EAGAIN);
     ck_assert_int_eq(out.retry_after_ms, 300000);   /* at most every 5 minutes */
     fetch_result_cleanup(&out);
+    /* fuzz_azure: a far nbf overflowed when turned into milliseconds */
+    fetch_result_init(&out, 4096);
+    ck_assert_int_eq(secret("kv:db-password", 200, "{\"value\":\"v\"," ID ",\"attributes\":"
+                            "{\"nbf\":149393800093456000}}", &out, ver, err, sizeof(err)), -EAGAIN);
+    ck_assert_int_eq(out.retry_after_ms, 300000);
+    ck_assert_str_eq(err, "secret 'db-password' is not valid before 149393800093456000 "
+                          "(attributes.nbf)");
+    fetch_result_cleanup(&out);
     fetch_result_init(&out, 4096);
     ck_assert_int_eq(secret("kv:db-password", 200, "{\"value\":\"v\"," ID ",\"attributes\":"
                             "{\"nbf\":1700000000}}", &out, ver, err, sizeof(err)), 0);
