@@ -6,6 +6,7 @@
 #include "backends/file/file.h"
 #include "backends/vault/vault.h"
 #include "backends/aws/aws.h"
+#include "backends/azure/azure.h"
 #include "lib/backoff.h"
 #include "lib/duration.h"
 #include "lib/log.h"
@@ -20,6 +21,7 @@ static const struct backend_ops *const backend_types[] = {
     &backend_file_ops,
     &backend_vault_ops,
     &backend_aws_ops,
+    &backend_azure_ops,
 };
 
 #define N_TYPES (sizeof(backend_types) / sizeof(backend_types[0]))

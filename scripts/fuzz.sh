@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS - one long libFuzzer run of tests/fuzz/fuzz_TARGET
-# (config, ref, duration, name, extract, ini, vault, aws, aws_creds), on one
+# (config, ref, duration, name, extract, ini, vault, aws, aws_creds, azure), on one
 # core. Builds build-fuzz when missing (CC=clang, -Dfuzz=true). The corpus
 # grows in build-fuzz/fuzz-work/TARGET/corpus (the seeds in
 # tests/fuzz/corpus/TARGET are read, never written), findings land in

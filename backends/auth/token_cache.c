@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_CACHE_ERR_MAX 384
+#define TOKEN_CACHE_ERR_MAX 512   /* a provider's message, e.g. Azure's default chain */
 
 struct token_cache {
     struct token_cache_conf conf;    /* immutable */

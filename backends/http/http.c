@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define HTTP_POLL_MS 1000
@@ -365,6 +366,8 @@ void http_response_init(struct http_response *r)
 void http_response_cleanup(struct http_response *r)
 {
     secbuf_cleanup(&r->body);
+    free(r->www_authenticate);
+    r->www_authenticate = NULL;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -377,9 +380,30 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* A 401's challenge: the first WWW-Authenticate whose scheme is Bearer,
+ * else the first one (a server may send several, one per scheme). */
+static void read_challenge(CURL *easy, struct http_response *r)
+{
+    struct curl_header *h;
+    size_t pick = 0, n;
+    if (curl_easy_header(easy, "WWW-Authenticate", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return;
+    n = h->amount;
+    for (size_t i = 0; i < n && i < 16; i++)
+        if (curl_easy_header(easy, "WWW-Authenticate", i, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+            strncasecmp(h->value, "Bearer", 6) == 0 && (h->value[6] == ' ' || !h->value[6])) {
+            pick = i;
+            break;
+        }
+    if (curl_easy_header(easy, "WWW-Authenticate", pick, CURLH_HEADER, -1, &h) == CURLHE_OK)
+        r->www_authenticate = strdup(h->value);
+}
+
 static void read_headers(CURL *easy, struct http_response *r)
 {
     struct curl_header *h;
+    if (r->status == 401)
+        read_challenge(easy, r);
     if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
         char *end;
         long long s = strtoll(h->value, &end, 10);
@@ -510,6 +534,8 @@ int http_perform(struct http_client *c, const struct http_request *req,
     resp->status = 0;
     resp->retry_after_ms = -1;
     resp->date = 0;
+    free(resp->www_authenticate);
+    resp->www_authenticate = NULL;
 
     if (asprintf(&url, "%s%s", c->base, req->path) < 0)
         return -ENOMEM;

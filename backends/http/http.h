@@ -60,6 +60,11 @@ struct http_response {
     struct secbuf body;           /* secret memory, capped at the client's limit */
     long long retry_after_ms;     /* from Retry-After, -1 when absent */
     time_t date;                  /* server Date header, 0 when absent */
+    /* The WWW-Authenticate challenge of a 401 (the Bearer one when the
+     * server sent several), NULL when absent or not a 401; new (heap),
+     * freed by http_response_cleanup. Not secret: it names the server's
+     * authorization server and resource, never a credential. */
+    char *www_authenticate;
 };
 
 void http_response_init(struct http_response *r);

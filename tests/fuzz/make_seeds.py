@@ -5,7 +5,7 @@ from the unit tests (tests/unit), the fakes (tests/fakes) and the wire
 formats in docs/internals/backends.md. Inputs that crashed a target are
 added by hand as corpus/<target>/crash-<what> and are never regenerated.
 
-The binary targets (vault, aws, aws_creds) read byte 0 as the answer kind
+The binary targets (vault, aws, aws_creds, azure) read byte 0 as the answer kind
 and byte 1 as the HTTP status (+ the path asked about); see their sources."""
 import json
 import os
@@ -258,3 +258,70 @@ answer("aws_creds", "role", IMDS_ROLE, 200, "my-instance-role\n")
 answer("aws_creds", "role-crlf", IMDS_ROLE, 200, "r\r\nsecond\n")
 answer("aws_creds", "role-empty", IMDS_ROLE, 200, "\n")
 answer("aws_creds", "role-long", IMDS_ROLE, 200, "r" * 300)
+
+# ---- azure (docs/internals/azure.md, tests/fakes/azure.py; kinds as in fuzz_azure.c) ----
+CHALLENGE, ENTRA, IMDS, SECRET, KV_ERROR = range(5)
+TEN = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+AVER = "4387e9f3d6e14c459867679a90fd0f79"
+AID = "https://myvault.vault.azure.net/secrets/db-password/" + AVER
+for i, h in enumerate([
+        'Bearer authorization="https://login.windows.net/%s", resource="https://vault.azure.net"' % TEN,
+        'Bearer authorization_uri="https://login.microsoftonline.com/%s/oauth2/authorize", '
+        'scope="https://vault.azure.net/.default"' % TEN,
+        'PoP nonce="n", Bearer authorization="https://l/t", resource="https://evil.example"',
+        'Bearer realm="a \\"b\\"", claims="eyJ==", authorization="https://l/t", resource=https://vault.azure.cn',
+        'Bearer authorization="https://l/t", resource="https://vault.azure.net", resource="x"',
+        'Bearer authorization="unterminated', 'Negotiate abc==, Basic, Bearer', 'Bearer ,,,=',
+        'Bearer authorization="https://l/t", resource="https://127.0.0.1"',
+        'Bearer authorization="https://l/t", scope="api://x/.default"']):
+    answer("azure", "challenge-%02d" % i, CHALLENGE, 403, h)   # the status byte is not read
+answer("azure", "entra", ENTRA, 200, j({"token_type": "Bearer", "expires_in": 3599,
+        "ext_expires_in": 3599, "access_token": "eyJ0eXAi.s3cr3t-tok.sig"}))
+answer("azure", "entra-string", ENTRA, 200, j({"expires_in": "600", "access_token": "s3cr3t"}))
+answer("azure", "entra-crlf", ENTRA, 200, j({"expires_in": 60, "access_token": "s3cr3t\r\nX: 1"}))
+answer("azure", "entra-pop", ENTRA, 200, j({"expires_in": 60, "access_token": "s3cr3t",
+        "token_type": "pop"}))
+answer("azure", "entra-401", ENTRA, 403, j({"error": "invalid_client", "error_description":
+        "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 0f\r\nCorrelation ID: 1a",
+        "error_codes": [7000215], "timestamp": "2024-01-01 00:00:00Z", "trace_id": "0f",
+        "correlation_id": "1a"}))
+answer("azure", "entra-400", ENTRA, 400, j({"error": "unauthorized_client", "error_description":
+        "AADSTS700016: Application with identifier 'x' was not found in the directory.",
+        "error_codes": [700016]}))
+answer("azure", "entra-html", ENTRA, 503, "<html>Service Unavailable</html>")
+answer("azure", "imds", IMDS, 200, j({"access_token": "eyJ0.s3cr3t.x", "client_id": "c-1",
+        "expires_in": "86399", "expires_on": "1700086399", "ext_expires_in": "86399",
+        "not_before": "1699999700", "resource": "https://vault.azure.net", "token_type": "Bearer"}))
+answer("azure", "imds-expires-on", IMDS, 200, j({"access_token": "s3cr3t", "expires_on": "1700003600"}))
+answer("azure", "imds-bad-number", IMDS, 200, j({"access_token": "s3cr3t", "expires_in": "12a"}))
+answer("azure", "imds-400", IMDS, 400, j({"error": "invalid_request",
+        "error_description": "Identity not found"}))
+answer("azure", "imds-410", IMDS, 500, "")
+answer("azure", "secret", SECRET, 200, j({"value": "s3cr3t-db-passw0rd", "id": AID,
+        "contentType": "text/plain", "tags": {"env": "dev"}, "attributes": {"enabled": True,
+        "nbf": 1493938000, "exp": 1893456000, "created": 1493938410, "updated": 1493938410,
+        "recoverableDays": 90, "recoveryLevel": "Recoverable+Purgeable"}}))
+answer("azure", "secret-case", SECRET, 200, j({"value": "s3cr3t-x", "id": AID.upper()}), path=1)
+answer("azure", "secret-pinned", SECRET, 200, j({"value": "s3cr3t-x", "id": AID}), path=2)
+answer("azure", "secret-disabled-attr", SECRET, 200, j({"value": "s3cr3t-x", "id": AID,
+        "attributes": {"enabled": False}}))
+answer("azure", "secret-expired", SECRET, 200, j({"value": "s3cr3t-x", "id": AID,
+        "attributes": {"exp": 1600000000}}))
+answer("azure", "secret-nbf", SECRET, 200, j({"value": "s3cr3t-x", "id": AID,
+        "attributes": {"nbf": 1800000000}}))
+answer("azure", "secret-bad-id", SECRET, 200, j({"value": "s3cr3t-x", "id": "https://v/secrets/a/b"}))
+answer("azure", "secret-no-value", SECRET, 200, j({"id": AID}))
+answer("azure", "secret-404", SECRET, 404, j({"error": {"code": "SecretNotFound",
+        "message": "A secret with (name/id) db-password was not found in this key vault."}}))
+answer("azure", "secret-disabled", SECRET, 403, j({"error": {"code": "Forbidden",
+        "message": "Operation get is not allowed on a disabled secret.",
+        "innererror": {"code": "SecretDisabled"}}}))
+answer("azure", "secret-policy", SECRET, 403, j({"error": {"code": "Forbidden",
+        "message": "The user, group or application 'appid=a;oid=o' does not have secrets get "
+        "permission on key vault 'v;location=eastus'.", "innerError": {"code": "ForbiddenByPolicy"}}}))
+answer("azure", "secret-throttled", SECRET, 429, j({"error": {"code": "Throttled",
+        "message": "Request was not processed because too many requests were received."}}))
+answer("azure", "kv-error", KV_ERROR, 400, j({"error": {"code": "BadParameter",
+        "message": "The specified version (7.9) is not recognized.\nline two\u001b[31m"}}))
+answer("azure", "kv-error-401", KV_ERROR, 403, j({"error": {"code": "Unauthorized",
+        "message": "AKV10000: Request is missing a Bearer or PoP token."}}))

@@ -209,6 +209,35 @@ START_TEST(retry_after_seconds)
 }
 END_TEST
 
+/* A 401's challenge: the Bearer one of several; none kept for other statuses. */
+START_TEST(www_authenticate)
+{
+    struct http_response r;
+    char err[256] = "";
+    ck_assert_int_eq(one_get(REPLY, "HTTP/1.1 401 Unauthorized\r\n"
+                                    "WWW-Authenticate: PoP nonce=\"n1\"\r\n"
+                                    "WWW-Authenticate: Bearer authorization=\"https://login/t\", "
+                                    "resource=\"https://vault.azure.net\"\r\n"
+                                    "Content-Length: 2\r\n\r\n{}", NULL, &r, err, sizeof(err)), 0);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_str_eq(r.www_authenticate, "Bearer authorization=\"https://login/t\", "
+                                         "resource=\"https://vault.azure.net\"");
+    http_response_cleanup(&r);
+    ck_assert_ptr_null(r.www_authenticate);
+
+    ck_assert_int_eq(one_get(REPLY, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic "
+                                    "realm=\"x\"\r\nContent-Length: 0\r\n\r\n", NULL, &r, err,
+                             sizeof(err)), 0);
+    ck_assert_str_eq(r.www_authenticate, "Basic realm=\"x\"");
+    http_response_cleanup(&r);
+
+    ck_assert_int_eq(one_get(REPLY, "HTTP/1.1 200 OK\r\nWWW-Authenticate: Bearer a=\"b\"\r\n"
+                                    "Content-Length: 0\r\n\r\n", NULL, &r, err, sizeof(err)), 0);
+    ck_assert_ptr_null(r.www_authenticate);
+    http_response_cleanup(&r);
+}
+END_TEST
+
 START_TEST(body_over_cap)
 {
     static char reply[4096];
@@ -346,6 +375,7 @@ static Suite *http_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, ok_body_status_and_keepalive);
     tcase_add_test(tc, retry_after_seconds);
+    tcase_add_test(tc, www_authenticate);
     tcase_add_test(tc, body_over_cap);
     tcase_add_test(tc, body_over_cap_without_length);
     tcase_add_test(tc, connection_refused);
