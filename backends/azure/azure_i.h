@@ -57,6 +57,12 @@
 #define AZURE_REFRESH_LEFT_MS (5 * 60 * 1000LL) /* refresh with this much left */
 #define AZURE_IMDS_CONNECT_MS 2000LL        /* a link-local address answers at once or never */
 #define AZURE_MSG_MAX 512
+/* The default chain's error names every step with its own error; the three
+ * together get AZURE_CHAIN_BUDGET bytes, so that with the chain's text and
+ * the callers' prefixes ("secret 'name': cannot get a token: ") the line
+ * fits a fetch error (BACKEND_ERR_MAX, 512) whole. */
+#define AZURE_CHAIN_PART_MAX 400
+#define AZURE_CHAIN_BUDGET 330
 
 enum azure_method {
     AZURE_CLIENT_SECRET,
@@ -231,6 +237,10 @@ int azure_entra_answer(const struct http_response *r, char **tok, long long *ttl
  * client id, "" when the answer has none. */
 int azure_imds_answer(const struct http_response *r, time_t now, char **tok, long long *ttl_s,
                       char *client_id, size_t cap, char *err, size_t errlen);
+/* identity.c: cut the default chain's n (at most 3) step messages so that
+ * together they take at most budget bytes: a short one keeps all of it,
+ * and what it leaves goes to the longer ones ("..." marks a cut). */
+void azure_chain_fit(char (*part)[AZURE_CHAIN_PART_MAX], size_t n, size_t budget);
 /* kv.c: a Get Secret answer about ref (identity names who asked, for a
  * 403): the value into out->value and the version id into version
  * (AZURE_VERSION_LEN + 1 bytes). Attributes are read against now: a

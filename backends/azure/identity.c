@@ -314,6 +314,37 @@ static const char *const chain_names[] = {
     [AZURE_MANAGED_IDENTITY] = "managed identity",
 };
 
+/* Cut s to at most max bytes, "..." marking the cut. */
+static void cut_to(char *s, size_t max)
+{
+    if (strlen(s) <= max)
+        return;
+    if (max < 3) {
+        s[max] = '\0';
+        return;
+    }
+    memcpy(s + max - 3, "...", 4);
+}
+
+UNITTEST_STATIC void azure_chain_fit(char (*part)[AZURE_CHAIN_PART_MAX], size_t n, size_t budget)
+{
+    bool done[AZURE_DEFAULT] = {false};
+    size_t left = budget;
+    if (n > AZURE_DEFAULT)
+        n = AZURE_DEFAULT;
+    /* Shortest first: each keeps what it needs up to an even share of
+     * what is left, so what the short ones leave goes to the long ones. */
+    for (size_t round = 0; round < n; round++) {
+        size_t k = n;
+        for (size_t i = 0; i < n; i++)
+            if (!done[i] && (k == n || strlen(part[i]) < strlen(part[k])))
+                k = i;
+        cut_to(part[k], left / (n - round));
+        left -= strlen(part[k]);
+        done[k] = true;
+    }
+}
+
 /* DefaultAzureCredential's order. A credential that is not configured, or
  * whose service cannot be reached, hands over to the next; one that Entra
  * refuses (a wrong secret, an unknown client) ends the chain, as in the
@@ -322,7 +353,7 @@ static const char *const chain_names[] = {
 static int default_chain(struct azure *a, const char *scope, char **tok, long long *ttl,
                          char *ident, size_t icap, char *err, size_t errlen)
 {
-    char part[3][120], msg[AZURE_MSG_MAX];
+    char part[AZURE_DEFAULT][AZURE_CHAIN_PART_MAX], msg[AZURE_MSG_MAX];
     int rc = -EACCES, m;
     bool stop = false;
 
@@ -352,6 +383,7 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
         snprintf(part[m], sizeof(part[m]), "%s", msg);
         stop = rc == -EACCES && m != AZURE_MANAGED_IDENTITY;
     }
+    azure_chain_fit(part, AZURE_DEFAULT, AZURE_CHAIN_BUDGET);
     snprintf(err, errlen, "default chain: environment: %s; workload identity: %s; managed "
              "identity: %s", part[0], part[1], part[2]);
     return rc;

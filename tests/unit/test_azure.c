@@ -964,6 +964,57 @@ START_TEST(due_rule)
 }
 END_TEST
 
+/* ---- the default chain's error: every step's message fits ---- */
+
+static void fill(char *s, size_t n, char c)
+{
+    memset(s, c, n);
+    s[n] = '\0';
+}
+
+START_TEST(chain_fit)
+{
+    char part[3][AZURE_CHAIN_PART_MAX];
+    /* IMDS's own answer with the default endpoint is 127 bytes: kept whole */
+    snprintf(part[0], sizeof(part[0]), "not configured: no tenant_id (AZURE_TENANT_ID)");
+    snprintf(part[1], sizeof(part[1]), "not configured: no tenant_id (AZURE_TENANT_ID)");
+    snprintf(part[2], sizeof(part[2]), "managed identity token from http://169.254.169.254/metadata/"
+             "identity/oauth2/token: HTTP 400 invalid_request: Identity not found");
+    azure_chain_fit(part, 3, AZURE_CHAIN_BUDGET);
+    ck_assert_str_eq(part[2], "managed identity token from http://169.254.169.254/metadata/identity/"
+                     "oauth2/token: HTTP 400 invalid_request: Identity not found");
+    ck_assert_str_eq(part[0], "not configured: no tenant_id (AZURE_TENANT_ID)");
+    /* one long message takes what the short ones leave */
+    fill(part[0], 9, 'a');
+    fill(part[1], 300, 'b');
+    fill(part[2], 21, 'c');
+    azure_chain_fit(part, 3, 330);
+    ck_assert_uint_eq(strlen(part[0]), 9);
+    ck_assert_uint_eq(strlen(part[2]), 21);
+    ck_assert_uint_eq(strlen(part[1]), 300);
+    fill(part[1], 301, 'b');
+    azure_chain_fit(part, 3, 330);
+    ck_assert_uint_eq(strlen(part[1]), 300);
+    ck_assert_str_eq(part[1] + 297, "...");
+    /* two long ones share evenly; the short one is whole */
+    fill(part[0], 10, 'a');
+    fill(part[1], 399, 'b');
+    fill(part[2], 250, 'c');
+    azure_chain_fit(part, 3, 330);
+    ck_assert_uint_eq(strlen(part[0]), 10);
+    ck_assert_uint_eq(strlen(part[1]), 160);
+    ck_assert_uint_eq(strlen(part[2]), 160);
+    ck_assert_str_eq(part[2] + 157, "...");
+    /* three long ones: a third each */
+    fill(part[0], 399, 'a');
+    fill(part[1], 399, 'b');
+    fill(part[2], 399, 'c');
+    azure_chain_fit(part, 3, 330);
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(strlen(part[i]), 110);
+}
+END_TEST
+
 /* ---- a live instance (no request made) ---- */
 
 START_TEST(live_instance)
@@ -1037,6 +1088,7 @@ static Suite *azure_suite(void)
     tcase_add_test(tc, secret_attributes);
     tcase_add_test(tc, secret_errors);
     tcase_add_test(tc, due_rule);
+    tcase_add_test(tc, chain_fit);
     tcase_add_test(tc, live_instance);
     suite_add_tcase(s, tc);
     return s;
