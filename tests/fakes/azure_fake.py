@@ -154,7 +154,7 @@ SENSITIVE_FIELDS = ("token", "issued_token", "body", "form", "headers")
 
 # Methods reachable through /__control/<name>.
 CONTROL_METHODS = frozenset("""
-    set_secret disable_secret enable_secret delete_secret versions secret_info
+    set_secret disable_secret enable_secret delete_secret versions secret_info tamper_value
     add_client_secret_app remove_client_secret add_federated_app remove_federated_assertion
     add_managed_identity remove_managed_identity deny allow
     issue_token tokens set_token_ttl expire_tokens advance_time
@@ -453,6 +453,17 @@ class FakeAzure(fakeserver.FakeServer):
                 return False
             s.deleted = int(self._wall())
             return True
+
+    def tamper_value(self, name, value, version=None):
+        """Change the value of the latest version (or `version`) in place, keeping its id. Key Vault never
+        does this (a version is immutable): tests use it to see that a client which holds a version trusts
+        the version id and does not take the value again. Returns the version id."""
+        if not isinstance(value, str):
+            raise ValueError("value must be a string")
+        with self._lock:
+            v = self._version_locked(self._secret_locked(name), version)
+            v.value = value
+            return v.id
 
     def versions(self, name):
         """Version ids of the secret, oldest first (the last one is the latest)."""

@@ -339,6 +339,18 @@ class VaultSecretTests(Base):
                       "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182" % ("0" * 32))
         self.assertEqual([e["version"] for e in FA.requests("vault")][:3], [v2, v1, v1])
 
+    def test_tamper_value_keeps_the_version(self):
+        v1 = FA.set_secret("tamper", "one")
+        v2 = FA.set_secret("tamper", "two")
+        self.assertEqual(FA.tamper_value("tamper", "TWO"), v2)
+        self.assertEqual(FA.tamper_value("tamper", "ONE", version=v1), v1)
+        self.assertEqual(FA.versions("tamper"), [v1, v2])
+        r = self.get("/secrets/tamper")
+        self.assertEqual((r.json["value"], r.json["id"].rsplit("/", 1)[1]), ("TWO", v2))
+        self.assertEqual(self.get("/secrets/tamper/" + v1).json["value"], "ONE")
+        with self.assertRaises(KeyError):
+            FA.tamper_value("no-such-secret", "x")
+
     def test_names_are_case_insensitive(self):
         vid = FA.set_secret("Mixed-Case", "mc")
         r = self.get("/secrets/mixed-CASE")
