@@ -27,6 +27,7 @@ struct token_cache {
      * step rather than one per waiting caller. */
     bool failed;
     long long failed_ms;
+    long long failed_wait_ms;        /* how long it stands: backoff or Retry-After */
     int failed_rc;
     char failed_err[TOKEN_CACHE_ERR_MAX];
 };
@@ -60,7 +61,7 @@ void token_cache_free(struct token_cache *tc)
 long long token_cache_backoff_ms(struct token_cache *tc)
 {
     pthread_mutex_lock(&tc->lock);
-    long long ms = backoff_ceiling(&tc->conf.backoff, tc->failures ? tc->failures : 1, 0);
+    long long ms = tc->failed ? tc->failed_wait_ms : backoff_ceiling(&tc->conf.backoff, 1, 0);
     pthread_mutex_unlock(&tc->lock);
     return ms;
 }
@@ -70,8 +71,7 @@ long long token_cache_backoff_ms(struct token_cache *tc)
 static int login_or_recent_failure(struct token_cache *tc, enum token_login_why why, char *err,
                                    size_t errlen)
 {
-    long long wait = backoff_ceiling(&tc->conf.backoff, tc->failures ? tc->failures : 1, 0);
-    if (tc->failed && now_of(tc) - tc->failed_ms < wait) {
+    if (tc->failed && now_of(tc) - tc->failed_ms < tc->failed_wait_ms) {
         snprintf(err, errlen, "%s", tc->failed_err);
         return tc->failed_rc;
     }
@@ -96,6 +96,9 @@ static int login_or_recent_failure(struct token_cache *tc, enum token_login_why 
     tc->failures++;
     tc->failed = true;
     tc->failed_ms = now_of(tc);
+    tc->failed_wait_ms = backoff_ceiling(&tc->conf.backoff, tc->failures, 0);
+    if (life.retry_after_ms > tc->failed_wait_ms)
+        tc->failed_wait_ms = life.retry_after_ms;   /* the server said when */
     tc->failed_rc = rc < 0 ? rc : -EIO;
     snprintf(tc->failed_err, sizeof(tc->failed_err), "%s", err);
     return tc->failed_rc;

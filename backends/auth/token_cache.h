@@ -38,6 +38,8 @@ struct token_life {
     long long renew_ms;   /* what a renewal asks for (tokens that renew, such as Vault's) */
     bool renewable;
     unsigned flags;       /* the provider's own bits, kept with the token */
+    long long retry_after_ms; /* a failed login only: the server's Retry-After;
+                                 the failure stands at least this long */
 };
 
 /* A snapshot of the token held. */
@@ -101,7 +103,8 @@ int token_cache_set_life(struct token_cache *tc, unsigned long gen, const struct
 void token_cache_info(struct token_cache *tc, struct token_info *out);
 
 /* How long the last failed login stands: backoff_ceiling of the
- * consecutive failures, at least that of one failure. */
+ * consecutive failures (at least that of one failure), or the server's
+ * Retry-After when that is longer. */
 long long token_cache_backoff_ms(struct token_cache *tc);
 
 /* Refresh ahead of expiry: milliseconds until t reaches 2/3 of its TTL,

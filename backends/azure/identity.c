@@ -185,9 +185,17 @@ static int form_append(struct secbuf *b, const char *key, const char *value)
     return rc;
 }
 
+/* The Retry-After of a throttled or failing token service (rc -EAGAIN),
+ * into *retry_ms: the token cache lets the failure stand that long. */
+static void retry_of(int rc, const struct http_response *r, long long *retry_ms)
+{
+    if (rc == -EAGAIN && r->retry_after_ms > *retry_ms)
+        *retry_ms = r->retry_after_ms;
+}
+
 /* POST form to Entra's token endpoint for the tenant. */
 static int entra_token(struct azure *a, const struct secbuf *form, char **tok, long long *ttl,
-                       char *err, size_t errlen)
+                       long long *retry_ms, char *err, size_t errlen)
 {
     static const char *const hdrs[] = {"Content-Type: application/x-www-form-urlencoded",
                                        "Accept: application/json", NULL};
@@ -198,8 +206,10 @@ static int entra_token(struct azure *a, const struct secbuf *form, char **tok, l
                                .body = form->data, .body_len = form->len};
     http_response_init(&r);
     int rc = http_perform(a->entra, &req, &r, msg, sizeof(msg));
-    if (rc == 0)
+    if (rc == 0) {
         rc = azure_entra_answer(&r, tok, ttl, msg, sizeof(msg));
+        retry_of(rc, &r, retry_ms);
+    }
     if (rc < 0)
         snprintf(err, errlen, "token request to %s: %s", a->authority_host, msg);
     http_response_cleanup(&r);
@@ -209,7 +219,7 @@ static int entra_token(struct azure *a, const struct secbuf *form, char **tok, l
 /* The client credentials flow, with the secret (client_secret) or the
  * federated token as an assertion (workload identity). */
 static int client_credentials(struct azure *a, enum azure_method m, const char *scope, char **tok,
-                              long long *ttl, char *err, size_t errlen)
+                              long long *ttl, long long *retry_ms, char *err, size_t errlen)
 {
     struct secbuf form;
     char *cred = NULL;
@@ -238,7 +248,7 @@ static int client_credentials(struct azure *a, enum azure_method m, const char *
     if (rc < 0)
         snprintf(err, errlen, "token request: the form does not fit in %d bytes", AZURE_FORM_MAX);
     else
-        rc = entra_token(a, &form, tok, ttl, err, errlen);
+        rc = entra_token(a, &form, tok, ttl, retry_ms, err, errlen);
     secbuf_cleanup(&form);
     return rc;
 }
@@ -246,7 +256,7 @@ static int client_credentials(struct azure *a, enum azure_method m, const char *
 /* The instance metadata service (IMDS): the resource is the scope without
  * "/.default"; client_id picks a user-assigned identity. */
 static int imds_token(struct azure *a, const char *scope, char **tok, long long *ttl,
-                      char *client_id, size_t cap, char *err, size_t errlen)
+                      long long *retry_ms, char *client_id, size_t cap, char *err, size_t errlen)
 {
     static const char *const hdrs[] = {"Metadata: true", "Accept: application/json", NULL};
     char resource[AZURE_URL_MAX], res_enc[3 * AZURE_URL_MAX], cid_enc[3 * AZURE_ID_MAX + 1];
@@ -265,24 +275,28 @@ static int imds_token(struct azure *a, const char *scope, char **tok, long long 
     struct http_request req = {.method = "GET", .path = path, .headers = hdrs};
     http_response_init(&r);
     int rc = http_perform(a->imds, &req, &r, msg, sizeof(msg));
-    if (rc == 0)
+    if (rc == 0) {
         rc = azure_imds_answer(&r, time(NULL), tok, ttl, client_id, cap, msg, sizeof(msg));
+        retry_of(rc, &r, retry_ms);
+    }
     if (rc < 0)
         snprintf(err, errlen, "managed identity token from %s: %s", a->imds_endpoint, msg);
     http_response_cleanup(&r);
     return rc;
 }
 
-/* One method's token, and who it is for (ident). */
+/* One method's token, and who it is for (ident); on failure *retry_ms
+ * (when more than it was) is the service's Retry-After. */
 static int method_token(struct azure *a, enum azure_method m, const char *scope, char **tok,
-                        long long *ttl, char *ident, size_t icap, char *err, size_t errlen)
+                        long long *ttl, long long *retry_ms, char *ident, size_t icap, char *err,
+                        size_t errlen)
 {
     if (m != AZURE_MANAGED_IDENTITY) {
         snprintf(ident, icap, "client id %s", a->client_id);
-        return client_credentials(a, m, scope, tok, ttl, err, errlen);
+        return client_credentials(a, m, scope, tok, ttl, retry_ms, err, errlen);
     }
     char cid[AZURE_ID_MAX + 1] = "";
-    int rc = imds_token(a, scope, tok, ttl, cid, sizeof(cid), err, errlen);
+    int rc = imds_token(a, scope, tok, ttl, retry_ms, cid, sizeof(cid), err, errlen);
     if (a->client_id || cid[0])
         snprintf(ident, icap, "managed identity with client id %s", a->client_id ? a->client_id
                                                                                   : cid);
@@ -351,7 +365,7 @@ UNITTEST_STATIC void azure_chain_fit(char (*part)[AZURE_CHAIN_PART_MAX], size_t 
  * SDKs, so a broken setting is reported rather than hidden by the next
  * credential. The first that works is kept for every later token. */
 static int default_chain(struct azure *a, const char *scope, char **tok, long long *ttl,
-                         char *ident, size_t icap, char *err, size_t errlen)
+                         long long *retry_ms, char *ident, size_t icap, char *err, size_t errlen)
 {
     char part[AZURE_DEFAULT][AZURE_CHAIN_PART_MAX], msg[AZURE_MSG_MAX];
     int rc = -EACCES, m;
@@ -361,8 +375,8 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
     int winner = a->winner;
     pthread_mutex_unlock(&a->lock);
     if (winner >= 0)
-        return method_token(a, (enum azure_method)winner, scope, tok, ttl, ident, icap, err,
-                            errlen);
+        return method_token(a, (enum azure_method)winner, scope, tok, ttl, retry_ms, ident, icap,
+                            err, errlen);
     for (m = AZURE_CLIENT_SECRET; m <= AZURE_MANAGED_IDENTITY; m++) {
         if (!configured(a, (enum azure_method)m, part[m], sizeof(part[m])))
             continue;
@@ -371,7 +385,8 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
             continue;
         }
         msg[0] = '\0';
-        rc = method_token(a, (enum azure_method)m, scope, tok, ttl, ident, icap, msg, sizeof(msg));
+        rc = method_token(a, (enum azure_method)m, scope, tok, ttl, retry_ms, ident, icap, msg,
+                          sizeof(msg));
         if (rc == 0) {
             pthread_mutex_lock(&a->lock);
             a->winner = m;
@@ -394,7 +409,7 @@ int azure_login(void *arg, enum token_login_why why, char **tok, struct token_li
 {
     struct azure *a = arg;
     char ident[sizeof(a->identity)] = "";
-    long long ttl = 0;
+    long long ttl = 0, retry_ms = 0;
     int rc;
     (void)why;
 
@@ -409,13 +424,15 @@ int azure_login(void *arg, enum token_login_why why, char **tok, struct token_li
         return known ? -ENOMEM : -EAGAIN;
     }
     if (a->method == AZURE_DEFAULT)
-        rc = default_chain(a, scope, tok, &ttl, ident, sizeof(ident), err, errlen);
+        rc = default_chain(a, scope, tok, &ttl, &retry_ms, ident, sizeof(ident), err, errlen);
     else
-        rc = method_token(a, a->method, scope, tok, &ttl, ident, sizeof(ident), err, errlen);
+        rc = method_token(a, a->method, scope, tok, &ttl, &retry_ms, ident, sizeof(ident), err,
+                          errlen);
     free(scope);
     if (rc < 0) {
         secmem_free(*tok);
         *tok = NULL;
+        life->retry_after_ms = retry_ms;   /* no token request sooner */
         return rc;
     }
     memset(life, 0, sizeof(*life));

@@ -22,6 +22,7 @@ struct fake {
     long long ttl_ms;              /* of each new token */
     long sleep_ms;                 /* a login's round trip */
     int said;                      /* calls of the say callback */
+    long long retry_after_ms;      /* a failed login's Retry-After */
 };
 
 static long long fake_now(void *arg)
@@ -42,6 +43,7 @@ static int fake_login(void *arg, enum token_login_why why, char **tok, struct to
     }
     if (f->fail) {
         snprintf(err, errlen, "login %d refused", f->logins);
+        life->retry_after_ms = f->retry_after_ms;
         return -f->fail;
     }
     snprintf(t, sizeof(t), "tok-%d", f->logins);
@@ -198,6 +200,37 @@ START_TEST(backoff_after_failed_login)
 }
 END_TEST
 
+START_TEST(retry_after_of_a_failed_login)
+{
+    /* The server said when to ask again (Retry-After): the failure stands
+     * that long when it is longer than the backoff, never shorter. */
+    struct fake f = {.now = 100, .ttl_ms = 60000, .fail = EAGAIN, .retry_after_ms = 4500};
+    struct token_cache *tc = cache_of(&f);
+    struct token_info ti;
+    char err[128] = "";
+
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_FRESH, NULL, NULL, &ti, err, sizeof(err)), -EAGAIN);
+    ck_assert_int_eq(token_cache_backoff_ms(tc), 4500);
+    f.now = 100 + 4499;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_FRESH, NULL, NULL, &ti, err, sizeof(err)), -EAGAIN);
+    ck_assert_int_eq(token_cache_relogin(tc, 0, NULL, NULL, err, sizeof(err)), -EAGAIN);
+    ck_assert_int_eq(f.logins, 1);
+    f.now = 100 + 4500;
+    f.retry_after_ms = 500;          /* shorter than the backoff (2 s now): the backoff */
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_FRESH, NULL, NULL, &ti, err, sizeof(err)), -EAGAIN);
+    ck_assert_int_eq(f.logins, 2);
+    ck_assert_int_eq(token_cache_backoff_ms(tc), 2000);
+    f.now += 1999;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, &ti, err, sizeof(err)), -EAGAIN);
+    ck_assert_int_eq(f.logins, 2);
+    f.now += 1;
+    f.fail = 0;
+    expect_token(tc, "Bearer tok-3", 1);
+    ck_assert_int_eq(token_cache_backoff_ms(tc), 1000);
+    token_cache_free(tc);
+}
+END_TEST
+
 static void say(void *arg)
 {
     ((struct fake *)arg)->said++;
@@ -246,6 +279,7 @@ static Suite *token_cache_suite(void)
     tcase_add_test(tc, single_flight);
     tcase_add_test(tc, refresh_ahead_of_expiry);
     tcase_add_test(tc, backoff_after_failed_login);
+    tcase_add_test(tc, retry_after_of_a_failed_login);
     tcase_add_test(tc, relogin_after_refusal);
     suite_add_tcase(s, tc);
     return s;
