@@ -119,9 +119,11 @@ Metadata server
 Unverified (the fake's best guess, consistent in shape; a client must not depend on the exact text):
     Secret Manager: the 401 reason for an unknown (not expired) token (ACCESS_TOKEN_TYPE_UNSUPPORTED here), the
     INVALID_ARGUMENT text for a malformed resource name, "Secret Version [...] not found." for a missing pinned
-    version, the HTML 404 for unknown paths/methods, the texts of injected 429/500/503/504. Token endpoint: the
-    texts for a malformed assertion, alg other than RS256, typ other than JWT, a sub claim (domain-wide
-    delegation), unsupported grant_type, wrong method/content type. STS: texts for grant_type, subject_token_type,
+    version, the HTML 404 for unknown paths/methods, the texts of injected 429/500/503/504. Token endpoint:
+    whether Google insists on typ "JWT" and on a kid (the fake does: google-auth always sends both), the size of
+    the clock skew it tolerates (60 s here, jwt_clock_skew), the texts for a malformed assertion, alg other than
+    RS256, typ other than JWT, a sub claim (domain-wide delegation), unsupported grant_type, wrong method/content
+    type. STS: texts for grant_type, subject_token_type,
     requested_token_type, missing scope and an unknown subject token. IAM: texts for missing scope and bad
     lifetime. Metadata: refusal of X-Forwarded-For (403), the 404 text.
 -------------------------------------------------------------------------------------------------------------------
@@ -395,6 +397,9 @@ def _not_found_html(path):
 class _Handler(fakeserver.FakeHandler):
     server_version = "ESF"
     Resp = _Resp
+
+    def version_string(self):
+        return "Metadata Server for VM" if self.path.startswith("/computeMetadata/") else self.server_version
 
     def _write(self, resp):
         if resp.raw is not None:
@@ -1388,7 +1393,7 @@ class FakeGCP(fakeserver.FakeServer):
     # --- metadata server
 
     def _metadata_server(self, method, path, raw_query, headers, entry):
-        md = [("Metadata-Flavor", "Google"), ("Server", "Metadata Server for VM")]
+        md = [("Metadata-Flavor", "Google")]
         if headers.get("X-Forwarded-For") is not None:
             return _html(403, "Your client does not have permission to get URL <code>%s</code> from this server."
                          % path, headers=md, error="forwarded")

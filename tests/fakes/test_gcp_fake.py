@@ -295,6 +295,11 @@ class AccessTests(Base):
         self.assertGoogle(access("sm-reg", token=tok, location="europe-west1"), 404, "NOT_FOUND",
                           "Secret [projects/%d/locations/europe-west1/secrets/sm-reg] not found or has no versions."
                           % NUMBER)
+        G.add_version("sm-glob", b"global")      # nor is a global secret reachable through a regional path
+        self.assertGoogle(access("sm-glob", token=tok, location="us-central1"), 404, "NOT_FOUND",
+                          "Secret [projects/%d/locations/us-central1/secrets/sm-glob] not found or has no versions."
+                          % NUMBER)
+        self.assertEqual(decoded(access("sm-glob", token=tok)), b"global")
         self.assertEqual(G.requests("secretmanager")[0]["location"], "us-central1")
 
     def test_payload_limit_and_argument_checks(self):
@@ -803,7 +808,8 @@ class MetadataTests(Base):
         G.enable_metadata(SA2["client_email"])
         r = call("GET", MD_TOKEN, headers=MD)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual((r.headers["content-type"], r.headers["metadata-flavor"]), ("application/json", "Google"))
+        self.assertEqual((r.headers["content-type"], r.headers["metadata-flavor"], r.headers["server"]),
+                         ("application/json", "Google", "Metadata Server for VM"))
         self.assertEqual(set(r.json), {"access_token", "expires_in", "token_type"})
         self.assertEqual((r.json["expires_in"], r.json["token_type"]), (3599, "Bearer"))
         G.add_version("md-a", b"from-metadata")
