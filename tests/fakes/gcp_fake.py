@@ -77,6 +77,8 @@ Secret Manager
 Token endpoint (jwt-bearer)
  8. aud must be the token_uri the key file names (google-auth signs aud = token_uri); a wrong one is 400
     invalid_grant "Invalid JWT: Failed audience check." (googleapis/google-cloud-python#15228, google/oauth2l#130).
+    Google also accepts its own aliases (https://oauth2.googleapis.com/token, .../oauth2/v4/token); the fake, being
+    Google at another address, accepts only its token_uri, so a backend that ignores token_uri is caught.
  9. iat/exp outside the window (exp - iat > 3600, iat in the future beyond the skew, exp passed) is 400
     invalid_grant "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check
     your iat and exp values in the JWT claim." (a-marenkov/gsheets#96, 2023 wording).
@@ -108,7 +110,8 @@ STS and IAM Credentials
 16. Success: {"access_token","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":
     "Bearer","expires_in":3599}.
 17. generateAccessToken answers {"accessToken","expireTime":"2021-08-26T00:57:30Z"} (RFC 3339, UTC, whole seconds -
-    googleapis/google-api-go-client#1185); lifetime defaults to 3600s and may not exceed it (the 12 h extension
+    googleapis/google-api-go-client#1185; here never later than token_ttl from now); lifetime defaults to 3600s
+    and may not exceed it (the 12 h extension
     needs an org policy); a caller without the grant gets 403 "Permission 'iam.serviceAccounts.getAccessToken'
     denied on resource (or it may not exist)." with ErrorInfo domain iam.googleapis.com (many CI logs).
 Metadata server

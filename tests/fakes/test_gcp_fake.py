@@ -50,20 +50,27 @@ TMP = PKI_DIR = PKI = G = CTX = SA = SA2 = USER = EXT = None
 def setUpModule():
     global TMP, PKI_DIR, PKI, G, CTX, SA, SA2, USER, EXT
     TMP = tempfile.mkdtemp(prefix="fakegcp-test-")
-    PKI_DIR = os.path.join(TMP, "pki")
-    PKI = gcp_fake.make_ca_and_cert(PKI_DIR)
-    G = gcp_fake.FakeGCP(tls_dir=PKI_DIR, project_id=PROJECT, project_number=NUMBER).start()
-    CTX = ssl.create_default_context(cafile=PKI["ca.pem"])
-    SA = G.add_service_account()
-    SA2 = G.add_service_account()
-    USER = G.add_authorized_user(account="alice@example.com")
-    EXT = G.add_external_account(SUBJECT_TOKEN, impersonate=IMPERSONATED, subject="wl-1",
-                                 credential_file="/run/token")
+    try:
+        PKI_DIR = os.path.join(TMP, "pki")
+        PKI = gcp_fake.make_ca_and_cert(PKI_DIR)
+        G = gcp_fake.FakeGCP(tls_dir=PKI_DIR, project_id=PROJECT, project_number=NUMBER).start()
+        CTX = ssl.create_default_context(cafile=PKI["ca.pem"])
+        SA = G.add_service_account()
+        SA2 = G.add_service_account()
+        USER = G.add_authorized_user(account="alice@example.com")
+        EXT = G.add_external_account(SUBJECT_TOKEN, impersonate=IMPERSONATED, subject="wl-1",
+                                     credential_file="/run/token")
+    except BaseException:
+        tearDownModule()   # unittest skips tearDownModule when setUpModule fails
+        raise
 
 
 def tearDownModule():
-    G.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
+    try:
+        if G is not None:
+            G.stop()
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
