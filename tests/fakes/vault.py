@@ -392,14 +392,16 @@ class _Handler(fakeserver.FakeHandler):
             body, refusal = self._read_body_or(fake.max_request_bytes,
                                                lambda: _err(413, "http: request body too large"),
                                                lambda reason: _err(400, reason))
+            # Each entry is finished before its answer is written: a test
+            # reading the log right after its response must find it.
             if refusal is not None:
-                self._write(refusal)
-                return fake._finish_entry(entry, refusal.status, t0)
+                fake._finish_entry(entry, refusal.status, t0)
+                return self._write(refusal)
             fake._entry_body(entry, body)
 
             if not path.startswith("/v1/"):
-                self._write(_err(404))
-                return fake._finish_entry(entry, 404, t0)
+                fake._finish_entry(entry, 404, t0)
+                return self._write(_err(404))
             rel = path[4:]
 
             if fake._take_fault("drop", rel):
@@ -424,8 +426,8 @@ class _Handler(fakeserver.FakeHandler):
             if truncate:
                 fault = "truncate"
                 fake._note("truncated_responses")
-            self._write(resp, truncate=truncate)
             fake._finish_entry(entry, resp.status, t0, fault)
+            self._write(resp, truncate=truncate)
         except OSError:
             self.close_connection = True
             fake._finish_entry(entry, entry.get("status"), t0, "client-io-error")
