@@ -1,6 +1,7 @@
 /* broker.c - assemble config, backends, cache, store and scheduler, and
  * take them through mount, run and stop (broker.h). */
 #include "broker/broker.h"
+#include "broker/hardening.h"
 #include "broker/signals.h"
 #include "backends/backend.h"
 #include "engine/cache.h"
@@ -37,9 +38,18 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     b->backends = calloc(b->cfg->n_backends + 1, sizeof(*b->backends));
     if (!b->backends)
         goto nomem;
-    rc = http_engine_new(&b->http, err, errlen);
-    if (rc < 0)
-        goto fail;
+    /* No HTTP engine, and so no libcurl or OpenSSL initialisation, when
+     * every backend is local (hardening.h says what that saves). */
+    bool need_http = false;
+    for (size_t i = 0; i < b->cfg->n_backends; i++)
+        need_http = need_http || !backend_conf_has_cap(b->cfg->backends[i].conf, BACKEND_CAP_LOCAL);
+    if (need_http) {
+        rc = hardening_init_http(err, errlen);
+        if (rc == 0)
+            rc = http_engine_new(&b->http, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     struct backend_env env = {.http = b->http};
     for (size_t i = 0; i < b->cfg->n_backends; i++) {
         char msg[512] = "";

@@ -299,7 +299,7 @@ static int setup(const struct cli_opts *o)
     char err[256];
     log_setup(STDERR_FILENO, o->log_format, o->log_level);
     log_hook_fuse();
-    if (hardening_init(err, sizeof(err)) < 0) {
+    if (hardening_init_process(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return EXIT_RUNTIME;
     }
