@@ -622,6 +622,10 @@ static int command_run(const struct cli_command *c, struct broker *b, const stru
         ex = c->run(b, o);
     broker_stop(b);    /* a mount never outlives its command; a no-op after broker_run */
     broker_close(b);
+    /* exec is PID 1: its exit is the container's, and every millisecond of
+     * it is the application's stop time. Every thread is joined by now. */
+    if (c->flags & CLI_SIGNALFD)
+        hardening_exit(ex);
     return ex;
 }
 

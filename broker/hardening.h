@@ -45,4 +45,16 @@ int hardening_init_process(char *err, size_t errlen) __attribute__((warn_unused_
  * Before the first HTTP engine, before threads start. 0, or -EIO (err). */
 int hardening_init_http(char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The end of a process whose every thread but this one is gone and whose
+ * broker is closed: when no block of secret memory is left
+ * (secmem_outstanding() == 0, so everything that held plaintext or a key
+ * was wiped when it was freed), flush stdio and _exit(code), skipping the
+ * atexit handlers and the destructors of the ~36 shared objects (GnuTLS,
+ * Kerberos, ...; 0.8 ms for `exec` with files only, and OpenSSL's cleanup
+ * on top once libcurl was initialised: docs/internals/exec.md). Otherwise
+ * (OpenSSL still holds its keys and state in our heap) it returns, and the
+ * caller returns from main: OpenSSL's cleanup then frees, so wipes, them.
+ * Sanitizer builds always return (LeakSanitizer runs at exit). */
+void hardening_exit(int code);
+
 #endif
