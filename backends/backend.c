@@ -162,6 +162,11 @@ const char *backend_conf_type(const struct backend_conf *c)
     return c->ops->type;
 }
 
+bool backend_conf_has_cap(const struct backend_conf *c, unsigned cap)
+{
+    return (c->ops->caps & cap) == cap;
+}
+
 int backend_conf_check_ref(const struct backend_conf *c, const struct secret_ref *ref, char *err,
                            size_t errlen)
 {

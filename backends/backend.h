@@ -43,6 +43,9 @@ int backend_conf_parse(json_t *json, unsigned flags, struct backend_conf **out, 
                        size_t errlen) __attribute__((warn_unused_result));
 void backend_conf_free(struct backend_conf *c);
 const char *backend_conf_type(const struct backend_conf *c);
+/* Whether the type has every capability in cap (BACKEND_CAP_*): what the
+ * broker must set up before backend_new (BACKEND_CAP_LOCAL: no HTTP). */
+bool backend_conf_has_cap(const struct backend_conf *c, unsigned cap);
 /* Static reference check against the backend type. */
 int backend_conf_check_ref(const struct backend_conf *c, const struct secret_ref *ref, char *err,
                            size_t errlen) __attribute__((warn_unused_result));

@@ -5,6 +5,7 @@ it, in one run (docs/performance.md, issue 10).
 
     python3 bench/exec-overhead.py BUILD/runsecrets [--runs 20] [--warmup 2]
         [--secrets 4] [--only host|containers] [--engines docker,podman]
+        [--baseline OTHER/runsecrets [--baseline-label TEXT]]
         [--trace] [--breakdown N] [--keep]
 
 Needs root, /dev/fuse, unshare (util-linux) and tini (`apt-get install -y
@@ -38,6 +39,13 @@ so noise on the machine (the VM is shared) hits all of them alike. Variants:
                 SYS_ADMIN --security-opt apparmor=unconfined, -v CFG:/cfg:ro)
     exec        exec's flags, IMAGE runsecrets exec --config /cfg/config.json
                 -- /bin/true
+
+--baseline OTHER/runsecrets: a second build (say main's, in build-old) measured
+in the same rounds, for a before/after on a shared, noisy machine: the host
+variants version, exec-from and exec again with it (base-ver, base-from,
+base-exec), and per engine base-exec (the image holds it as
+/usr/local/bin/runsecrets-base, with its libraries). The report adds the
+differences of each to its baseline twin, and --breakdown runs for both.
 
 Times are wall clock from spawning the command (unshare, or the engine's CLI)
 to reaping it. For the host variants, the CPU time and minor page faults of
@@ -76,6 +84,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 import benchlib  # noqa: E402
 
 UNSHARE = ["unshare", "--mount", "--pid", "--fork", "--mount-proc"]
+BASE_IN_IMAGE = "/usr/local/bin/runsecrets-base"
 GOAL_HOST_MS = 10.0
 GOAL_CONTAINER_MS = 50.0
 RUN_TIMEOUT = 60.0
@@ -186,24 +195,26 @@ def write_fixture(d, nsecrets):
 # variants
 
 
-def host_variants(binary, tini, d):
+def host_variants(binary, tini, d, baseline=None):
     cfg = os.path.join(d, "host.json")
     sec = os.path.join(d, "cfg", "secrets")
     cmds = [
         ("plain", UNSHARE + ["/bin/true"]),
         ("tini", UNSHARE + [tini, "--", "/bin/true"]),
     ]
+    runs = [("", binary)] + ([("base-", baseline)] if baseline else [])
     lib_floor = os.path.join(os.path.dirname(binary), "bench", "lib_floor")
     if os.access(lib_floor, os.X_OK):
         cmds.append(("libs", UNSHARE + [lib_floor]))
     else:
         print("exec-overhead: %s is not built: no 'libs' row" % lib_floor, file=sys.stderr)
-    cmds += [
-        ("version", UNSHARE + [binary, "version"]),
-        ("exec-from", UNSHARE + [binary, "exec", "--config", cfg, "--mount-from", sec,
-                                 "--", "/bin/true"]),
-        ("exec", UNSHARE + [binary, "exec", "--config", cfg, "--", "/bin/true"]),
-    ]
+    for prefix, b in runs:
+        cmds += [
+            (prefix + ("ver" if prefix else "version"), UNSHARE + [b, "version"]),
+            (prefix + ("from" if prefix else "exec-from"),
+             UNSHARE + [b, "exec", "--config", cfg, "--mount-from", sec, "--", "/bin/true"]),
+            (prefix + "exec", UNSHARE + [b, "exec", "--config", cfg, "--", "/bin/true"]),
+        ]
     out = []
     for label, cmd in cmds:
         log = os.path.join(d, "log-%s.txt" % label)
@@ -213,11 +224,15 @@ def host_variants(binary, tini, d):
     return out
 
 
-def container_variants(eng, d):
+def container_variants(eng, d, baseline=False):
     vol = [(os.path.join(d, "cfg"), "/cfg", "ro")]
     exec_cmd = ["runsecrets", "exec", "--config", "/cfg/config.json", "--", "/bin/true"]
+    base_cmd = [BASE_IN_IMAGE] + exec_cmd[1:]
     # The container's PID 1 is exec'd by runc's init process.
-    return [
+    extra = [Variant(eng.name, "base-exec",
+                     lambda: timed_container(eng, base_cmd, True, vol),
+                     (os.path.basename(BASE_IN_IMAGE), "runc", None))] if baseline else []
+    return extra + [
         Variant(eng.name, "true",
                 lambda: timed_container(eng, ["/bin/true"], False, None),
                 ("true", "runc", None)),
@@ -230,17 +245,47 @@ def container_variants(eng, d):
     ]
 
 
-def verify(binary, d, values, engines):
+# Loaded with dlopen by builds from before the broker's own FUSE loop
+# (libfuse's cancels its workers): a baseline may need it, and ldd cannot
+# tell (docs/containers.md). The current build never loads it.
+BASELINE_EXTRA_LIBS = ("libgcc_s.so.1",)
+
+
+def with_baseline(containers, baseline):
+    """Make containers.py's image hold the baseline build too, at
+    BASE_IN_IMAGE, with whatever libraries it links that the other does
+    not, and BASELINE_EXTRA_LIBS: one image, so both run in the same
+    containers."""
+    build_rootfs = containers.build_rootfs
+
+    def build_both(binary, rootfs, *a, **kw):
+        files = build_rootfs(binary, rootfs, *a, **kw)
+        files.append(containers._copy_file(baseline, rootfs, BASE_IN_IMAGE))
+        for lib in containers.ldd_paths(baseline):
+            if lib not in files:
+                files.append(containers._copy_file(lib, rootfs))
+        for soname in BASELINE_EXTRA_LIBS:
+            path = containers._ldconfig_lookup(soname)
+            if path and path not in files:
+                files.append(containers._copy_file(path, rootfs))
+        return sorted(files)
+
+    containers.build_rootfs = build_both
+
+
+def verify(binary, d, values, engines, baseline=None):
     """Every exec variant serves the right bytes (cat as the application)."""
     cfg = os.path.join(d, "host.json")
     sec = os.path.join(d, "cfg", "secrets")
     name = sorted(values)[-1]
-    checks = [
-        ("host exec", UNSHARE + [binary, "exec", "--config", cfg, "--", "/bin/cat",
-                                 os.path.join(d, "mnt", name)]),
-        ("host exec-from", UNSHARE + [binary, "exec", "--config", cfg, "--mount-from", sec,
-                                      "--", "/bin/cat", os.path.join(sec, name)]),
-    ]
+    checks = []
+    for what, b in [("", binary)] + ([("baseline ", baseline)] if baseline else []):
+        checks += [
+            (what + "host exec", UNSHARE + [b, "exec", "--config", cfg, "--", "/bin/cat",
+                                            os.path.join(d, "mnt", name)]),
+            (what + "host exec-from", UNSHARE + [b, "exec", "--config", cfg, "--mount-from",
+                                                 sec, "--", "/bin/cat", os.path.join(sec, name)]),
+        ]
     for what, cmd in checks:
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=RUN_TIMEOUT)
@@ -248,13 +293,14 @@ def verify(binary, d, values, engines):
             die("%s: the application did not read %s (exit %d):\n%s"
                 % (what, name, r.returncode, r.stderr.decode("utf-8", "replace")[-2000:]))
     for eng in engines:
-        rc, out, err = eng.run(["runsecrets", "exec", "--config", "/cfg/config.json", "--",
-                                "cat", "/run/secrets/" + name], fuse=True,
-                               volumes=[(os.path.join(d, "cfg"), "/cfg", "ro")],
-                               timeout=RUN_TIMEOUT)
-        if rc != 0 or out.encode() != values[name]:
-            die("%s exec: the application did not read %s (exit %r):\n%s"
-                % (eng.name, name, rc, err.strip()[-2000:]))
+        for prog in ["runsecrets"] + ([BASE_IN_IMAGE] if baseline else []):
+            rc, out, err = eng.run([prog, "exec", "--config", "/cfg/config.json", "--",
+                                    "cat", "/run/secrets/" + name], fuse=True,
+                                   volumes=[(os.path.join(d, "cfg"), "/cfg", "ro")],
+                                   timeout=RUN_TIMEOUT)
+            if rc != 0 or out.encode() != values[name]:
+                die("%s %s exec: the application did not read %s (exit %r):\n%s"
+                    % (eng.name, prog, name, rc, err.strip()[-2000:]))
 
 
 # --------------------------------------------------------------------------
@@ -387,12 +433,19 @@ def diff_line(a, b, goal=None):
     return s
 
 
+# (variant, its baseline twin): after - before, in one run.
+BASE_PAIRS = [("exec", "base-exec"), ("exec-from", "base-from"), ("version", "base-ver")]
+
+
 def report(variants, info, args, versions):
     print("# exec-overhead: %s, %s CPUs (%s), kernel %s, load %s" % (
         info["date"], info["nproc"], info["model"], info["kernel"], benchlib.loadavg()))
     print("# build %s, commit %s; %d rounds (+%d warm-up), %d secrets (file backend)%s" % (
         info["build"], info["commit"], args.runs, args.warmup, args.secrets,
         "; " + ", ".join(versions) if versions else ""))
+    if args.baseline:
+        print("# baseline (base-* rows): %s%s" % (
+            args.baseline, " (%s)" % args.baseline_label if args.baseline_label else ""))
     traced = any(v.pid1 for v in variants)
     print("# wall ms from spawn to reap; host rows: CPU ms and minor faults of the whole tree%s"
           % ("; pid1: PID 1's own lifetime, exec to exit (--trace), median, p90, runs found"
@@ -419,11 +472,18 @@ def report(variants, info, args, versions):
             print(diff_line(h("version"), h("plain")))
         print(diff_line(h("exec-from"), h("version")))
         print(diff_line(h("exec"), h("exec-from")))
+        if ("host", "base-exec") in by:
+            print(diff_line(h("base-exec"), h("tini"), GOAL_HOST_MS))
+            for new, base in BASE_PAIRS:
+                print(diff_line(h(new), h(base)))
     groups = sorted({v.group for v in variants} - {"host"})
     for g in groups:
         print(diff_line(by[(g, "exec")], by[(g, "true")], GOAL_CONTAINER_MS))
         print(diff_line(by[(g, "exec")], by[(g, "true+fuse")]))
         print(diff_line(by[(g, "true+fuse")], by[(g, "true")]))
+        if (g, "base-exec") in by:
+            print(diff_line(by[(g, "base-exec")], by[(g, "true")], GOAL_CONTAINER_MS))
+            print(diff_line(by[(g, "exec")], by[(g, "base-exec")]))
     if not traced:
         return
     print("# PID 1 lifetimes (--trace), a - b: what exec itself adds, without the engine")
@@ -434,28 +494,44 @@ def report(variants, info, args, versions):
         if ("host", "libs") in by:
             print(pid1_line(by[("host", "libs")], by[("host", "plain")]))
         print(pid1_line(by[("host", "version")], by[("host", "plain")]))
+        if ("host", "base-exec") in by:
+            print(pid1_line(by[("host", "base-exec")], by[("host", "tini")], GOAL_HOST_MS))
+            for new, base in BASE_PAIRS:
+                print(pid1_line(by[("host", new)], by[("host", base)]))
     for g in groups:
         print(pid1_line(by[(g, "exec")], by[(g, "true")], GOAL_CONTAINER_MS))
         print(pid1_line(by[(g, "exec")], by[(g, "true+fuse")]))
+        if (g, "base-exec") in by:
+            print(pid1_line(by[(g, "base-exec")], by[(g, "true")], GOAL_CONTAINER_MS))
+            print(pid1_line(by[(g, "exec")], by[(g, "base-exec")]))
 
 
 # --------------------------------------------------------------------------
 # --breakdown: uprobes on the broker's phases
 
 
-# (mark, what it is): probe marks are "func" (entry) or "func%return".
-PROBES = ["main", "hardening_init", "hardening_init%return", "broker_open",
-          "broker_open%return", "broker_mount", "broker_mount%return", "broker_start",
-          "broker_start%return", "wait_required%return", "supervise_start",
-          "supervise_start%return", "broker_stop", "scheduler_stop%return",
-          "broker_stop%return", "main%return"]
+# (mark, the probes that give it, the first one the binary has): marks are
+# "func" (entry) or "func%return". A renamed function keeps its mark, so a
+# baseline build and this one share one timeline.
+PROBES = [("main", ["main"]),
+          ("hardening_init", ["hardening_init_process", "hardening_init"]),
+          ("hardening_init%return", ["hardening_init_process%return", "hardening_init%return"]),
+          ("broker_open", ["broker_open"]), ("broker_open%return", ["broker_open%return"]),
+          ("broker_mount", ["broker_mount"]), ("broker_mount%return", ["broker_mount%return"]),
+          ("broker_start", ["broker_start"]), ("broker_start%return", ["broker_start%return"]),
+          ("wait_required%return", ["wait_required%return"]),
+          ("supervise_start", ["supervise_start"]),
+          ("supervise_start%return", ["supervise_start%return"]),
+          ("broker_stop", ["broker_stop"]), ("scheduler_stop%return", ["scheduler_stop%return"]),
+          ("broker_stop%return", ["broker_stop%return"]),
+          ("broker_close%return", ["broker_close%return"])]
 
 # The timeline, in order: (mark, label of the phase that ends at it).
 TIMELINE = [
     ("exec", None),
     ("main", "execve -> main: loader, 36 libraries' relocations and constructors"),
-    ("hardening_init%return", "main -> hardening_init done: sodium, OpenSSL, curl init"),
-    ("broker_open%return", "broker_open: config, backends, store, pool"),
+    ("hardening_init%return", "main -> hardening_init done: sodium, hooks (+ curl/OpenSSL init)"),
+    ("broker_open%return", "broker_open: config, (HTTP: curl init), backends, store, pool"),
     ("sys_enter_mount", "-> mount(2): /dev/fuse, mountpoint checks"),
     ("broker_mount%return", "mount(2) -> mounted, signals installed"),
     ("broker_start%return", "broker_start: scheduler threads, fetches, FUSE loop thread"),
@@ -468,72 +544,105 @@ TIMELINE = [
     ("scheduler_stop%return", "scheduler_stop: join the fetch workers"),
     ("sys_enter_umount", "-> umount2: cancel, join the FUSE loop thread"),
     ("broker_stop%return", "umount2 -> broker_stop done: fs_free, backends"),
-    ("main%return", "-> main returns: broker_close, frees"),
-    ("sys_enter_exit_group", "main returns -> exit_group: atexit, library destructors"),
+    ("broker_close%return", "-> broker_close done: frees (wiping)"),
+    ("sys_enter_exit_group", "-> exit_group: atexit, library destructors (or _exit)"),
     ("exit", "exit_group -> process gone"),
 ]
 
 
-def breakdown(binary, d, n):
+def add_probes(perf, binary, group, tag):
+    """PROBES into binary under group, each event named with tag (perf
+    wants event names unique across groups); returns {perf event: mark}."""
+    names = {}
+    for i, (mark, specs) in enumerate(PROBES):
+        err = ""
+        for spec in specs:
+            func, _, ret = spec.partition("%")
+            ev = "%s:%sp%d=%s%s" % (group, tag, i, func, "%return" if ret else "")
+            r = subprocess.run([perf, "probe", "-q", "-x", binary, "-a", ev],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode == 0:
+                # perf names a return probe's event NAME__return.
+                names["%s:%sp%d%s" % (group, tag, i, "__return" if ret else "")] = mark
+                break
+            err = r.stderr.strip()
+        else:
+            die("perf probe %s in %s: %s" % (" or ".join(specs), binary, err))
+    return names
+
+
+def breakdown(binaries, d, n):
+    """binaries: [(title, path)]. N runs of each, interleaved, under one
+    perf record; a table of the phases' medians, one column per binary."""
     perf = shutil.which("perf")
     if not perf:
         die("--breakdown needs perf (apt-get install linux-perf)")
-    group = "rsbench%d" % os.getpid()
-    added = []
+    groups = ["rsbench%db%d" % (os.getpid(), k) for k in range(len(binaries))]
+    names, added = {}, []
     try:
-        for i, spec in enumerate(PROBES):
-            func, _, ret = spec.partition("%")
-            ev = "%s:p%d=%s%s" % (group, i, func, "%return" if ret else "")
-            r = subprocess.run([perf, "probe", "-q", "-x", binary, "-a", ev],
-                               capture_output=True, text=True, timeout=60)
-            if r.returncode != 0:
-                die("perf probe %s: %s" % (ev, r.stderr.strip()))
-            added.append(spec)
+        for k, (_, binary) in enumerate(binaries):
+            added.append(groups[k])
+            for ev, mark in add_probes(perf, binary, groups[k], "b%d" % k).items():
+                names[ev] = (k, mark)
         cfg = os.path.join(d, "host.json")
-        one = shlex.join(UNSHARE + [binary, "exec", "--config", cfg, "--", "/bin/true"])
-        script = "for i in $(seq %d); do %s >/dev/null 2>>%s || exit 1; done" % (
-            n, one, shlex.quote(os.path.join(d, "log-breakdown.txt")))
+        log = shlex.quote(os.path.join(d, "log-breakdown.txt"))
+        ones = [shlex.join(UNSHARE + [b, "exec", "--config", cfg, "--", "/bin/true"])
+                for _, b in binaries]
+        script = "for i in $(seq %d); do %s; done" % (
+            n, "; ".join("%s >/dev/null 2>>%s || exit 1" % (one, log) for one in ones))
         data = os.path.join(d, "perf.data")
-        events = ["-e", "%s:*" % group]
+        events = []
+        for g in groups:
+            events += ["-e", "%s:*" % g]
         for tp in ("sched:sched_process_exec", "sched:sched_process_exit",
                    "sched:sched_process_fork", "syscalls:sys_enter_mount",
                    "syscalls:sys_enter_umount", "syscalls:sys_enter_execve",
                    "syscalls:sys_enter_exit_group"):
             events += ["-e", tp]
         r = subprocess.run([perf, "record", "-q", "-o", data] + events + ["--", "sh", "-c", script],
-                           capture_output=True, text=True, timeout=60 + 10 * n)
+                           capture_output=True, text=True,
+                           timeout=60 + 10 * n * len(binaries))
         if r.returncode != 0:
             die("perf record: %s" % r.stderr.strip()[-2000:])
         r = subprocess.run([perf, "script", "-i", data, "-F", "comm,pid,tid,time,event"],
                            capture_output=True, text=True, timeout=120)
-        # perf names a return probe's event NAME__return.
-        names = {}
-        for i, spec in enumerate(PROBES):
-            names["%s:p%d%s" % (group, i, "__return" if "%" in spec else "")] = spec
-        runs = parse_perf(r.stdout, names)
+        progs = {os.path.basename(b)[:15] for _, b in binaries}
+        runs = parse_perf(r.stdout, names, progs)
     finally:
-        if added:
-            subprocess.run([perf, "probe", "-q", "-d", "%s:*" % group],
+        for g in added:
+            subprocess.run([perf, "probe", "-q", "-d", "%s:*" % g],
                            capture_output=True, timeout=60)
-    print("# breakdown of `exec` under uprobes, %d runs (medians; probes inflate the "
-          "process start)" % len(runs))
-    print("%-72s %8s %8s" % ("phase", "median", "min"))
-    total = 0.0
-    for (a, _), (b, label) in zip(TIMELINE, TIMELINE[1:]):
-        ds = [(r[b] - r[a]) * 1000 for r in runs if a in r and b in r]
-        if not ds:
-            print("%-72s %8s" % (label, "-"))
-            continue
-        total += statistics.median(ds)
-        print("%-72s %8.2f %8.2f" % (label, statistics.median(ds), min(ds)))
-    whole = [(r["exit"] - r["exec"]) * 1000 for r in runs if "exit" in r and "exec" in r]
-    if whole:
-        print("%-72s %8.2f %8.2f" % ("runsecrets execve -> gone, whole", statistics.median(whole),
-                                     min(whole)))
+    per = [[x for x in runs if x.get("binary") == k] for k in range(len(binaries))]
+    print("# breakdown under uprobes, %d interleaved runs each (medians, ms; probes inflate "
+          "the process start): %s" % (n, "; ".join(
+              "%s = %s (%d runs)" % (t, b, len(per[k])) for k, (t, b) in enumerate(binaries))))
+    head = "%-72s" % "phase"
+    for t, _ in binaries:
+        head += " %10s" % t[:10]
+    if len(binaries) == 2:
+        head += " %10s" % "diff"
+    print(head)
+
+    def cell(rs, a, b):
+        ds = [(x[b] - x[a]) * 1000 for x in rs if a in x and b in x]
+        return statistics.median(ds) if ds else None
+
+    phases = [(a, b, label) for (a, _), (b, label) in zip(TIMELINE, TIMELINE[1:])]
+    phases.append(("exec", "exit", "runsecrets execve -> gone, whole"))
+    for a, b, label in phases:
+        vals = [cell(rs, a, b) for rs in per]
+        line = "%-72s" % label
+        for v in vals:
+            line += " %10s" % ("-" if v is None else "%.2f" % v)
+        if len(vals) == 2:
+            line += " %10s" % ("-" if None in vals else "%+.2f" % (vals[0] - vals[1]))
+        print(line)
 
 
-def parse_perf(text, probe_names):
-    """Per `runsecrets` process: {mark: first time seen (s)}."""
+def parse_perf(text, probe_names, progs):
+    """Per runsecrets process (progs: the comms it may have): {mark: first
+    time seen (s)}, and "binary": the index of the binary whose probes
+    fired (probe_names: {event: (binary index, mark)})."""
     runs, cur = [], None
     for line in text.splitlines():
         f = line.split()
@@ -541,14 +650,16 @@ def parse_perf(text, probe_names):
             continue
         comm, (pid, tid) = f[0], f[1].split("/", 1)
         t, ev = float(f[2].rstrip(":")), f[3].rstrip(":")
-        if comm == "runsecrets" and ev == "sched:sched_process_exec":
+        if comm in progs and ev == "sched:sched_process_exec":
             cur = {"pid": pid, "exec": t}
             runs.append(cur)
             continue
         if cur is None:
             continue
         if ev in probe_names and pid == cur["pid"]:
-            cur.setdefault(probe_names[ev], t)
+            k, mark = probe_names[ev]
+            cur.setdefault("binary", k)
+            cur.setdefault(mark, t)
         elif pid == cur["pid"] and tid == pid:
             name = ev.split(":", 1)[1]
             if name == "sched_process_fork":
@@ -576,6 +687,7 @@ def main():
         prog="exec-overhead.py",
         usage="python3 bench/exec-overhead.py BUILD/runsecrets [--runs 20] [--warmup 2] "
               "[--secrets 4] [--only host|containers] [--engines docker,podman] "
+              "[--baseline OTHER/runsecrets [--baseline-label TEXT]] "
               "[--trace] [--breakdown N] [--keep]   (root, /dev/fuse, tini: apt-get install -y tini)")
     ap.add_argument("binary")
     ap.add_argument("--runs", type=int, default=20)
@@ -587,6 +699,10 @@ def main():
     ap.add_argument("--trace", action="store_true",
                     help="also time each run's PID 1 from sched tracepoints (perf record -a)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ap.add_argument("--baseline", metavar="OTHER/runsecrets",
+                    help="a second build measured in the same rounds (before/after)")
+    ap.add_argument("--baseline-label", default="", metavar="TEXT",
+                    help="what the baseline is, for the report (e.g. main@47833f1)")
     args = ap.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.secrets < 1 or args.breakdown < 0:
         ap.error("--runs and --secrets must be >= 1, --warmup and --breakdown >= 0")
@@ -595,6 +711,14 @@ def main():
         binary = os.path.join(binary, "runsecrets")
     if not os.access(binary, os.X_OK):
         ap.error("not an executable: %s" % binary)
+    baseline = None
+    if args.baseline:
+        baseline = os.path.abspath(args.baseline)
+        if os.path.isdir(baseline):
+            baseline = os.path.join(baseline, "runsecrets")
+        if not os.access(baseline, os.X_OK):
+            ap.error("not an executable: %s" % baseline)
+        args.baseline = baseline
     if os.geteuid() != 0:
         die("needs root (FUSE mounts, pid namespaces, the container engines)")
     if not os.path.exists("/dev/fuse"):
@@ -621,20 +745,22 @@ def main():
         values = write_fixture(d, args.secrets)
         variants, engines, versions = [], [], []
         if args.only != "containers":
-            variants += host_variants(binary, tini, d)
+            variants += host_variants(binary, tini, d, baseline)
         if args.only != "host":
             import containers as containers_mod  # tests/integration/containers.py
             containers = containers_mod
+            if baseline:
+                with_baseline(containers, baseline)
             t0 = time.monotonic()
             env = containers.setup(binary)
             wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
             engines = [e for e in env.engines if e.name in wanted]
             for e in engines:
-                variants += container_variants(e, d)
+                variants += container_variants(e, d, baseline is not None)
                 versions.append("%s %s" % (e.name, getattr(e, "version", "?")))
             print("# containers ready in %.1f s (image %s, %d files)" % (
                 time.monotonic() - t0, env.tag, len(env.image_files)), file=sys.stderr)
-        verify(binary, d, values, engines)
+        verify(binary, d, values, engines, baseline)
 
         if args.trace:
             tracer = Tracer(d)
@@ -656,7 +782,8 @@ def main():
             tracer.assign(variants)
         report(variants, benchlib.machine_info(build), args, versions)
         if args.breakdown:
-            breakdown(binary, d, args.breakdown)
+            breakdown([("this", binary)] + ([("baseline", baseline)] if baseline else []),
+                      d, args.breakdown)
     finally:
         if tracer:
             tracer.stop()

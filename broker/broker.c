@@ -1,6 +1,7 @@
 /* broker.c - assemble config, backends, cache, store and scheduler, and
  * take them through mount, run and stop (broker.h). */
 #include "broker/broker.h"
+#include "broker/hardening.h"
 #include "broker/signals.h"
 #include "backends/backend.h"
 #include "engine/cache.h"
@@ -37,9 +38,18 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     b->backends = calloc(b->cfg->n_backends + 1, sizeof(*b->backends));
     if (!b->backends)
         goto nomem;
-    rc = http_engine_new(&b->http, err, errlen);
-    if (rc < 0)
-        goto fail;
+    /* No HTTP engine, and so no libcurl or OpenSSL initialisation, when
+     * every backend is local (hardening.h says what that saves). */
+    bool need_http = false;
+    for (size_t i = 0; i < b->cfg->n_backends; i++)
+        need_http = need_http || !backend_conf_has_cap(b->cfg->backends[i].conf, BACKEND_CAP_LOCAL);
+    if (need_http) {
+        rc = hardening_init_http(err, errlen);
+        if (rc == 0)
+            rc = http_engine_new(&b->http, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     struct backend_env env = {.http = b->http};
     for (size_t i = 0; i < b->cfg->n_backends; i++) {
         char msg[512] = "";
@@ -176,7 +186,6 @@ int broker_run(struct broker *b)
 static void *loop_main(void *arg)
 {
     struct broker *b = arg;
-    signals_unblock_wake();
     b->loop_rc = fs_run(b->fs);
     atomic_store(&b->loop_ended, true);
     if (b->loop_ended_cb)
@@ -206,28 +215,15 @@ int broker_start(struct broker *b, void (*ended)(void *arg), void *arg)
     return 0;
 }
 
-/* End broker_start's loop thread: raise the exit flag, then interrupt the
- * loop's wait with SIGNALS_WAKE until the thread is gone. Repeated because
- * a wake that lands between the loop's check of the flag and its wait is
- * lost (libfuse's loop waits on a semaphore); 20 ms apart is cheap. */
+/* End broker_start's loop thread: fs_exit wakes every thread of the loop
+ * (fs.c: an eventfd they all wait on, so no wake-up can be lost), and
+ * fs_run joins its own before it returns. */
 static void loop_join(struct broker *b)
 {
     if (!b->loop_started)
         return;
     fs_exit(b->fs);
-    for (;;) {
-        if (!atomic_load(&b->loop_ended))
-            (void)pthread_kill(b->loop, SIGNALS_WAKE);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        if (pthread_timedjoin_np(b->loop, NULL, &ts) == 0)
-            break;
-    }
+    pthread_join(b->loop, NULL);
     b->loop_started = false;
 }
 

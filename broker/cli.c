@@ -299,7 +299,7 @@ static int setup(const struct cli_opts *o)
     char err[256];
     log_setup(STDERR_FILENO, o->log_format, o->log_level);
     log_hook_fuse();
-    if (hardening_init(err, sizeof(err)) < 0) {
+    if (hardening_init_process(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return EXIT_RUNTIME;
     }
@@ -622,6 +622,10 @@ static int command_run(const struct cli_command *c, struct broker *b, const stru
         ex = c->run(b, o);
     broker_stop(b);    /* a mount never outlives its command; a no-op after broker_run */
     broker_close(b);
+    /* exec is PID 1: its exit is the container's, and every millisecond of
+     * it is the application's stop time. Every thread is joined by now. */
+    if (c->flags & CLI_SIGNALFD)
+        hardening_exit(ex);
     return ex;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -67,18 +68,24 @@ static void *curl_wipe_calloc(size_t nmemb, size_t size)
     return p;
 }
 
-static int hook_allocators(char *err, size_t errlen)
+static void hook_allocators(void)
 {
     /* Before any other jansson call: every JSON string the broker parses
      * (file contents, HTTP bodies) may be a secret. */
     json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
-    /* Before libcurl initialises OpenSSL; it refuses once anything was
-     * allocated (a second hardening_init, in tests), which is harmless. */
+    /* Before anything makes OpenSSL allocate (libcurl's init, later); it
+     * refuses once anything was allocated (a second hardening_init, in
+     * tests), which is harmless. */
     CRYPTO_malloc_fn om;
     (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
     CRYPTO_get_mem_functions(&om, NULL, NULL);
     if (om != ossl_malloc)
         log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
+}
+
+int hardening_init_http(char *err, size_t errlen)
+{
+    /* libcurl counts its initialisations: a second call only counts. */
     if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_lib_alloc, secmem_lib_free,
                              secmem_lib_realloc, curl_wipe_strdup,
                              curl_wipe_calloc) != CURLE_OK) {
@@ -106,18 +113,15 @@ static void raise_memlock(void)
     }
 }
 
-int hardening_init(char *err, size_t errlen)
+int hardening_init_process(char *err, size_t errlen)
 {
     struct rlimit core;
-    int rc;
 
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");
         return -EIO;
     }
-    rc = hook_allocators(err, errlen);
-    if (rc < 0)
-        return rc;
+    hook_allocators();
 
 #if defined(__x86_64__)
     __builtin_cpu_init();   /* secmem_scrub_regs asks which registers exist */
@@ -142,4 +146,25 @@ int hardening_init(char *err, size_t errlen)
         log_warn("cannot mark the process non-dumpable: %s", strerror(errno));
     raise_memlock();
     return 0;
+}
+
+void hardening_exit(int code)
+{
+#if RS_PLAIN_ALLOC
+    /* Sanitizer builds keep the full exit: LeakSanitizer checks at exit. */
+    (void)code;
+#else
+    if (secmem_outstanding() != 0)
+        return;
+    /* What exit would do that we need: stdio's buffers (stderr is
+     * unbuffered; stdout may hold a report). The status is ours either way. */
+    (void)fflush(NULL);
+    _exit(code);
+#endif
+}
+
+int hardening_init(char *err, size_t errlen)
+{
+    int rc = hardening_init_process(err, errlen);
+    return rc < 0 ? rc : hardening_init_http(err, errlen);
 }

@@ -27,7 +27,34 @@
  *     too small for secrets to stay locked.
  * A failed hook or limit is a warning; 0, or -EIO when libsodium or libcurl
  * cannot initialise (message in err). A second call (tests) is harmless:
- * OpenSSL keeps its first allocator, the rest is idempotent. */
+ * OpenSSL keeps its first allocator, the rest is idempotent.
+ * hardening_init is hardening_init_process then hardening_init_http. */
 int hardening_init(char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* All of the above but libcurl's global init: what main does first. The
+ * libcurl part is hardening_init_http, which broker_open calls only when a
+ * configured backend needs HTTP. libcurl's init makes OpenSSL load its
+ * configuration and every algorithm table, ~4 ms here, and registers its
+ * cleanup for the exit: a config of files only, and exec --mount-from,
+ * need neither (docs/performance.md, exec). Until that call libcurl has
+ * its default allocator: what runs before it (the URL parser, when a
+ * config is loaded) allocates only to check a setting and frees it all
+ * before returning; no libcurl object lives across the call. */
+int hardening_init_process(char *err, size_t errlen) __attribute__((warn_unused_result));
+/* libcurl's global init with the wiping allocator (and so OpenSSL's).
+ * Before the first HTTP engine, before threads start. 0, or -EIO (err). */
+int hardening_init_http(char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The end of a process whose every thread but this one is gone and whose
+ * broker is closed: when no block of secret memory is left
+ * (secmem_outstanding() == 0, so everything that held plaintext or a key
+ * was wiped when it was freed), flush stdio and _exit(code), skipping the
+ * atexit handlers and the destructors of the ~36 shared objects (GnuTLS,
+ * Kerberos, ...; 0.8 ms for `exec` with files only, and OpenSSL's cleanup
+ * on top once libcurl was initialised: docs/internals/exec.md). Otherwise
+ * (OpenSSL still holds its keys and state in our heap) it returns, and the
+ * caller returns from main: OpenSSL's cleanup then frees, so wipes, them.
+ * Sanitizer builds always return (LeakSanitizer runs at exit). */
+void hardening_exit(int code);
 
 #endif

@@ -13,10 +13,10 @@
 /* Raised by a fault in our own code: handled on the alternate stack (a
  * stack overflow leaves no room on the normal one), never blocked. */
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
-/* libfuse blocks TERM, INT, HUP and QUIT in its worker threads, so those
- * reach the main thread, waiting inside fuse_session_loop_mt; XCPU and XFSZ
- * may land on a worker, whose read of /dev/fuse they interrupt. Either
- * thread then sees the exit flag and the loop ends. */
+/* The FUSE loop's other threads block them (fs.c), so TERM, INT, HUP and
+ * QUIT reach the main thread, waiting in the loop; the handler's fs_exit
+ * wakes every loop thread. XCPU and XFSZ are sent to the thread that went
+ * over the limit, and end the loop the same way. */
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ,
                                    /* HUP stops, exactly as TERM, until the
                                     * configuration reload (a later issue)
@@ -48,9 +48,8 @@ static volatile sig_atomic_t stop_signal;
 static void *altstack;
 static enum signals_mode installed_mode;
 
-/* Async-signal-safe: fs_exit only raises libfuse's exit flag, as libfuse's
- * own handler does; the loop's threads see it when the signal interrupts
- * their wait. */
+/* Async-signal-safe: fs_exit raises libfuse's exit flag and writes an
+ * eventfd every loop thread waits on. */
 static void on_stop(int sig)
 {
     struct fs *fs = stop_fs;
@@ -59,8 +58,9 @@ static void on_stop(int sig)
         fs_exit(fs);
 }
 
-/* Exec mode: the signal's only job is to interrupt the FUSE loop's wait so
- * it sees the exit flag fs_exit raised. */
+/* Exec mode: SIGNALS_WAKE is blocked in every thread and taken by the main
+ * thread's sigtimedwait, so this does not run; it is an action, not
+ * SIG_IGN, so the signal is never dropped should a thread unblock it. */
 static void on_wake(int sig)
 {
     (void)sig;
@@ -126,14 +126,6 @@ void signals_block_wake(void)
     sigemptyset(&set);
     sigaddset(&set, SIGNALS_WAKE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
-void signals_unblock_wake(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGNALS_WAKE);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mode, char *err,

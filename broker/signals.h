@@ -20,9 +20,10 @@
  * started: those get no action here (an ignored one would be lost to the
  * child). XCPU and XFSZ are ignored (only the supervisor ends the process);
  * the crash signals still detach the mount; SIGNALS_WAKE gets an empty
- * handler so signals_wake_loop can interrupt the FUSE loop's thread. Handlers (sigaction), not a signal thread,
- * because the stop must interrupt libfuse's waits (docs/internals/fuse.md,
- * "Signals", says why).
+ * handler so another thread can interrupt the main thread's wait for the
+ * required secrets (exec.c). Handlers (sigaction), not a signal thread,
+ * because under `mount` the stop must interrupt the main thread's wait in
+ * the FUSE loop (docs/internals/fuse.md, "Signals", says why).
  */
 #ifndef RS_SIGNALS_H
 #define RS_SIGNALS_H
@@ -37,8 +38,9 @@ enum signals_mode {
     SIGNALS_EXEC,    /* `exec`: the supervisor reads them (see above) */
 };
 
-/* Interrupts the exec-mode FUSE loop's wait after fs_exit: a realtime
- * signal nobody else sends, unblocked only in that thread. */
+/* Exec mode: interrupts the main thread's sigtimedwait for the required
+ * secrets (a value arrived, the loop ended): a realtime signal nobody else
+ * sends, blocked in every thread. */
 #define SIGNALS_WAKE SIGRTMIN
 
 /* Block every signal that arrives asynchronously (not the crash signals a
@@ -55,10 +57,8 @@ int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mod
                     size_t errlen) __attribute__((warn_unused_result));
 
 /* Exec mode: block SIGNALS_WAKE in the calling thread (before any thread
- * starts, so only the FUSE loop's thread, which unblocks it, can take it). */
+ * starts, so every thread inherits it and only sigtimedwait takes it). */
 void signals_block_wake(void);
-/* In the FUSE loop's thread, first thing. */
-void signals_unblock_wake(void);
 
 /* The stop signal that ended the loop, abbreviated ("TERM"...), or NULL. Static. */
 const char *signals_stopped_by(void);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -29,6 +30,9 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* How long supervise_stop waits for the child to be reaped after SIGKILL:
  * a process in uninterruptible sleep (a hung NFS read) may take a while,
@@ -38,6 +42,23 @@
 #define SUPERVISE_PW_BUF 4096
 /* Where close_from's fallback stops when close_range is missing. */
 #define SUPERVISE_FD_SCAN_MAX 65536
+/* The child's own stack (supervise_start): child_run's frames and what
+ * glibc's execvpe puts on the stack, a PATH entry joined with the name
+ * (at most PATH_MAX + NAME_MAX) and, for a script without #!, the argv
+ * again, which is added per start. */
+#define SUPERVISE_CHILD_STACK (64 * 1024)
+
+/* The code the clone child runs (child_run and what it calls). ASan's
+ * instrumentation would take the child's stack for a corrupt one of the
+ * caller's thread (whose state it shares: same memory, same TLS), warn on
+ * stderr at the _exit of a failed exec, and leave redzones poisoned in the
+ * shadow memory we share. The child makes system calls only: nothing for
+ * ASan to check. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_CODE __attribute__((no_sanitize_address))
+#else
+#define CHILD_CODE
+#endif
 
 /* The signals PID 1 forwards to the child (TERM, INT and QUIT also mean
  * "stop"), and CHLD, which means "reap". CONT: an app stopped by ^Z under
@@ -406,14 +427,14 @@ static int cap_last(void)
 
 /* Tell the parent about a step that failed; the parent reads reports
  * until the exec closes the pipe (one write of a few bytes is atomic). */
-static void child_note(int pipe_w, int stage, int e)
+CHILD_CODE static void child_note(int pipe_w, int stage, int e)
 {
     struct child_report r = {stage, e};
     ssize_t n = write(pipe_w, &r, sizeof(r));
     (void)n;
 }
 
-static _Noreturn void child_fail(int pipe_w, int stage, int e)
+CHILD_CODE static _Noreturn void child_fail(int pipe_w, int stage, int e)
 {
     child_note(pipe_w, stage, e);
     _exit(stage == STAGE_EXEC && e == ENOENT ? 127 : 126);
@@ -426,7 +447,7 @@ static _Noreturn void child_fail(int pipe_w, int stage, int e)
  * reading needs CAP_SYS_ADMIN. Arg 0: never steal a terminal that is
  * another session's (the supervisor was not its session leader, so could
  * not give it up): the child runs without one, as it always did. */
-static void child_take_tty(int pipe_w)
+CHILD_CODE static void child_take_tty(int pipe_w)
 {
     if (ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0) {
         child_note(pipe_w, STAGE_CTTY, errno);
@@ -438,9 +459,15 @@ static void child_take_tty(int pipe_w)
         child_note(pipe_w, STAGE_TTY_FOREGROUND, errno);
 }
 
-/* Runs in the forked child of a threaded process: system calls only, no
- * allocation, no locks, no stdio. */
-static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int last_cap, bool tty)
+/* Runs in the child of supervise_start's clone(CLONE_VM | CLONE_VFORK):
+ * on its own stack, in the broker's memory, with the broker's TLS, while
+ * the broker's other threads run on. So: system calls only, no
+ * allocation, no locks, no stdio, nothing written but our own stack (and
+ * errno, which is the suspended caller's). Every signal is blocked on
+ * entry, so no handler of the broker's runs here before the dispositions
+ * are reset. */
+CHILD_CODE static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int last_cap,
+                                            bool tty)
 {
     sigset_t none;
     const struct supervise_user *u = c->user;
@@ -488,12 +515,16 @@ static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         child_fail(pipe_w, STAGE_AMBIENT, errno);
 
+    /* The raw system calls: glibc's setuid & co. see a threaded process
+     * (its flag is the broker's, in shared memory) and would signal the
+     * broker's threads to change their ids too. The child is one thread:
+     * the system call alone changes all of it. */
     if (u && u->set) {
-        if (setgroups(u->n_groups, u->groups) != 0)
+        if (syscall(SYS_setgroups, u->n_groups, u->groups) != 0)
             child_fail(pipe_w, STAGE_SETGROUPS, errno);
-        if (setgid(u->gid) != 0)
+        if (syscall(SYS_setgid, u->gid) != 0)
             child_fail(pipe_w, STAGE_SETGID, errno);
-        if (setuid(u->uid) != 0)
+        if (syscall(SYS_setuid, u->uid) != 0)
             child_fail(pipe_w, STAGE_SETUID, errno);
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -508,6 +539,67 @@ static _Noreturn void child_run(const struct supervise_child *c, int pipe_w, int
 
     execvpe(c->argv[0], c->argv, c->envp);
     child_fail(pipe_w, STAGE_EXEC, errno);
+}
+
+struct child_args {
+    const struct supervise_child *c;
+    int pipe_w;
+    int last_cap;
+    bool tty;
+};
+
+CHILD_CODE static int child_entry(void *arg)
+{
+    const struct child_args *a = arg;
+    child_run(a->c, a->pipe_w, a->last_cap, a->tty);
+}
+
+/* Start child_run in a new process that shares our memory until its
+ * execve (or _exit), the calling thread suspended until then, as glibc's
+ * posix_spawn does. Not fork: fork copies the page tables of every
+ * mapping (36 libraries, a dozen thread stacks, the locked secret heaps),
+ * write-protects our anonymous memory so every thread's next write to a
+ * page faults, and the child's execve then tears that copy down again:
+ * 4.3 ms from fork to the child's execve here, tini's fork takes 2.4
+ * (docs/performance.md, exec). Nor vfork(): the child would run on the
+ * caller's stack and return through its frames. The stack is a mapping of
+ * our own, freed once the child has left it. Every signal is blocked
+ * across the clone, so the child starts with them blocked (child_run
+ * resets the dispositions, then the mask); the caller's mask comes back
+ * after. Returns the pid, or -errno. */
+static pid_t child_spawn(const struct supervise_child *c, int pipe_w, int last_cap, bool tty)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), argc = 0;
+    while (c->argv[argc])
+        argc++;
+    size_t size = SUPERVISE_CHILD_STACK + (argc + 2) * sizeof(char *) + page - 1;
+    size = size / page * page + page;   /* + the guard page at the bottom */
+    unsigned char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED)
+        return -errno;
+    pid_t pid = -EAGAIN;
+    if (mprotect(stack, page, PROT_NONE) != 0) {
+        pid = -errno;
+        goto out;
+    }
+    struct child_args a = {.c = c, .pipe_w = pipe_w, .last_cap = last_cap, .tty = tty};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = clone(child_entry, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    if (pid < 0)
+        pid = -errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+#if defined(__SANITIZE_ADDRESS__)
+    /* Should anything in the child (an interceptor) have poisoned shadow
+     * memory of its stack, the next mapping at this address must not
+     * inherit it. */
+    ASAN_UNPOISON_MEMORY_REGION(stack + page, size - page);
+#endif
+out:
+    munmap(stack, size);
+    return pid;
 }
 
 static const char *stage_name(int stage)
@@ -599,15 +691,13 @@ int supervise_start(struct supervise *s, const struct supervise_child *c, char *
         snprintf(err, errlen, "supervise: pipe: %s", strerror(-rc));
         return rc;
     }
-    pid_t pid = fork();
+    /* The child gets a copy of our descriptors (no CLONE_FILES): p[0] is
+     * CLOEXEC, and gone with the exec. */
+    pid_t pid = child_spawn(c, p[1], last, tty);
     if (pid < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot start %s: fork: %s", c->argv[0], strerror(-rc));
+        rc = pid;
+        snprintf(err, errlen, "cannot start %s: clone: %s", c->argv[0], strerror(-rc));
         goto out;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        child_run(c, p[1], last, tty);
     }
     close(p[1]);
     p[1] = -1;
@@ -615,7 +705,8 @@ int supervise_start(struct supervise *s, const struct supervise_child *c, char *
     s->signal_group = c->signal_group;
     s->stop_sent = false;
 
-    /* End of file: the exec closed the pipe, the command runs. */
+    /* The child has exec'd or exited (CLONE_VFORK): its reports are in the
+     * pipe. End of file: the exec closed it, the command runs. */
     struct child_report r;
     ssize_t n;
     for (;;) {

@@ -72,7 +72,8 @@ int supervise_new(struct supervise **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void supervise_free(struct supervise *s);
 
-/* fork + in the child: a new session, default signal dispositions and an
+/* clone(CLONE_VM | CLONE_VFORK) (docs/internals/exec.md says why not fork)
+ * + in the child: a new session, default signal dispositions and an
  * empty mask, setgroups/setgid/setuid, PR_SET_NO_NEW_PRIVS, every
  * capability dropped (bounding and ambient sets too), execvpe.
  * When stdin is a terminal (`docker run -t`): if it is our controlling

@@ -9,6 +9,15 @@
  * Work items are groups (secrets sharing one backend object) followed by
  * backends (token upkeep). An item is never queued twice: while in flight
  * it is not due, which is what makes a group's fetch single-flight.
+ *
+ * Two pools, each with its own queue. Network items get one worker per
+ * group and per backend, so a cold start runs them all at once and a slow
+ * server holds up nobody else. Items of local backends (BACKEND_CAP_LOCAL:
+ * files) answer in microseconds and share one worker: a thread per file
+ * cost more than its read (each ~0.5 ms to create and join on the
+ * benchmark VM: docs/performance.md, exec). A file read that hangs (a stuck
+ * network file system) so holds up the other files' refreshes, never a
+ * network backend's.
  */
 #include "engine/scheduler.h"
 #include "engine/sched_policy.h"
@@ -28,6 +37,9 @@
 #define SCHED_ERR_MAX 512
 #define SCHED_MAX_WORKERS 64
 #define SCHED_BATCH_LIMIT 256   /* largest batch a backend may ask for */
+
+/* The two pools (see the top of the file). */
+enum { POOL_NET, POOL_LOCAL, N_POOLS };
 
 struct group {
     struct backend *backend;       /* borrowed */
@@ -49,6 +61,15 @@ struct item {
     struct timespec due;
     bool never;                    /* nothing to do until told otherwise */
     bool inflight;
+    unsigned pool;                 /* POOL_*: which workers run it; fixed at scheduler_new */
+};
+
+/* A queue of item indexes and the workers that take from it. */
+struct pool {
+    pthread_cond_t work;           /* its workers wait here */
+    size_t *queue;                 /* ring of item indexes; under lock */
+    size_t qhead, qlen;
+    unsigned nworkers;             /* fixed at scheduler_new */
 };
 
 struct scheduler {
@@ -63,18 +84,16 @@ struct scheduler {
 
     pthread_mutex_t lock;
     pthread_cond_t timer;          /* the timing thread waits here */
-    pthread_cond_t work;           /* workers wait here */
     pthread_cond_t idle;           /* fetch_all waits here */
     struct item *items;            /* ng groups, nb backends, nbatch batches; under lock */
-    size_t *queue;                 /* ring of item indexes; under lock */
-    size_t qhead, qlen;
+    struct pool pools[N_POOLS];    /* queues under lock */
     bool stop;
     size_t unsettled;              /* groups whose first attempt is pending */
     bool log_cold_start;
     struct timespec started_at;
 
     pthread_t timer_thread;
-    pthread_t *workers;
+    pthread_t *workers;            /* the local pool's first, then the network pool's */
     unsigned nworkers, nstarted;
     bool timer_started;
 
@@ -172,6 +191,16 @@ static size_t nitems(const struct scheduler *sc)
     return sc->ng + sc->nb + sc->nbatch;
 }
 
+/* The backend item i works for: its group's, its own, or its batch's. */
+static struct backend *item_backend(const struct scheduler *sc, size_t i)
+{
+    if (i < sc->ng)
+        return sc->groups[i].backend;
+    if (i < sc->ng + sc->nb)
+        return sc->backends[i - sc->ng];
+    return sc->batches[i - sc->ng - sc->nb].backend;
+}
+
 int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct scheduler **out)
 {
     pthread_condattr_t ca;
@@ -185,21 +214,33 @@ int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&sc->timer, &ca);
-    pthread_cond_init(&sc->work, NULL);
     pthread_cond_init(&sc->idle, NULL);
     pthread_condattr_destroy(&ca);
+    for (unsigned p = 0; p < N_POOLS; p++)
+        pthread_cond_init(&sc->pools[p].work, NULL);
     if (build_groups(sc) < 0 || build_batches(sc) < 0)
         goto nomem;
     sc->items = calloc(nitems(sc) + 1, sizeof(*sc->items));
-    sc->queue = calloc(nitems(sc) + 1, sizeof(*sc->queue));
     sc->errors = calloc(store_count(st) + 1, sizeof(*sc->errors));
-    if (!sc->items || !sc->queue || !sc->errors)
+    if (!sc->items || !sc->errors)
         goto nomem;
-    for (size_t i = 0; i < nitems(sc); i++)
-        sc->items[i].never = true;
-    sc->nworkers = (unsigned)(sc->ng + nb < SCHED_MAX_WORKERS ? sc->ng + nb : SCHED_MAX_WORKERS);
-    if (sc->nworkers == 0)
-        sc->nworkers = 1;
+    for (unsigned p = 0; p < N_POOLS; p++)
+        if (!(sc->pools[p].queue = calloc(nitems(sc) + 1, sizeof(size_t))))
+            goto nomem;
+    size_t counts[N_POOLS] = {0};
+    for (size_t i = 0; i < nitems(sc); i++) {
+        struct item *it = &sc->items[i];
+        it->never = true;
+        it->pool = backend_has_cap(item_backend(sc, i), BACKEND_CAP_LOCAL) ? POOL_LOCAL : POOL_NET;
+        if (i < sc->ng + nb)   /* batches run on the workers their groups have */
+            counts[it->pool]++;
+    }
+    size_t net = counts[POOL_NET] < SCHED_MAX_WORKERS ? counts[POOL_NET] : SCHED_MAX_WORKERS;
+    sc->pools[POOL_NET].nworkers = (unsigned)net;
+    sc->pools[POOL_LOCAL].nworkers = counts[POOL_LOCAL] ? 1 : 0;
+    if (net + counts[POOL_LOCAL] == 0)
+        sc->pools[POOL_NET].nworkers = 1;   /* nothing configured: one idle worker */
+    sc->nworkers = sc->pools[POOL_NET].nworkers + sc->pools[POOL_LOCAL].nworkers;
     sc->workers = calloc(sc->nworkers, sizeof(*sc->workers));
     if (!sc->workers)
         goto nomem;
@@ -221,8 +262,11 @@ void scheduler_free(struct scheduler *sc)
         return;
     scheduler_stop(sc);
     pthread_cond_destroy(&sc->timer);
-    pthread_cond_destroy(&sc->work);
     pthread_cond_destroy(&sc->idle);
+    for (unsigned p = 0; p < N_POOLS; p++) {
+        pthread_cond_destroy(&sc->pools[p].work);
+        free(sc->pools[p].queue);
+    }
     pthread_mutex_destroy(&sc->lock);
     if (sc->groups)
         for (size_t g = 0; g < sc->ng; g++)
@@ -232,7 +276,6 @@ void scheduler_free(struct scheduler *sc)
         free(sc->batches[i].groups);
     free(sc->batches);
     free(sc->items);
-    free(sc->queue);
     free(sc->errors);
     free(sc->workers);
     free(sc);
@@ -450,12 +493,13 @@ static int ts_cmp(const struct timespec *a, const struct timespec *b)
 static void enqueue_locked(struct scheduler *sc, size_t item)
 {
     struct item *it = &sc->items[item];
+    struct pool *p = &sc->pools[it->pool];
     if (it->inflight)
         return;
     it->inflight = true;
-    sc->queue[(sc->qhead + sc->qlen) % nitems(sc)] = item;
-    sc->qlen++;
-    pthread_cond_signal(&sc->work);
+    p->queue[(p->qhead + p->qlen) % nitems(sc)] = item;
+    p->qlen++;
+    pthread_cond_signal(&p->work);
 }
 
 /* Called with sc->lock held, after the first attempt of group gi. */
@@ -543,20 +587,19 @@ static void run_batch(struct scheduler *sc, size_t bi)
     free(delays);
 }
 
-static void *worker(void *arg)
+static void run_worker(struct scheduler *sc, struct pool *p)
 {
-    struct scheduler *sc = arg;
     secmem_hide_stack();   /* fetches, extraction and sealing run here */
     pthread_mutex_lock(&sc->lock);
     while (!sc->stop) {
-        if (sc->qlen == 0) {
+        if (p->qlen == 0) {
             secmem_scrub_regs();   /* the last job's plaintext, before sleeping */
-            pthread_cond_wait(&sc->work, &sc->lock);
+            pthread_cond_wait(&p->work, &sc->lock);
             continue;
         }
-        size_t item = sc->queue[sc->qhead];
-        sc->qhead = (sc->qhead + 1) % nitems(sc);
-        sc->qlen--;
+        size_t item = p->queue[p->qhead];
+        p->qhead = (p->qhead + 1) % nitems(sc);
+        p->qlen--;
         pthread_mutex_unlock(&sc->lock);
 
         if (item >= sc->ng + sc->nb) {
@@ -589,6 +632,19 @@ static void *worker(void *arg)
         }
     }
     pthread_mutex_unlock(&sc->lock);
+}
+
+static void *net_worker(void *arg)
+{
+    struct scheduler *sc = arg;
+    run_worker(sc, &sc->pools[POOL_NET]);
+    return NULL;
+}
+
+static void *local_worker(void *arg)
+{
+    struct scheduler *sc = arg;
+    run_worker(sc, &sc->pools[POOL_LOCAL]);
     return NULL;
 }
 
@@ -631,13 +687,24 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
     return -rc;
 }
 
+/* Fewer workers than planned still work, as long as each pool that has
+ * items got one (the local pool's one is started first). Otherwise none
+ * is left running. */
 static int start_workers(struct scheduler *sc)
 {
+    unsigned nlocal = sc->pools[POOL_LOCAL].nworkers;
     sc->stop = false;
     for (; sc->nstarted < sc->nworkers; sc->nstarted++) {
-        int rc = spawn(&sc->workers[sc->nstarted], worker, sc);
-        if (rc < 0)
-            return sc->nstarted > 0 ? 0 : rc;   /* fewer workers still work */
+        bool local = sc->nstarted < nlocal;
+        int rc = spawn(&sc->workers[sc->nstarted], local ? local_worker : net_worker, sc);
+        if (rc < 0) {
+            bool local_ok = nlocal == 0 || sc->nstarted > 0;
+            bool net_ok = sc->pools[POOL_NET].nworkers == 0 || sc->nstarted > nlocal;
+            if (local_ok && net_ok)
+                return 0;
+            scheduler_stop(sc);   /* joins the ones that started */
+            return rc;
+        }
     }
     return 0;
 }
@@ -716,7 +783,8 @@ void scheduler_stop(struct scheduler *sc)
 {
     pthread_mutex_lock(&sc->lock);
     sc->stop = true;
-    pthread_cond_broadcast(&sc->work);
+    for (unsigned p = 0; p < N_POOLS; p++)
+        pthread_cond_broadcast(&sc->pools[p].work);
     pthread_cond_broadcast(&sc->timer);
     pthread_mutex_unlock(&sc->lock);
     if (sc->timer_started)
@@ -729,6 +797,7 @@ void scheduler_stop(struct scheduler *sc)
     pthread_mutex_lock(&sc->lock);
     for (size_t i = 0; i < nitems(sc); i++)
         sc->items[i].inflight = false;
-    sc->qlen = 0;
+    for (unsigned p = 0; p < N_POOLS; p++)
+        sc->pools[p].qlen = 0;
     pthread_mutex_unlock(&sc->lock);
 }

@@ -21,9 +21,13 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
@@ -41,6 +45,16 @@ struct fs {
     double timeout;
     unsigned max_threads;
     bool mounted;
+    /* fs_exit's wake-up: an eventfd every loop thread polls with /dev/fuse,
+     * written once and never read, so it stays readable for all of them. */
+    int exit_fd;
+
+    /* fs_run's threads: the caller's and the ones it starts. */
+    pthread_mutex_t loop_lock;       /* protects the fields below */
+    pthread_t *loop_threads;         /* the started ones (max_threads - 1 at most) */
+    unsigned n_started;              /* protected by loop_lock */
+    unsigned n_idle;                 /* protected by loop_lock: waiting for a request */
+    int loop_error;                  /* protected by loop_lock: the first failure */
 
     /* Lock order: wait_lock, then the store's settle lock. park checks
      * store_settled and queues under wait_lock, and fs_settled (called
@@ -673,6 +687,8 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     err[0] = '\0';
     if (!fs)
         goto fail;
+    fs->exit_fd = -1;
+    pthread_mutex_init(&fs->loop_lock, NULL);
     pthread_mutex_init(&fs->open_lock, NULL);
     pthread_mutex_init(&fs->wait_lock, NULL);
     pthread_mutex_init(&fs->drop_lock, NULL);
@@ -684,6 +700,13 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     fs->pool = pool;
     fs->timeout = o->attr_timeout;
     fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
+    fs->loop_threads = calloc(fs->max_threads, sizeof(*fs->loop_threads));
+    fs->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!fs->loop_threads || fs->exit_fd < 0) {
+        rc = fs->exit_fd < 0 ? -errno : -ENOMEM;
+        snprintf(err, errlen, "cannot set up the filesystem loop: %s", strerror(-rc));
+        goto fail;
+    }
     rc = tree_build(fs);
     if (rc == -EINVAL)
         snprintf(err, errlen, "secret names collide (one names a directory of another)");
@@ -718,6 +741,14 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
         goto fail;
     }
     fs->mounted = true;
+    /* The loop threads wait in epoll and take a request with a read that
+     * must not block when another thread took it first (fs_run). */
+    int fl = fcntl(fuse_session_fd(fs->se), F_GETFL);
+    if (fl < 0 || fcntl(fuse_session_fd(fs->se), F_SETFL, fl | O_NONBLOCK) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot make /dev/fuse non-blocking: %s", strerror(-rc));
+        goto fail;
+    }
     *out = fs;
     return 0;
 fail:
@@ -727,24 +758,141 @@ fail:
     return rc;
 }
 
+/* The loop, ours rather than libfuse's fuse_session_loop_mt: that one ends
+ * its threads with pthread_cancel, which makes glibc dlopen libgcc_s at
+ * every stop (a file a minimal container image must then carry, and ~2 ms
+ * with the unwinding: docs/performance.md, exec) and needs a signal to
+ * interrupt its wait, which a signal landing just before the wait misses.
+ * Here every thread waits in epoll on /dev/fuse (EPOLLEXCLUSIVE: one is
+ * woken per request) and on exit_fd, which fs_exit makes readable for all
+ * of them at once; a thread that finds the request taken by another gets
+ * EAGAIN (the fd is non-blocking) and waits again. As libfuse does, a
+ * thread that takes a request when no other is waiting starts one more,
+ * up to max_threads: a request that waits for another (a page-cache drop
+ * waits for reads in flight) always finds a thread to answer it. */
+
+static void loop_serve(struct fs *fs);
+
+static void *loop_thread(void *arg)
+{
+    loop_serve(arg);
+    return NULL;
+}
+
+/* A request was taken: one thread fewer waits, and one more starts when
+ * none is left. Called with loop_lock; 0, or pthread_create's error (the
+ * caller logs it once the lock is released: the lock is a leaf). */
+static int take_locked(struct fs *fs)
+{
+    fs->n_idle--;
+    if (fs->n_idle > 0 || fs->n_started + 1 >= fs->max_threads || fuse_session_exited(fs->se))
+        return 0;
+    /* Signals are the main thread's (mount) or the supervisor's (exec):
+     * every asynchronous one blocked here; not the faults, whose handler
+     * must run (a blocked fault signal kills without it, leaving the
+     * mount). */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+    sigset_t set, old;
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+        sigdelset(&set, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int rc = pthread_create(&fs->loop_threads[fs->n_started], NULL, loop_thread, fs);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        fs->n_started++;
+        fs->n_idle++;
+    }
+    return rc;
+}
+
+static void loop_fail(struct fs *fs, int rc)
+{
+    pthread_mutex_lock(&fs->loop_lock);
+    if (fs->loop_error == 0)
+        fs->loop_error = rc;
+    pthread_mutex_unlock(&fs->loop_lock);
+}
+
+/* Wait for a request or fs_exit, answer, again. On the way out (fs_exit,
+ * an unmount, a failure) it calls fs_exit, so every other thread leaves
+ * too. */
+static void loop_serve(struct fs *fs)
+{
+    struct fuse_buf buf = {.mem = NULL};   /* libfuse allocates it at the first request */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event dev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = 0};
+    struct epoll_event quit = {.events = EPOLLIN, .data.u32 = 1};
+
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fuse_session_fd(fs->se), &dev) != 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, fs->exit_fd, &quit) != 0) {
+        loop_fail(fs, -errno);
+        goto out;
+    }
+    while (!fuse_session_exited(fs->se)) {
+        struct epoll_event got[2];
+        int n = epoll_wait(ep, got, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;   /* a stop signal's handler called fs_exit: see the loop's test */
+        if (n < 0) {
+            loop_fail(fs, -errno);
+            break;
+        }
+        if (n == 2 || got[0].data.u32 == 1)
+            break;
+        int res = fuse_session_receive_buf(fs->se, &buf);
+        if (res == -EINTR || res == -EAGAIN)
+            continue;
+        if (res <= 0) {
+            /* 0: the kernel ended the session (unmounted from outside). */
+            if (res < 0)
+                loop_fail(fs, res);
+            break;
+        }
+        pthread_mutex_lock(&fs->loop_lock);
+        int spawn_err = take_locked(fs);
+        pthread_mutex_unlock(&fs->loop_lock);
+        if (spawn_err != 0)
+            log_f(LOG_WARN, &(struct log_fields){.error = strerror(spawn_err)},
+                  "cannot start another filesystem thread");
+        fuse_session_process_buf(fs->se, &buf);
+        pthread_mutex_lock(&fs->loop_lock);
+        fs->n_idle++;
+        pthread_mutex_unlock(&fs->loop_lock);
+    }
+out:
+    fs_exit(fs);
+    free(buf.mem);
+    if (ep >= 0)
+        close(ep);
+}
+
 int fs_run(struct fs *fs)
 {
-    struct fuse_loop_config *lc = fuse_loop_cfg_create();
-    if (!lc)
-        return -ENOMEM;
-    fuse_loop_cfg_set_max_threads(lc, fs->max_threads);
-    fuse_loop_cfg_set_clone_fd(lc, 0);
-    int rc = fuse_session_loop_mt(fs->se, lc);
-    fuse_loop_cfg_destroy(lc);
-    /* Positive: a signal number, which libfuse records only when its own
-     * handlers are installed (we install ours, broker/signals.c, so this
-     * does not happen today); a clean stop either way, like 0. */
-    return rc < 0 ? rc : 0;
+    pthread_mutex_lock(&fs->loop_lock);
+    fs->n_started = 0;
+    fs->n_idle = 1;
+    fs->loop_error = 0;
+    pthread_mutex_unlock(&fs->loop_lock);
+    loop_serve(fs);
+    /* The session has exited, so no thread starts another (take_locked
+     * looks under the lock), and exit_fd wakes every one still waiting. */
+    pthread_mutex_lock(&fs->loop_lock);
+    unsigned n = fs->n_started;
+    pthread_mutex_unlock(&fs->loop_lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(fs->loop_threads[i], NULL);
+    return fs->loop_error;
 }
 
 void fs_exit(struct fs *fs)
 {
+    uint64_t one = 1;
     fuse_session_exit(fs->se);
+    /* Async-signal-safe (a stop signal's handler calls this): a write. A
+     * full counter (never, in practice) is readable all the same. */
+    ssize_t n = write(fs->exit_fd, &one, sizeof(one));
+    (void)n;
 }
 
 void fs_notify(struct fs *fs, size_t idx, bool removed)
@@ -785,6 +933,10 @@ void fs_free(struct fs *fs)
     pthread_mutex_destroy(&fs->open_lock);
     pthread_mutex_destroy(&fs->wait_lock);
     pthread_mutex_destroy(&fs->drop_lock);
+    pthread_mutex_destroy(&fs->loop_lock);
+    if (fs->exit_fd >= 0)
+        close(fs->exit_fd);
+    free(fs->loop_threads);
     free(fs->drop_queue);
     free(fs->waiters);
     free(fs->drop_queued);

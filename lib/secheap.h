@@ -7,8 +7,8 @@
  * Wiping on free is not enough: while a fetch runs, those buffers are live,
  * and a core dump taken at that moment would hold them. So every page of
  * this heap is excluded from core dumps (MADV_DONTDUMP), locked in memory
- * when the limit allows (mlock: never swapped), and every block is wiped
- * when freed.
+ * when the limit allows (mlock2 MLOCK_ONFAULT: each page from its first
+ * touch, never swapped), and every block is wiped when freed.
  *
  * Small blocks come from power-of-two size classes carved out of 256 KiB
  * slabs; a freed block goes back to its class, never to the system, so the

@@ -5,6 +5,7 @@
 #include "rs_config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +13,36 @@
 #include <sys/mman.h>
 #include <sodium.h>
 
+/* Blocks handed out and not yet freed, by every allocator below
+ * (secmem_outstanding). Part of the allocator hooks' state, like secheap's
+ * (ARCHITECTURE.md, "Process-wide state"); relaxed: it is only read once
+ * every other thread is gone. */
+static atomic_size_t outstanding;
+
+static void count_alloc(const void *p)
+{
+    if (p)
+        atomic_fetch_add_explicit(&outstanding, 1, memory_order_relaxed);
+}
+
+static void count_free(const void *p)
+{
+    if (p)
+        atomic_fetch_sub_explicit(&outstanding, 1, memory_order_relaxed);
+}
+
+size_t secmem_outstanding(void)
+{
+    return atomic_load_explicit(&outstanding, memory_order_relaxed);
+}
+
 #if RS_PLAIN_ALLOC
 /* Sanitizer builds: malloc with a size prefix, wiped on free, so ASan
  * still sees every library allocation. The prefix keeps the returned
  * pointer max_align_t aligned. */
 #define PREFIX_BYTES (sizeof(max_align_t) > sizeof(size_t) ? sizeof(max_align_t) : sizeof(size_t))
 
-void *secmem_lib_alloc(size_t len)
+static void *lib_alloc(size_t len)
 {
     if (len > SIZE_MAX - PREFIX_BYTES)
         return NULL;
@@ -36,7 +60,7 @@ static size_t lib_usable(void *ptr)
     return len;
 }
 
-void secmem_lib_free(void *ptr)
+static void lib_free(void *ptr)
 {
     if (!ptr)
         return;
@@ -45,37 +69,58 @@ void secmem_lib_free(void *ptr)
     free(p);
 }
 
-void *secmem_lib_realloc(void *ptr, size_t len)
+static void *lib_realloc(void *ptr, size_t len)
 {
     if (!ptr)
-        return secmem_lib_alloc(len);
+        return lib_alloc(len);
     size_t old = lib_usable(ptr);
-    void *n = secmem_lib_alloc(len);
+    void *n = lib_alloc(len);
     if (!n)
         return NULL;
     memcpy(n, ptr, old < len ? old : len);
-    secmem_lib_free(ptr);
+    lib_free(ptr);
     return n;
 }
 #else
 /* Everything the libraries allocate is secheap memory: never in a core
  * dump, locked, wiped on free (secheap.h says why wiping alone is not
  * enough). */
-void *secmem_lib_alloc(size_t len)
+static void *lib_alloc(size_t len)
 {
     return secheap_alloc(len);
 }
 
-void secmem_lib_free(void *ptr)
+static void lib_free(void *ptr)
 {
     secheap_free(ptr);
 }
 
-void *secmem_lib_realloc(void *ptr, size_t len)
+static void *lib_realloc(void *ptr, size_t len)
 {
     return secheap_realloc(ptr, len);
 }
 #endif
+
+void *secmem_lib_alloc(size_t len)
+{
+    void *p = lib_alloc(len);
+    count_alloc(p);
+    return p;
+}
+
+void secmem_lib_free(void *ptr)
+{
+    count_free(ptr);
+    lib_free(ptr);
+}
+
+void *secmem_lib_realloc(void *ptr, size_t len)
+{
+    void *n = lib_realloc(ptr, len);
+    if (!ptr)
+        count_alloc(n);   /* a move keeps the count: one block out, one in */
+    return n;
+}
 
 void *secmem_json_malloc(size_t len)
 {
@@ -92,7 +137,9 @@ void *secmem_alloc(size_t len)
 #if RS_PLAIN_ALLOC
     return secmem_lib_alloc(len ? len : 1);
 #else
-    return sodium_malloc(len ? len : 1);
+    void *p = sodium_malloc(len ? len : 1);
+    count_alloc(p);
+    return p;
 #endif
 }
 
@@ -101,6 +148,7 @@ void secmem_free(void *p)
 #if RS_PLAIN_ALLOC
     secmem_lib_free(p);
 #else
+    count_free(p);
     sodium_free(p);
 #endif
 }

@@ -50,6 +50,13 @@ void *secmem_lib_alloc(size_t len) __attribute__((malloc));
 void *secmem_lib_realloc(void *p, size_t len);
 void secmem_lib_free(void *p);
 
+/* Blocks of secret memory allocated and not freed yet: secmem_alloc's
+ * and the libraries' heap's together. 0 means every byte of plaintext and
+ * key material this process held has been wiped (every free wipes), which
+ * is what lets `exec` skip the exit handlers (hardening_exit). Exact only
+ * once no other thread allocates. */
+size_t secmem_outstanding(void);
+
 /* The allocator handed to jansson (secmem_lib_alloc/free): size-prefixed,
  * wiped on free. */
 void *secmem_json_malloc(size_t len);

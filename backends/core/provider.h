@@ -22,6 +22,10 @@ struct http_engine;
  * and rewritten in place): the caller confirms an empty value with the next
  * read before it replaces a non-empty one. */
 #define BACKEND_CAP_CONFIRM_EMPTY (1u << 2)
+/* Fetches without the network: env->http may be NULL. When every configured
+ * backend has it, the broker starts no HTTP engine and never initialises
+ * libcurl and OpenSSL (a shorter start and exit: docs/performance.md). */
+#define BACKEND_CAP_LOCAL (1u << 3)
 
 /* Error text of one fetch. */
 #define BACKEND_ERR_MAX 512
@@ -51,7 +55,7 @@ void fetch_result_cleanup(struct fetch_result *r);
 
 /* What a live backend may use from the broker. */
 struct backend_env {
-    struct http_engine *http;  /* the shared HTTP engine; borrowed */
+    struct http_engine *http;  /* the shared HTTP engine; borrowed; NULL for BACKEND_CAP_LOCAL */
     const char *name;          /* the instance's name, for logs; set by backend_new */
     size_t max_value;          /* the common max_size setting: largest value to accept */
 };

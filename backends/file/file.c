@@ -208,7 +208,7 @@ out:
 const struct backend_ops backend_file_ops = {
     .type = "file",
     /* Files rewritten in place read empty between truncate and write. */
-    .caps = BACKEND_CAP_CONFIRM_EMPTY,
+    .caps = BACKEND_CAP_CONFIRM_EMPTY | BACKEND_CAP_LOCAL,
     .parse = file_parse,
     .conf_free = file_conf_free,
     .create = file_create,

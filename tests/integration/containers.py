@@ -7,8 +7,8 @@ One test run (one test file) gets:
 - podman with its own --root/--runroot/--tmpdir under the same directory, so
   the host's podman store is not touched either;
 - ONE minimal image, imported into both engines from the same tarball: the
-  runsecrets binary, exactly the libraries `ldd` lists (plus libgcc_s.so.1,
-  see MINIMAL_EXTRA_LIBS), a static busybox, /etc/passwd and /etc/group
+  runsecrets binary, exactly the libraries `ldd` lists (see
+  MINIMAL_EXTRA_LIBS), a static busybox, /etc/passwd and /etc/group
   with root and app (1000:1000), /tmp and /run. docs/containers.md lists it.
 
 Everything is bounded and everything is removed at the end (containers,
@@ -68,13 +68,13 @@ BUSYBOX_APPLETS = ("sh", "cat", "ls", "id", "sleep", "kill", "grep", "stat", "ec
                    "printf", "seq", "find", "readlink", "dd", "hexdump", "od", "tee", "touch",
                    "uname", "whoami", "date", "expr", "nproc", "usleep", "xargs", "ln", "cp")
 
-# Loaded at run time with dlopen, so `ldd` never lists it: libfuse 3.14's
-# fuse_session_loop_mt stops its worker threads with pthread_cancel, and
-# glibc (2.34+) loads libgcc_s for the unwinding a cancellation needs; when
-# the library is missing, glibc aborts with "libgcc_s.so.1 must be installed
-# for pthread_cancel to work" as the broker stops. test_containers.py shows
-# both sides (docs/containers.md).
-MINIMAL_EXTRA_LIBS = ("libgcc_s.so.1",)
+# Libraries loaded at run time with dlopen, which `ldd` never lists: none.
+# libgcc_s.so.1 was one while the FUSE loop was libfuse's
+# fuse_session_loop_mt, which stops its workers with pthread_cancel (glibc
+# 2.34+ dlopens libgcc_s for that, and aborts without it); the broker's own
+# loop (fuse/fs.c) cancels nothing, and test_containers.py checks that the
+# image holds only what ldd lists (docs/containers.md).
+MINIMAL_EXTRA_LIBS = ()
 
 # Files every container has that the image does not: the engines' markers
 # and what they bind-mount over /etc.
