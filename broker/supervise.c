@@ -459,6 +459,18 @@ CHILD_CODE static void child_take_tty(int pipe_w)
         child_note(pipe_w, STAGE_TTY_FOREGROUND, errno);
 }
 
+/* The 32-bit ids' system calls: on i386 and arm32 plain SYS_setuid & co.
+ * are the 16-bit legacy ones (glibc uses the *32 ones there too). */
+#ifdef SYS_setuid32
+#define RS_SYS_SETUID SYS_setuid32
+#define RS_SYS_SETGID SYS_setgid32
+#define RS_SYS_SETGROUPS SYS_setgroups32
+#else
+#define RS_SYS_SETUID SYS_setuid
+#define RS_SYS_SETGID SYS_setgid
+#define RS_SYS_SETGROUPS SYS_setgroups
+#endif
+
 /* Runs in the child of supervise_start's clone(CLONE_VM | CLONE_VFORK):
  * on its own stack, in the broker's memory, with the broker's TLS, while
  * the broker's other threads run on. So: system calls only, no
@@ -520,11 +532,11 @@ CHILD_CODE static _Noreturn void child_run(const struct supervise_child *c, int 
      * broker's threads to change their ids too. The child is one thread:
      * the system call alone changes all of it. */
     if (u && u->set) {
-        if (syscall(SYS_setgroups, u->n_groups, u->groups) != 0)
+        if (syscall(RS_SYS_SETGROUPS, u->n_groups, u->groups) != 0)
             child_fail(pipe_w, STAGE_SETGROUPS, errno);
-        if (syscall(SYS_setgid, u->gid) != 0)
+        if (syscall(RS_SYS_SETGID, u->gid) != 0)
             child_fail(pipe_w, STAGE_SETGID, errno);
-        if (syscall(SYS_setuid, u->uid) != 0)
+        if (syscall(RS_SYS_SETUID, u->uid) != 0)
             child_fail(pipe_w, STAGE_SETUID, errno);
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -586,10 +598,16 @@ static pid_t child_spawn(const struct supervise_child *c, int pipe_w, int last_c
     struct child_args a = {.c = c, .pipe_w = pipe_w, .last_cap = last_cap, .tty = tty};
     sigset_t all, old;
     sigfillset(&all);
+    /* The child shares our mm: its setuid/setgid make the kernel set the
+     * mm's dumpable flag to fs.suid_dumpable (commit_creds), which is
+     * ours too. Put back what hardening_init set once it has exec'd. */
+    int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid = clone(child_entry, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
     if (pid < 0)
         pid = -errno;
+    if (dumpable >= 0)
+        (void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 #if defined(__SANITIZE_ADDRESS__)
     /* Should anything in the child (an interceptor) have poisoned shadow

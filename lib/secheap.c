@@ -59,7 +59,8 @@ static void classes_init(void)
  * faulted in whole: the first allocation of each size class (config
  * loading touches most of them) populated 64 pages for a few blocks, a
  * measurable part of every start (docs/performance.md, exec). Kernels
- * before 4.4 have no mlock2: the plain mlock then. */
+ * before 4.4 have no mlock2: the plain mlock then, as on any refusal that
+ * is not a limit. */
 static void *map_pages(size_t len)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -69,7 +70,9 @@ static void *map_pages(size_t len)
         munmap(p, len);
         return NULL;
     }
-    if (mlock2(p, len, MLOCK_ONFAULT) != 0 && (errno == EINVAL || errno == ENOSYS))
+    /* Any refusal but a limit (ENOMEM, EAGAIN: mlock would hit it too),
+     * e.g. a seccomp filter that knows mlock but not mlock2 (EPERM). */
+    if (mlock2(p, len, MLOCK_ONFAULT) != 0 && errno != ENOMEM && errno != EAGAIN)
         (void)mlock(p, len);
     atomic_fetch_add_explicit(&mapped_bytes, len, memory_order_relaxed);
     return p;

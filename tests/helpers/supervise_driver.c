@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -32,7 +33,7 @@ int main(int argc, char **argv)
     struct supervise *s = NULL;
     const char *user_spec = NULL;
     long long grace = 10000;
-    bool group = false, leak = false;
+    bool group = false, leak = false, dumpable = false;
     char err[512] = "";
     int i, rc, status = 2;
 
@@ -46,6 +47,10 @@ int main(int argc, char **argv)
             user_spec = argv[++i];
         } else if (!strcmp(argv[i], "--grace") && i + 1 < argc) {
             grace = strtoll(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--dumpable")) {
+            /* Non-dumpable as hardening_init makes the broker; print
+             * the flag once the child has started. */
+            dumpable = true;
         } else if (!strcmp(argv[i], "--signal-group")) {
             group = true;
         } else if (!strcmp(argv[i], "--leak-fd")) {
@@ -82,10 +87,14 @@ int main(int argc, char **argv)
         .signal_group = group,
         .close_from = floor_fd,
     };
+    if (dumpable)
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (supervise_start(s, &c, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         goto out;
     }
+    if (dumpable)
+        fprintf(stderr, "dumpable %d\n", prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
     for (;;) {
         enum supervise_event ev = supervise_wait(s, -1, &status);
         if (ev == SUPERVISE_EXITED)

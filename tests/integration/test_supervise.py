@@ -409,6 +409,24 @@ echo "zombies $(cat /proc/[0-9]*/stat 2>/dev/null | awk '{ s = $0; sub(/.*\) /, 
         self.assertIds(st, 1234, 1234, [1234])
         self.assertClean(st)
 
+    def test_user_keeps_the_supervisor_non_dumpable(self):
+        # The child shares the supervisor's memory until its exec
+        # (CLONE_VM): its setuid makes the kernel set that memory's dumpable
+        # flag to fs.suid_dumpable. Where that is 2 (hosts with apport) the
+        # supervisor must still be non-dumpable after the start.
+        path = "/proc/sys/fs/suid_dumpable"
+        with open(path) as f:
+            old = f.read().strip()
+        try:
+            with open(path, "w") as f:
+                f.write("2")
+            rc, out, err = self.run_driver(["true"], "--user", "1000", "--dumpable")
+        finally:
+            with open(path, "w") as f:
+                f.write(old)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("dumpable 0\n", err)
+
     def test_user_with_group(self):
         self.assertIds(self.child_status("--user", "app:extra"), 1000, 2000, [2000, 2001])
         self.assertIds(self.child_status("--user", "1000:3000"), 1000, 3000, [3000, 2000, 2001])
