@@ -150,8 +150,9 @@ int hardening_init_process(char *err, size_t errlen)
 
 void hardening_exit(int code)
 {
-#if RS_PLAIN_ALLOC
-    /* Sanitizer builds keep the full exit: LeakSanitizer checks at exit. */
+#if RS_PLAIN_ALLOC || RS_COVERAGE || defined(__SANITIZE_THREAD__)
+    /* Instrumented builds keep the full exit: LeakSanitizer checks, and
+     * ThreadSanitizer reports (in the exit status) and gcov writes, there. */
     (void)code;
 #else
     if (secmem_outstanding() != 0)
