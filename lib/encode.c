@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <string.h>
 
 static const char hex_upper[] = "0123456789ABCDEF";
 
@@ -75,4 +76,18 @@ size_t encode_percent_decode(const char *s, size_t n, char *out)
         }
     }
     return o;
+}
+
+int encode_form_field(struct secbuf *b, const char *key, const char *value)
+{
+    int rc = 0;
+    if (b->len)
+        rc = secbuf_append(b, "&", 1);
+    if (rc == 0)
+        rc = secbuf_append(b, key, strlen(key));
+    if (rc == 0)
+        rc = secbuf_append(b, "=", 1);
+    if (rc == 0)
+        rc = encode_percent(b, value, strlen(value), 0);
+    return rc;
 }

@@ -20,6 +20,11 @@
  * maximum reached: b holds a prefix, the caller discards it). */
 int encode_percent(struct secbuf *b, const void *p, size_t n, unsigned flags)
     __attribute__((warn_unused_result));
+/* Append "key=value" to a form body (application/x-www-form-urlencoded,
+ * as Entra and STS read it), after a '&' unless b is empty; the value is
+ * percent-encoded, the key taken as it is. 0 or encode_percent's errors. */
+int encode_form_field(struct secbuf *b, const char *key, const char *value)
+    __attribute__((warn_unused_result));
 /* The encoding of the string in into out (cap bytes, NUL included). 0 or
  * -E2BIG when it does not fit (out is then unspecified). */
 int encode_percent_str(const char *in, char *out, size_t cap, unsigned flags)

@@ -11,21 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* application/x-www-form-urlencoded "key=value", appended to b. */
-static int form_append(struct secbuf *b, const char *key, const char *value)
-{
-    int rc = 0;
-    if (b->len)
-        rc = secbuf_append(b, "&", 1);
-    if (rc == 0)
-        rc = secbuf_append(b, key, strlen(key));
-    if (rc == 0)
-        rc = secbuf_append(b, "=", 1);
-    if (rc == 0)
-        rc = encode_percent(b, value, strlen(value), 0);
-    return rc;
-}
-
 static const char *sts_url(struct aws_chain *c, const char *region, char *buf, size_t cap)
 {
     const char *e = c->sts_endpoint ? c->sts_endpoint : aws_env("AWS_ENDPOINT_URL_STS");
@@ -107,13 +92,13 @@ static int sts_form(struct secbuf *form, const char *action, const char *role_ar
         snprintf(sess, sizeof(sess), "runsecrets-%ld", (long)getpid());
         session = sess;
     }
-    int rc = form_append(form, "Action", action);
+    int rc = encode_form_field(form, "Action", action);
     if (rc == 0)
-        rc = form_append(form, "Version", "2011-06-15");
+        rc = encode_form_field(form, "Version", "2011-06-15");
     if (rc == 0)
-        rc = form_append(form, "RoleArn", role_arn);
+        rc = encode_form_field(form, "RoleArn", role_arn);
     if (rc == 0)
-        rc = form_append(form, "RoleSessionName", session);
+        rc = encode_form_field(form, "RoleSessionName", session);
     return rc;
 }
 
@@ -130,7 +115,7 @@ int aws_web_identity(struct aws_chain *c, const char *token_file, const char *ro
     secbuf_init(&form, 2 * AWS_FILE_MAX);
     rc = sts_form(&form, "AssumeRoleWithWebIdentity", role_arn, session);
     if (rc == 0)
-        rc = form_append(&form, "WebIdentityToken", jwt);
+        rc = encode_form_field(&form, "WebIdentityToken", jwt);
     secmem_free(jwt);
     if (rc == 0)
         rc = sts_call(c, &form, NULL, "STS AssumeRoleWithWebIdentity", out, err, errlen);
@@ -147,9 +132,9 @@ int aws_assume_role(struct aws_chain *c, const struct aws_creds *source, const c
     secbuf_init(&form, 16 * 1024);
     rc = sts_form(&form, "AssumeRole", role_arn, session);
     if (rc == 0 && external_id)
-        rc = form_append(&form, "ExternalId", external_id);
+        rc = encode_form_field(&form, "ExternalId", external_id);
     if (rc == 0 && duration)
-        rc = form_append(&form, "DurationSeconds", duration);
+        rc = encode_form_field(&form, "DurationSeconds", duration);
     if (rc == 0)
         rc = sts_call(c, &form, source, "STS AssumeRole", out, err, errlen);
     secbuf_cleanup(&form);

@@ -170,21 +170,6 @@ UNITTEST_STATIC int azure_imds_answer(const struct http_response *r, time_t now,
 
 /* ---- the requests ---- */
 
-/* application/x-www-form-urlencoded "key=value", appended to b. */
-static int form_append(struct secbuf *b, const char *key, const char *value)
-{
-    int rc = 0;
-    if (b->len)
-        rc = secbuf_append(b, "&", 1);
-    if (rc == 0)
-        rc = secbuf_append(b, key, strlen(key));
-    if (rc == 0)
-        rc = secbuf_append(b, "=", 1);
-    if (rc == 0)
-        rc = encode_percent(b, value, strlen(value), 0);
-    return rc;
-}
-
 /* The Retry-After of a throttled or failing token service (rc -EAGAIN),
  * into *retry_ms: the token cache lets the failure stand that long. */
 static void retry_of(int rc, const struct http_response *r, long long *retry_ms)
@@ -234,14 +219,14 @@ static int client_credentials(struct azure *a, enum azure_method m, const char *
     if (rc < 0)
         return rc;
     secbuf_init(&form, AZURE_FORM_MAX);
-    if ((rc = form_append(&form, "grant_type", "client_credentials")) == 0 &&
-        (rc = form_append(&form, "client_id", a->client_id)) == 0 &&
-        (rc = form_append(&form, "scope", scope)) == 0) {
+    if ((rc = encode_form_field(&form, "grant_type", "client_credentials")) == 0 &&
+        (rc = encode_form_field(&form, "client_id", a->client_id)) == 0 &&
+        (rc = encode_form_field(&form, "scope", scope)) == 0) {
         if (m == AZURE_WORKLOAD_IDENTITY) {
-            if ((rc = form_append(&form, "client_assertion_type", AZURE_JWT_BEARER)) == 0)
-                rc = form_append(&form, "client_assertion", cred);
+            if ((rc = encode_form_field(&form, "client_assertion_type", AZURE_JWT_BEARER)) == 0)
+                rc = encode_form_field(&form, "client_assertion", cred);
         } else {
-            rc = form_append(&form, "client_secret", cred);
+            rc = encode_form_field(&form, "client_secret", cred);
         }
     }
     secmem_free(cred);

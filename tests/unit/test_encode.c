@@ -32,6 +32,25 @@ static const char *enc(const char *s, size_t n, unsigned flags)
 
 #define ENC(lit, flags) enc((lit), sizeof(lit) - 1, (flags))
 
+START_TEST(form_fields)
+{
+    struct secbuf b;
+    secbuf_init(&b, 256);
+    ck_assert_int_eq(encode_form_field(&b, "grant_type", "client_credentials"), 0);
+    ck_assert_int_eq(encode_form_field(&b, "scope", "https://vault.azure.net/.default"), 0);
+    ck_assert_int_eq(encode_form_field(&b, "k", "a b&c=d+"), 0);
+    const char want[] = "grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default"
+                        "&k=a%20b%26c%3Dd%2B";
+    ck_assert_uint_eq(b.len, sizeof(want) - 1);
+    ck_assert_int_eq(memcmp(b.data, want, b.len), 0);
+    secbuf_cleanup(&b);
+    /* the maximum reached: an error, never a silent cut */
+    secbuf_init(&b, 8);
+    ck_assert_int_eq(encode_form_field(&b, "key", "value-too-long"), -E2BIG);
+    secbuf_cleanup(&b);
+}
+END_TEST
+
 START_TEST(unreserved_kept)
 {
     ck_assert_str_eq(ENC(UNRESERVED, 0), UNRESERVED);
@@ -140,6 +159,7 @@ static Suite *encode_suite(void)
     tcase_add_test(tc, string_form_and_limits);
     tcase_add_test(tc, decode);
     tcase_add_test(tc, sigv4_single_encoding_rule);
+    tcase_add_test(tc, form_fields);
     suite_add_tcase(s, tc);
     return s;
 }
