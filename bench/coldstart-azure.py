@@ -45,6 +45,8 @@ In one run:
      --parallel-max 32` over the same 100 URLs with the same token, i.e. what any client with the
      broker's default parallelism can get from this fake (which does TLS handshakes and HTTP in
      Python) once it holds a token;
+   - with --baseline OTHER_BUILD, OTHER_BUILD's runsecrets too, the same way, in every run (before or
+     after this build's, alternating): a before/after under the same conditions;
 4. prints per-run numbers, min/median per side, the ratio of the medians, the machine, and
    markdown tables for docs/performance.md.
 
@@ -143,6 +145,9 @@ def parse_args(argv):
                     help="also time one `curl --parallel --parallel-max P` over the same URLs, a "
                          "reference for what this fake allows (default 32, the broker's default "
                          "max_parallel; 0: skip)")
+    ap.add_argument("--baseline", metavar="BUILD_DIR",
+                    help="another build whose runsecrets also runs in every run (order alternating), "
+                         "for a before/after under the same conditions; reported beside the first")
     ap.add_argument("--strict", action="store_true", help="exit 3 if the target is missed")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, config, the fake's request log of each run)")
     ap.add_argument("-v", "--verbose", action="store_true",
@@ -409,8 +414,10 @@ def timeline(entries, t0):
 # the two sides
 
 
-def run_broker(ctx, i):
+def run_broker(ctx, i, tag=""):
+    """One cold start of ctx["binary"] (tag "base": of ctx["base_binary"]), as described above."""
     a, fake = ctx["args"], ctx["fake"]
+    binary = ctx["base_binary"] if tag == "base" else ctx["binary"]
     mnt, names = ctx["mnt"], ctx["names"]
     expected = ctx["expected"]
     paths = {n: os.path.join(mnt, n) for n in names}
@@ -419,7 +426,7 @@ def run_broker(ctx, i):
     fake.control("clear_requests")
     fake_cpu0 = cpu_ms(fake.proc.pid)
     cpu = {}
-    log_path = os.path.join(ctx["tmp"], "broker-%d.log" % i)
+    log_path = os.path.join(ctx["tmp"], "broker%s-%d.log" % (tag and "-" + tag, i))
     poll = a.poll_ms / 1000.0
     errs, ready_at, wrong = {}, {}, []
     stop = threading.Event()
@@ -459,7 +466,7 @@ def run_broker(ctx, i):
         w0 = time.time()
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "TERM", "--", ctx["binary"], "mount", "--config", ctx["config"],
+            ["setpriv", "--pdeathsig", "TERM", "--", binary, "mount", "--config", ctx["config"],
              "--log-level", a.log_level, mnt],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf, env=ctx["env"])
         ctx["broker"] = proc
@@ -541,7 +548,8 @@ def run_broker(ctx, i):
     entries = fake.control("requests")
     res["fake"] = request_summary(entries, t0)
     if a.keep:   # for a closer look: the request log (redacted: no token, no body) with times after t0
-        with open(os.path.join(ctx["tmp"], "requests-%d.json" % i), "w", encoding="utf-8") as f:
+        with open(os.path.join(ctx["tmp"], "requests%s-%d.json" % (tag and "-" + tag, i)), "w",
+                  encoding="utf-8") as f:
             json.dump([{"kind": kind(e), "path": e["path"], "client": e["client"], "status": e["status"],
                         "start_ms": (e["mono"] - t0) * 1000.0, "duration_ms": e["duration_ms"]}
                        for e in entries], f, indent=0)
@@ -627,7 +635,7 @@ def fmt(x, nd=0):
     return "-" if x is None else ("%.*f" % (nd, x))
 
 
-def report(ctx, info, broker, curl, par, load):
+def report(ctx, info, broker, curl, par, load, base=None):
     a = ctx["args"]
     n = a.secrets
     print()
@@ -686,6 +694,12 @@ def report(ctx, info, broker, curl, par, load):
         print("| reference: one `curl --parallel --parallel-max %d`, same %d URLs | %d | %s ms | %s ms | %s ms |"
               % (a.ref_parallel, n, len(pr), fmt(min(pr)), fmt(statistics.median(pr)), fmt(max(pr))))
     print("| **ratio of medians curl / runsecrets** | | | **%.1f×** | |" % ratio)
+    if base:
+        xr = [b["ready_ms"] for b in base]
+        xm = statistics.median(xr)
+        print("| baseline runsecrets (%s): spawn → all %d files read their value | %d | %s ms | %s ms | %s ms |"
+              % (a.baseline, n, len(xr), fmt(min(xr)), fmt(xm), fmt(max(xr))))
+        print("| ratio of medians curl / baseline runsecrets | | | %.1f× | |" % (cm / xm))
     rts = [b["fake"].get("round_trips", 0) for b in broker]
     print()
     bc = [b["cpu"].get("broker") for b in broker if b["cpu"].get("broker") is not None]
@@ -694,6 +708,11 @@ def report(ctx, info, broker, curl, par, load):
         print("CPU time from spawn until all readable (median): broker %.0f ms, fake %.0f ms, on %s CPUs "
               "shared with whatever else runs (load above)." % (statistics.median(bc), statistics.median(fc),
                                                                info["nproc"]))
+    if base:
+        xc = [b["cpu"].get("broker") for b in base if b["cpu"].get("broker") is not None]
+        xrt = [b["fake"].get("round_trips", 0) for b in base]
+        print("Baseline: CPU until all readable (median) broker %s ms; round trips min %d, median %g, max %d."
+              % (fmt(statistics.median(xc)) if xc else "-", min(xrt), statistics.median(xrt), max(xrt)))
     print("Round trips on the broker's critical path (fake's log): min %d, median %g, max %d; "
           "the median runsecrets time is %.1f × the added %d ms."
           % (min(rts), statistics.median(rts), max(rts), bm / a.latency_ms if a.latency_ms else 0,
@@ -764,6 +783,11 @@ def main():
     if not os.access(binary, os.X_OK):
         log("%s: not built (ninja -C %s)" % (binary, build))
         return 1
+    if args.baseline:
+        base_binary = os.path.join(os.path.abspath(args.baseline), "runsecrets")
+        if not os.access(base_binary, os.X_OK):
+            log("%s: not built" % base_binary)
+            return 1
     if not shutil.which(args.curl):
         log("curl not found: %s" % args.curl)
         return 1
@@ -774,12 +798,14 @@ def main():
     os.chmod(tmp, 0o700)
     names = ["s%03d" % k for k in range(args.secrets)]
     values = {n: "v-%s-%s" % (n, secrets.token_hex(16)) for n in names}
-    ctx = {"args": args, "tmp": tmp, "env": env, "names": names, "binary": binary,
+    ctx = {"args": args, "tmp": tmp, "env": env, "names": names, "binary": binary, "base_binary": None,
            "expected": {n: v.encode() for n, v in values.items()},
            "mnt": os.path.join(tmp, "mnt"), "broker": None, "fake": None}
     rc = 1
     try:
         os.mkdir(ctx["mnt"])
+        if args.baseline:
+            ctx["base_binary"] = base_binary
         fake = ctx["fake"] = Fake(tmp, env, names, values, args.latency_ms, args.auth_latency_ms)
         secret_file = os.path.join(tmp, "client-secret")
         write_private(secret_file, fake.client_secret + "\n")
@@ -813,14 +839,23 @@ def main():
 
         info = machine_info(build, args.curl)
         load_before = loadavg()
-        broker, curl, par = [], [], []
+        broker, curl, par, base = [], [], [], []
+
+        def run_base(c, i):
+            return run_broker(c, i, "base")
+
         for i in range(args.runs):
             order = [run_broker, run_curl] if i % 2 == 0 else [run_curl, run_broker]
+            if args.baseline:
+                order.insert(1, run_base)   # between the two: before the broker every other run
             if args.ref_parallel:
                 order.append(run_curl_parallel)
             for fn in order:
                 res = fn(ctx, i + 1)
-                if fn is run_broker:
+                if fn is run_base:
+                    base.append(res)
+                    log("run %d: baseline runsecrets %.0f ms" % (i + 1, res["ready_ms"]))
+                elif fn is run_broker:
                     broker.append(res)
                     log("run %d: runsecrets %.0f ms (cold start log %s ms)"
                         % (i + 1, res["ready_ms"], fmt(res["cold_ms"])))
@@ -830,7 +865,7 @@ def main():
                 else:
                     par.append(res)
                     log("run %d: curl --parallel-max %d %.0f ms" % (i + 1, args.ref_parallel, res["total_ms"]))
-        met = report(ctx, info, broker, curl, par, (load_before, loadavg()))
+        met = report(ctx, info, broker, curl, par, (load_before, loadavg()), base)
         rc = 3 if args.strict and not met else 0
     except BenchError as e:
         log(str(e))
