@@ -568,6 +568,14 @@ int http_perform(struct http_client *c, const struct http_request *req,
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
+    /* Over TLS libcurl copies every request into an upload buffer, 64 KiB
+     * by default, allocated per easy handle: with secheap's block header
+     * just past its largest size class, so each request mapped, locked,
+     * wiped and unmapped a block of its own (an munmap is a TLB shootdown
+     * on every CPU). 16 KiB, libcurl's minimum, comes from a size class
+     * and is reused; our requests are headers and small forms, and a
+     * longer one is simply sent in several pieces. */
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);

@@ -29,22 +29,51 @@ struct server {
     const char *reply;       /* full response text for REPLY */
     size_t reply_len;
     int accepts, requests;   /* read after stop */
+    size_t body_len;         /* the last request's body, read after stop */
+    bool body_ok;            /* every body byte was body_byte(its offset) */
 };
 
-static bool read_request(int fd)
+/* What a test's request body holds at offset i. */
+static char body_byte(size_t i)
+{
+    return (char)('a' + i % 26);
+}
+
+/* Reads the request head, then Content-Length bytes of body, checked. */
+static bool read_request(struct server *s, int fd)
 {
     char buf[8192];
     size_t n = 0;
-    while (n < sizeof(buf) - 1) {
+    char *end = NULL;
+    while (!end && n < sizeof(buf) - 1) {
         ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
         if (r <= 0)
             return false;
         n += (size_t)r;
         buf[n] = '\0';
-        if (strstr(buf, "\r\n\r\n"))
-            return true;
+        end = strstr(buf, "\r\n\r\n");
     }
-    return false;
+    if (!end)
+        return false;
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    size_t want = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+    size_t got = 0, have = n - (size_t)(end + 4 - buf);
+    bool ok = true;
+    const char *p = end + 4;
+    for (;;) {
+        for (size_t i = 0; i < have && got < want; i++, got++)
+            ok = ok && p[i] == body_byte(got);
+        if (got >= want)
+            break;
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r <= 0)
+            return false;
+        p = buf;
+        have = (size_t)r;
+    }
+    s->body_len = got;
+    s->body_ok = ok;
+    return true;
 }
 
 static void *serve(void *arg)
@@ -68,7 +97,7 @@ static void *serve(void *arg)
             if (!p[i].revents)
                 continue;
             int fd = p[i].fd;
-            bool ok = read_request(fd);
+            bool ok = read_request(s, fd);
             if (ok)
                 __atomic_add_fetch(&s->requests, 1, __ATOMIC_SEQ_CST);
             if (ok && s->mode == REPLY && write(fd, s->reply, s->reply_len) == (ssize_t)s->reply_len)
@@ -193,6 +222,34 @@ START_TEST(ok_body_status_and_keepalive)
     server_stop(&s);
     ck_assert_int_eq(s.requests, 3);
     ck_assert_int_eq(s.accepts, 1);   /* one connection, reused */
+}
+END_TEST
+
+/* A request body several times libcurl's upload buffer (16 KiB, set to keep
+ * it out of secheap's large-block path) arrives whole and in order. */
+START_TEST(post_body_larger_than_upload_buffer)
+{
+    enum { LEN = 100 * 1024 };
+    static char body[LEN];
+    static const char *const hdrs[] = {"Content-Type: application/octet-stream", NULL};
+    for (size_t i = 0; i < LEN; i++)
+        body[i] = body_byte(i);
+    struct server s;
+    server_start(&s, REPLY, "HTTP/1.1 204 No Content\r\n\r\n");
+    struct http_client *c = client_for(s.port, NULL);
+    struct http_request req = {.method = "POST", .path = "/v1/x", .headers = hdrs, .body = body,
+                               .body_len = LEN};
+    struct http_response r;
+    char err[256] = "";
+    http_response_init(&r);
+    ck_assert_msg(http_perform(c, &req, &r, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(r.status, 204);
+    http_response_cleanup(&r);
+    http_client_free(c);
+    server_stop(&s);
+    ck_assert_int_eq(s.requests, 1);
+    ck_assert_uint_eq(s.body_len, LEN);
+    ck_assert(s.body_ok);
 }
 END_TEST
 
@@ -374,6 +431,7 @@ static Suite *http_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, ok_body_status_and_keepalive);
+    tcase_add_test(tc, post_body_larger_than_upload_buffer);
     tcase_add_test(tc, retry_after_seconds);
     tcase_add_test(tc, www_authenticate);
     tcase_add_test(tc, body_over_cap);
