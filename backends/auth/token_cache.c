@@ -169,6 +169,17 @@ int token_cache_set_life(struct token_cache *tc, unsigned long gen, const struct
     return rc;
 }
 
+void token_cache_forget(struct token_cache *tc)
+{
+    pthread_mutex_lock(&tc->lock);
+    secmem_free(tc->token);
+    tc->token = NULL;
+    memset(&tc->info.life, 0, sizeof(tc->info.life));
+    tc->failures = 0;
+    tc->failed = false;
+    pthread_mutex_unlock(&tc->lock);
+}
+
 void token_cache_info(struct token_cache *tc, struct token_info *out)
 {
     pthread_mutex_lock(&tc->lock);

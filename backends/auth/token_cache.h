@@ -99,6 +99,12 @@ int token_cache_relogin(struct token_cache *tc, unsigned long gen, void (*say)(v
 int token_cache_set_life(struct token_cache *tc, unsigned long gen, const struct token_life *life)
     __attribute__((warn_unused_result));
 
+/* Forget the token held and any failed login standing (the next
+ * token_cache_get logs in at once, and so does a relogin of the
+ * forgotten generation). For a token obtained on a guess that
+ * turned out wrong (Azure's scope before Key Vault's challenge names it). */
+void token_cache_forget(struct token_cache *tc);
+
 /* The token held, without logging in (gen 0 when none). */
 void token_cache_info(struct token_cache *tc, struct token_info *out);
 

@@ -70,6 +70,7 @@ static void azure_destroy(void *ctx)
     free(a->name);
     free(a->vault_host);
     free(a->challenge_host);
+    free(a->guess_scope);
     free(a->tenant_id);
     free(a->client_id);
     free(a->client_secret_file);
@@ -159,7 +160,7 @@ static int azure_create(const struct backend_env *env, const void *parsed, void 
     a->federated_token_file = dup_opt(c->federated_token_file, &ok);
     a->authority_host = dup_opt(c->authority_host, &ok);
     a->imds_endpoint = dup_opt(c->imds_endpoint, &ok);
-    if (!ok)
+    if (!ok || azure_guess_scope(a->vault_host, a->challenge_host, &a->guess_scope) < 0)
         goto fail;
     if (c->secret_env) {
         /* Copied into secret memory. The environment keeps it: several

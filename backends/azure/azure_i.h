@@ -108,6 +108,8 @@ struct azure {
     char *vault_host;               /* the host tokens go to: tls_server_name, else
                                        vault_url's host; lower case */
     char *challenge_host;           /* NULL: none configured */
+    char *guess_scope;              /* the scope the challenge will most likely
+                                       name (azure_guess_scope); NULL: no guess */
     enum azure_method method;
     char *tenant_id, *client_id, *client_secret_file, *federated_token_file;
     char *authority_host, *imds_endpoint;   /* for messages */
@@ -120,6 +122,8 @@ struct azure {
     pthread_cond_t challenged;      /* with lock: a challenge request ended */
     char *scope;                    /* learnt from the challenge; NULL: not yet */
     bool challenging;               /* one caller is sending the challenge request */
+    bool guessing;                  /* a login for guess_scope runs beside it */
+    bool guessed;                   /* a guess was tried (only the first round guesses) */
     unsigned long challenge_round;  /* bumped when a challenge request ends */
     int challenge_rc;               /* how the last round ended (0: scope learnt) */
     bool challenge_retryable;
@@ -163,6 +167,15 @@ bool azure_host_allowed(const char *resource_host, const char *vault_host, const
  * token may be sent) / -EPROTO (no usable resource) with err. */
 int azure_challenge_scope(const struct azure_challenge *c, const char *vault_host,
                           const char *allowed, char *scope, size_t cap, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The scope Key Vault's challenge will most likely name, into *scope (new;
+ * NULL when there is no good guess): the configured challenge_resource's
+ * host (allowed, may be NULL), else the parent domain of a vault host of
+ * three labels or more ("https://vault.azure.net/.default" for
+ * "myvault.vault.azure.net"; sovereign clouds alike). A token for it may be
+ * requested before the challenge arrives, and is sent to the vault only if
+ * the challenge names the same scope. 0 or -ENOMEM. */
+int azure_guess_scope(const char *vault_host, const char *allowed, char **scope)
     __attribute__((warn_unused_result));
 /* The token scope for requests to the vault: learnt once per backend from
  * the challenge to an unauthenticated request of path (single flight).

@@ -20,6 +20,7 @@
 #include "backends/http/url.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,7 +292,82 @@ int azure_challenge_scope(const struct azure_challenge *c, const char *vault_hos
     return 0;
 }
 
+int azure_guess_scope(const char *vault_host, const char *allowed, char **scope)
+{
+    const char *host = allowed;
+    *scope = NULL;
+    if (!host) {
+        const char *dot = vault_host ? strchr(vault_host, '.') : NULL;
+        if (!dot || ip_literal(vault_host) || !strchr(dot + 1, '.'))
+            return 0;   /* "localhost", "host.tld", an address: no guess */
+        host = dot + 1;
+    }
+    size_t n = strlen(host) + sizeof("https:///.default");
+    if (!(*scope = malloc(n)))
+        return -ENOMEM;
+    snprintf(*scope, n, "https://%s/.default", host);
+    return 0;
+}
+
 /* ---- learning the scope ---- */
+
+/* The login for the guessed scope, beside the challenge request: Entra's
+ * (or IMDS's) round trip overlaps Key Vault's instead of following it.
+ * The token lands in the cache; nothing is sent to the vault with it
+ * until the challenge has named the same scope (azure_scope). */
+static void *guess_login(void *arg)
+{
+    struct azure *a = arg;
+    char msg[AZURE_MSG_MAX] = "";
+    /* Its outcome is not this thread's to report: a failure stands in
+     * the cache like any failed login (the fetches that need the token
+     * get it), and is forgotten with the token when the guess was wrong. */
+    int rc = token_cache_get(a->tokens, TOKEN_ANY, NULL, NULL, NULL, msg, sizeof(msg));
+    (void)rc;
+    return NULL;
+}
+
+/* Start guess_login when a guess is worth it: the first challenge round,
+ * no token held yet. true when started (join it with guess_end). */
+static bool guess_start(struct azure *a, pthread_t *th)
+{
+    struct token_info ti;
+    token_cache_info(a->tokens, &ti);
+    if (ti.gen != 0)
+        return false;
+    pthread_mutex_lock(&a->lock);
+    bool go = a->guess_scope && !a->guessed && !a->scope;
+    a->guessed = a->guessed || go;
+    a->guessing = go;
+    pthread_mutex_unlock(&a->lock);
+    if (go && pthread_create(th, NULL, guess_login, a) == 0)
+        return true;
+    pthread_mutex_lock(&a->lock);
+    a->guessing = false;
+    pthread_mutex_unlock(&a->lock);
+    return false;
+}
+
+/* The guessed login has ended: keep its token (or its failure) only when
+ * the challenge named the scope it was for (scope NULL: the challenge
+ * failed, nothing was confirmed). */
+static void guess_end(struct azure *a, pthread_t th, const char *scope)
+{
+    pthread_join(th, NULL);
+    pthread_mutex_lock(&a->lock);
+    a->guessing = false;
+    bool right = scope && strcmp(scope, a->guess_scope) == 0;
+    pthread_mutex_unlock(&a->lock);
+    if (!right) {
+        token_cache_forget(a->tokens);
+        if (scope) {
+            char why[2 * AZURE_URL_MAX + 64];
+            snprintf(why, sizeof(why), "the challenge names scope %s, not the guessed %s", scope,
+                     a->guess_scope);
+            azure_log(a, LOG_INFO, why, "azure token for the guessed scope dropped");
+        }
+    }
+}
 
 /* The unauthenticated request and its challenge: the scope (new) and the
  * challenge's tenant (into tenant, "" when none), or the error with whether
@@ -371,7 +447,11 @@ int azure_scope(struct azure *a, const char *path, char **scope, struct fetch_re
     a->challenging = true;
     pthread_mutex_unlock(&a->lock);
 
+    pthread_t th;
+    bool guessed = guess_start(a, &th);
     rc = learn(a, path, &s, tenant, sizeof(tenant), &retryable, &retry_after, msg, sizeof(msg));
+    if (guessed)
+        guess_end(a, th, rc == 0 ? s : NULL);   /* before anyone may use the token */
 
     pthread_mutex_lock(&a->lock);
     if (rc == 0) {

@@ -400,8 +400,12 @@ int azure_login(void *arg, enum token_login_why why, char **tok, struct token_li
 
     *tok = NULL;
     pthread_mutex_lock(&a->lock);
-    char *scope = a->scope ? strdup(a->scope) : NULL;
-    bool known = a->scope != NULL;
+    /* Before the challenge is answered, the one login allowed is the
+     * guess's (challenge.c): its token waits in the cache for the
+     * challenge to confirm the scope. */
+    const char *use = a->scope ? a->scope : a->guessing ? a->guess_scope : NULL;
+    char *scope = use ? strdup(use) : NULL;
+    bool known = use != NULL;
     pthread_mutex_unlock(&a->lock);
     if (!scope) {
         snprintf(err, errlen, known ? "out of memory"

@@ -3,7 +3,8 @@ AZURE_CLIENT_SECRET), workload_identity (the federated token file re-read at eac
 managed_identity (system- and user-assigned), `default` picking each of the three and failing with one line
 naming all three; the AZURE_* environment fallbacks; a token replaced before it expires; a 401 answered
 with exactly one new token and one retry; a challenge naming a foreign resource refused before any token
-is asked for; ca_file applied to the token endpoint and IMDS. Runs against tests/fakes/azure_fake.py over
+is sent to the vault; the token request overlapping the challenge, its token dropped when the challenge
+names another scope; ca_file applied to the token endpoint and IMDS. Runs against tests/fakes/azure_fake.py over
 TLS."""
 
 import errno
@@ -344,7 +345,16 @@ class ChallengeTest(AuthBase):
         for t in self.azure.tokens():
             self.assertNotIn(host, t["audience"])
 
-    def test_foreign_challenge_at_start_no_token_at_all(self):
+    def guessed_requests_only(self):
+        """Every token request was the one guess the broker makes beside its first challenge: for the
+        configured challenge_resource's scope, never for what a foreign challenge named."""
+        reqs = self.token_requests()
+        self.assertLessEqual(len(reqs), 1, "more than the one guessed token request")
+        for e in reqs:
+            self.assertEqual(e["form"].get("scope"), azureenv.VAULT_RESOURCE + "/.default", e["form"])
+        return reqs
+
+    def test_foreign_challenge_at_start_no_token_sent(self):
         self.azure.fault_challenge_foreign(resource="https://evil.example", count=None)
         self.write_azure_config(self.secrets)
         b = self.start_broker()
@@ -354,21 +364,58 @@ class ChallengeTest(AuthBase):
         self.assertIn("Key Vault's challenge names resource 'evil.example', which is neither 127.0.0.1 nor a "
                       "parent domain of it: no token sent", err)
         self.assertErrno(errno.ENOENT, os.stat, self.mpath("pw"))
-        time.sleep(1.2)                   # a retry or two: still nothing
-        self.assertEqual(self.token_requests(), [])
-        self.assertEqual(self.azure.tokens(), [])
+        time.sleep(1.2)                   # a retry or two: still no token sent, no new guess
+        self.assertTrue(len(self.challenges()) >= 2, self.describe_requests())
+        self.guessed_requests_only()
         self.assertEqual(self.vault_gets(), [], "a token was sent to the vault")
-        self.assertTrue(self.challenges())
         b.stop()
         # a challenge naming the vault's resource but another scope is as foreign
         self.azure.clear_faults()
+        self.azure.clear_requests()
         self.azure.fault_challenge_foreign(resource=azureenv.VAULT_RESOURCE,
                                            scope="https://evil.example/.default", count=None)
         code, row, out = self.check_row()
         self.assertEqual(code, 1, out)
         self.assertIn("challenge names resource 'evil.example'", row)
-        self.assertEqual(self.token_requests(), [])
-        self.assertEqual(self.azure.tokens(), [])
+        self.guessed_requests_only()
+        self.assertEqual(self.vault_gets(), [], "a token was sent to the vault")
+        for t in self.azure.tokens():
+            self.assertNotIn("evil.example", t["audience"])
+
+    def test_token_request_overlaps_the_challenge(self):
+        # Key Vault answers after 0.6 s: the token request must arrive while the challenge is held there,
+        # not after its 401 (the cold start's saved round trip), and the challenge must still be first.
+        self.azure.fault_delay("vault", 0.6, count=1)
+        self.write_azure_config(self.secrets)
+        b = self.start_broker()
+        rec = self.cold_start(b)
+        self.assertEqual((rec["ok"], rec["failed"]), (1, 0), rec)
+        self.assertEqual(self.read("pw"), self.pw.encode())
+        ch, tok = self.challenges(), self.token_requests()
+        self.assertEqual((len(ch), len(tok)), (1, 1), self.describe_requests())
+        self.assertLess(tok[0]["mono"] - ch[0]["mono"], 0.4,
+                        "the token request waited for the challenge: " + "; ".join(self.describe_requests()))
+        self.assertEqual(tok[0]["form"].get("scope"), azureenv.VAULT_RESOURCE + "/.default")
+        gets = self.vault_gets()
+        self.assertEqual([e["status"] for e in gets], [200])
+        self.assertGreater(gets[0]["mono"], ch[0]["mono"] + 0.6 - 0.05, "a token went out before the 401")
+
+    def test_wrong_guess_dropped_never_sent(self):
+        # The challenge names an allowed resource but another scope than the guess: the guessed token is
+        # dropped unused and one is asked for the challenge's scope.
+        other = azureenv.VAULT_RESOURCE + "/other/.default"
+        self.azure.fault_challenge_foreign(resource=azureenv.VAULT_RESOURCE, scope=other, count=1)
+        self.write_azure_config(self.secrets)
+        b = self.start_broker()
+        self.cold_start(b)
+        dropped = b.wait_log("azure token for the guessed scope dropped")
+        self.assertIn("names scope %s, not the guessed %s/.default" % (other, azureenv.VAULT_RESOURCE),
+                      dropped.get("error", ""))
+        scopes = [e["form"].get("scope") for e in self.token_requests()]
+        self.assertEqual(scopes[:2], [azureenv.VAULT_RESOURCE + "/.default", other], self.describe_requests())
+        guessed = [t["value"] for t in self.azure.tokens()][:1]
+        for e in self.azure.requests("vault"):
+            self.assertNotIn(e["token"], guessed, "the guessed token was sent to the vault")
 
     def test_foreign_challenge_later_refused_stale_served(self):
         self.write_azure_config(self.secrets)

@@ -465,6 +465,42 @@ START_TEST(host_rule)
 }
 END_TEST
 
+START_TEST(guess_scopes)
+{
+    static const struct {
+        const char *vault_host, *allowed, *want;
+    } cases[] = {
+        {"myvault.vault.azure.net", NULL, "https://vault.azure.net/.default"},
+        {"x.vault.azure.cn", NULL, "https://vault.azure.cn/.default"},
+        {"myvault.vault.usgovcloudapi.net", NULL, "https://vault.usgovcloudapi.net/.default"},
+        {"127.0.0.1", "vault.azure.net", "https://vault.azure.net/.default"},
+        {"kv.internal", "vault.azure.net", "https://vault.azure.net/.default"},
+        {"127.0.0.1", NULL, NULL},
+        {"[::1]", NULL, NULL},
+        {"::1", NULL, NULL},
+        {"localhost", NULL, NULL},
+        {"kv.internal", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *s = (char *)1;
+        ck_assert_int_eq(azure_guess_scope(cases[i].vault_host, cases[i].allowed, &s), 0);
+        if (!cases[i].want) {
+            ck_assert_msg(s == NULL, "%s: guessed %s", cases[i].vault_host, s);
+            continue;
+        }
+        ck_assert_str_eq(s, cases[i].want);
+        /* A guess is never a scope the resource rule would refuse: the
+         * guessed token could only ever be used where the challenge's
+         * own token could. */
+        char host[128];
+        snprintf(host, sizeof(host), "%.*s", (int)(strlen(s) - strlen("https://") -
+                                                   strlen("/.default")), s + strlen("https://"));
+        ck_assert(azure_host_allowed(host, cases[i].vault_host, cases[i].allowed));
+        free(s);
+    }
+}
+END_TEST
+
 START_TEST(challenge_scopes)
 {
     struct azure_challenge c;
@@ -1075,6 +1111,7 @@ static Suite *azure_suite(void)
     TCase *tc = tcase_create("azure");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, conf_methods);
+    tcase_add_test(tc, guess_scopes);
     tcase_add_test(tc, conf_env_fallbacks);
     tcase_add_test(tc, conf_errors);
     tcase_add_test(tc, refs);

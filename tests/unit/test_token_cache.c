@@ -200,6 +200,36 @@ START_TEST(backoff_after_failed_login)
 }
 END_TEST
 
+START_TEST(forget_a_guessed_token)
+{
+    /* A token or a failure that turned out to be for the wrong thing is
+     * forgotten: the next get logs in at once, backoff or not. */
+    struct fake f = {.now = 100, .ttl_ms = 60000};
+    struct token_cache *tc = cache_of(&f);
+    struct token_info ti;
+    char err[128] = "";
+
+    expect_token(tc, "Bearer tok-1", 1);
+    token_cache_forget(tc);
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_HELD, NULL, NULL, &ti, err, sizeof(err)), -ENOENT);
+    ck_assert_int_eq(f.logins, 1);
+    expect_token(tc, "Bearer tok-2", 2);
+
+    /* a failed login stands for its backoff ... */
+    token_cache_forget(tc);
+    f.fail = EACCES;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, &ti, err, sizeof(err)), -EACCES);
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, &ti, err, sizeof(err)), -EACCES);
+    ck_assert_int_eq(f.logins, 3);
+    /* ... unless forgotten */
+    token_cache_forget(tc);
+    f.fail = 0;
+    expect_token(tc, "Bearer tok-4", 3);
+    ck_assert_int_eq(f.logins, 4);
+    token_cache_free(tc);
+}
+END_TEST
+
 START_TEST(retry_after_of_a_failed_login)
 {
     /* The server said when to ask again (Retry-After): the failure stands
@@ -281,6 +311,7 @@ static Suite *token_cache_suite(void)
     tcase_add_test(tc, backoff_after_failed_login);
     tcase_add_test(tc, retry_after_of_a_failed_login);
     tcase_add_test(tc, relogin_after_refusal);
+    tcase_add_test(tc, forget_a_guessed_token);
     suite_add_tcase(s, tc);
     return s;
 }
