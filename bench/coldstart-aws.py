@@ -27,12 +27,10 @@ mount outlives it. Not part of the test suite. Exit status: 0 measured, 1 failur
 """
 
 import argparse
-import datetime
 import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,18 +39,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import cmd_out, is_mounted, loadavg, parse_log_time, read_file  # noqa: E402,F401
+from benchlib import BenchError, fmt, is_mounted, loadavg, read_file  # noqa: E402
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = benchlib.SRC
 SELF = os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
-ENV_NS = "RS_BENCH_UNSHARED"
-STOP_TIMEOUT = 10.0
 
-
-class BenchError(Exception):
-    pass
-
+log = benchlib.logger("coldstart-aws")
 
 
 def machine_info(build):
@@ -60,9 +53,6 @@ def machine_info(build):
     info = benchlib.machine_info(build)
     info["moto"] = getattr(moto, "__version__", "?")
     return info
-
-def log(msg):
-    print("coldstart-aws: %s" % msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv):
@@ -84,17 +74,8 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     if args.runs < 1 or not 1 <= args.secrets <= 1000 or args.latency_ms < 0 or args.timeout <= 0:
         ap.error("bad --runs/--secrets/--latency-ms/--timeout")
-    try:
-        args.backend_extra = json.loads(args.backend_json)
-    except ValueError as e:
-        ap.error("--backend-json: %s" % e)
-    if not isinstance(args.backend_extra, dict):
-        ap.error("--backend-json: expected a JSON object")
+    benchlib.parse_backend_json(ap, args)
     return args
-
-
-
-
 
 
 def one_run(ctx, mode, i):
@@ -144,27 +125,12 @@ def one_run(ctx, mode, i):
                     raise BenchError("%d files unreadable after %.0fs" % (len(pending), a.timeout))
                 time.sleep(0.002)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = None
+        rc = benchlib.stop_process(proc, "runsecrets", log)
         if is_mounted(mnt):
             subprocess.run(["umount", "-l", mnt], check=False)
     if rc != 0:
         raise BenchError("broker exit status %s (see %s)" % (rc, log_path))
-    cold = None
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if '"cold start done"' in line:
-                try:
-                    cold = (parse_log_time(json.loads(line)["time"]) - wall0) * 1000.0
-                except (ValueError, KeyError):
-                    pass
-                break
+    cold = benchlib.parse_broker_log(log_path, wall0)["cold_ms"]   # "cold start done"
     counts = {}
     peak = conns = None
     if proxy:
@@ -172,19 +138,10 @@ def one_run(ctx, mode, i):
         for e in reqs:
             op = e["target"].split(".")[-1]
             counts[op] = counts.get(op, 0) + 1
-        ev = sorted([(e["mono"], 1) for e in reqs] +
-                    [(e["mono"] + e["duration_ms"] / 1000.0, -1) for e in reqs])
-        cur = peak = 0
-        for _, d in ev:
-            cur += d
-            peak = max(peak, cur)
+        peak = benchlib.request_events(reqs)[0] if reqs else 0
         conns = len({e["client"] for e in reqs})
     return {"mode": mode, "run": i, "all_ms": (last - t0) * 1000.0, "mount_ms": (t_mount - t0) * 1000.0,
             "cold_ms": cold, "counts": counts, "peak": peak, "conns": conns}
-
-
-def fmt(x):
-    return "-" if x is None else "%.0f" % x
 
 
 def report(ctx, info, results, load):
@@ -223,18 +180,10 @@ def report(ctx, info, results, load):
 
 def main():
     args = parse_args(sys.argv[1:])
-    if os.environ.get(ENV_NS) != "1":
-        if not os.path.exists("/dev/fuse"):
-            log("/dev/fuse is absent")
-            return 1
-        env = dict(os.environ)
-        env[ENV_NS] = "1"
-        os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
-                               SELF] + sys.argv[1:], env)
-    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(SystemExit(128 + s)))
-    binary = os.path.join(os.path.abspath(args.build), "runsecrets")
-    if not os.access(binary, os.X_OK):
-        log("no runsecrets in %s" % args.build)
+    if not benchlib.enter_private_namespace(SELF, log):
+        return 1
+    binary = benchlib.runsecrets_binary(args.build, log)
+    if binary is None:
         return 2
     import aws_proxy
     tmp = tempfile.mkdtemp(prefix="coldstart-aws-")

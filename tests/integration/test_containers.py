@@ -38,6 +38,7 @@ binary, the libraries ldd lists, a static busybox, /etc/passwd and
 At the end nothing is left: no daemon, container, mount or directory.
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -75,6 +76,14 @@ wait $pid
 echo "rc=$?"
 echo "mounts=$(grep -c ' fuse.runsecrets ' /proc/mounts)"
 """
+
+
+EXAMPLES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "..", "..", "examples"))
+
+# The end of an app script that runs until the test says so: it waits (at
+# most 30 s) for /tmp/done, which finish() creates.
+UNTIL_DONE = "i=0; while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"
 
 
 def between(text, start, end):
@@ -303,13 +312,11 @@ class ContainerCase(rstest.BrokerTestCase):
         # the config at /etc/runsecrets/config.json, examples/secrets at
         # /etc/runsecrets/secrets (read-only).
         self.in_container_config()
-        ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
-        ex = os.path.normpath(ex)
         rc, out, err = self.run_mount_script(
             env={"CONFIG": "/etc/runsecrets/config.json", "FILE": "db/user"},
-            volumes=[(os.path.join(ex, "container", "config.json"),
+            volumes=[(os.path.join(EXAMPLES, "container", "config.json"),
                       "/etc/runsecrets/config.json", "ro"),
-                     (os.path.join(ex, "secrets"), "/etc/runsecrets/secrets", "ro")])
+                     (os.path.join(EXAMPLES, "secrets"), "/etc/runsecrets/secrets", "ro")])
         self.assertEqual(rc, 0, "container exit %r\nstdout:\n%s\nstderr:\n%s" % (rc, out, err))
         self.assertEqual(between(out, "<<value\n", ">>value"), "app")
         self.assertEqual(field(out, "mode"), "444:0:0")
@@ -395,21 +402,9 @@ class ContainerCase(rstest.BrokerTestCase):
             args += ["--user", user]
         return args + ["--", "sh", "-c", script]
 
-    def wait_output(self, name, marker, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            out, err = self.eng.logs(name)
-            if marker in out + err:
-                return out, err
-            if not self.eng.running(name):
-                break
-            time.sleep(0.1)
-        out, err = self.eng.logs(name)
-        self.fail("no %r from the app in %.0fs\nstdout:\n%s\nstderr:\n%s"
-                  % (marker, timeout, out, err))
-
-    def wait_output_count(self, name, marker, count, timeout=20):
-        """Wait until marker has appeared count times in the logs."""
+    def wait_output(self, name, marker, timeout=20, count=1):
+        """Wait until marker has appeared count times in the logs; fail at
+        once if the container stops first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out, err = self.eng.logs(name)
@@ -426,6 +421,45 @@ class ContainerCase(rstest.BrokerTestCase):
         return self.eng.start(self.exec_args(script), fuse=True, volumes=self.exec_volumes(),
                               entrypoint=containers.BINARY_IN_IMAGE, **kw)
 
+    def run_exec(self, script, fuse=True, **kw):
+        return self.eng.run(self.exec_args(script), fuse=fuse, volumes=self.exec_volumes(),
+                            entrypoint=containers.BINARY_IN_IMAGE, **kw)
+
+    @contextlib.contextmanager
+    def removed_after(self, name):
+        """The started container NAME is removed when the block ends, before
+        the test's assertions on what it said, whatever happened in it."""
+        try:
+            yield name
+        finally:
+            self.eng.rm(name)
+
+    def exited(self, name, timeout=30):
+        """Its exit status, stdout and stderr, once the container has exited."""
+        rc = self.eng.wait(name, timeout=timeout)
+        out, err = self.eng.logs(name)
+        return rc, out, err
+
+    def finish(self, name):
+        """End an app waiting in UNTIL_DONE; exited()."""
+        self.eng.exec(name, ["touch", "/tmp/done"], user=0)
+        return self.exited(name)
+
+    def outside_views(self, name):
+        """PID 1's environ and the engine's `inspect` of a running container:
+        where a value must never be."""
+        rc1, p1env, e1 = self.eng.exec(name, ["cat", "/proc/1/environ"], user=0)
+        rc2, insp, e2 = self.eng.cli("inspect", name)
+        self.assertEqual((rc1, rc2), (0, 0), e1 + e2)
+        return p1env, insp
+
+    def assertNowhere(self, values, places):
+        """No value in any (what, text) of places. assertFalse: a failure
+        must not print what it found."""
+        for what, text in places:
+            for v in values:
+                self.assertFalse(v in text, "a value is in %s" % what)
+
     def test_exec_entrypoint_app_as_uid_1000(self):
         self.exec_setup()
         script = (
@@ -434,19 +468,12 @@ class ContainerCase(rstest.BrokerTestCase):
             'cat /run/secrets/priv >/dev/null 2>&1; echo "priv_rc=$?"; '
             'echo "<<db"; cat "$DB_PASSWORD_FILE"; echo; echo ">>db"; '
             'echo "<<env"; tr "\\0" "\\n" < /proc/self/environ; echo ">>env"; '
-            'echo ready; i=0; while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do '
-            'sleep 0.1; i=$((i+1)); done; exit 7')
+            'echo ready; ' + UNTIL_DONE + '; exit 7')
         t0 = time.monotonic()
-        name = self.start_exec(script)
-        try:
-            out, err = self.wait_output(name, "ready")
-            rc1, p1env, e1 = self.eng.exec(name, ["cat", "/proc/1/environ"], user=0)
-            rc2, insp, e2 = self.eng.cli("inspect", name)
-            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
-        finally:
-            self.eng.rm(name)
+        with self.removed_after(self.start_exec(script)) as name:
+            self.wait_output(name, "ready")
+            p1env, insp = self.outside_views(name)
+            rc, out, err = self.finish(name)
         took = time.monotonic() - t0
         both = out + err
         self.assertEqual(rc, 7, "container exit %r\n%s" % (rc, both))
@@ -457,29 +484,21 @@ class ContainerCase(rstest.BrokerTestCase):
         self.assertEqual(between(both, "<<db\n", ">>db"), self.db)
         envlines = between(both, "<<env\n", ">>env").splitlines()
         self.assertIn("DB_PASSWORD_FILE=/run/secrets/db_password", envlines)
-        self.assertEqual(rc1, 0, e1)
-        self.assertEqual(rc2, 0, e2)
-        for secret in (self.value, self.db, self.priv):
-            self.assertNotIn(secret, "\n".join(envlines), "a value in the app's environ")
-            self.assertNotIn(secret, p1env, "a value in PID 1's environ")
-            self.assertNotIn(secret, insp, "a value in %s inspect" % self.ENGINE)
-            self.assertNotIn(secret, err, "a value on stderr")
+        self.assertNowhere([self.value, self.db, self.priv],
+                           [("the app's environ", "\n".join(envlines)), ("PID 1's environ", p1env),
+                            ("%s inspect" % self.ENGINE, insp), ("stderr", err)])
         self.assertNotIn(self.priv, out)
         self.assertNotIn("libgcc_s", err)
         print("\n[%s] exec entrypoint: %.1fs" % (self.ENGINE, took), file=sys.stderr)
 
     def stop_case(self, script):
         self.exec_setup()
-        name = self.start_exec(script)
-        try:
+        with self.removed_after(self.start_exec(script)) as name:
             self.wait_output(name, "ready")
             t0 = time.monotonic()
             self.eng.stop(name, grace=20)
             took = time.monotonic() - t0
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
-        finally:
-            self.eng.rm(name)
+            rc, out, err = self.exited(name)
         return rc, took, out + err
 
     def test_exec_stop_app_handles_term(self):
@@ -597,9 +616,7 @@ exit 4
         self.exec_setup(secrets={"db_password": {"from": "local:missing", "mode": "0444",
                                                  "env": "DB_PASSWORD_FILE"}},
                         exec_={"wait": "1s"})
-        rc, out, err = self.eng.run(self.exec_args("echo APP_RAN"), fuse=True,
-                                    volumes=self.exec_volumes(),
-                                    entrypoint=containers.BINARY_IN_IMAGE)
+        rc, out, err = self.run_exec("echo APP_RAN")
         self.assertEqual(rc, 1, "stdout:\n%s\nstderr:\n%s" % (out, err))
         self.assertNotIn("APP_RAN", out + err)
         line = [l for l in err.splitlines() if l.startswith("runsecrets exec: required")]
@@ -615,9 +632,7 @@ exit 4
                  (["--device", "/dev/fuse"], "the CAP_SYS_ADMIN capability is missing"))
         for extra, want in cases:
             with self.subTest(extra=extra):
-                rc, out, err = self.eng.run(self.exec_args("echo APP_RAN"),
-                                            volumes=self.exec_volumes(), extra=extra,
-                                            entrypoint=containers.BINARY_IN_IMAGE)
+                rc, out, err = self.run_exec("echo APP_RAN", fuse=False, extra=extra)
                 self.assertEqual(rc, 1, "stdout:\n%s\nstderr:\n%s" % (out, err))
                 self.assertIn(want, err)
                 self.assertIn("--mount-from", err)
@@ -667,9 +682,7 @@ exit 4
                   "echo \"zombies=$(grep -l '^State:[[:space:]]*Z' /proc/[0-9]*/status "
                   "2>/dev/null | wc -l)\"")
         t0 = time.monotonic()
-        rc, out, err = self.eng.run(self.exec_args(script), fuse=True,
-                                    volumes=self.exec_volumes(),
-                                    entrypoint=containers.BINARY_IN_IMAGE, timeout=90)
+        rc, out, err = self.run_exec(script, timeout=90)
         took = time.monotonic() - t0
         self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
         self.assertEqual(field(out, "orphans_done"), "1000", out)
@@ -684,20 +697,14 @@ exit 4
                                        "on_change": "signal:SIGHUP"}})
         new = rstest.random_value()
         script = ('trap "echo got-hup" HUP; echo "<<before"; cat /run/secrets/x; echo; '
-                  'echo ">>before"; echo ready; i=0; '
-                  'while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; '
+                  'echo ">>before"; echo ready; ' + UNTIL_DONE + '; '
                   'echo "<<after"; cat /run/secrets/x; echo; echo ">>after"')
-        name = self.start_exec(script)
-        try:
+        with self.removed_after(self.start_exec(script)) as name:
             self.wait_output(name, "ready")
             self.write_secret("x", new)
             self.wait_output(name, "got-hup", timeout=15)
             time.sleep(2.5)           # two more refreshes: no second HUP
-            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
-        finally:
-            self.eng.rm(name)
+            rc, out, err = self.finish(name)
         both = out + err
         self.assertEqual(rc, 0, both)
         self.assertEqual(between(both, "<<before\n", ">>before"), self.value)
@@ -741,23 +748,17 @@ exit 4
             'echo "envfile=$DB_PASSWORD_FILE"; '
             'cat /vault/token >/dev/null 2>&1; echo "token_rc=$?"; '
             'echo "<<env"; tr "\\0" "\\n" < /proc/self/environ; echo ">>env"; '
-            'echo ready; i=0; while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do '
-            'sleep 0.1; i=$((i+1)); done; exit 0')
+            'echo ready; ' + UNTIL_DONE + '; exit 0')
         t0 = time.monotonic()
         name = self.eng.start(self.exec_args(script), fuse=True, network="host",
                               volumes=[(self.cfgdir, "/cfg", "ro"), (vdir, "/vault", "ro")],
                               entrypoint=containers.BINARY_IN_IMAGE)
-        try:
-            out, err = self.wait_output(name, "ready")
-            rc1, p1env, e1 = self.eng.exec(name, ["cat", "/proc/1/environ"], user=0)
-            rc2, insp, e2 = self.eng.cli("inspect", name)
-            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
+        with self.removed_after(name):
+            self.wait_output(name, "ready")
+            p1env, insp = self.outside_views(name)
+            rc, out, err = self.finish(name)
             # Exited, not removed yet: its files hold neither.
             self.assertNoPlaintextOnDisk(name, [pw, token])
-        finally:
-            self.eng.rm(name)
         took = time.monotonic() - t0
         both = out + err
         self.assertEqual(rc, 0, "container exit %r\n%s" % (rc, both))
@@ -766,14 +767,11 @@ exit 4
         self.assertEqual(field(both, "dbmode"), "440:0:1000")
         self.assertEqual(field(both, "envfile"), "/run/secrets/db_password")
         self.assertNotEqual(field(both, "token_rc"), "0", "the app read the token file")
-        self.assertEqual((rc1, rc2), (0, 0), e1 + e2)
-        envtext = between(both, "<<env\n", ">>env")
-        for what, text in (("the app's environ", envtext), ("PID 1's environ", p1env),
-                           ("%s inspect" % self.ENGINE, insp), ("stderr", err)):
-            # assertFalse: a failure must not print what it found.
-            self.assertFalse(token in text, "the token is in %s" % what)
-            self.assertFalse(pw in text, "the value is in %s" % what)
-        self.assertFalse(token in out, "the token is on stdout")
+        self.assertNowhere([token, pw],
+                           [("the app's environ", between(both, "<<env\n", ">>env")),
+                            ("PID 1's environ", p1env), ("%s inspect" % self.ENGINE, insp),
+                            ("stderr", err)])
+        self.assertNowhere([token], [("stdout", out)])
         # It was the container that fetched, over the network, with the
         # token of the file.
         reads = vault.requests(method="GET", prefix="secret/data/app")
@@ -790,25 +788,19 @@ exit 4
                                        "on_change": "restart"}},
                         exec_={"debounce": "2s", "stop_grace": "2s"})
         script = ('echo app-start; trap "echo app-term; exit 0" TERM; '
-                  'echo "<<v"; cat /run/secrets/x; echo; echo ">>v"; echo app-ready; i=0; '
-                  'while [ ! -e /tmp/done ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done')
+                  'echo "<<v"; cat /run/secrets/x; echo; echo ">>v"; echo app-ready; ' + UNTIL_DONE)
         values = [rstest.random_value() for _ in range(5)]
         t0 = time.monotonic()
-        name = self.start_exec(script)
-        try:
+        with self.removed_after(self.start_exec(script)) as name:
             self.wait_output(name, "app-ready")
             for v in values:
                 self.write_secret("x", v)
                 time.sleep(0.2)
-            self.wait_output_count(name, "app-ready", 2, timeout=15)
+            self.wait_output(name, "app-ready", count=2, timeout=15)
             # A change seen after the restart would be logged at once (the
             # next debounce starts then): five refreshes show there is none.
             time.sleep(1.0)
-            self.eng.exec(name, ["touch", "/tmp/done"], user=0)
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
-        finally:
-            self.eng.rm(name)
+            rc, out, err = self.finish(name)
         took = time.monotonic() - t0
         both = out + err
         self.assertEqual(rc, 0, both)
@@ -832,18 +824,13 @@ exit 4
         marker = rstest.random_value(prefix="rs-marker-")
         script = ('cat /run/secrets/x "$DB_PASSWORD_FILE" >/dev/null && echo read-ok; '
                   'echo "$MARKER" > /tmp/marker')
-        name = self.eng.start(self.exec_args(script), fuse=True, volumes=self.exec_volumes(),
-                              env={"MARKER": marker}, entrypoint=containers.BINARY_IN_IMAGE)
-        try:
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
+        with self.removed_after(self.start_exec(script, env={"MARKER": marker})) as name:
+            rc, out, err = self.exited(name)
             self.assertEqual(rc, 0, out + err)
             self.assertIn("read-ok", out)
             self.assertNoPlaintextOnDisk(name, [self.value, self.db, self.priv],
                                          control=marker)
             drc, diff, derr = self.eng.cli("diff", name)
-        finally:
-            self.eng.rm(name)
         self.assertEqual(drc, 0, derr)
         changed = sorted(l.split(None, 1)[1] for l in diff.splitlines() if l.strip())
         self.assertIn("/tmp/marker", changed, diff)
@@ -877,25 +864,20 @@ exit 4
     def test_example_exec(self):
         # examples/container as its Dockerfile runs it: exec --user app in
         # front of app.sh, which reads DB_PASSWORD_FILE and exits 0 on TERM.
-        ex = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                           "..", "..", "examples"))
         name = self.eng.start(
             ["exec", "--config", "/etc/runsecrets/config.json", "--user", "app", "--",
              "/bin/sh", "/app.sh"], fuse=True, entrypoint=containers.BINARY_IN_IMAGE,
-            volumes=[(os.path.join(ex, "container", "config.json"),
+            volumes=[(os.path.join(EXAMPLES, "container", "config.json"),
                       "/etc/runsecrets/config.json", "ro"),
-                     (os.path.join(ex, "container", "app.sh"), "/app.sh", "ro"),
-                     (os.path.join(ex, "secrets"), "/etc/runsecrets/secrets", "ro")])
-        try:
-            out, err = self.wait_output(name, "bytes")
+                     (os.path.join(EXAMPLES, "container", "app.sh"), "/app.sh", "ro"),
+                     (os.path.join(EXAMPLES, "secrets"), "/etc/runsecrets/secrets", "ro")])
+        with self.removed_after(name):
+            self.wait_output(name, "bytes")
             self.eng.stop(name, grace=20)
-            rc = self.eng.wait(name, timeout=30)
-            out, err = self.eng.logs(name)
-        finally:
-            self.eng.rm(name)
+            rc, out, err = self.exited(name)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("app: uid 1000, DB_PASSWORD_FILE=/run/secrets/db_password", out)
-        with open(os.path.join(ex, "secrets", "db_password"), "rb") as f:
+        with open(os.path.join(EXAMPLES, "secrets", "db_password"), "rb") as f:
             self.assertIn("app: password is %d bytes" % len(f.read()), out)
         self.assertIn("app: TERM, exiting", out)
 

@@ -12,36 +12,23 @@
 
 #include "backends/aws/aws_i.h"
 #include "lib/secmem.h"
-#include "broker/hardening.h"
+#include "ck_helpers.h"
 #include "ck_main.h"
 
-static void setup(void)
-{
-    char e[256];
-    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
-}
-
-static void response(struct http_response *r, long status, const char *body)
-{
-    http_response_init(r);
-    r->status = status;
-    secbuf_init(&r->body, 65536);
-    ck_assert_int_eq(secbuf_append(&r->body, body, strlen(body)), 0);
-}
 
 START_TEST(error_json_and_xml)
 {
     struct http_response r;
     char type[128], msg[256];
 
-    response(&r, 400, "{\"__type\": \"com.amazonaws#ResourceNotFoundException\", "
+    ckh_response(&r, 400, "{\"__type\": \"com.amazonaws#ResourceNotFoundException\", "
                       "\"Message\": \"not found\"}");
     aws_error(&r, type, sizeof(type), msg, sizeof(msg));
     ck_assert_str_eq(type, "ResourceNotFoundException");
     ck_assert_str_eq(msg, "not found");
     http_response_cleanup(&r);
 
-    response(&r, 403, "<ErrorResponse><Error><Code>RequestExpired</Code>"
+    ckh_response(&r, 403, "<ErrorResponse><Error><Code>RequestExpired</Code>"
                       "<Message>Request has expired.</Message></Error></ErrorResponse>");
     aws_error(&r, type, sizeof(type), msg, sizeof(msg));
     ck_assert_str_eq(type, "RequestExpired");
@@ -89,7 +76,7 @@ START_TEST(get_value_string_and_binary)
     json_t *root = NULL;
 
     ck_assert_int_eq(ref_parse("aws:prod/db", &ref, err, sizeof(err)), 0);
-    response(&r, 200, "{\"Name\": \"prod/db\", \"SecretBinary\": \"czNjcjN0\"}");
+    ckh_response(&r, 200, "{\"Name\": \"prod/db\", \"SecretBinary\": \"czNjcjN0\"}");
     fetch_result_init(&out, 4096);
     ck_assert_int_eq(aws_answer_object("GetSecretValue", &ref, &r, &root, &out, err, sizeof(err)), 0);
     ck_assert_int_eq(aws_take_value(root, &ref, &out, err, sizeof(err)), 0);
@@ -283,13 +270,13 @@ static Suite *aws_suite(void)
 {
     Suite *s = suite_create("aws");
     TCase *tc = tcase_create("answers");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, ckh_setup_hardening, NULL);
     tcase_add_test(tc, error_json_and_xml);
     tcase_add_test(tc, error_empty_body);
     tcase_add_test(tc, get_value_string_and_binary);
     suite_add_tcase(s, tc);
     tc = tcase_create("batch");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, ckh_setup_hardening, NULL);
     tcase_add_test(tc, batch_plan_pinned_refs_go_alone);
     tcase_add_test(tc, batch_plan_cut_at_batch_max);
     tcase_add_test(tc, batch_take_by_name_and_arn);

@@ -15,9 +15,9 @@
 #include "backends/azure/azure.h"
 #include "backends/azure/azure_i.h"
 #include "backends/http/http.h"
-#include "broker/hardening.h"
 #include "lib/ref.h"
 #include "lib/secmem.h"
+#include "ck_helpers.h"
 #include "ck_main.h"
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -38,8 +38,7 @@ static void clear_env(void)
 
 static void setup(void)
 {
-    char e[256];
-    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
+    ckh_setup_hardening();
     clear_env();
     snprintf(secret_file, sizeof(secret_file), "/tmp/rs-test-azure.XXXXXX");
     int fd = mkstemp(secret_file);
@@ -57,18 +56,13 @@ static void teardown(void)
 static int parse(const char *text, struct azure_conf **c, char *err, size_t errlen)
 {
     char buf[2048];
-    json_error_t jerr;
     const char *at = strstr(text, "%s");
     if (at)
         snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - text), text, secret_file, at + 2);
     else
         snprintf(buf, sizeof(buf), "%s", text);
-    json_t *j = json_loads(buf, 0, &jerr);
     void *conf = NULL;
-    ck_assert_msg(j != NULL, "bad test JSON: %s", buf);
-    err[0] = '\0';
-    int rc = azure_parse(j, &conf, err, errlen);
-    json_decref(j);
+    int rc = ckh_parse(azure_parse, buf, &conf, err, errlen);
     *c = conf;
     return rc;
 }
@@ -551,21 +545,13 @@ END_TEST
 
 /* ---- token answers ---- */
 
-static void response(struct http_response *r, long status, const char *body)
-{
-    http_response_init(r);
-    r->status = status;
-    secbuf_init(&r->body, 65536);
-    ck_assert_int_eq(secbuf_append(&r->body, body, strlen(body)), 0);
-}
-
 START_TEST(entra_answers)
 {
     struct http_response r;
     char err[512], *tok = NULL;
     long long ttl = -1;
 
-    response(&r, 200, "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
+    ckh_response(&r, 200, "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
                       "\"access_token\":\"eyJ0eXAi.s3cr3t-tok.sig\"}");
     ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), 0);
     ck_assert_str_eq(tok, "eyJ0eXAi.s3cr3t-tok.sig");
@@ -574,7 +560,7 @@ START_TEST(entra_answers)
     http_response_cleanup(&r);
 
     /* a string expires_in is taken too; no token_type is fine */
-    response(&r, 200, "{\"expires_in\":\"600\",\"access_token\":\"t\"}");
+    ckh_response(&r, 200, "{\"expires_in\":\"600\",\"access_token\":\"t\"}");
     ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), 0);
     ck_assert_int_eq(ttl, 600);
     secmem_free(tok);
@@ -600,7 +586,7 @@ START_TEST(entra_answers)
         {"s3cr3t", "HTTP 200 with a body that is not a JSON object"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        response(&r, 200, bad[i].body);
+        ckh_response(&r, 200, bad[i].body);
         tok = NULL;
         ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), -EPROTO);
         ck_assert_ptr_null(tok);
@@ -609,7 +595,7 @@ START_TEST(entra_answers)
     }
 
     /* errors: one line, the refusal is -EACCES, an outage -EAGAIN */
-    response(&r, 401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid "
+    ckh_response(&r, 401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid "
                       "client secret provided. Ensure the secret being sent in the request is the "
                       "client secret value.\\r\\nTrace ID: 0f\\r\\nCorrelation ID: 1a\\r\\n"
                       "Timestamp: 2024-01-01 00:00:00Z\",\"error_codes\":[7000215],"
@@ -619,20 +605,20 @@ START_TEST(entra_answers)
     ck_assert_str_eq(err, "HTTP 401 invalid_client: AADSTS7000215: Invalid client secret provided. "
                           "Ensure the secret being sent in the request is the client secret value.");
     http_response_cleanup(&r);
-    response(&r, 400, "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: Tenant "
+    ckh_response(&r, 400, "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: Tenant "
                       "'x' not found.\\u001b[31m\"}");
     ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), -EACCES);
     ck_assert_str_eq(err, "HTTP 400 invalid_request: AADSTS90002: Tenant 'x' not found.\\x1b[31m");
     http_response_cleanup(&r);
-    response(&r, 429, "{\"error\":\"temporarily_unavailable\"}");
+    ckh_response(&r, 429, "{\"error\":\"temporarily_unavailable\"}");
     ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), -EAGAIN);
     ck_assert_str_eq(err, "HTTP 429 temporarily_unavailable");
     http_response_cleanup(&r);
-    response(&r, 502, "<html>Bad Gateway</html>");
+    ckh_response(&r, 502, "<html>Bad Gateway</html>");
     ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), -EAGAIN);
     ck_assert_str_eq(err, "HTTP 502 (not a JSON answer)");
     http_response_cleanup(&r);
-    response(&r, 501, "{}");
+    ckh_response(&r, 501, "{}");
     ck_assert_int_eq(azure_entra_answer(&r, &tok, &ttl, err, sizeof(err)), -EIO);
     ck_assert_str_eq(err, "HTTP 501 error");
     http_response_cleanup(&r);
@@ -645,7 +631,7 @@ START_TEST(imds_answers)
     char err[512], cid[64], *tok = NULL;
     long long ttl = -1;
 
-    response(&r, 200, "{\"access_token\":\"eyJ0.s3cr3t.x\",\"client_id\":\"" CLIENT "\","
+    ckh_response(&r, 200, "{\"access_token\":\"eyJ0.s3cr3t.x\",\"client_id\":\"" CLIENT "\","
                       "\"expires_in\":\"86399\",\"expires_on\":\"1700086399\","
                       "\"ext_expires_in\":\"86399\",\"not_before\":\"1699999700\","
                       "\"resource\":\"https://vault.azure.net\",\"token_type\":\"Bearer\"}");
@@ -658,7 +644,7 @@ START_TEST(imds_answers)
     http_response_cleanup(&r);
 
     /* only expires_on (an epoch string), no client_id */
-    response(&r, 200, "{\"access_token\":\"t\",\"expires_on\":\"1700003600\"}");
+    ckh_response(&r, 200, "{\"access_token\":\"t\",\"expires_on\":\"1700003600\"}");
     ck_assert_int_eq(azure_imds_answer(&r, 1700000000, &tok, &ttl, cid, sizeof(cid), err,
                                        sizeof(err)), 0);
     ck_assert_int_eq(ttl, 3600);
@@ -667,7 +653,7 @@ START_TEST(imds_answers)
     http_response_cleanup(&r);
 
     /* a number where a string is expected is taken; nonsense is not */
-    response(&r, 200, "{\"access_token\":\"t\",\"expires_in\":120}");
+    ckh_response(&r, 200, "{\"access_token\":\"t\",\"expires_in\":120}");
     ck_assert_int_eq(azure_imds_answer(&r, 1700000000, &tok, &ttl, cid, sizeof(cid), err,
                                        sizeof(err)), 0);
     ck_assert_int_eq(ttl, 120);
@@ -683,7 +669,7 @@ START_TEST(imds_answers)
         "{\"access_token\":\"s3cr3t\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        response(&r, 200, bad[i]);
+        ckh_response(&r, 200, bad[i]);
         tok = NULL;
         ck_assert_int_eq(azure_imds_answer(&r, 1700000000, &tok, &ttl, cid, sizeof(cid), err,
                                            sizeof(err)), -EPROTO);
@@ -693,31 +679,31 @@ START_TEST(imds_answers)
         http_response_cleanup(&r);
     }
     /* a huge lifetime is clamped, not overflowed */
-    response(&r, 200, "{\"access_token\":\"t\",\"expires_in\":\"999999999999\"}");
+    ckh_response(&r, 200, "{\"access_token\":\"t\",\"expires_in\":\"999999999999\"}");
     ck_assert_int_eq(azure_imds_answer(&r, 1700000000, &tok, &ttl, cid, sizeof(cid), err,
                                        sizeof(err)), 0);
     ck_assert_int_eq(ttl, AZURE_MAX_TTL_S);
     secmem_free(tok);
     http_response_cleanup(&r);
 
-    response(&r, 400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}");
+    ckh_response(&r, 400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}");
     ck_assert_int_eq(azure_imds_answer(&r, 0, &tok, &ttl, cid, sizeof(cid), err, sizeof(err)),
                      -EACCES);
     ck_assert_str_eq(err, "HTTP 400 invalid_request: Identity not found");
     http_response_cleanup(&r);
-    response(&r, 400, "{\"error\":\"bad_request_102\",\"error_description\":\"Required metadata "
+    ckh_response(&r, 400, "{\"error\":\"bad_request_102\",\"error_description\":\"Required metadata "
                       "header not specified\"}");
     ck_assert_int_eq(azure_imds_answer(&r, 0, &tok, &ttl, cid, sizeof(cid), err, sizeof(err)),
                      -EACCES);
     ck_assert_str_eq(err, "HTTP 400 bad_request_102: Required metadata header not specified");
     http_response_cleanup(&r);
     /* IMDS is updating (410) or not there yet (404): worth retrying */
-    response(&r, 410, "");
+    ckh_response(&r, 410, "");
     ck_assert_int_eq(azure_imds_answer(&r, 0, &tok, &ttl, cid, sizeof(cid), err, sizeof(err)),
                      -EAGAIN);
     ck_assert_str_eq(err, "HTTP 410 (not a JSON answer)");
     http_response_cleanup(&r);
-    response(&r, 500, "{\"error\":\"unknown_error\",\"error_description\":\"x\"}");
+    ckh_response(&r, 500, "{\"error\":\"unknown_error\",\"error_description\":\"x\"}");
     ck_assert_int_eq(azure_imds_answer(&r, 0, &tok, &ttl, cid, sizeof(cid), err, sizeof(err)),
                      -EAGAIN);
     http_response_cleanup(&r);
@@ -733,7 +719,7 @@ static int secret(const char *text, long status, const char *body, struct fetch_
     struct secret_ref ref;
     struct http_response r;
     ck_assert_int_eq(ref_parse(text, &ref, err, errlen), 0);
-    response(&r, status, body);
+    ckh_response(&r, status, body);
     err[0] = '\0';
     int rc = azure_secret_answer(&ref, &r, 1700000000, "client id C", out, version, err, errlen);
     ck_assert_ptr_null(strstr(err, VALUE));   /* no value in any message */
@@ -946,7 +932,7 @@ START_TEST(secret_errors)
     struct secret_ref ref;
     struct http_response r;
     ck_assert_int_eq(ref_parse("kv:db-password", &ref, err, sizeof(err)), 0);
-    response(&r, 429, "{\"error\":{\"code\":\"Throttled\",\"message\":\"Request was not processed "
+    ckh_response(&r, 429, "{\"error\":{\"code\":\"Throttled\",\"message\":\"Request was not processed "
                       "because too many requests were received.\"}}");
     r.retry_after_ms = 7000;
     ck_assert_int_eq(azure_secret_answer(&ref, &r, 0, "", &out, ver, err, sizeof(err)), -EAGAIN);

@@ -10,26 +10,15 @@
 #include "backends/http/http.h"
 #include "backends/vault/vault.h"
 #include "backends/vault/vault_i.h"
-#include "broker/hardening.h"
 #include "lib/secmem.h"
+#include "ck_helpers.h"
 #include "ck_main.h"
-
-static void setup(void)
-{
-    char e[256];
-    ck_assert_int_eq(hardening_init(e, sizeof(e)), 0);
-}
 
 /* vault_parse of text: rc, with err. */
 static int parse(const char *text, struct vault_conf **c, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
     void *conf = NULL;
-    ck_assert_ptr_nonnull(j);
-    err[0] = '\0';
-    int rc = vault_parse(j, &conf, err, errlen);
-    json_decref(j);
+    int rc = ckh_parse(vault_parse, text, &conf, err, errlen);
     *c = conf;
     return rc;
 }
@@ -216,14 +205,6 @@ START_TEST(read_paths)
 }
 END_TEST
 
-static void response(struct http_response *r, long status, const char *body)
-{
-    http_response_init(r);
-    r->status = status;
-    secbuf_init(&r->body, 65536);
-    ck_assert_int_eq(secbuf_append(&r->body, body, strlen(body)), 0);
-}
-
 START_TEST(mount_answers)
 {
     struct http_response r;
@@ -235,7 +216,7 @@ START_TEST(mount_answers)
     char err[512];
 
     fetch_result_init(&out, 4096);
-    response(&r, 200, "{\"data\": {\"path\": \"kv/\", \"type\": \"kv\", \"options\": "
+    ckh_response(&r, 200, "{\"data\": {\"path\": \"kv/\", \"type\": \"kv\", \"options\": "
                       "{\"version\": \"2\"}}}");
     ck_assert_int_eq(vault_mount_answer(&r, "kv/app/x", &out, &root, &mp, &n, &k, err,
                                         sizeof(err)), 0);
@@ -246,14 +227,14 @@ START_TEST(mount_answers)
     http_response_cleanup(&r);
 
     /* Vault before 0.10: KV 1 at the first segment */
-    response(&r, 404, "");
+    ckh_response(&r, 404, "");
     ck_assert_int_eq(vault_mount_answer(&r, "old/a/b", &out, &root, &mp, &n, &k, err,
                                         sizeof(err)), 0);
     ck_assert_int_eq(k, MOUNT_KV1);
     ck_assert_int_eq(n, 3);
     http_response_cleanup(&r);
 
-    response(&r, 403, "{\"errors\": [\"permission denied\"]}");
+    ckh_response(&r, 403, "{\"errors\": [\"permission denied\"]}");
     ck_assert_int_eq(vault_mount_answer(&r, "kv/x", &out, &root, &mp, &n, &k, err, sizeof(err)),
                      -EACCES);
     ck_assert_str_eq(err, "cannot tell which KV version serves 'kv/x' (permission denied); set "
@@ -261,7 +242,7 @@ START_TEST(mount_answers)
     ck_assert(!out.retryable);
     http_response_cleanup(&r);
 
-    response(&r, 200, "{\"data\": {\"path\": \"database/\", \"type\": \"database\"}}");
+    ckh_response(&r, 200, "{\"data\": {\"path\": \"database/\", \"type\": \"database\"}}");
     ck_assert_int_eq(vault_mount_answer(&r, "database/creds/ro", &out, &root, &mp, &n, &k, err,
                                         sizeof(err)), 0);
     ck_assert_int_eq(k, MOUNT_OTHER);
@@ -275,7 +256,7 @@ static Suite *vault_suite(void)
 {
     Suite *s = suite_create("vault");
     TCase *tc = tcase_create("vault");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, ckh_setup_hardening, NULL);
     tcase_add_test(tc, conf_typed);
     tcase_add_test(tc, conf_errors);
     tcase_add_test(tc, mount_for_longest_prefix);
