@@ -297,8 +297,10 @@ class ParallelTest(azureenv.AzureTestCase):
         rec = self.cold_start(b)
         self.assertEqual((rec["ok"], rec["failed"]), (n, 0), rec)
         self.azure.clear_faults()
-        # one at a time would take n x delay (10 s) plus the challenge and the token
-        self.assertLess(rec["ms"], n * delay * 1000 / 4, rec)
+        # one at a time would take n x delay (10 s) plus the challenge and the token; half of that is a
+        # bound an ASan build on a loaded machine keeps (CI saw 2.7 s at load 8), and the overlap below
+        # is what proves the requests ran in parallel
+        self.assertLess(rec["ms"], n * delay * 1000 / 2, rec)
         for name, v in values.items():
             self.assertEqual(self.read(name), v.encode())
         gets = self.vault_gets()
