@@ -249,10 +249,16 @@ UNITTEST_STATIC int gcp_cred_parse(const char *path, const char *data, size_t le
     } else if (strcmp(type, "external_account") == 0) {
         c->type = GCP_EXTERNAL_ACCOUNT;
         rc = parse_external_account(path, root, c, err, errlen);
-    } else {
-        escape_str(shown, sizeof(shown), type, ESCAPE_SQUOTE);
+    } else if (strlen(type) < sizeof(shown) &&
+               strspn(type, "abcdefghijklmnopqrstuvwxyz_") == strlen(type)) {
+        /* Named when it looks like a type (impersonated_service_account,
+         * gdch_service_account): anything else may be a pasted secret. */
+        snprintf(shown, sizeof(shown), "%s", type);
         snprintf(err, errlen, "%.200s: type: '%s' is not supported (service_account, "
                  "authorized_user or external_account)", path, shown);
+    } else {
+        snprintf(err, errlen, "%.200s: type: not supported (service_account, authorized_user or "
+                 "external_account)", path);
     }
     json_decref(root);
     if (rc < 0)

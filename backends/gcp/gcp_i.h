@@ -64,7 +64,10 @@
 #define GCP_ID_MAX 320                      /* an identity for messages */
 #define GCP_JWT_LIFETIME_S 3600             /* Google's maximum, and google-auth's */
 #define GCP_MAX_TTL_S (10LL * 366 * 86400)  /* clamp for lifetimes a server sends */
-#define GCP_REFRESH_LEFT_MS (5 * 60 * 1000LL) /* refresh with this much left */
+/* Replace a token with this much left: google-auth's REFRESH_THRESHOLD
+ * (3 min 45 s), inside the metadata server's cache, which hands out the
+ * same token until about 4 minutes before its end. */
+#define GCP_REFRESH_LEFT_MS (225 * 1000LL)
 #define GCP_METADATA_CONNECT_MS 2000LL      /* a link-local server answers at once or never */
 #define GCP_MSG_MAX 512
 /* The secure heap OpenSSL's PEM decoder and the private key's bignums
@@ -201,7 +204,7 @@ int gcp_jwt_assertion(const struct gcp_cred *c, time_t now, char **out, char *er
 /* The token cache's login callback (arg: struct gcp). */
 int gcp_login(void *arg, enum token_login_why why, char **tok, struct token_life *life,
               char *err, size_t errlen);
-/* When token t is due for replacement: 5 minutes before its end, or at
+/* When token t is due for replacement: GCP_REFRESH_LEFT_MS before its end, or at
  * half its life when that is shorter (ms from now; <= 0: due; LLONG_MAX:
  * no expiry known). */
 long long gcp_due_in(const struct token_info *t, long long now_ms);

@@ -883,7 +883,7 @@ START_TEST(due_rule)
 {
     struct token_info t = {.gen = 1, .obtained_ms = 1000};
     t.life.ttl_ms = 3600 * 1000LL;
-    ck_assert_int_eq(gcp_due_in(&t, 1000), 3300 * 1000LL);
+    ck_assert_int_eq(gcp_due_in(&t, 1000), 3375 * 1000LL);
     t.life.ttl_ms = 120 * 1000LL;
     ck_assert_int_eq(gcp_due_in(&t, 1000), 60 * 1000LL);
     t.life.ttl_ms = 0;
