@@ -13,8 +13,9 @@
  *   4. the metadata server (metadata_url, else http://$GCE_METADATA_HOST,
  *      else http://metadata.google.internal); whether one answers is
  *      learnt at the first login, not here (no network in parse)
- * The file is read and checked here and again at every login; nothing of
- * it is kept but its type, who it is and its project_id.
+ * The file is read and checked here (a service account's key by signing
+ * one assertion, thrown away) and again at every login; nothing of it is
+ * kept but its type, who it is and its project_id.
  */
 #include "backends/gcp/gcp_i.h"
 #include "lib/escape.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *const gcp_source_names[] = {"service_account", "authorized_user", "external_account",
@@ -215,6 +217,22 @@ static int credentials(json_t *json, struct gcp_conf *c, char *err, size_t errle
         else
             snprintf(err, errlen, "credentials_file: not set, and %s: %s", c->cred_from, msg);
         return rc == -ENOMEM ? rc : -EINVAL;
+    }
+    if (cred.type == GCP_SERVICE_ACCOUNT) {
+        /* A key OpenSSL cannot use is a configuration error now, not a
+         * login failure after the mount: sign once and throw it away. */
+        char *jwt = NULL;
+        rc = gcp_jwt_assertion(&cred, time(NULL), &jwt, msg, sizeof(msg));
+        secmem_free(jwt);
+        if (rc < 0) {
+            if (strcmp(c->cred_from, "credentials_file") == 0)
+                snprintf(err, errlen, "credentials_file: %.200s: %s", c->cred_path, msg);
+            else
+                snprintf(err, errlen, "credentials_file: not set, and %s: %.200s: %s",
+                         c->cred_from, c->cred_path, msg);
+            gcp_cred_cleanup(&cred);
+            return rc == -ENOMEM ? rc : -EINVAL;
+        }
     }
     c->source = cred.type;
     gcp_cred_identity(&cred, ident, sizeof(ident));

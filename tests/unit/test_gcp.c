@@ -283,6 +283,23 @@ START_TEST(conf_errors)
         if (cases[i].err)
             ck_assert_msg(strncmp(err, cases[i].err, strlen(cases[i].err)) == 0, "%zu: %s", i, err);
     }
+    /* a key OpenSSL cannot use: at check time, naming the file */
+    char text[512], *sa = sa_json("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n",
+                                  NULL, NULL);
+    const char *path = write_file("bad-key.json", sa);
+    snprintf(text, sizeof(text), "{" T ", \"credentials_file\": \"%s\"}", path);
+    ck_assert_int_eq(parse(text, &c, err, sizeof(err)), -EINVAL);
+    char want[512];
+    snprintf(want, sizeof(want), "credentials_file: %s: private_key: not an unencrypted PEM RSA "
+             "private key", path);
+    ck_assert_str_eq(err, want);
+    setenv("GOOGLE_APPLICATION_CREDENTIALS", path, 1);
+    ck_assert_int_eq(parse("{" T "}", &c, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "credentials_file: not set, and GOOGLE_APPLICATION_CREDENTIALS: "
+             "%s: private_key: not an unencrypted PEM RSA private key", path);
+    ck_assert_str_eq(err, want);
+    unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+    free(sa);
     setenv("GCE_METADATA_HOST", "bad host/x", 1);
     ck_assert_int_eq(parse("{" T "}", &c, err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(err, "metadata_url: not set, and GCE_METADATA_HOST ('bad host/x') is not a "
