@@ -1,8 +1,10 @@
 /* fuzz_gcp.c - what backends/gcp/ parses from files and the wire
  * (gcp_i.h): credentials files, the token services' answers (OAuth token
  * endpoint, STS, metadata server; IAM Credentials' generateAccessToken),
- * external accounts' subject token files, and AccessSecretVersion answers
- * with their CRC32C and Google's error bodies.
+ * external accounts' subject token files, AccessSecretVersion answers
+ * with their CRC32C and Google's error bodies, and references (NAME: the
+ * body after "g:" is a reference; what passes builds a request path that
+ * needs no escaping).
  *
  * Input: byte 0 picks the parser, byte 1 the HTTP status (low 3 bits) and
  * the reference asked for (next 2 bits); the rest is the body (the file's
@@ -19,7 +21,7 @@ static const char *const refs[] = {"g:db-password", "g:db-password?version=3",
                                    "g:projects/123456/locations/us-east1/secrets/db-password",
                                    "g:projects/my-project/secrets/a/versions/latest"};
 
-enum { CRED, OAUTH, IAM, SUBJECT, ACCESS, N_KINDS };
+enum { CRED, OAUTH, IAM, SUBJECT, ACCESS, NAME, N_KINDS };
 
 /* A token as it goes into a header: something, nothing a header cannot carry. */
 static void check_token(const char *tok, long long ttl)
@@ -62,6 +64,35 @@ static void cred(const uint8_t *data, size_t size)
     gcp_cred_cleanup(&c);
 }
 
+static void name(const uint8_t *data, size_t size, uint8_t flags)
+{
+    char *text = malloc(size + 3), err[BACKEND_ERR_MAX] = "", path[1024];
+    struct secret_ref ref;
+    struct gcp_name n;
+    if (!text)
+        abort();
+    memcpy(text, "g:", 2);
+    memcpy(text + 2, data, size);
+    text[size + 2] = '\0';
+    if (ref_parse(text, &ref, err, sizeof(err)) == 0) {
+        int rc = gcp_name_parse(&ref, (flags & 1) ? "my-project" : NULL,
+                                (flags & 2) ? "us-east1" : NULL, &n, err, sizeof(err));
+        if (rc == 0) {
+            FUZZ_ASSERT(n.secret[0] && n.version[0]);
+            if (n.project[0]) {
+                FUZZ_ASSERT(gcp_access_path(&n, path, sizeof(path)) == 0);
+                /* what goes into the URL needs no escaping */
+                FUZZ_ASSERT(strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_-/:") == strlen(path));
+            }
+        } else {
+            FUZZ_ASSERT(rc == -EINVAL && err[0] && !strchr(err, '\n'));
+        }
+        ref_cleanup(&ref);
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct http_response r;
@@ -77,6 +108,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (data[0] % N_KINDS == CRED) {
         cred(data + 2, size - 2);
+        return 0;
+    }
+    if (data[0] % N_KINDS == NAME) {
+        name(data + 2, size - 2, data[1]);
         return 0;
     }
     FUZZ_ASSERT(ref_parse(refs[(data[1] >> 3) & 3], &ref, err, sizeof(err)) == 0);

@@ -379,3 +379,7 @@ answer("gcp", "access-disabled", GACCESS, 400, j({"error": {"code": 400, "status
                                                   "versions/3] is in DISABLED state."}}))
 answer("gcp", "access-html-404", GACCESS, 404, "<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>")
 answer("gcp", "access-503", GACCESS, 503, j({"error": {"code": 503, "status": "UNAVAILABLE", "message": "x"}}))
+for i, r in enumerate(["db-password", "db-password?version=3#user", "projects/my-project/secrets/s/versions/latest",
+                        "projects/123/locations/us-east1/secrets/a_b-C?version=12#/x/0", "projects/P/secrets/s",
+                        "a/b", "projects/my-project/secrets/s/versions/2?version=2"]):
+    put("gcp", "name-%02d" % i, bytes([5, i & 3]) + r.encode())
