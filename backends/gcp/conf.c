@@ -203,6 +203,7 @@ static int credentials(json_t *json, struct gcp_conf *c, char *err, size_t errle
     struct gcp_cred cred;
     char msg[GCP_MSG_MAX], ident[GCP_ID_MAX];
     int rc = adc_path(json, c, err, errlen);
+    memset(&cred, 0, sizeof(cred));
     if (rc < 0)
         return rc;
     if (!c->cred_path) {

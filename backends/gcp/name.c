@@ -25,14 +25,14 @@ bool gcp_project_ok(const char *s)
     size_t n = strlen(s);
     if (n >= 1 && n <= 20 && strspn(s, DIGITS) == n && s[0] != '0')
         return true;   /* a project number */
-    return n >= 6 && n <= GCP_PROJECT_MAX && strchr(LOWER, s[0]) && s[0] &&
+    return n >= 6 && n <= GCP_PROJECT_MAX && strchr(LOWER, s[0]) &&
            strspn(s, LOWER DIGITS "-") == n && s[n - 1] != '-';
 }
 
 bool gcp_location_ok(const char *s)
 {
     size_t n = strlen(s);
-    return n >= 1 && n <= GCP_LOCATION_MAX && s[0] && strchr(LOWER, s[0]) &&
+    return n >= 1 && n <= GCP_LOCATION_MAX && strchr(LOWER, s[0]) &&
            strspn(s, LOWER DIGITS "-") == n;
 }
 

@@ -284,10 +284,11 @@ UNITTEST_STATIC int gcp_subject_token(const struct secbuf *content, const char *
 /* ---- the requests ---- */
 
 /* One request to url (a token service) with the backend's HTTP settings;
- * answer parses the response. what names the service in messages. */
-static int token_request(struct gcp *g, const char *url, const struct http_request *req,
-                         const char *what, char **tok, long long *ttl, long long *retry_ms,
-                         char *err, size_t errlen)
+ * iam: the answer is IAM Credentials' (accessToken, expireTime), else
+ * OAuth's. what names the service in messages. */
+static int token_request(struct gcp *g, const char *url, bool iam,
+                         const struct http_request *req, const char *what, char **tok,
+                         long long *ttl, long long *retry_ms, char *err, size_t errlen)
 {
     struct http_client *c = NULL;
     struct http_response r;
@@ -296,7 +297,7 @@ static int token_request(struct gcp *g, const char *url, const struct http_reque
     http_response_init(&r);
     if ((rc = http_client_new(g->engine, &g->aux, url, &c, msg, sizeof(msg))) == 0 &&
         (rc = http_perform(c, req, &r, msg, sizeof(msg))) == 0) {
-        if (strstr(url, ":generateAccessToken"))
+        if (iam)
             rc = gcp_iam_answer(&r, time(NULL), tok, ttl, msg, sizeof(msg));
         else
             rc = gcp_oauth_answer(&r, tok, ttl, msg, sizeof(msg));
@@ -319,7 +320,7 @@ static int post_form(struct gcp *g, const char *url, const struct secbuf *form, 
                                        "Accept: application/json", NULL};
     struct http_request req = {.method = "POST", .path = "", .headers = hdrs,
                                .body = form->data, .body_len = form->len};
-    return token_request(g, url, &req, what, tok, ttl, retry_ms, err, errlen);
+    return token_request(g, url, false, &req, what, tok, ttl, retry_ms, err, errlen);
 }
 
 static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, long long *ttl,
@@ -416,7 +417,8 @@ static int external_account(struct gcp *g, const struct gcp_cred *c, char **tok,
                                .body = GCP_IMPERSONATION_BODY,
                                .body_len = strlen(GCP_IMPERSONATION_BODY)};
     snprintf(what, sizeof(what), "impersonation at %s", c->impersonation_url);
-    rc = token_request(g, c->impersonation_url, &req, what, tok, ttl, retry_ms, err, errlen);
+    rc = token_request(g, c->impersonation_url, true, &req, what, tok, ttl, retry_ms, err,
+                       errlen);
     secmem_free(auth);
     return rc;
 }
