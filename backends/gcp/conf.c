@@ -28,9 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const gcp_source_names[] = {"service_account", "authorized_user", "external_account",
-                                        "metadata server"};
-
 static const char *const gcp_keys[] = {"endpoint", "project", "location", "credentials_file",
                                        "metadata_url", NULL};
 

@@ -151,8 +151,8 @@ static int gcp_create(const struct backend_env *env, const void *parsed, void **
     if (c->source == GCP_SERVICE_ACCOUNT)
         gcp_jwt_secure_heap(g);
     if (c->cred_path)
-        gcp_log(g, LOG_INFO, NULL, "gcp credentials: %s %s from %s (%s)",
-                gcp_source_names[c->source], c->identity, c->cred_from, c->cred_path);
+        gcp_log(g, LOG_INFO, NULL, "gcp credentials: %s from %s (%s)", c->identity,
+                c->cred_from, c->cred_path);
     else
         gcp_log(g, LOG_INFO, NULL, "gcp credentials: no credentials file, the metadata server "
                 "at %s", c->metadata_url);

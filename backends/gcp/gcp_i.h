@@ -83,7 +83,6 @@ enum gcp_source {
     GCP_EXTERNAL_ACCOUNT,
     GCP_METADATA,
 };
-extern const char *const gcp_source_names[];
 
 /* ---- cred.c: a credentials file, one read of it ---- */
 
