@@ -71,7 +71,9 @@
 #define GCP_METADATA_CONNECT_MS 2000LL      /* a link-local server answers at once or never */
 #define GCP_MSG_MAX 512
 /* The secure heap OpenSSL's PEM decoder and the private key's bignums
- * use (CRYPTO_secure_malloc_init): a 4096-bit key needs about 10 KiB. */
+ * use (CRYPTO_secure_malloc_init): a decoded 2048-bit key holds 896 bytes
+ * of it (measured); 64 KiB leaves room for 8192-bit keys and for several
+ * backends signing at once. */
 #define GCP_SECURE_HEAP_BYTES (64 * 1024)
 #define GCP_SECURE_HEAP_MIN 16
 
