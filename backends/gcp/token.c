@@ -326,7 +326,7 @@ static int post_form(struct gcp *g, const char *url, const struct secbuf *form, 
 static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, long long *ttl,
                            long long *retry_ms, char *err, size_t errlen)
 {
-    char *assertion = NULL, msg[GCP_MSG_MAX] = "", what[GCP_URL_MAX + 32];
+    char *assertion = NULL, msg[GCP_MSG_MAX] = "", what[GCP_URL_MAX + 256];
     struct secbuf form;
     int rc = gcp_jwt_assertion(c, time(NULL), &assertion, msg, sizeof(msg));
     if (rc < 0) {
@@ -337,7 +337,8 @@ static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, 
     if ((rc = encode_form_field(&form, "grant_type", GCP_JWT_BEARER)) == 0)
         rc = encode_form_field(&form, "assertion", assertion);
     secmem_free(assertion);
-    snprintf(what, sizeof(what), "token request to %s", c->token_uri);
+    snprintf(what, sizeof(what), "token request to %s (credentials file %.200s)", c->token_uri,
+             g->cred_path);
     if (rc < 0)
         snprintf(err, errlen, "%s: the form does not fit in %d bytes", what, GCP_FORM_MAX);
     else
@@ -349,7 +350,7 @@ static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, 
 static int authorized_user(struct gcp *g, const struct gcp_cred *c, char **tok, long long *ttl,
                            long long *retry_ms, char *err, size_t errlen)
 {
-    char what[GCP_URL_MAX + 32];
+    char what[GCP_URL_MAX + 256];
     struct secbuf form;
     int rc;
     secbuf_init(&form, GCP_FORM_MAX);
@@ -357,7 +358,8 @@ static int authorized_user(struct gcp *g, const struct gcp_cred *c, char **tok, 
         (rc = encode_form_field(&form, "client_id", c->client_id)) == 0 &&
         (rc = encode_form_field(&form, "client_secret", c->client_secret)) == 0)
         rc = encode_form_field(&form, "refresh_token", c->refresh_token);
-    snprintf(what, sizeof(what), "token request to %s", c->token_uri);
+    snprintf(what, sizeof(what), "token request to %s (credentials file %.200s)", c->token_uri,
+             g->cred_path);
     if (rc < 0)
         snprintf(err, errlen, "%s: the form does not fit in %d bytes", what, GCP_FORM_MAX);
     else
@@ -370,7 +372,7 @@ static int authorized_user(struct gcp *g, const struct gcp_cred *c, char **tok, 
 static int external_account(struct gcp *g, const struct gcp_cred *c, char **tok, long long *ttl,
                             long long *retry_ms, char *err, size_t errlen)
 {
-    char msg[GCP_MSG_MAX] = "", what[GCP_URL_MAX + 48], *subject = NULL, *sts = NULL;
+    char msg[GCP_MSG_MAX] = "", what[GCP_URL_MAX + 256], *subject = NULL, *sts = NULL;
     struct secbuf content, form;
     int rc = secfile_read(c->source_file, GCP_CRED_MAX, &content, msg, sizeof(msg));
     if (rc < 0) {
@@ -391,7 +393,8 @@ static int external_account(struct gcp *g, const struct gcp_cred *c, char **tok,
         (rc = encode_form_field(&form, "subject_token", subject)) == 0)
         rc = encode_form_field(&form, "subject_token_type", c->subject_token_type);
     secmem_free(subject);
-    snprintf(what, sizeof(what), "token exchange at %s", c->token_url);
+    snprintf(what, sizeof(what), "token exchange at %s (credentials file %.200s)", c->token_url,
+             g->cred_path);
     if (rc < 0)
         snprintf(err, errlen, "%s: the form does not fit in %d bytes", what, GCP_FORM_MAX);
     else
@@ -416,7 +419,8 @@ static int external_account(struct gcp *g, const struct gcp_cred *c, char **tok,
     struct http_request req = {.method = "POST", .path = "", .headers = hdrs,
                                .body = GCP_IMPERSONATION_BODY,
                                .body_len = strlen(GCP_IMPERSONATION_BODY)};
-    snprintf(what, sizeof(what), "impersonation at %s", c->impersonation_url);
+    snprintf(what, sizeof(what), "impersonation at %s (credentials file %.200s)",
+             c->impersonation_url, g->cred_path);
     rc = token_request(g, c->impersonation_url, true, &req, what, tok, ttl, retry_ms, err,
                        errlen);
     secmem_free(auth);
