@@ -325,3 +325,61 @@ answer("azure", "kv-error", KV_ERROR, 400, j({"error": {"code": "BadParameter",
         "message": "The specified version (7.9) is not recognized.\nline two\u001b[31m"}}))
 answer("azure", "kv-error-401", KV_ERROR, 403, j({"error": {"code": "Unauthorized",
         "message": "AKV10000: Request is missing a Bearer or PoP token."}}))
+
+# ---- gcp (docs/internals/gcp.md, tests/fakes/gcp_fake.py; kinds as in fuzz_gcp.c) ----
+CRED, GOAUTH, GIAM, GSUBJECT, GACCESS = range(5)
+PEM = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQs3cr3t\n"
+       "-----END PRIVATE KEY-----\n")
+SA = {"type": "service_account", "project_id": "my-project", "private_key_id": "0123abcd",
+      "private_key": PEM, "client_email": "app@my-project.iam.gserviceaccount.com",
+      "client_id": "1234567890", "token_uri": "https://oauth2.googleapis.com/token"}
+answer("gcp", "cred-sa", CRED, 200, j(SA))
+answer("gcp", "cred-sa-http-token-uri", CRED, 200, j(dict(SA, token_uri="http://127.0.0.1/token")))
+answer("gcp", "cred-sa-no-key", CRED, 200, j({k: v for k, v in SA.items() if k != "private_key"}))
+answer("gcp", "cred-au", CRED, 200, j({"type": "authorized_user", "client_id": "c.apps.googleusercontent.com",
+                                      "client_secret": "GOCSPX-s3cr3t", "refresh_token": "1//0s3cr3t",
+                                      "account": "", "quota_project_id": "my-project"}))
+EA = {"type": "external_account", "audience": "//iam.googleapis.com/projects/1/locations/global/"
+      "workloadIdentityPools/pool-1/providers/provider-1",
+      "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+      "token_url": "https://sts.googleapis.com/v1/token",
+      "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/"
+      "serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken",
+      "credential_source": {"file": "/var/run/secrets/token", "format": {"type": "json",
+                                                                         "subject_token_field_name": "t"}}}
+answer("gcp", "cred-ea", CRED, 200, j(EA))
+answer("gcp", "cred-ea-url", CRED, 200, j(dict(EA, credential_source={"url": "http://169.254.169.254/t"})))
+answer("gcp", "cred-type-secret", CRED, 200, j({"type": "s3cr3t-pasted"}))
+answer("gcp", "cred-not-json", CRED, 200, '{"private_key": "s3cr3t')
+answer("gcp", "oauth", GOAUTH, 200, j({"access_token": "ya29.s3cr3t", "expires_in": 3599, "token_type": "Bearer"}))
+answer("gcp", "oauth-string", GOAUTH, 200, j({"access_token": "ya29.s3cr3t", "expires_in": "3599"}))
+answer("gcp", "oauth-crlf", GOAUTH, 200, j({"access_token": "s3cr3t\r\nX: 1", "expires_in": 60}))
+answer("gcp", "oauth-invalid-grant", GOAUTH, 400, j({"error": "invalid_grant",
+                                                     "error_description": "Invalid JWT Signature."}))
+answer("gcp", "oauth-html", GOAUTH, 403, "<html>Missing Metadata-Flavor:Google header.</html>")
+answer("gcp", "iam", GIAM, 200, j({"accessToken": "ya29.s3cr3t", "expireTime": "2023-11-14T23:13:20Z"}))
+answer("gcp", "iam-frac", GIAM, 200, j({"accessToken": "ya29.s3cr3t", "expireTime": "2023-11-15T00:13:20.5+01:00"}))
+answer("gcp", "iam-denied", GIAM, 403, j({"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
+                                          "Permission 'iam.serviceAccounts.getAccessToken' denied"}}))
+answer("gcp", "subject-text", GSUBJECT, 200, "eyJhbGciOiJSUzI1NiJ9.s3cr3t.sig\n")
+answer("gcp", "subject-json", GSUBJECT, 200, j({"access_token": "s3cr3t-subject"}), path=4)
+B64 = "czNjcjN0LWRiLXBhc3N3MHJk"   # s3cr3t-db-passw0rd
+answer("gcp", "access", GACCESS, 200, j({"name": "projects/123456/secrets/db-password/versions/3",
+                                         "payload": {"data": B64, "dataCrc32c": "2221743797"}}))
+answer("gcp", "access-pinned", GACCESS, 200, j({"name": "projects/1/secrets/db-password/versions/3",
+                                                "payload": {"data": B64}}), path=1)
+answer("gcp", "access-regional", GACCESS, 200, j({"name": "projects/1/locations/us-east1/secrets/db-password/"
+                                                  "versions/9", "payload": {}}), path=2)
+answer("gcp", "access-bad-crc", GACCESS, 200, j({"name": "projects/1/secrets/db-password/versions/3",
+                                                 "payload": {"data": B64, "dataCrc32c": "1"}}))
+answer("gcp", "access-404", GACCESS, 404, j({"error": {"code": 404, "status": "NOT_FOUND", "message":
+                                             "Secret [projects/1/secrets/db-password] not found or has no versions."}}))
+answer("gcp", "access-disabled", GACCESS, 400, j({"error": {"code": 400, "status": "FAILED_PRECONDITION",
+                                                  "message": "Secret Version [projects/1/secrets/db-password/"
+                                                  "versions/3] is in DISABLED state."}}))
+answer("gcp", "access-html-404", GACCESS, 404, "<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>")
+answer("gcp", "access-503", GACCESS, 503, j({"error": {"code": 503, "status": "UNAVAILABLE", "message": "x"}}))
+for i, r in enumerate(["db-password", "db-password?version=3#user", "projects/my-project/secrets/s/versions/latest",
+                        "projects/123/locations/us-east1/secrets/a_b-C?version=12#/x/0", "projects/P/secrets/s",
+                        "a/b", "projects/my-project/secrets/s/versions/2?version=2"]):
+    put("gcp", "name-%02d" % i, bytes([5, i & 3]) + r.encode())

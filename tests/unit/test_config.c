@@ -197,9 +197,9 @@ END_TEST
 START_TEST(bad_backends)
 {
     load_bad("{\"backends\": {\"local\": {\"type\": \"fiel\", \"path\": \"/\"}}}",
-             "config.json:1:33: backends.local.type: unknown backend type 'fiel' (known: file, vault, aws, azure)");
+             "config.json:1:33: backends.local.type: unknown backend type 'fiel' (known: file, vault, aws, azure, gcp)");
     load_bad("{\"backends\": {\"local\": {\"path\": \"/\"}}}",
-             "config.json:1:24: backends.local.type: missing (one of: file, vault, aws, azure)");
+             "config.json:1:24: backends.local.type: missing (one of: file, vault, aws, azure, gcp)");
     load_bad("{\"backends\": {\"local\": {\"type\": \"file\"}}}",
              "config.json:1:24: backends.local.path: missing (the directory holding the secret files)");
     load_bad("{\"backends\": {\"local\": {\"type\": \"file\", \"path\": \"rel\"}}}",
@@ -352,7 +352,7 @@ START_TEST(errors_quoting_config_text_stay_one_line)
     /* ... and a backend type that is not one, quoted by backend.c. */
     load_bad("{\"backends\": {\"v\": {\"type\": \"v\\nault\"}}}",
              "config.json:1:29: backends.v.type: unknown backend type 'v\\nault' (known: file, "
-             "vault, aws, azure)");
+             "vault, aws, azure, gcp)");
     /* ... and a backend's own message about a key too long to be located. */
     char json[512];
     snprintf(json, sizeof(json), "{\"backends\": {\"l\": {\"type\": \"file\", \"path\": \"/\", "
