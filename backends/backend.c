@@ -7,6 +7,7 @@
 #include "backends/vault/vault.h"
 #include "backends/aws/aws.h"
 #include "backends/azure/azure.h"
+#include "backends/gcp/gcp.h"
 #include "lib/backoff.h"
 #include "lib/duration.h"
 #include "lib/log.h"
@@ -22,6 +23,7 @@ static const struct backend_ops *const backend_types[] = {
     &backend_vault_ops,
     &backend_aws_ops,
     &backend_azure_ops,
+    &backend_gcp_ops,
 };
 
 #define N_TYPES (sizeof(backend_types) / sizeof(backend_types[0]))
@@ -179,7 +181,10 @@ int backend_conf_check_ref(const struct backend_conf *c, const struct secret_ref
         snprintf(err, errlen, "the %s backend does not support ?stage=", ops->type);
         return -EINVAL;
     }
-    return ops->check_ref(ref, err, errlen);
+    int rc = ops->check_ref(ref, err, errlen);
+    if (rc == 0 && ops->check_ref_conf && c->conf)
+        rc = ops->check_ref_conf(c->conf, ref, err, errlen);
+    return rc;
 }
 
 int backend_new(const struct backend_env *env, const char *name, const struct backend_conf *conf,

@@ -82,6 +82,12 @@ struct backend_ops {
                   size_t errlen);
     /* Static check of a reference's path for this backend. 0 or -EINVAL. */
     int (*check_ref)(const struct secret_ref *ref, char *err, size_t errlen);
+    /* Optional: the reference against the parsed config (conf, as parse
+     * made it), after check_ref, for what a reference may leave to the
+     * backend's settings (GCP: the project). Not called when the config
+     * was parsed for its types only. 0 or -EINVAL. */
+    int (*check_ref_conf)(const void *conf, const struct secret_ref *ref, char *err,
+                          size_t errlen);
     /* Fetch the raw value of ref->path (the #field is applied by the caller).
      * 0, -ENOENT when the object does not exist (the secret disappears), or
      * another negative errno with a message in err. */
