@@ -213,7 +213,7 @@ class DisabledTest(gcpenv.GcpTestCase):
 class ParallelTest(gcpenv.GcpTestCase):
 
     def test_cold_start_of_many_secrets_in_parallel_one_token(self):
-        n, delay = 32, 0.25
+        n, delay = 40, 0.25
         values = {}
         for i in range(n):
             name = "s%02d" % i
@@ -226,8 +226,9 @@ class ParallelTest(gcpenv.GcpTestCase):
         rec = self.cold_start(b)
         self.assertEqual((rec["ok"], rec["failed"]), (n, 0), rec)
         self.gcp.clear_faults()
-        # one at a time would take n x delay (8 s) plus the token
-        self.assertLess(rec["ms"], n * delay * 1000 / 4, rec)
+        # one at a time would take n x delay (10 s) plus the token; 16 at a time 0.75 s plus 16 TLS handshakes
+        # with the Python fake (over 2 s in the ASan build)
+        self.assertLess(rec["ms"], n * delay * 1000 / 3, rec)
         for name, v in values.items():
             self.assertEqual(self.read(name), v.encode())
         gets = self.sm_gets()
