@@ -102,7 +102,6 @@ Unverified (the fake's best guess, consistent in shape; a client must not depend
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
 import datetime
 import json
@@ -110,8 +109,6 @@ import os
 import re
 import secrets as _secrets
 import sys
-import time
-import traceback
 import urllib.parse
 import uuid
 
@@ -163,12 +160,8 @@ CONTROL_METHODS = frozenset("""
 """.split())
 
 
-def _b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _int_or_none(v, name):
-    return None if v is None else fakeserver.arg_int(v, name)
+_b64url = fakeserver.b64url
+_int_or_none = fakeserver.int_or_none
 
 
 _bool = fakeserver.arg_bool
@@ -237,16 +230,9 @@ class _Token:
         self.forced_expired = False
 
 
-class _Resp:
-    __slots__ = ("status", "obj", "raw", "ctype", "headers", "error")
-
-    def __init__(self, status, obj=None, raw=None, ctype=JSON_CT, headers=None, error=None):
-        self.status = status
-        self.obj = obj
-        self.raw = raw
-        self.ctype = ctype
-        self.headers = headers or []
-        self.error = error            # the error code, for the log
+class _Resp(fakeserver.Resp):
+    __slots__ = ()
+    JSON_CT = JSON_CT
 
 
 def _kv_err(status, code, message, inner=None, headers=None):
@@ -264,68 +250,28 @@ def _imds_err(status, error, description):
 # HTTP plumbing (the shared part is fakeserver.FakeHandler)
 
 
-class _Handler(fakeserver.FakeHandler):
+class _Handler(fakeserver.JsonHandler):
     server_version = "FakeAzure/1.0"
     Resp = _Resp
 
-    def _write(self, resp):
-        if resp.raw is not None:
-            body = resp.raw
-        elif resp.obj is None:
-            body = b""
-        else:
-            body = json.dumps(resp.obj).encode()
-        ctype = [("Content-Type", resp.ctype)] if body else []
-        self._send(resp.status, resp.headers + ctype + [("Content-Length", str(len(body)))], body)
+    def _too_large(self, fake):
+        return _Resp(413, {"error": "request body too large"}, error="too_large")
 
-    def _serve(self, path, raw_query, entry, t0):
-        fake = self.server.fake
-        try:
-            body, resp = self._read_body_or(fake.max_request_bytes,
-                                            lambda: _Resp(413, {"error": "request body too large"}, error="too_large"),
-                                            lambda reason: _Resp(400, {"error": reason}, error="bad_request"))
-            if resp is None:
-                fake._entry_body(entry, body)
-                resp = self._answer(fake, entry, path, raw_query, body)
-            if resp is None:           # stopping while delayed: no answer at all
-                self.close_connection = True
-                return fake._finish_entry(entry, None, t0)
-            if resp.error:
-                entry["error"] = resp.error
-            # The entry is complete before the client can see the answer: a test reading the log right
-            # after its request returned finds it there, with its status.
-            fake._finish_entry(entry, resp.status, t0)
-            self._write(resp)
-        except OSError:
-            self.close_connection = True
-            with fake._lock:
-                entry["fault"] = entry.get("fault") or "client-io-error"
-            if not entry["done"]:
-                fake._finish_entry(entry, None, t0)
+    def _bad_body(self, reason):
+        return _Resp(400, {"error": reason}, error="bad_request")
 
-    def _answer(self, fake, entry, path, raw_query, body):
-        endpoint = entry["endpoint"]
-        if endpoint is None:
-            return _Resp(404, {"error": "not_found", "error_description": "no such endpoint"}, error="not_found")
-        delay = fake._take_fault("delay", endpoint, entry.get("secret"))
-        if delay:
-            entry["fault"] = "delay"
-            entry["delay_s"] = delay["seconds"]
-            if fake._stopping.wait(delay["seconds"]):
-                entry["fault"] = "stopping"
-                return None
-        try:
-            return fake._process(endpoint, self.command, path, raw_query, self.headers, body, entry)
-        except Exception as e:   # a bug in the fake: say so loudly, answer 500
-            traceback.print_exc(file=sys.stderr)
-            return _Resp(500, {"error": "fakeazure internal error: %s" % e}, error="internal")
+    def _no_endpoint(self, path):
+        return _Resp(404, {"error": "not_found", "error_description": "no such endpoint"}, error="not_found")
+
+    def _internal_error(self, exc):
+        return _Resp(500, {"error": "fakeazure internal error: %s" % exc}, error="internal")
 
 
 # --------------------------------------------------------------------------------------------------
 # the fake
 
 
-class FakeAzure(fakeserver.FakeServer):
+class FakeAzure(fakeserver.CloudFake):
     """A strict fake Azure (Key Vault + Entra token endpoint + IMDS) on one TLS port. Thread-safe.
 
     tenant_id is the vault's tenant: the challenge names it, tokens issued in another tenant are refused by
@@ -334,6 +280,10 @@ class FakeAzure(fakeserver.FakeServer):
     NAME = "fakeazure"
     CONTROL_METHODS = CONTROL_METHODS
     Handler = _Handler
+    ENDPOINTS = ENDPOINTS
+    MAX_DELAY_S = MAX_DELAY_S
+    SECRET_CASEFOLD = True        # Key Vault's names are case-insensitive
+    SENSITIVE_FORM = ("client_secret", "client_assertion")
 
     def __init__(self, tls_dir=None, *, tls=True, host="127.0.0.1", port=0, tenant_id=DEFAULT_TENANT,
                  token_ttl=DEFAULT_TTL, vault_name="fakevault", location="westeurope",
@@ -361,8 +311,7 @@ class FakeAzure(fakeserver.FakeServer):
         self._apps = {}               # (tenant, client_id) -> _App
         self._identities = {}         # client_id -> _Identity (managed identities)
         self._denied = {}             # (identity, lower-case name or "*") -> code
-        self._tokens = {}             # token value -> _Token
-        self._faults = []
+        # self._tokens: token value -> _Token (CloudFake)
 
     # ------------------------------------------------------------------ lifecycle (see FakeServer)
 
@@ -580,13 +529,6 @@ class FakeAzure(fakeserver.FakeServer):
 
     # ------------------------------------------------------------------ tokens
 
-    def set_token_ttl(self, seconds):
-        """Lifetime of the tokens issued next (same as assigning token_ttl)."""
-        ttl = _int_or_none(seconds, "seconds")
-        if ttl is None or ttl < 1:
-            raise ValueError("token ttl must be >= 1")
-        self.token_ttl = ttl
-
     def issue_token(self, identity, audience=VAULT_RESOURCE, tenant=None, ttl=None, kind="test"):
         """Mint a token directly (no request), e.g. for a test that needs one for another audience."""
         with self._lock:
@@ -624,45 +566,16 @@ class FakeAzure(fakeserver.FakeServer):
                      "tenant": t.tenant, "audience": t.audience, "kind": t.kind,
                      "expired": t.forced_expired or wall >= t.expiry} for t in self._tokens.values()]
 
-    def expire_tokens(self, identity=None):
-        """Make every token issued so far (or `identity`'s) expired now; the vault then answers 401
-        [TokenExpired] with a challenge. Returns how many."""
-        with self._lock:
-            n = 0
-            for t in self._tokens.values():
-                if identity is None or t.identity == identity:
-                    t.forced_expired = True
-                    n += 1
-            return n
-
     # ------------------------------------------------------------------ state file
 
-    def apply_state(self, state):
-        """Apply {"tenant_id"?: str, "token_ttl"?: int, "calls": [{"method", "args"}]} (or a bare list of
-        calls); methods are limited to CONTROL_METHODS."""
-        calls = state
-        if isinstance(state, dict):
-            if state.get("tenant_id"):
-                with self._lock:
-                    self.tenant_id = str(state["tenant_id"])
-                    self._tenants.add(self.tenant_id)
-            if "token_ttl" in state:
-                self.set_token_ttl(state["token_ttl"])
-            calls = state.get("calls", [])
-        return self._apply_calls(calls)
+    def _apply_state_keys(self, state):
+        """{"tenant_id"?: str}: the vault's tenant."""
+        if state.get("tenant_id"):
+            with self._lock:
+                self.tenant_id = str(state["tenant_id"])
+                self._tenants.add(self.tenant_id)
 
     # ------------------------------------------------------------------ faults
-
-    @staticmethod
-    def _check_endpoint(endpoint):
-        if endpoint not in ENDPOINTS:
-            raise ValueError("endpoint must be one of %s" % ", ".join(ENDPOINTS))
-
-    def _add_fault(self, rule):
-        if rule["remaining"] is not None and rule["remaining"] < 1:
-            raise ValueError("count must be >= 1 or None")
-        with self._lock:
-            self._faults.append(rule)
 
     def fault_challenge_foreign(self, resource="https://evil.example", count=1, scope=None, authorization=None):
         """The next `count` vault requests (None: until clear_faults) get a 401 whose challenge names
@@ -671,90 +584,7 @@ class FakeAzure(fakeserver.FakeServer):
                          "remaining": _int_or_none(count, "count"), "resource": str(resource),
                          "scope": scope, "authorization": authorization})
 
-    def fault_status(self, endpoint, status, retry_after=None, body=None, count=1, secret=None):
-        """The next `count` requests to `endpoint` (None: until clear_faults; vault: only those for
-        `secret` if given) get `status` without being processed, with Retry-After if given. body: dict ->
-        JSON, str -> text/plain; default: the endpoint's own error shape."""
-        self._check_endpoint(endpoint)
-        status = _int_or_none(status, "status")
-        if status is None or not 100 <= status <= 599:
-            raise ValueError("bad status")
-        self._add_fault({"kind": "status", "endpoint": endpoint, "status": status,
-                         "retry_after": None if retry_after is None else str(retry_after), "body": body,
-                         "remaining": _int_or_none(count, "count"),
-                         "secret": None if secret is None else str(secret).lower()})
-
-    def fault_delay(self, endpoint, seconds, count=None, secret=None):
-        """Delay requests to `endpoint` by `seconds` (capped at 60) before handling them normally; `count`
-        requests, or until clear_faults (None). Delays of several rules do not add up: the first applies."""
-        self._check_endpoint(endpoint)
-        s = float(seconds)
-        if s < 0:
-            raise ValueError("negative delay")
-        self._add_fault({"kind": "delay", "endpoint": endpoint, "seconds": min(s, MAX_DELAY_S),
-                         "remaining": _int_or_none(count, "count"),
-                         "secret": None if secret is None else str(secret).lower()})
-
-    def clear_faults(self):
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self):
-        with self._lock:
-            return copy.deepcopy(self._faults)
-
-    def _take_fault(self, kind, endpoint, secret):
-        """Consume one use of the first matching rule; returns a copy or None."""
-        with self._lock:
-            for r in self._faults:
-                if r["kind"] != kind or r["endpoint"] != endpoint:
-                    continue
-                if r["secret"] is not None and r["secret"] != (secret or "").lower():
-                    continue
-                if r["remaining"] is not None:
-                    r["remaining"] -= 1
-                    if r["remaining"] <= 0:
-                        self._faults.remove(r)
-                return dict(r)
-            return None
-
     # ------------------------------------------------------------------ request log
-
-    def requests(self, endpoint=None, redact=False):
-        """Recorded requests (oldest first, control requests never), optionally of one endpoint ("vault",
-        "token", "imds"). Each: {"seq", "time" (epoch s), "mono", "method", "path", "query" (dict of lists),
-        "raw_query", "endpoint", "headers" (lower-case names), "body", "form" (token endpoint), "token" (the
-        bearer token sent), "identity" (client id of the token, form or IMDS answer), "tenant",
-        "issued_token" (token endpoint / IMDS answer), "secret", "version", "status", "error", "fault",
-        "delay_s", "duration_ms", "client"}. redact=True blanks SENSITIVE_FIELDS (safe to print)."""
-        if endpoint is not None:
-            self._check_endpoint(endpoint)
-        out = self._entries(lambda e: endpoint is None or e["endpoint"] == endpoint)
-        return [self._redacted(e) for e in out] if redact else out
-
-    @staticmethod
-    def _redacted(e):
-        if e["token"]:
-            e["token"] = "<redacted>"
-        if e["issued_token"]:
-            e["issued_token"] = "<redacted>"
-        if e["body"]:
-            e["body"] = "<redacted %d bytes>" % len(e["body"])
-        if e["form"]:
-            e["form"] = {k: ("<redacted>" if k in ("client_secret", "client_assertion") else v)
-                         for k, v in e["form"].items()}
-        auth = e["headers"].get("authorization")
-        if auth:
-            e["headers"]["authorization"] = auth.split(" ", 1)[0] + " <redacted>"
-        return e
-
-    def count(self, endpoint=None, status=None):
-        return self._count(lambda e: (endpoint is None or e["endpoint"] == endpoint)
-                           and (status is None or e["status"] == int(status)))
-
-    def wait_for_requests(self, n, endpoint=None, timeout=5.0):
-        """Wait (bounded) until at least n matching requests completed; returns bool."""
-        return self._wait_done(n, lambda e: endpoint is None or e["endpoint"] == endpoint, timeout)
 
     def sensitive_values(self):
         """Every string a client must never leak: secret values (all versions), client secrets, federated
@@ -772,6 +602,7 @@ class FakeAzure(fakeserver.FakeServer):
 
     @staticmethod
     def _classify(path):
+        """The endpoint of a path: "vault", "token", "imds" or None."""
         if path == "/secrets" or path.startswith("/secrets/"):
             return "vault"
         if path.startswith("/metadata/"):
@@ -780,41 +611,23 @@ class FakeAzure(fakeserver.FakeServer):
             return "token"
         return None
 
-    def _make_entry(self, handler, path, raw_query):
-        hdrs = handler.headers
-        auth = hdrs.get("Authorization") or ""
-        endpoint = self._classify(path)
+    @staticmethod
+    def _entry_fields(path, endpoint):
         secret = None
         if endpoint == "vault":
             parts = path.split("/")
             secret = parts[2] if len(parts) > 2 and parts[2] else None
-        return {
-            "time": time.time(), "mono": time.monotonic(), "method": handler.command, "path": path,
-            "query": urllib.parse.parse_qs(raw_query, keep_blank_values=True), "raw_query": raw_query,
-            "endpoint": endpoint, "headers": {k.lower(): v for k, v in hdrs.items()}, "body": "", "form": None,
-            "token": auth[7:].strip() or None if auth[:7].lower() == "bearer " else None,
-            "identity": None, "tenant": None, "issued_token": None, "secret": secret, "version": None,
-            "status": None, "error": None, "fault": None, "delay_s": 0, "duration_ms": None,
-            "client": "%s:%s" % handler.client_address[:2], "done": False,
-        }
-
-    def _entry_body(self, entry, body):
-        with self._lock:
-            entry["body"] = body.decode("utf-8", "replace")
+        return {"tenant": None, "secret": secret}
 
     # ------------------------------------------------------------------ request processing
 
     def _process(self, endpoint, method, path, raw_query, headers, body, entry):
-        resp = self._route(endpoint, method, path, raw_query, headers, body, entry)
+        resp = super()._process(endpoint, method, path, raw_query, headers, body, entry)
         if endpoint == "vault":
             resp.headers = self._kv_headers() + resp.headers
         return resp
 
     def _route(self, endpoint, method, path, raw_query, headers, body, entry):
-        rule = self._take_fault("status", endpoint, entry["secret"])
-        if rule:
-            entry["fault"] = "status"
-            return self._fault_response(endpoint, rule)
         if endpoint == "vault":
             rule = self._take_fault("challenge", "vault", entry["secret"])
             if rule:
@@ -825,14 +638,7 @@ class FakeAzure(fakeserver.FakeServer):
             return self._token_endpoint(method, path, headers, body, entry)
         return self._imds(method, path, raw_query, headers, entry)
 
-    def _fault_response(self, endpoint, rule):
-        status, body = rule["status"], rule["body"]
-        hdrs = [("Retry-After", rule["retry_after"])] if rule["retry_after"] is not None else []
-        if isinstance(body, str):
-            return _Resp(status, raw=body.encode(), ctype="text/plain; charset=utf-8", headers=hdrs,
-                         error="fault")
-        if body is not None:
-            return _Resp(status, body, headers=hdrs, error="fault")
+    def _default_fault_response(self, endpoint, status, hdrs):
         if endpoint == "vault":
             if status == 429:
                 return _kv_err(429, "Throttled", "Request was not processed because too many requests were "

@@ -11,6 +11,10 @@ What is the same in every such fake lives here, once; each fake keeps only its p
     FakeHandler                      the request handler: TLS handshake in the handler thread (bounded), request
                                      bodies (Content-Length or chunked, bounded), /__control/<method> routing
     add_server_args / run_script     script mode: one JSON line once listening, exit 0 on SIGTERM/SIGINT
+    Resp / JsonHandler / CloudFake   what the bearer-token cloud fakes (azure_fake.py, gcp_fake.py) add on top:
+                                     a response object, JSON answers with the delay fault and the fake-bug 500,
+                                     status/delay fault rules, token expiry, the request log's common fields,
+                                     filters and redaction
 
 A fake subclasses FakeServer (NAME, CONTROL_METHODS, Handler, _new_entry's fields, its own log filters) and
 FakeHandler (server_version, Resp, _write, _serve). The control endpoint is the same everywhere: POST
@@ -24,6 +28,7 @@ Python 3.11 standard library only; `cryptography` is used only by make_ca_and_ce
 
 from __future__ import annotations
 
+import base64
 import collections
 import copy
 import datetime
@@ -70,6 +75,16 @@ def arg_bool(v, blank=False):
         s = v.strip().lower()
         return s in ("1", "true", "yes", "on") or (blank and s == "")
     return bool(v)
+
+
+def int_or_none(v, name):
+    """None, or arg_int(v, name)."""
+    return None if v is None else arg_int(v, name)
+
+
+def b64url(data):
+    """base64url without padding (JWT segments)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -626,6 +641,308 @@ class FakeServer:
                 raise ValueError("state: unknown method %r" % name)
             results.append(getattr(self, name)(**(c.get("args") or {})))
         return results
+
+
+
+# --------------------------------------------------------------------------------------------------
+# the bearer-token cloud fakes (azure_fake.py, gcp_fake.py): what their protocols have in common
+
+
+class Resp:
+    """An answer: `obj` as JSON, or `raw` bytes of `ctype`; `error` is the error code kept in the log. A fake
+    subclasses it to set JSON_CT (its service's exact JSON content type)."""
+
+    __slots__ = ("status", "obj", "raw", "ctype", "headers", "error")
+    JSON_CT = "application/json"
+
+    def __init__(self, status, obj=None, raw=None, ctype=None, headers=None, error=None):
+        self.status = status
+        self.obj = obj
+        self.raw = raw
+        self.ctype = ctype or self.JSON_CT
+        self.headers = headers or []
+        self.error = error            # the error code/status, for the log
+
+
+class JsonHandler(FakeHandler):
+    """A handler answering Resp objects: the body read (bounded), the delay fault, the fake's _process, the
+    log entry completed before the answer is written. A fake's subclass sets Resp and the four answers it
+    gives in its own service's shape: _too_large(fake), _bad_body(reason), _no_endpoint(path),
+    _internal_error(exc)."""
+
+    def _json_body(self, obj):
+        return json.dumps(obj).encode()
+
+    def _write(self, resp):
+        if resp.raw is not None:
+            body = resp.raw
+        elif resp.obj is None:
+            body = b""
+        else:
+            body = self._json_body(resp.obj)
+        ctype = [("Content-Type", resp.ctype)] if body else []
+        self._send(resp.status, resp.headers + ctype + [("Content-Length", str(len(body)))], body)
+
+    def _too_large(self, fake):
+        raise NotImplementedError
+
+    def _bad_body(self, reason):
+        raise NotImplementedError
+
+    def _no_endpoint(self, path):
+        raise NotImplementedError
+
+    def _internal_error(self, exc):
+        raise NotImplementedError
+
+    def _serve(self, path, raw_query, entry, t0):
+        fake = self.server.fake
+        try:
+            body, resp = self._read_body_or(fake.max_request_bytes, lambda: self._too_large(fake), self._bad_body)
+            if resp is None:
+                fake._entry_body(entry, body)
+                resp = self._answer(fake, entry, path, raw_query, body)
+            if resp is None:           # stopping while delayed: no answer at all
+                self.close_connection = True
+                return fake._finish_entry(entry, None, t0)
+            if resp.error:
+                entry["error"] = resp.error
+            # The entry is complete before the client can see the answer: a test reading the log right
+            # after its request returned finds it there, with its status.
+            fake._finish_entry(entry, resp.status, t0)
+            self._write(resp)
+        except OSError:
+            self.close_connection = True
+            with fake._lock:
+                entry["fault"] = entry.get("fault") or "client-io-error"
+            if not entry["done"]:
+                fake._finish_entry(entry, None, t0)
+
+    def _answer(self, fake, entry, path, raw_query, body):
+        endpoint = entry["endpoint"]
+        if endpoint is None:
+            return self._no_endpoint(path)
+        delay = fake._take_fault("delay", endpoint, entry.get("secret"))
+        if delay:
+            entry["fault"] = "delay"
+            entry["delay_s"] = delay["seconds"]
+            if fake._stopping.wait(delay["seconds"]):
+                entry["fault"] = "stopping"
+                return None
+        try:
+            return fake._process(endpoint, self.command, path, raw_query, self.headers, body, entry)
+        except Exception as e:   # a bug in the fake: say so loudly, answer 500
+            traceback.print_exc(file=sys.stderr)
+            return self._internal_error(e)
+
+
+class CloudFake(FakeServer):
+    """A FakeServer for a service reached with bearer tokens the fake itself issues, told apart by endpoint.
+
+    A subclass sets ENDPOINTS (the names _classify gives paths), Handler (a JsonHandler), and implements
+    _classify(path) -> endpoint or None, _entry_fields(path, endpoint) -> its own log fields (at least
+    "secret"), _route(...) (a request no status fault took) and _default_fault_response(endpoint, status,
+    headers). It keeps self._tokens {value: object with .identity, .forced_expired} and self.token_ttl.
+    SECRET_CASEFOLD: secret names compare case-insensitively in fault rules (Key Vault's do)."""
+
+    ENDPOINTS = ()
+    MAX_DELAY_S = 60.0
+    SECRET_CASEFOLD = False
+    SENSITIVE_FORM = ()           # form fields blanked by requests(redact=True)
+    REDACT_HEADERS = ("authorization",)
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._faults = []
+        self._tokens = {}
+
+    # ------------------------------------------------------------------ tokens
+
+    def set_token_ttl(self, seconds):
+        """Lifetime of the tokens issued next (same as assigning token_ttl)."""
+        ttl = int_or_none(seconds, "seconds")
+        if ttl is None or ttl < 1:
+            raise ValueError("token ttl must be >= 1")
+        self.token_ttl = ttl
+
+    def expire_tokens(self, identity=None):
+        """Make every token issued so far (or `identity`'s) expired now: the service then answers its 401 for
+        an expired token. Returns how many."""
+        with self._lock:
+            n = 0
+            for t in self._tokens.values():
+                if identity is None or t.identity == identity:
+                    t.forced_expired = True
+                    n += 1
+            return n
+
+    # ------------------------------------------------------------------ state file
+
+    def _apply_state_keys(self, state):
+        """A state document's own keys besides "token_ttl" and "calls" (under no lock)."""
+
+    def apply_state(self, state):
+        """Apply {"token_ttl"?: int, "calls": [{"method", "args"}], ...the fake's own keys} (or a bare list of
+        calls); methods are limited to CONTROL_METHODS (their results are returned in order)."""
+        calls = state
+        if isinstance(state, dict):
+            self._apply_state_keys(state)
+            if "token_ttl" in state:
+                self.set_token_ttl(state["token_ttl"])
+            calls = state.get("calls", [])
+        return self._apply_calls(calls)
+
+    # ------------------------------------------------------------------ faults
+
+    @classmethod
+    def _check_endpoint(cls, endpoint):
+        if endpoint not in cls.ENDPOINTS:
+            raise ValueError("endpoint must be one of %s" % ", ".join(cls.ENDPOINTS))
+
+    def _secret_key(self, secret):
+        if secret is None:
+            return None
+        return str(secret).lower() if self.SECRET_CASEFOLD else str(secret)
+
+    def _add_fault(self, rule):
+        if rule["remaining"] is not None and rule["remaining"] < 1:
+            raise ValueError("count must be >= 1 or None")
+        with self._lock:
+            self._faults.append(rule)
+
+    def fault_status(self, endpoint, status, retry_after=None, count=1, body=None, secret=None):
+        """The next `count` requests to `endpoint` (None: until clear_faults; only those for `secret` if given)
+        get `status` without being processed, with Retry-After if given. body: dict -> JSON, str -> text/plain;
+        default: the endpoint's own error shape (_default_fault_response)."""
+        self._check_endpoint(endpoint)
+        status = int_or_none(status, "status")
+        if status is None or not 100 <= status <= 599:
+            raise ValueError("bad status")
+        self._add_fault({"kind": "status", "endpoint": endpoint, "status": status,
+                         "retry_after": None if retry_after is None else str(retry_after), "body": body,
+                         "remaining": int_or_none(count, "count"), "secret": self._secret_key(secret)})
+
+    def fault_delay(self, endpoint, seconds, count=None, secret=None):
+        """Delay requests to `endpoint` by `seconds` (capped at MAX_DELAY_S) before handling them normally;
+        `count` requests, or until clear_faults (None). Only the first matching rule applies."""
+        self._check_endpoint(endpoint)
+        s = float(seconds)
+        if s < 0:
+            raise ValueError("negative delay")
+        self._add_fault({"kind": "delay", "endpoint": endpoint, "seconds": min(s, self.MAX_DELAY_S),
+                         "remaining": int_or_none(count, "count"), "secret": self._secret_key(secret)})
+
+    def clear_faults(self):
+        with self._lock:
+            self._faults.clear()
+
+    def faults(self):
+        with self._lock:
+            return copy.deepcopy(self._faults)
+
+    def _take_fault(self, kind, endpoint, secret):
+        """Consume one use of the first matching rule; returns a copy or None."""
+        key = self._secret_key(secret or "")
+        with self._lock:
+            for r in self._faults:
+                if r["kind"] != kind or r["endpoint"] != endpoint:
+                    continue
+                if r["secret"] is not None and r["secret"] != key:
+                    continue
+                if r["remaining"] is not None:
+                    r["remaining"] -= 1
+                    if r["remaining"] <= 0:
+                        self._faults.remove(r)
+                return dict(r)
+            return None
+
+    # ------------------------------------------------------------------ request log
+
+    def requests(self, endpoint=None, redact=False):
+        """Recorded requests (oldest first, control requests never), optionally of one endpoint (ENDPOINTS).
+        Each: {"seq", "time" (epoch s), "mono", "method", "path", "query" (dict of lists), "raw_query",
+        "endpoint", "headers" (lower-case names), "body", "form", "token" (the bearer token sent), "identity",
+        "issued_token", "secret", "version", "status", "error", "fault", "delay_s", "duration_ms", "client"}
+        plus the fake's own fields (_entry_fields). redact=True blanks tokens, bodies, SENSITIVE_FORM fields
+        and REDACT_HEADERS (safe to print)."""
+        if endpoint is not None:
+            self._check_endpoint(endpoint)
+        out = self._entries(lambda e: endpoint is None or e["endpoint"] == endpoint)
+        return [self._redacted(e) for e in out] if redact else out
+
+    def _redacted(self, e):
+        if e["token"]:
+            e["token"] = "<redacted>"
+        if e["issued_token"]:
+            e["issued_token"] = "<redacted>"
+        if e["body"]:
+            e["body"] = "<redacted %d bytes>" % len(e["body"])
+        if e["form"]:
+            e["form"] = {k: ("<redacted>" if k in self.SENSITIVE_FORM else v) for k, v in e["form"].items()}
+        for h in self.REDACT_HEADERS:
+            v = e["headers"].get(h)
+            if v:
+                e["headers"][h] = v.split(" ", 1)[0] + " <redacted>" if " " in v else "<redacted>"
+        return e
+
+    def count(self, endpoint=None, status=None):
+        return self._count(lambda e: (endpoint is None or e["endpoint"] == endpoint)
+                           and (status is None or e["status"] == int(status)))
+
+    def wait_for_requests(self, n, endpoint=None, timeout=5.0):
+        """Wait (bounded) until at least n matching requests completed; returns bool."""
+        return self._wait_done(n, lambda e: endpoint is None or e["endpoint"] == endpoint, timeout)
+
+    def _classify(self, path):
+        raise NotImplementedError
+
+    def _entry_fields(self, path, endpoint):
+        raise NotImplementedError
+
+    def _make_entry(self, handler, path, raw_query):
+        hdrs = handler.headers
+        auth = hdrs.get("Authorization") or ""
+        endpoint = self._classify(path)
+        entry = {
+            "time": time.time(), "mono": time.monotonic(), "method": handler.command, "path": path,
+            "query": urllib.parse.parse_qs(raw_query, keep_blank_values=True), "raw_query": raw_query,
+            "endpoint": endpoint, "headers": {k.lower(): v for k, v in hdrs.items()}, "body": "", "form": None,
+            "token": auth[7:].strip() or None if auth[:7].lower() == "bearer " else None,
+            "identity": None, "issued_token": None, "secret": None, "version": None,
+            "status": None, "error": None, "fault": None, "delay_s": 0, "duration_ms": None,
+            "client": "%s:%s" % handler.client_address[:2], "done": False,
+        }
+        entry.update(self._entry_fields(path, endpoint))
+        return entry
+
+    def _entry_body(self, entry, body):
+        with self._lock:
+            entry["body"] = body.decode("utf-8", "replace")
+
+    # ------------------------------------------------------------------ request processing
+
+    def _process(self, endpoint, method, path, raw_query, headers, body, entry):
+        rule = self._take_fault("status", endpoint, entry["secret"])
+        if rule:
+            entry["fault"] = "status"
+            return self._fault_response(endpoint, rule)
+        return self._route(endpoint, method, path, raw_query, headers, body, entry)
+
+    def _route(self, endpoint, method, path, raw_query, headers, body, entry):
+        raise NotImplementedError
+
+    def _fault_response(self, endpoint, rule):
+        status, body = rule["status"], rule["body"]
+        hdrs = [("Retry-After", rule["retry_after"])] if rule["retry_after"] is not None else []
+        Resp = self.Handler.Resp
+        if isinstance(body, str):
+            return Resp(status, raw=body.encode(), ctype="text/plain; charset=utf-8", headers=hdrs, error="fault")
+        if body is not None:
+            return Resp(status, body, headers=hdrs, error="fault")
+        return self._default_fault_response(endpoint, status, hdrs)
+
+    def _default_fault_response(self, endpoint, status, headers):
+        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------------------------------

@@ -145,7 +145,6 @@ import re
 import secrets as _secrets
 import sys
 import time
-import traceback
 import urllib.parse
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -253,8 +252,7 @@ def crc32c(data, crc=0):
 # small helpers
 
 
-def _b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+_b64url = fakeserver.b64url
 
 
 def _b64url_decode(s):
@@ -263,8 +261,7 @@ def _b64url_decode(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
-def _int_or_none(v, name):
-    return None if v is None else fakeserver.arg_int(v, name)
+_int_or_none = fakeserver.int_or_none
 
 
 def _scopes(v):
@@ -353,16 +350,9 @@ class _Token:
         self.forced_expired = False
 
 
-class _Resp:
-    __slots__ = ("status", "obj", "raw", "ctype", "headers", "error")
-
-    def __init__(self, status, obj=None, raw=None, ctype=JSON_CT, headers=None, error=None):
-        self.status = status
-        self.obj = obj
-        self.raw = raw
-        self.ctype = ctype
-        self.headers = headers or []
-        self.error = error            # the error code/status, for the log
+class _Resp(fakeserver.Resp):
+    __slots__ = ()
+    JSON_CT = JSON_CT
 
 
 def _gerr(status, code, message, details=None, headers=None):
@@ -397,72 +387,35 @@ def _not_found_html(path):
 # HTTP plumbing (the shared part is fakeserver.FakeHandler)
 
 
-class _Handler(fakeserver.FakeHandler):
+class _Handler(fakeserver.JsonHandler):
     server_version = "ESF"
     Resp = _Resp
 
     def version_string(self):
         return "Metadata Server for VM" if self.path.startswith("/computeMetadata/") else self.server_version
 
-    def _write(self, resp):
-        if resp.raw is not None:
-            body = resp.raw
-        elif resp.obj is None:
-            body = b""
-        else:
-            body = json.dumps(resp.obj, indent=2).encode() + b"\n"
-        ctype = [("Content-Type", resp.ctype)] if body else []
-        self._send(resp.status, resp.headers + ctype + [("Content-Length", str(len(body)))], body)
+    def _json_body(self, obj):
+        return json.dumps(obj, indent=2).encode() + b"\n"
 
-    def _serve(self, path, raw_query, entry, t0):
-        fake = self.server.fake
-        try:
-            body, resp = self._read_body_or(fake.max_request_bytes,
-                                            lambda: _gerr(413, "INVALID_ARGUMENT", "Request payload size exceeds "
-                                                          "the limit: %d bytes." % fake.max_request_bytes),
-                                            lambda reason: _gerr(400, "INVALID_ARGUMENT", reason))
-            if resp is None:
-                fake._entry_body(entry, body)
-                resp = self._answer(fake, entry, path, raw_query, body)
-            if resp is None:           # stopping while delayed: no answer at all
-                self.close_connection = True
-                return fake._finish_entry(entry, None, t0)
-            if resp.error:
-                entry["error"] = resp.error
-            # The entry is complete before the client can see the answer: a test reading the log right
-            # after its request returned finds it there, with its status.
-            fake._finish_entry(entry, resp.status, t0)
-            self._write(resp)
-        except OSError:
-            self.close_connection = True
-            with fake._lock:
-                entry["fault"] = entry.get("fault") or "client-io-error"
-            if not entry["done"]:
-                fake._finish_entry(entry, None, t0)
+    def _too_large(self, fake):
+        return _gerr(413, "INVALID_ARGUMENT", "Request payload size exceeds the limit: %d bytes."
+                     % fake.max_request_bytes)
 
-    def _answer(self, fake, entry, path, raw_query, body):
-        endpoint = entry["endpoint"]
-        if endpoint is None:
-            return _not_found_html(path)
-        delay = fake._take_fault("delay", endpoint, entry.get("secret"))
-        if delay:
-            entry["fault"] = "delay"
-            entry["delay_s"] = delay["seconds"]
-            if fake._stopping.wait(delay["seconds"]):
-                entry["fault"] = "stopping"
-                return None
-        try:
-            return fake._process(endpoint, self.command, path, raw_query, self.headers, body, entry)
-        except Exception as e:   # a bug in the fake: say so loudly, answer 500
-            traceback.print_exc(file=sys.stderr)
-            return _gerr(500, "INTERNAL", "fakegcp internal error: %s" % e)
+    def _bad_body(self, reason):
+        return _gerr(400, "INVALID_ARGUMENT", reason)
+
+    def _no_endpoint(self, path):
+        return _not_found_html(path)
+
+    def _internal_error(self, exc):
+        return _gerr(500, "INTERNAL", "fakegcp internal error: %s" % exc)
 
 
 # --------------------------------------------------------------------------------------------------
 # the fake
 
 
-class FakeGCP(fakeserver.FakeServer):
+class FakeGCP(fakeserver.CloudFake):
     """A strict fake of Secret Manager, the OAuth token endpoint, STS, IAM Credentials and the metadata server on
     one TLS port. Thread-safe.
 
@@ -474,6 +427,10 @@ class FakeGCP(fakeserver.FakeServer):
     NAME = "fakegcp"
     CONTROL_METHODS = CONTROL_METHODS
     Handler = _Handler
+    ENDPOINTS = ENDPOINTS
+    MAX_DELAY_S = MAX_DELAY_S
+    SENSITIVE_FORM = SENSITIVE_FORM
+    REDACT_HEADERS = ("authorization", "x-goog-iam-authorization-token")
 
     def __init__(self, tls_dir=None, *, tls=True, host="127.0.0.1", port=0, project_id=DEFAULT_PROJECT_ID,
                  project_number=DEFAULT_PROJECT_NUMBER, token_ttl=DEFAULT_TTL, jwt_clock_skew=60,
@@ -500,8 +457,7 @@ class FakeGCP(fakeserver.FakeServer):
         self._impersonation = set()   # (principal, service account email)
         self._metadata = None         # {"email", "scopes"} or None
         self._denied = set()          # (identity, (location, secret id) or "*")
-        self._tokens = {}             # token value -> _Token
-        self._faults = []
+        # self._tokens: token value -> _Token (CloudFake)
         self._seen_assertions = []    # JWT assertions received (credentials for an hour: sensitive)
 
     # ------------------------------------------------------------------ addresses
@@ -774,13 +730,6 @@ class FakeGCP(fakeserver.FakeServer):
 
     # ------------------------------------------------------------------ tokens
 
-    def set_token_ttl(self, seconds):
-        """Lifetime of the tokens issued next (same as assigning token_ttl)."""
-        ttl = _int_or_none(seconds, "seconds")
-        if ttl is None or ttl < 1:
-            raise ValueError("token ttl must be >= 1")
-        self.token_ttl = ttl
-
     def issue_token(self, identity, scopes=None, ttl=None, kind="test"):
         """Mint an access token directly (no request), e.g. one with other scopes."""
         with self._lock:
@@ -803,69 +752,18 @@ class FakeGCP(fakeserver.FakeServer):
                      "issued": t.issued, "expiry": t.expiry, "expired": t.forced_expired or wall >= t.expiry}
                     for t in self._tokens.values()]
 
-    def expire_tokens(self, identity=None):
-        """Make every token issued so far (or `identity`'s) expired now: Secret Manager answers 401
-        ACCESS_TOKEN_EXPIRED. Returns how many."""
-        with self._lock:
-            n = 0
-            for t in self._tokens.values():
-                if identity is None or t.identity == identity:
-                    t.forced_expired = True
-                    n += 1
-            return n
-
     def _token_valid_locked(self, tok):
         return not tok.forced_expired and self._wall() < tok.expiry
 
-    # ------------------------------------------------------------------ state file
-
-    def apply_state(self, state):
-        """Apply {"token_ttl"?: int, "calls": [{"method", "args"}]} (or a bare list of calls); methods are limited
-        to CONTROL_METHODS (add_* results are returned in order)."""
-        calls = state
-        if isinstance(state, dict):
-            if "token_ttl" in state:
-                self.set_token_ttl(state["token_ttl"])
-            calls = state.get("calls", [])
-        return self._apply_calls(calls)
-
     # ------------------------------------------------------------------ faults
-
-    @staticmethod
-    def _check_endpoint(endpoint):
-        if endpoint not in ENDPOINTS:
-            raise ValueError("endpoint must be one of %s" % ", ".join(ENDPOINTS))
-
-    def _add_fault(self, rule):
-        if rule["remaining"] is not None and rule["remaining"] < 1:
-            raise ValueError("count must be >= 1 or None")
-        with self._lock:
-            self._faults.append(rule)
 
     def fault_status(self, endpoint, status, retry_after=None, count=1, body=None, secret=None):
         """The next `count` requests to `endpoint` (None: until clear_faults; secretmanager: only those for
         `secret` if given) get `status` without being processed, with Retry-After if given. body: dict -> JSON,
         str -> text/plain; default: the endpoint's own error shape (Google's JSON error for secretmanager/iam:
         429 RESOURCE_EXHAUSTED, 500 INTERNAL, 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED)."""
-        self._check_endpoint(endpoint)
-        status = _int_or_none(status, "status")
-        if status is None or not 100 <= status <= 599:
-            raise ValueError("bad status")
-        self._add_fault({"kind": "status", "endpoint": endpoint, "status": status,
-                         "retry_after": None if retry_after is None else str(retry_after), "body": body,
-                         "remaining": _int_or_none(count, "count"),
-                         "secret": None if secret is None else str(secret)})
-
-    def fault_delay(self, endpoint, seconds, count=None, secret=None):
-        """Delay requests to `endpoint` by `seconds` (capped at 60) before handling them normally; `count`
-        requests, or until clear_faults (None). Only the first matching rule applies."""
-        self._check_endpoint(endpoint)
-        s = float(seconds)
-        if s < 0:
-            raise ValueError("negative delay")
-        self._add_fault({"kind": "delay", "endpoint": endpoint, "seconds": min(s, MAX_DELAY_S),
-                         "remaining": _int_or_none(count, "count"),
-                         "secret": None if secret is None else str(secret)})
+        return super().fault_status(endpoint, status, retry_after=retry_after, count=count, body=body,
+                                    secret=secret)
 
     def fault_bad_crc(self, secret, count=1, mode="crc"):
         """The next `count` successful accesses of `secret` (None: until clear_faults) answer with a payload whose
@@ -877,66 +775,7 @@ class FakeGCP(fakeserver.FakeServer):
         self._add_fault({"kind": "crc", "endpoint": "secretmanager", "secret": str(secret), "mode": mode,
                          "remaining": _int_or_none(count, "count")})
 
-    def clear_faults(self):
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self):
-        with self._lock:
-            return copy.deepcopy(self._faults)
-
-    def _take_fault(self, kind, endpoint, secret):
-        """Consume one use of the first matching rule; returns a copy or None."""
-        with self._lock:
-            for r in self._faults:
-                if r["kind"] != kind or r["endpoint"] != endpoint:
-                    continue
-                if r["secret"] is not None and r["secret"] != secret:
-                    continue
-                if r["remaining"] is not None:
-                    r["remaining"] -= 1
-                    if r["remaining"] <= 0:
-                        self._faults.remove(r)
-                return dict(r)
-            return None
-
     # ------------------------------------------------------------------ request log
-
-    def requests(self, endpoint=None, redact=False):
-        """Recorded requests (oldest first, control requests never), optionally of one endpoint (ENDPOINTS).
-        Each: {"seq", "time" (epoch s), "mono", "method", "path", "query" (dict of lists), "raw_query", "endpoint",
-        "headers" (lower-case names), "body", "form" (token/sts: the fields), "grant_type", "token" (the bearer
-        token sent), "identity", "issued_token", "project", "location", "secret", "version" (resolved number),
-        "status", "error", "fault", "delay_s", "duration_ms", "client"}. redact=True blanks SENSITIVE_FIELDS
-        (safe to print)."""
-        if endpoint is not None:
-            self._check_endpoint(endpoint)
-        out = self._entries(lambda e: endpoint is None or e["endpoint"] == endpoint)
-        return [self._redacted(e) for e in out] if redact else out
-
-    @staticmethod
-    def _redacted(e):
-        if e["token"]:
-            e["token"] = "<redacted>"
-        if e["issued_token"]:
-            e["issued_token"] = "<redacted>"
-        if e["body"]:
-            e["body"] = "<redacted %d bytes>" % len(e["body"])
-        if e["form"]:
-            e["form"] = {k: ("<redacted>" if k in SENSITIVE_FORM else v) for k, v in e["form"].items()}
-        for h in ("authorization", "x-goog-iam-authorization-token"):
-            v = e["headers"].get(h)
-            if v:
-                e["headers"][h] = v.split(" ", 1)[0] + " <redacted>" if " " in v else "<redacted>"
-        return e
-
-    def count(self, endpoint=None, status=None):
-        return self._count(lambda e: (endpoint is None or e["endpoint"] == endpoint)
-                           and (status is None or e["status"] == int(status)))
-
-    def wait_for_requests(self, n, endpoint=None, timeout=5.0):
-        """Wait (bounded) until at least n matching requests completed; returns bool."""
-        return self._wait_done(n, lambda e: endpoint is None or e["endpoint"] == endpoint, timeout)
 
     def sensitive_values(self):
         """Every string a client must never leak: secret payloads (as text when UTF-8, and base64 as on the wire),
@@ -981,36 +820,18 @@ class FakeGCP(fakeserver.FakeServer):
             return "metadata"
         return None
 
-    def _make_entry(self, handler, path, raw_query):
-        hdrs = handler.headers
-        auth = hdrs.get("Authorization") or ""
-        endpoint = self._classify(path)
+    @staticmethod
+    def _entry_fields(path, endpoint):
         project = location = secret = None
         if endpoint == "secretmanager":
             m = SM_PATH_RE.match(path)
             if m:
                 project, location, secret = m.group(1), m.group(2), m.group(3)
-        return {
-            "time": time.time(), "mono": time.monotonic(), "method": handler.command, "path": path,
-            "query": urllib.parse.parse_qs(raw_query, keep_blank_values=True), "raw_query": raw_query,
-            "endpoint": endpoint, "headers": {k.lower(): v for k, v in hdrs.items()}, "body": "", "form": None,
-            "grant_type": None, "token": auth[7:].strip() or None if auth[:7].lower() == "bearer " else None,
-            "identity": None, "issued_token": None, "project": project, "location": location, "secret": secret,
-            "version": None, "status": None, "error": None, "fault": None, "delay_s": 0, "duration_ms": None,
-            "client": "%s:%s" % handler.client_address[:2], "done": False,
-        }
-
-    def _entry_body(self, entry, body):
-        with self._lock:
-            entry["body"] = body.decode("utf-8", "replace")
+        return {"grant_type": None, "project": project, "location": location, "secret": secret}
 
     # ------------------------------------------------------------------ request processing
 
-    def _process(self, endpoint, method, path, raw_query, headers, body, entry):
-        rule = self._take_fault("status", endpoint, entry["secret"])
-        if rule:
-            entry["fault"] = "status"
-            return self._fault_response(endpoint, rule)
+    def _route(self, endpoint, method, path, raw_query, headers, body, entry):
         if endpoint == "secretmanager":
             return self._secretmanager(method, path, headers, entry)
         if endpoint == "token":
@@ -1021,13 +842,7 @@ class FakeGCP(fakeserver.FakeServer):
             return self._iam(method, path, headers, body, entry)
         return self._metadata_server(method, path, raw_query, headers, entry)
 
-    def _fault_response(self, endpoint, rule):
-        status, body = rule["status"], rule["body"]
-        hdrs = [("Retry-After", rule["retry_after"])] if rule["retry_after"] is not None else []
-        if isinstance(body, str):
-            return _Resp(status, raw=body.encode(), ctype="text/plain; charset=utf-8", headers=hdrs, error="fault")
-        if body is not None:
-            return _Resp(status, body, headers=hdrs, error="fault")
+    def _default_fault_response(self, endpoint, status, hdrs):
         if endpoint in ("secretmanager", "iam"):
             if status == 429:
                 service = SM_SERVICE if endpoint == "secretmanager" else IAM_SERVICE

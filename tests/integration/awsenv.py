@@ -11,19 +11,20 @@ HOME is an empty directory of the test (no ~/.aws), instance metadata is disable
 for it, and the credentials are a dedicated IAM user's keys in AWS_ACCESS_KEY_ID/SECRET unless a test
 passes its own env (a value None removes a variable).
 
+What every provider's setup has is cloudenv's (CloudTestCase); this file holds AWS's part.
+
 Standard library only, plus boto3 (which moto itself needs) for setting up secrets.
 """
 
+import atexit
 import base64
-import contextlib
-import json
 import os
 import secrets as _random
 import sys
-import time
-import atexit
 
+import cloudenv
 import rstest
+from cloudenv import compact, patched_environ  # noqa: F401  (re-exported)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, os.pardir, "fakes")))
@@ -64,26 +65,12 @@ def _stop_moto(m, log):
         pass
 
 
-def compact(obj):
-    return json.dumps(obj, separators=(",", ":"))
-
-
-@contextlib.contextmanager
-def patched_environ(env):
-    """os.environ replaced by env (a complete dict) while the block runs (Popen inherits it)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-class AwsTestCase(rstest.BrokerTestCase):
+class AwsTestCase(cloudenv.CloudTestCase):
     """A BrokerTestCase with moto (self.moto), a proxy (self.proxy), an admin Secrets Manager client
     (self.sm, direct to moto: not counted at the proxy) and a unique secret-name prefix."""
+
+    ENV_PREFIXES = ("AWS_",)
+    BACKEND = BACKEND
 
     def setUp(self):
         super().setUp()
@@ -154,20 +141,13 @@ class AwsTestCase(rstest.BrokerTestCase):
     # -- configuration and environment
 
     def aws_backend(self, **kw):
-        b = {"type": "aws", "region": REGION, "endpoint": self.proxy.url,
-             "sts_endpoint": self.proxy.url}
-        for k, v in kw.items():
-            if v is None:
-                b.pop(k, None)
-            else:
-                b[k] = v
-        return b
+        return cloudenv.overlay({"type": "aws", "region": REGION, "endpoint": self.proxy.url,
+                                 "sts_endpoint": self.proxy.url}, kw)
 
     def write_aws_config(self, secrets, backend=None, defaults=None, extra_backends=None,
                          path=None, **backend_kw):
-        backends = {BACKEND: backend if backend is not None else self.aws_backend(**backend_kw)}
-        backends.update(extra_backends or {})
-        return self.write_config(secrets, defaults=defaults, backends=backends, path=path)
+        return self.write_backend_config(secrets, backend if backend is not None else self.aws_backend(**backend_kw),
+                                         defaults=defaults, extra_backends=extra_backends, path=path)
 
     def key_env(self, keys=None, token=None):
         keys = keys or self.keys
@@ -178,29 +158,17 @@ class AwsTestCase(rstest.BrokerTestCase):
             env["AWS_SESSION_TOKEN"] = tok
         return env
 
+    def base_env(self):
+        return {"HOME": self.home, "AWS_EC2_METADATA_DISABLED": "true"}
+
     def broker_env(self, env=None, keys=True):
         """The broker's whole environment: ours minus AWS_*, HOME empty, IMDS disabled, the
         broker user's keys (unless keys=False or env supplies another source), then env."""
-        out = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        out["HOME"] = self.home
-        out["AWS_EC2_METADATA_DISABLED"] = "true"
-        if keys:
-            out.update(self.key_env())
-        for k, v in (env or {}).items():
-            if v is None:
-                out.pop(k, None)
-            else:
-                out[k] = v
-        return out
+        return cloudenv.overlay(super().broker_env(self.key_env() if keys else None), env)
 
     def start_broker(self, config=None, mountpoint=None, wait=True, env=None, keys=True, **kw):
-        with patched_environ(self.broker_env(env, keys)):
-            b = super().start_broker(config=config, mountpoint=mountpoint, wait=False, **kw)
-        if wait:
-            b.wait_mounted()
-            b.wait_log("mounted")
-            b.wait_log("cold start done")
-        return b
+        return self.start_broker_in(self.broker_env(env, keys), config=config, mountpoint=mountpoint, wait=wait,
+                                    **kw)
 
     def cli(self, *args, env=None, keys=True, timeout=rstest.CLI_TIMEOUT):
         return rstest.run_cli(*args, env=self.broker_env(env, keys), timeout=timeout)
@@ -231,21 +199,11 @@ class AwsTestCase(rstest.BrokerTestCase):
     # -- the broker's log
 
     def cred_logs(self, broker, since=0):
-        return [r for r in broker.logs()[since:]
-                if isinstance(r.get("msg"), str) and r["msg"].startswith(CRED_MSG)]
+        return self.prefixed_logs(broker, CRED_MSG, since)
 
     def wait_cred_log(self, broker, source, since=0, count=1, timeout=rstest.LOG_TIMEOUT):
         """Wait for `count` "aws credentials from ..." lines naming `source` (a substring)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.cred_logs(broker, since) if source in r["msg"]]
-            if len(found) >= count:
-                return found
-            if not broker.running() or time.monotonic() >= deadline:
-                self.fail("expected %d %r log line(s) naming %r; got %r\n%s"
-                          % (count, CRED_MSG, source, [r["msg"] for r in self.cred_logs(broker)],
-                             broker.describe()))
-            time.sleep(rstest.POLL)
+        return self.wait_prefixed_log(broker, CRED_MSG, source, since=since, count=count, timeout=timeout)
 
 
 def b64(data):

@@ -14,16 +14,18 @@ self.secret_file); helpers register workload-identity applications and managed i
 every value, client secret, federated assertion and token the fake holds, issued or saw is registered as
 sensitive, so rstest fails the test if any of them shows in a broker's stderr.
 
+What every provider's setup has is cloudenv's (CloudTestCase); this file holds Azure's part.
+
 Standard library only (plus `cryptography`, which the fake needs for its certificates).
 """
 
-import contextlib
-import json
 import os
 import sys
 import uuid
 
+import cloudenv
 import rstest
+from cloudenv import compact, overlap, patched_environ  # noqa: F401  (re-exported)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, os.pardir, "fakes")))
@@ -37,45 +39,11 @@ AZURE_VARS = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZUR
 DEFAULT_MSG = "azure default credential: "
 
 
-def compact(obj):
-    return json.dumps(obj, separators=(",", ":"))
-
-
 def new_client_id():
     return str(uuid.uuid4())
 
 
-@contextlib.contextmanager
-def patched_environ(env):
-    """os.environ replaced by env (a complete dict) while the block runs (Popen inherits it)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def overlap(entries):
-    """The most requests of entries in flight at once, from their start (mono) and duration."""
-    events = []
-    for e in entries:
-        if e["duration_ms"] is None:
-            continue
-        events.append((e["mono"], 1))
-        events.append((e["mono"] + e["duration_ms"] / 1000.0, -1))
-    # an end sorts before a start at the same instant: touching is not overlapping
-    events.sort(key=lambda x: (x[0], x[1]))
-    cur = best = 0
-    for _, d in events:
-        cur += d
-        best = max(best, cur)
-    return best
-
-
-class AzureTestCase(rstest.BrokerTestCase):
+class AzureTestCase(cloudenv.CloudTestCase):
     """A BrokerTestCase with a started FakeAzure in self.azure and one client-secret application.
 
     self.pki          {file name: path} of the generated PKI (ca.pem, other-ca.pem, ...)
@@ -84,6 +52,8 @@ class AzureTestCase(rstest.BrokerTestCase):
     """
 
     FAKE_KW = {}
+    ENV_PREFIXES = ("AZURE_",)
+    BACKEND = BACKEND
 
     def setUp(self):
         super().setUp()
@@ -144,13 +114,9 @@ class AzureTestCase(rstest.BrokerTestCase):
         self.sensitive(a)
         return a
 
-    def replace_file(self, path, content):
-        """Atomically replace path (as Kubernetes swaps a projected token)."""
-        tmp = path + ".new"
-        with open(tmp, "w") as f:
-            f.write(content)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+    @staticmethod
+    def replace_file(path, content):
+        cloudenv.replace_file(path, content)
 
     # -- configuration
 
@@ -173,14 +139,7 @@ class AzureTestCase(rstest.BrokerTestCase):
     def default_auth(self, **kw):
         return self._drop_none({"method": "default", "imds_endpoint": self.azure.imds_endpoint}, kw)
 
-    @staticmethod
-    def _drop_none(base, kw):
-        for k, v in kw.items():
-            if v is None:
-                base.pop(k, None)
-            else:
-                base[k] = v
-        return base
+    _drop_none = staticmethod(cloudenv.overlay)
 
     def kv_backend(self, auth=None, **kw):
         """The backend object: the fake's vault, its CA, the challenge resource it names; client-secret
@@ -192,34 +151,8 @@ class AzureTestCase(rstest.BrokerTestCase):
 
     def write_azure_config(self, secrets, backend=None, defaults=None, extra_backends=None, path=None,
                            **backend_kw):
-        backends = {BACKEND: backend if backend is not None else self.kv_backend(**backend_kw)}
-        backends.update(extra_backends or {})
-        return self.write_config(secrets, defaults=defaults, backends=backends, path=path)
-
-    # -- the broker and its environment
-
-    @staticmethod
-    def broker_env(env=None):
-        """The broker's whole environment: ours minus AZURE_*, then env (None removes)."""
-        out = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-        for k, v in (env or {}).items():
-            if v is None:
-                out.pop(k, None)
-            else:
-                out[k] = v
-        return out
-
-    def start_broker(self, config=None, mountpoint=None, wait=True, env=None, **kw):
-        with patched_environ(self.broker_env(env)):
-            b = super().start_broker(config=config, mountpoint=mountpoint, wait=False, **kw)
-        if wait:
-            b.wait_mounted()
-            b.wait_log("mounted")
-            b.wait_log("cold start done")
-        return b
-
-    def cli(self, *args, env=None, timeout=rstest.CLI_TIMEOUT):
-        return rstest.run_cli(*args, env=self.broker_env(env), timeout=timeout)
+        return self.write_backend_config(secrets, backend if backend is not None else self.kv_backend(**backend_kw),
+                                         defaults=defaults, extra_backends=extra_backends, path=path)
 
     # -- the fake's log
 
@@ -247,5 +180,4 @@ class AzureTestCase(rstest.BrokerTestCase):
     # -- the broker's log
 
     def default_logs(self, broker, since=0):
-        return [r for r in broker.logs()[since:]
-                if isinstance(r.get("msg"), str) and r["msg"].startswith(DEFAULT_MSG)]
+        return self.prefixed_logs(broker, DEFAULT_MSG, since)
