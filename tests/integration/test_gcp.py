@@ -62,7 +62,7 @@ class ServeTest(gcpenv.GcpTestCase):
 
         # the credential source, named without a secret
         line = self.wait_cred_log(b, self.email)["msg"]
-        for part in ("service_account", self.email, "from credentials_file", self.sa_file):
+        for part in ("service account", self.email, "from credentials_file", self.sa_file):
             self.assertIn(part, line)
         # one jwt-bearer token request, then every access with that token
         [login] = self.token_requests()

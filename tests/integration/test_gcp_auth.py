@@ -111,25 +111,22 @@ class ServiceAccountTest(AuthBase):
         self.assertEqual(self.read("pw"), self.pw.encode())
 
     def test_unparsable_key_refused_naming_the_file(self):
-        # a PEM armour around no key: the token cannot be had; the error names the file and the member,
-        # never the content
+        # a PEM armour around no key: a configuration error, at `check` and at start (exit 2), naming the
+        # file and the member, never the content; nothing is sent anywhere
         bad = dict(self.sa, private_key="-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
         path = self.write_cred("bad-key.json", bad)
         self.write_gcp_config(self.secrets, credentials_file=path)
-        b = self.start_broker()
-        rec = self.cold_start(b)
-        self.assertEqual((rec["ok"], rec["failed"]), (0, 1), rec)
-        f = b.wait_log("fetch failed", secret="pw")
-        self.assertIn("%s: private_key: " % path, f.get("error", ""), f)
-        self.assertNotIn(b"bm90IGEga2V5", b.stderr())
-        self.assertEqual(self.gcp.requests(), [], "a request with a key that does not parse")
-        b.stop()
-        # `check` reports a bad credential (gcp_i.h: ADC is resolved at parse "so that `check` reports a bad
-        # credential"): a key that does not parse is one
         r = self.cli("check", "--config", self.config_path)
         out = r.stdout.decode() + r.stderr.decode()
-        self.assertNotEqual(r.returncode, 0, "check accepts a private_key that does not parse:\n" + out)
+        self.assertEqual(r.returncode, 2, "check accepts a private_key that does not parse:\n" + out)
         self.assertIn("%s: private_key" % path, out)
+        self.assertNotIn("bm90IGEga2V5", out)
+        b = self.start_broker(wait=False)
+        self.assertEqual(b.proc.wait(timeout=rstest.STOP_TIMEOUT), 2, b.describe())
+        self.assertEqual(rstest.runsecrets_mounts_at(self.mnt), [], "mounted anyway")
+        self.assertIn("%s: private_key" % path, b.stderr().decode())
+        self.assertNotIn(b"bm90IGEga2V5", b.stderr())
+        self.assertEqual(self.gcp.requests(), [], "a request with a key that does not parse")
 
     def test_bad_credential_files_refused_naming_the_file(self):
         # not JSON, no type, an unknown type: each named with the file
@@ -173,7 +170,7 @@ class OtherCredentialTest(AuthBase):
                           login["form"]["refresh_token"]),
                          (au["client_id"], au["client_secret"], au["refresh_token"]))
         self.assert_served_by("dev@example.com", "authorized_user")
-        self.assertIn("authorized_user", self.wait_cred_log(b, path)["msg"])
+        self.assertIn("authorized user", self.wait_cred_log(b, path)["msg"])
         # revoked: the next login fails with Google's words, the value stays until max_stale
         self.gcp.revoke_refresh_token(au["refresh_token"])
         mark = b.mark()
