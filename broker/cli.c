@@ -363,7 +363,11 @@ static int cmd_check(struct broker *b, const struct cli_opts *o)
     char path[256], mount[256];
     escape_str(path, sizeof(path), b->cfg->path, 0);
     escape_str(mount, sizeof(mount), b->cfg->mount, 0);
-    printf("config ok: %s: %zu backend%s, %zu secret%s, mount %s\n", path,
+    char frags[64] = "";
+    if (b->cfg->n_files > 1)
+        snprintf(frags, sizeof(frags), " (and %zu fragment%s)", b->cfg->n_files - 1,
+                 b->cfg->n_files == 2 ? "" : "s");
+    printf("config ok: %s%s: %zu backend%s, %zu secret%s, mount %s\n", path, frags,
            b->cfg->n_backends, b->cfg->n_backends == 1 ? "" : "s", b->cfg->n_secrets,
            b->cfg->n_secrets == 1 ? "" : "s", mount);
     if (!o->fetch)
