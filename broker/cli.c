@@ -329,11 +329,12 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         case OPT_NO_PID_FILE:
             if (!(c->flags & CLI_OPT_PIDFILE) ||
                 (ch == OPT_NO_PID_FILE && !(c->flags & CLI_SERVICE)))
-                return usage_error(cmd, "%s", ch == OPT_PID_FILE
-                                   ? "--pid-file is an option of 'mount' and 'reload'"
-                                   : "--no-pid-file is an option of 'mount'");
+                return ch == OPT_PID_FILE
+                           ? usage_error(cmd, "%s is an option of 'mount' and 'reload'",
+                                         "--pid-file")
+                           : usage_error(cmd, "%s is an option of 'mount'", "--no-pid-file");
             if (ch == OPT_PID_FILE && optarg[0] == '\0')
-                return usage_error(cmd, "%s", "--pid-file: expected a file name, got ''");
+                return usage_error(cmd, "--pid-file: expected a file name, got '%s'", optarg);
             if (ch == OPT_PID_FILE)
                 o->pid_file = optarg;
             else
