@@ -2,7 +2,6 @@
  * take them through mount, run and stop (broker.h). */
 #include "broker/broker.h"
 #include "broker/hardening.h"
-#include "broker/service.h"
 #include "broker/signals.h"
 #include "backends/backend.h"
 #include "engine/cache.h"
@@ -114,15 +113,16 @@ static void on_changed(void *arg, size_t idx, bool removed)
      * come once the kernel can no longer serve the old value. */
     if (b->changed)
         b->changed(b->changed_arg, idx, removed);
-    if (!removed)
-        service_event(b, idx);
+    if (!removed && b->ext)
+        b->ext->event(b, idx);
 }
 
 static void on_settled(void *arg, size_t idx)
 {
     struct broker *b = arg;
     fs_settled(b->fs, idx);
-    service_event(b, idx);
+    if (b->ext)
+        b->ext->event(b, idx);
 }
 
 int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
@@ -174,7 +174,8 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
     scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
                                                         .settled = on_settled, .arg = b});
     log_f(LOG_INFO, &lf, "mounted");
-    service_arm(b);
+    if (b->ext)
+        b->ext->mounted(b);
     return 0;
 }
 
@@ -186,8 +187,8 @@ int broker_run(struct broker *b)
     if (rc < 0)
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
     /* A broker that cannot reload must not pretend it can: stop. */
-    if (rc == 0)
-        rc = service_start(b);
+    if (rc == 0 && b->ext)
+        rc = b->ext->started(b);
     int loop_rc = rc == 0 ? fs_run(b->fs) : 0;
     broker_stop(b);
     if (rc < 0)
@@ -258,7 +259,8 @@ void broker_stop(struct broker *b)
         log_f(LOG_INFO, &lf, "stopping on SIG%s", signals_stopped_by());
     /* STOPPING=1, and no reload from here on (one in progress ends first:
      * it uses the scheduler and the filesystem stopped below). */
-    service_stopping(b);
+    if (b->ext)
+        b->ext->stopping(b);
     /* Cancel first so the scheduler's workers, blocked in a fetch from a
      * slow server, return at once and the stop does not wait them out. */
     http_engine_cancel(b->http, true);

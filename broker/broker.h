@@ -48,6 +48,19 @@ struct scheduler;
 struct secpool;
 struct fs;
 struct http_engine;
+struct broker;
+
+/* What a command adds to the lifecycle at fixed points (the host service,
+ * service.h, is the one user): set by the command between broker_open and
+ * broker_mount; every slot is filled. */
+struct broker_ext {
+    void (*mounted)(struct broker *b);              /* end of broker_mount */
+    int (*started)(struct broker *b);               /* broker_run, after the scheduler starts;
+                                                       a failure stops the broker */
+    void (*event)(struct broker *b, size_t idx);    /* a secret's first attempt ended or
+                                                       its value changed (fetch workers) */
+    void (*stopping)(struct broker *b);             /* first step of broker_stop */
+};
 
 struct broker {
     struct config *cfg;
@@ -82,6 +95,7 @@ struct broker {
 
     /* ---- the host service (service.h): `mount` only ---- */
     bool service;                  /* service_open ran: the fields below are set */
+    const struct broker_ext *ext;  /* NULL, or the service's (set by service_open) */
     /* The configuration as given at start (owned) and cfg_load_opts flags:
      * a reload reads the same files the same way. Set by broker_open. */
     char *config_path;

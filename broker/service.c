@@ -63,6 +63,11 @@ static void write_status(struct broker *b, bool ok, const char *error,
     }
 }
 
+static const struct broker_ext service_ext = {
+    .mounted = service_arm, .started = service_start, .event = service_event,
+    .stopping = service_stopping,
+};
+
 int service_open(struct broker *b, const struct service_opts *o, char *err, size_t errlen)
 {
     char msg[512] = "";
@@ -85,6 +90,7 @@ int service_open(struct broker *b, const struct service_opts *o, char *err, size
         return -rc;
     }
     b->service = true;
+    b->ext = &service_ext;
     if (o->pid_file) {
         msg[0] = '\0';
         rc = pidfile_take(&b->pidfile, o->pid_file, msg, sizeof(msg));
@@ -319,4 +325,5 @@ void service_close(struct broker *b)
     b->ready_seen = NULL;
     pthread_mutex_destroy(&b->ready_lock);
     b->service = false;
+    b->ext = NULL;
 }

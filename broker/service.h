@@ -39,6 +39,7 @@ void service_block_reload_signal(void);
  * pid file: -EBUSY when another broker holds it). */
 int service_open(struct broker *b, const struct service_opts *o, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The four below are the broker_ext slots service_open installs. */
 /* broker_mount, once mounted: count the required secrets, say so in STATUS=. */
 void service_arm(struct broker *b);
 /* broker_run, once the refresh threads run: start the reload thread, and
