@@ -239,7 +239,7 @@ class Broker:
     """One `runsecrets mount` process, stderr captured to a file."""
 
     def __init__(self, tc, config, mountpoint, args=(), positional=True, log_format=None,
-                 log_level=None, env=None):
+                 log_level=None, env=None, default_pid_file=False):
         self.tc = tc
         self.mountpoint = os.path.abspath(mountpoint)
         n = len(tc.brokers)
@@ -251,6 +251,12 @@ class Broker:
         if log_level:
             cmd += ["--log-level", log_level]
         cmd += list(args)
+        # The default pid file (/run/runsecrets/runsecrets.pid as root with the config's mountpoint)
+        # is the host's, outside the test's mount namespace: a test that wants one names it, or asks
+        # for the default (default_pid_file, after a private /run/runsecrets of its own).
+        if (not positional and not default_pid_file
+                and not any(a in ("--pid-file", "--no-pid-file") for a in args)):
+            cmd.append("--no-pid-file")
         if positional:
             cmd.append(self.mountpoint)
         self.cmd = cmd

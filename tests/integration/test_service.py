@@ -454,7 +454,7 @@ class PidFileTest(ServiceTestCase):
         self.private_run_dir()
         default = os.path.join(RUN_DIR, "runsecrets.pid")
         # Root with the configuration's mountpoint: the host's main broker.
-        b = self.start_broker(positional=False)
+        b = self.start_broker(positional=False, default_pid_file=True)
         with open(default) as f:
             self.assertEqual(f.read(), "%d\n" % b.pid)
         r = rstest.run_cli("reload")
@@ -463,7 +463,7 @@ class PidFileTest(ServiceTestCase):
         self.assertEqual(b.stop(), 0)
         self.assertEqual(os.listdir(RUN_DIR), [])
         # A mountpoint of its own (a project's broker): no default pid file.
-        b = self.start_broker(args=["--mount", self.mnt], positional=False)
+        b = self.start_broker(args=["--mount", self.mnt], positional=False, default_pid_file=True)
         self.assertEqual(os.listdir(RUN_DIR), [])
         self.assertEqual(b.stop(), 0)
         b = self.start_broker(positional=False, args=["--no-pid-file"])
