@@ -2,6 +2,7 @@
  * calls into the broker's lifecycle (broker.h). */
 #include "broker/cli.h"
 #include "broker/broker.h"
+#include "broker/compose.h"
 #include "broker/exec.h"
 #include "broker/hardening.h"
 #include "broker/signals.h"
@@ -48,6 +49,9 @@ struct cli_opts {
     int fd_floor;             /* supervise_fd_floor() before anything opened a file */
     struct rlimit core_limit; /* RLIMIT_CORE as given, before hardening_init zeroes ours */
     bool have_core_limit;
+    /* CLI_ARGS: the arguments after the command's name, as given. */
+    int argc;
+    char **argv;
 };
 
 /* What the dispatcher provides before a command's handler runs. Each level
@@ -79,6 +83,8 @@ enum {
     CLI_SIGNALFD = 1 << 8,     /* PID 1: the supervisor's signals are
                                 * blocked before anything else, so no
                                 * thread ever starts without them blocked */
+    CLI_ARGS = 1 << 9,         /* the handler parses its own arguments
+                                * (compose: the syntax is Compose's) */
 };
 
 /* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
@@ -532,6 +538,12 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
     return ex;
 }
 
+static int cmd_compose(struct broker *b, const struct cli_opts *o)
+{
+    (void)b;
+    return compose_main(o->argc, o->argv);
+}
+
 static int cmd_version(struct broker *b, const struct cli_opts *o)
 {
     (void)b;
@@ -559,6 +571,9 @@ static const struct cli_command commands[] = {
     {{"exec"}, "exec -- CMD [ARG...]",
      "container entrypoint: serve the secrets, run CMD as PID 1's child",
      usage_exec, NEEDS_SETUP, CLI_OPT_EXEC | CLI_CMD | CLI_SIGNALFD, cmd_exec},
+    {{"compose"}, "compose ... up|down",
+     "Docker Compose provider: a host broker per project (docs/compose.md)",
+     NULL, NEEDS_SETUP, CLI_ARGS | CLI_QUIET, cmd_compose},
     {{"version", "--version"}, "version", "print version information",
      usage_version, NEEDS_NOTHING, 0, cmd_version},
     {{"help", "--help", "-h"}, NULL, NULL, NULL, NEEDS_NOTHING, CLI_RAW, cmd_help},
@@ -651,7 +666,10 @@ int cli_main(struct broker *b, int argc, char **argv)
     }
     if (c->flags & CLI_QUIET)
         o.log_level = LOG_WARN;
-    if (!(c->flags & CLI_RAW)) {
+    if (c->flags & CLI_ARGS) {
+        o.argc = argc - 1;
+        o.argv = argv + 1;
+    } else if (!(c->flags & CLI_RAW)) {
         int ex = parse_opts(c, argc - 1, argv + 1, &o);
         if (ex >= 0)
             return ex;
