@@ -39,6 +39,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -615,8 +616,10 @@ static int stale_mount_detach(const char *path)
 {
     if (!mounted_at(path))
         return 0;
-    struct stat sb;
-    if (stat(path, &sb) == 0)
+    /* statfs always asks the filesystem (stat may answer from the kernel's
+     * attribute cache): a dead broker's connection says ENOTCONN. */
+    struct statfs sf;
+    if (statfs(path, &sf) == 0)
         return -EBUSY;
     if (errno != ENOTCONN && errno != ECONNABORTED)
         return -errno;
@@ -704,7 +707,10 @@ static void log_last_problem(const char *logfile, char *out, size_t cap)
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         json_t *o = json_loads(line, 0, NULL);
         if (!o) {
-            escape_str(out, cap, line, 0);
+            /* The CLI's own lines ("runsecrets mount: ..."), not the
+             * "Try 'runsecrets mount --help'." after them. */
+            if (strncmp(line, "Try '", 5) != 0)
+                escape_str(out, cap, line, 0);
             continue;
         }
         const char *level = json_string_value(json_object_get(o, "level"));
