@@ -32,9 +32,18 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     int rc;
 
     memset(b, 0, sizeof(*b));
-    rc = cfg_load(config_path, &b->cfg, err, errlen);
-    if (rc < 0)
+    b->cfg_flags = 0;
+    b->config_path = strdup(config_path);
+    if (!b->config_path) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = cfg_load_opts(config_path, b->cfg_flags, &b->cfg, err, errlen);
+    if (rc < 0) {
+        free(b->config_path);
+        b->config_path = NULL;
         return rc;
+    }
     b->backends = calloc(b->cfg->n_backends + 1, sizeof(*b->backends));
     if (!b->backends)
         goto nomem;
@@ -92,6 +101,7 @@ void broker_close(struct broker *b)
     free(b->backends);
     http_engine_free(b->http);   /* after the backends' clients */
     cfg_free(b->cfg);
+    free(b->config_path);
     memset(b, 0, sizeof(*b));
 }
 
@@ -103,12 +113,16 @@ static void on_changed(void *arg, size_t idx, bool removed)
      * come once the kernel can no longer serve the old value. */
     if (b->changed)
         b->changed(b->changed_arg, idx, removed);
+    if (!removed && b->ext)
+        b->ext->event(b, idx);
 }
 
 static void on_settled(void *arg, size_t idx)
 {
     struct broker *b = arg;
     fs_settled(b->fs, idx);
+    if (b->ext)
+        b->ext->event(b, idx);
 }
 
 int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
@@ -160,6 +174,8 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
     scheduler_set_hooks(b->sched, &(struct sched_hooks){.changed = on_changed,
                                                         .settled = on_settled, .arg = b});
     log_f(LOG_INFO, &lf, "mounted");
+    if (b->ext)
+        b->ext->mounted(b);
     return 0;
 }
 
@@ -170,6 +186,9 @@ int broker_run(struct broker *b)
 
     if (rc < 0)
         log_f(LOG_ERROR, &lf, "cannot start the refresh threads");
+    /* A broker that cannot reload must not pretend it can: stop. */
+    if (rc == 0 && b->ext)
+        rc = b->ext->started(b);
     int loop_rc = rc == 0 ? fs_run(b->fs) : 0;
     broker_stop(b);
     if (rc < 0)
@@ -238,6 +257,10 @@ void broker_stop(struct broker *b)
     signals_block_async(NULL);
     if (signals_stopped_by())
         log_f(LOG_INFO, &lf, "stopping on SIG%s", signals_stopped_by());
+    /* STOPPING=1, and no reload from here on (one in progress ends first:
+     * it uses the scheduler and the filesystem stopped below). */
+    if (b->ext)
+        b->ext->stopping(b);
     /* Cancel first so the scheduler's workers, blocked in a fetch from a
      * slow server, return at once and the stop does not wait them out. */
     http_engine_cancel(b->http, true);

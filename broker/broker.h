@@ -37,7 +37,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "broker/pidfile.h"
 #include "engine/config.h"
+#include "lib/notify.h"
 
 struct backend;
 struct cache;
@@ -46,6 +48,19 @@ struct scheduler;
 struct secpool;
 struct fs;
 struct http_engine;
+struct broker;
+
+/* What a command adds to the lifecycle at fixed points (the host service,
+ * service.h, is the one user): set by the command between broker_open and
+ * broker_mount; every slot is filled. */
+struct broker_ext {
+    void (*mounted)(struct broker *b);              /* end of broker_mount */
+    int (*started)(struct broker *b);               /* broker_run, after the scheduler starts;
+                                                       a failure stops the broker */
+    void (*event)(struct broker *b, size_t idx);    /* a secret's first attempt ended or
+                                                       its value changed (fetch workers) */
+    void (*stopping)(struct broker *b);             /* first step of broker_stop */
+};
 
 struct broker {
     struct config *cfg;
@@ -77,6 +92,34 @@ struct broker {
     int loop_rc;   /* fs_run's result; read after loop_ended or the join */
     void (*loop_ended_cb)(void *arg);  /* called by the loop thread as it ends */
     void *loop_ended_arg;
+
+    /* ---- the host service (service.h): `mount` only ---- */
+    bool service;                  /* service_open ran: the fields below are set */
+    const struct broker_ext *ext;  /* NULL, or the service's (set by service_open) */
+    /* The configuration as given at start (owned) and cfg_load_opts flags:
+     * a reload reads the same files the same way. Set by broker_open. */
+    char *config_path;
+    unsigned cfg_flags;
+    /* The service manager (lib/notify.h); off unless the CLI found
+     * $NOTIFY_SOCKET. Set before broker_mount, then only sent to. */
+    struct notify notify;
+    /* The pid file and reload outcomes (pidfile.h); fd -1 when none. Main
+     * thread, and the reload thread writes the status file through it. */
+    struct pidfile pidfile;
+    /* The reload thread (service.c): woken by SIGHUP through a signalfd,
+     * stopped through stop_fd. Main thread only, but for the fds it reads. */
+    pthread_t reload_thread;
+    bool reload_started;
+    int reload_sig_fd, reload_stop_fd;
+    /* Reload thread only (read by the main thread after the join): */
+    unsigned long long reload_attempts, generation;
+    /* Readiness (READY=1 once every required secret has a value): */
+    pthread_mutex_t ready_lock;    /* protects the four below; a leaf but for
+                                      the notify datagram sent under it */
+    bool ready_armed;              /* broker_mount set it up */
+    bool ready_sent;               /* READY=1 went out: reloads notify too */
+    bool *ready_seen;              /* per secret of cfg: required and served once */
+    size_t ready_missing;          /* required secrets never served yet */
 };
 
 /* Load config_path and build backends, cache, store and scheduler (nothing

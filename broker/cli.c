@@ -5,9 +5,12 @@
 #include "broker/compose.h"
 #include "broker/exec.h"
 #include "broker/hardening.h"
+#include "broker/pidfile.h"
+#include "broker/service.h"
 #include "broker/signals.h"
 #include "broker/supervise.h"
 #include "backends/backend.h"
+#include "lib/clock.h"
 #include "lib/duration.h"
 #include "lib/escape.h"
 #include "lib/log.h"
@@ -25,7 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
 
@@ -49,10 +56,23 @@ struct cli_opts {
     int fd_floor;             /* supervise_fd_floor() before anything opened a file */
     struct rlimit core_limit; /* RLIMIT_CORE as given, before hardening_init zeroes ours */
     bool have_core_limit;
+    /* mount as a service, and reload: */
+    const char *pid_file;     /* --pid-file */
+    bool no_pid_file;         /* --no-pid-file */
+    long long timeout_ms;     /* reload --timeout */
+    bool no_wait;             /* reload --no-wait */
+    /* $NOTIFY_SOCKET as found at start (mount), then removed from the
+     * environment: children (credential_process) must not notify. */
+    char notify_socket[128];
+    bool have_notify_socket;
     /* CLI_ARGS: the arguments after the command's name, as given. */
     int argc;
     char **argv;
 };
+
+#define RELOAD_DEFAULT_TIMEOUT_MS (30 * 1000LL)
+/* How often `reload` looks at the outcome file while it waits. */
+#define RELOAD_POLL_MS 20
 
 /* What the dispatcher provides before a command's handler runs. Each level
  * includes the ones before it. */
@@ -83,7 +103,13 @@ enum {
     CLI_SIGNALFD = 1 << 8,     /* PID 1: the supervisor's signals are
                                 * blocked before anything else, so no
                                 * thread ever starts without them blocked */
-    CLI_ARGS = 1 << 9,         /* the handler parses its own arguments
+    CLI_SERVICE = 1 << 9,      /* a host service (service.h): SIGHUP blocked
+                                * before any thread, pid file, notify */
+    CLI_OPT_MOUNT = 1 << 10,   /* accepts --mount DIR */
+    CLI_OPT_PIDFILE = 1 << 11, /* accepts --pid-file F (and --no-pid-file
+                                * with CLI_SERVICE) */
+    CLI_OPT_RELOAD = 1 << 12,  /* accepts --timeout, --no-wait */
+    CLI_ARGS = 1 << 13,        /* the handler parses its own arguments
                                 * (compose: the syntax is Compose's) */
 };
 
@@ -123,12 +149,35 @@ static const char usage_common[] =
 static const char usage_mount[] =
     "usage: runsecrets mount [options] [MOUNTPOINT]\n"
     "\n"
-    "Fetch every secret, mount the filesystem at MOUNTPOINT (default: \"mount\" in\n"
-    "the configuration, else /run/secrets) and keep the secrets fresh. Runs in the\n"
-    "foreground; SIGTERM, SIGINT, SIGQUIT or SIGHUP unmounts and exits 0 (HUP is\n"
-    "reserved for reloading later); USR1, USR2, ALRM and realtime signals are ignored.\n"
+    "Fetch every secret, mount the filesystem at MOUNTPOINT (or --mount; default:\n"
+    "\"mount\" in the configuration, else /run/secrets) and keep the secrets fresh.\n"
+    "Runs in the foreground; SIGTERM, SIGINT or SIGQUIT unmounts and exits 0; SIGHUP\n"
+    "reloads the configuration and its fragments (a configuration that does not load\n"
+    "is logged and the running one stays); USR1, USR2, ALRM and realtime signals are\n"
+    "ignored. Under systemd (Type=notify) it sends READY=1 once every required secret\n"
+    "is served.\n"
     "\n"
-    "options:\n";
+    "options:\n"
+    "      --mount DIR        mountpoint (the same as MOUNTPOINT)\n"
+    "      --pid-file FILE    write the pid to FILE and hold it while running (default,\n"
+    "                         as root with the configuration's mountpoint: "
+    PIDFILE_DEFAULT ");\n"
+    "                         the outcome of each reload goes to FILE.reload\n"
+    "      --no-pid-file      no pid file, even as root\n";
+
+static const char usage_reload[] =
+    "usage: runsecrets reload [options]\n"
+    "\n"
+    "Ask the broker holding the pid file to reload its configuration (SIGHUP) and wait\n"
+    "for the outcome. Exit 0 when the new configuration is served; 1 when it was\n"
+    "refused (the error is printed; the broker keeps serving the previous one), no\n"
+    "broker holds the pid file, or no outcome came within the timeout.\n"
+    "\n"
+    "options:\n"
+    "      --pid-file FILE    the broker's pid file (default " PIDFILE_DEFAULT ")\n"
+    "      --timeout DURATION longest wait for the outcome (default 30s)\n"
+    "      --no-wait          send the signal and return\n"
+    "  -h, --help             this help\n";
 
 static const char usage_check[] =
     "usage: runsecrets check [options] [--fetch]\n"
@@ -193,7 +242,8 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
 }
 
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
-       OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP };
+       OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP, OPT_PID_FILE, OPT_NO_PID_FILE, OPT_TIMEOUT,
+       OPT_NO_WAIT };
 
 /* An exec option given to another command: the message names it. */
 static int exec_only(const struct cli_command *c, int opt)
@@ -202,6 +252,10 @@ static int exec_only(const struct cli_command *c, int opt)
                                         "--signal-group"};
     if (c->flags & CLI_OPT_EXEC)
         return -1;
+    if (opt == OPT_MOUNT && (c->flags & CLI_OPT_MOUNT))
+        return -1;
+    if (opt == OPT_MOUNT)
+        return usage_error(c->names[0], "%s is an option of 'mount' and 'exec'", "--mount");
     return usage_error(c->names[0], "%s is an option of 'exec'", names[opt - OPT_USER]);
 }
 
@@ -220,6 +274,10 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"wait", required_argument, NULL, OPT_WAIT},
         {"mount-from", required_argument, NULL, OPT_MOUNT_FROM},
         {"signal-group", no_argument, NULL, OPT_SIGNAL_GROUP},
+        {"pid-file", required_argument, NULL, OPT_PID_FILE},
+        {"no-pid-file", no_argument, NULL, OPT_NO_PID_FILE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"no-wait", no_argument, NULL, OPT_NO_WAIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -273,9 +331,38 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
                 return usage_error(cmd, "--wait: expected a duration like 30s or 2m, got '%s'",
                                    optarg);
             break;
+        case OPT_PID_FILE:
+        case OPT_NO_PID_FILE:
+            if (!(c->flags & CLI_OPT_PIDFILE) ||
+                (ch == OPT_NO_PID_FILE && !(c->flags & CLI_SERVICE)))
+                return ch == OPT_PID_FILE
+                           ? usage_error(cmd, "%s is an option of 'mount' and 'reload'",
+                                         "--pid-file")
+                           : usage_error(cmd, "%s is an option of 'mount'", "--no-pid-file");
+            if (ch == OPT_PID_FILE && optarg[0] == '\0')
+                return usage_error(cmd, "--pid-file: expected a file name, got '%s'", optarg);
+            if (ch == OPT_PID_FILE)
+                o->pid_file = optarg;
+            else
+                o->no_pid_file = true;
+            if (o->pid_file && o->no_pid_file)
+                return usage_error(cmd, "%s", "--pid-file and --no-pid-file exclude each other");
+            break;
+        case OPT_TIMEOUT:
+        case OPT_NO_WAIT:
+            if (!(c->flags & CLI_OPT_RELOAD))
+                return usage_error(cmd, "%s is an option of 'reload'",
+                                   ch == OPT_TIMEOUT ? "--timeout" : "--no-wait");
+            if (ch == OPT_NO_WAIT)
+                o->no_wait = true;
+            else if (duration_parse_str(optarg, &o->timeout_ms, err, sizeof(err)) < 0)
+                return usage_error(cmd, "--timeout: expected a duration like 30s or 2m, got '%s'",
+                                   optarg);
+            break;
         case 'h':
             fputs(c->usage, stdout);
-            fputs(usage_common, stdout);
+            if (!(c->flags & CLI_OPT_RELOAD))
+                fputs(usage_common, stdout);
             return 0;
         default:
             return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -296,6 +383,8 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
     } else if (c->flags & CLI_ARG_REQUIRED) {
         return usage_error(cmd, "%s", "missing argument");
     }
+    if ((c->flags & CLI_OPT_MOUNT) && !(c->flags & CLI_CMD) && o->arg && o->mount)
+        return usage_error(cmd, "%s", "MOUNTPOINT and --mount exclude each other");
     return -1;
 }
 
@@ -364,12 +453,152 @@ static int cmd_mount(struct broker *b, const struct cli_opts *o)
     return broker_run(b) == 0 ? 0 : EXIT_RUNTIME;
 }
 
+/* The pid file `mount` takes: --pid-file; none with --no-pid-file; else
+ * the default one only for the host's main broker (root, the
+ * configuration's mountpoint), so brokers started for one project each
+ * (--mount) never fight over it. */
+static const char *service_pid_file(const struct cli_opts *o)
+{
+    if (o->pid_file || o->no_pid_file)
+        return o->pid_file;
+    if (geteuid() == 0 && !o->arg && !o->mount)
+        return PIDFILE_DEFAULT;
+    return NULL;
+}
+
+static int open_service(struct broker *b, const struct cli_opts *o)
+{
+    char err[1024] = "";
+    struct service_opts so = {.pid_file = service_pid_file(o),
+                              .notify_socket = o->have_notify_socket ? o->notify_socket : NULL};
+    int rc = service_open(b, &so, err, sizeof(err));
+    if (rc == 0)
+        return -1;
+    char shown[1024];
+    escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+    fprintf(stderr, "runsecrets mount: %s\n", shown);
+    return EXIT_RUNTIME;
+}
+
+/* The outcome the broker wrote for a reload that started at or after
+ * since_usec (pidfile.h): 1 and *ok/err when found, 0 when not yet. */
+static int read_outcome(const char *status_path, pid_t pid, unsigned long long since_usec,
+                        bool *ok, char *err, size_t errlen, unsigned long long *generation)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(status_path, 0, &jerr);
+    int found = 0;
+    if (!j)
+        return 0;
+    json_t *jp = json_object_get(j, "pid"), *js = json_object_get(j, "started_usec");
+    json_t *jo = json_object_get(j, "ok"), *je = json_object_get(j, "error");
+    json_t *jg = json_object_get(j, "generation"), *ja = json_object_get(j, "attempt");
+    if (json_is_integer(jp) && json_integer_value(jp) == pid && json_is_integer(js) &&
+        json_is_integer(ja) && json_integer_value(ja) > 0 &&
+        (unsigned long long)json_integer_value(js) >= since_usec && json_is_boolean(jo)) {
+        *ok = json_is_true(jo);
+        snprintf(err, errlen, "%s", json_is_string(je) ? json_string_value(je) : "");
+        *generation = json_is_integer(jg) ? (unsigned long long)json_integer_value(jg) : 0;
+        found = 1;
+    }
+    json_decref(j);
+    return found;
+}
+
+/* Is pid a runsecrets? Its name (comm) says so, or its executable is ours
+ * (a renamed binary). A pid file held by a live broker names it; this
+ * guards against a pid file that some other program wrote and locks. */
+static bool is_runsecrets(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    if (strncmp(comm, "runsecrets", 10) == 0)
+        return true;
+    struct stat a, b;
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    return stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+static int cmd_reload(struct broker *b, const struct cli_opts *o)
+{
+    char err[1024] = "", shown[1024], status_path[PATH_MAX + 16];
+    const char *path = o->pid_file ? o->pid_file : PIDFILE_DEFAULT;
+    long long timeout = o->timeout_ms > 0 ? o->timeout_ms : RELOAD_DEFAULT_TIMEOUT_MS;
+    pid_t pid = 0;
+    (void)b;
+
+    int rc = pidfile_read_live(path, &pid, err, sizeof(err));
+    if (rc < 0) {
+        escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+        fprintf(stderr, "runsecrets reload: %s\n", shown);
+        return EXIT_RUNTIME;
+    }
+    escape_str(shown, sizeof(shown), path, 0);
+    if (!is_runsecrets(pid)) {
+        fprintf(stderr, "runsecrets reload: pid file %s names pid %ld, which is not a runsecrets "
+                "broker\n", shown, (long)pid);
+        return EXIT_RUNTIME;
+    }
+    snprintf(status_path, sizeof(status_path), "%s%s", path, PIDFILE_STATUS_SUFFIX);
+    /* Before the signal: an outcome of a reload that started earlier read
+     * the files before the caller's change, and does not count. */
+    unsigned long long since = notify_monotonic_usec();
+    if (kill(pid, SIGHUP) != 0) {
+        fprintf(stderr, "runsecrets reload: cannot signal pid %ld: %s\n", (long)pid,
+                strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (o->no_wait)
+        return 0;
+    long long deadline = clock_mono_ms() + timeout;
+    for (;;) {
+        bool ok = false;
+        unsigned long long gen = 0;
+        if (read_outcome(status_path, pid, since, &ok, err, sizeof(err), &gen)) {
+            if (ok) {
+                printf("runsecrets reload: configuration reloaded (pid %ld, generation %llu)\n",
+                       (long)pid, gen);
+                return 0;
+            }
+            escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+            fprintf(stderr, "runsecrets reload: reload failed, the broker (pid %ld) keeps "
+                    "serving the previous configuration: %s\n", (long)pid, shown);
+            return EXIT_RUNTIME;
+        }
+        if (kill(pid, 0) != 0 && errno == ESRCH) {
+            fprintf(stderr, "runsecrets reload: the broker (pid %ld) exited before reporting "
+                    "the outcome\n", (long)pid);
+            return EXIT_RUNTIME;
+        }
+        if (clock_mono_ms() >= deadline) {
+            char d[32];
+            duration_format(timeout, d, sizeof(d));
+            fprintf(stderr, "runsecrets reload: no outcome from the broker (pid %ld) within %s "
+                    "(see its log; %s)\n", (long)pid, d, status_path);
+            return EXIT_RUNTIME;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = RELOAD_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int cmd_check(struct broker *b, const struct cli_opts *o)
 {
     char path[256], mount[256];
     escape_str(path, sizeof(path), b->cfg->path, 0);
     escape_str(mount, sizeof(mount), b->cfg->mount, 0);
-    printf("config ok: %s: %zu backend%s, %zu secret%s, mount %s\n", path,
+    char frags[64] = "";
+    if (b->cfg->n_files > 1)
+        snprintf(frags, sizeof(frags), " (and %zu fragment%s)", b->cfg->n_files - 1,
+                 b->cfg->n_files == 2 ? "" : "s");
+    printf("config ok: %s%s: %zu backend%s, %zu secret%s, mount %s\n", path, frags,
            b->cfg->n_backends, b->cfg->n_backends == 1 ? "" : "s", b->cfg->n_secrets,
            b->cfg->n_secrets == 1 ? "" : "s", mount);
     if (!o->fetch)
@@ -561,8 +790,11 @@ static int cmd_help(struct broker *b, const struct cli_opts *o);
  * A command's synopsis column is 20 wide (usage_main_print). */
 static const struct cli_command commands[] = {
     {{"mount"}, "mount [MOUNTPOINT]",
-     "mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT",
-     usage_mount, NEEDS_MOUNT, CLI_ARG | CLI_OPT_DEBUG_FUSE, cmd_mount},
+     "mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT; SIGHUP reloads",
+     usage_mount, NEEDS_MOUNT,
+     CLI_ARG | CLI_OPT_DEBUG_FUSE | CLI_SERVICE | CLI_OPT_MOUNT | CLI_OPT_PIDFILE, cmd_mount},
+    {{"reload"}, "reload", "make the running broker reload its configuration, print the outcome",
+     usage_reload, NEEDS_NOTHING, CLI_OPT_PIDFILE | CLI_OPT_RELOAD, cmd_reload},
     {{"check"}, "check [--fetch]",
      "validate the configuration; --fetch also fetches every secret",
      usage_check, NEEDS_BROKER, CLI_QUIET | CLI_OPT_FETCH, cmd_check},
@@ -626,16 +858,24 @@ static int command_run(const struct cli_command *c, struct broker *b, const stru
         }
         signals_block_wake();
     }
+    /* Before any thread starts (setup starts none): every thread inherits
+     * it blocked, and only the reload thread's signalfd takes it. */
+    if (c->flags & CLI_SERVICE)
+        service_block_reload_signal();
     ex = setup(o);
     if (ex >= 0)
         return ex;
     if (c->needs >= NEEDS_BROKER)
         ex = open_broker(b, o);
+    /* The pid file before the mount: a second broker for it stops here. */
+    if (ex < 0 && (c->flags & CLI_SERVICE))
+        ex = open_service(b, o);
     if (ex < 0 && c->needs >= NEEDS_MOUNT)
         ex = mount_broker(c->names[0], b, o);
     if (ex < 0)
         ex = c->run(b, o);
     broker_stop(b);    /* a mount never outlives its command; a no-op after broker_run */
+    service_close(b);  /* after the unmount: the pid file goes last */
     broker_close(b);
     /* exec is PID 1: its exit is the container's, and every millisecond of
      * it is the application's stop time. Every thread is joined by now. */
@@ -666,6 +906,20 @@ int cli_main(struct broker *b, int argc, char **argv)
     }
     if (c->flags & CLI_QUIET)
         o.log_level = LOG_WARN;
+    if (c->flags & CLI_SERVICE) {
+        /* Ours to answer, and no child's (credential_process): read and
+         * removed before any thread exists, as sd_notify's unset_environment. */
+        const char *ns = getenv("NOTIFY_SOCKET");
+        if (ns && strlen(ns) < sizeof(o.notify_socket)) {
+            memcpy(o.notify_socket, ns, strlen(ns) + 1);
+            o.have_notify_socket = true;
+        } else if (ns) {
+            /* Too long for any AF_UNIX address: notify_init says so. */
+            memcpy(o.notify_socket, "?", 2);
+            o.have_notify_socket = true;
+        }
+        unsetenv("NOTIFY_SOCKET");
+    }
     if (c->flags & CLI_ARGS) {
         o.argc = argc - 1;
         o.argv = argv + 1;

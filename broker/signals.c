@@ -13,15 +13,13 @@
 /* Raised by a fault in our own code: handled on the alternate stack (a
  * stack overflow leaves no room on the normal one), never blocked. */
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
-/* The FUSE loop's other threads block them (fs.c), so TERM, INT, HUP and
+/* The FUSE loop's other threads block them (fs.c), so TERM, INT and
  * QUIT reach the main thread, waiting in the loop; the handler's fs_exit
  * wakes every loop thread. XCPU and XFSZ are sent to the thread that went
  * over the limit, and end the loop the same way. */
-static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ,
-                                   /* HUP stops, exactly as TERM, until the
-                                    * configuration reload (a later issue)
-                                    * gives it its own action here. */
-                                   SIGHUP};
+/* HUP is not here: under `mount` it is blocked in every thread and read
+ * from a signalfd by the reload thread (service.h). */
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ};
 /* Their default would kill the broker and leave the mount: nothing here
  * means anything by them. Realtime signals are added at run time. */
 static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,

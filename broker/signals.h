@@ -3,8 +3,9 @@
  * Every catchable signal either has a meaning or is ignored, and none may
  * leave the mount behind (the table is in signals.c and docs/internals/fuse.md):
  *   stop cleanly (broker_stop: unmount, exit 0): TERM, INT, QUIT, XCPU,
- *     XFSZ, and HUP (reserved for the configuration reload, which will
- *     replace its action; it stops for now);
+ *     XFSZ;
+ *   reload the configuration: HUP, blocked in every thread and read by the
+ *     reload thread from a signalfd (service.h), so it gets no action here;
  *   ignored: PIPE, USR1, USR2, ALRM, VTALRM, PROF, POLL, PWR, STKFLT, TSTP,
  *     TTIN, TTOU and SIGRTMIN..SIGRTMAX (WINCH, URG, CONT keep their
  *     harmless defaults; CHLD stays SIG_DFL: credential_process waits for

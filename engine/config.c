@@ -13,7 +13,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 #define CFG_MAX_EXEC_MS (60 * 60 * 1000LL)   /* exec.*: longer is a typo, not a plan */
 #define CFG_MAX_ENV_NAME 128
 #define CFG_RESERVED_ENV "RUNSECRETS_"
+#define CFG_MAX_WHERE (CFG_MAX_SHOWN + 32)   /* "file:line:col" */
 
 /* What `defaults` gives every secret besides its attributes: the exec keys
  * that make sense fleet-wide (env does not: it must be unique). */
@@ -47,6 +50,7 @@ struct cfg_ctx {
     size_t errlen;
     unsigned flags;              /* CFG_* */
     struct exec_defaults exec_defaults;
+    size_t file;                 /* index into config.files */
 };
 
 /* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode.
@@ -413,9 +417,7 @@ static int load_backends(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     int rc = expect_object(c, obj, path, 1);
     if (rc < 0)
         return rc;
-    cfg->backends = calloc(json_object_size(obj) + 1, sizeof(*cfg->backends));
-    if (!cfg->backends)
-        return -ENOMEM;
+    /* cfg->backends has room for every file's backends (load_all). */
     json_object_foreach(obj, name, v) {
         path[1] = name;
         if (name_validate_backend(name, msg, sizeof(msg)) < 0)
@@ -424,6 +426,7 @@ static int load_backends(struct cfg_ctx *c, struct config *cfg, json_t *obj)
         if (rc < 0)
             return rc;
         struct cfg_backend *b = &cfg->backends[cfg->n_backends];
+        b->file = c->file;
         rc = backend_conf_parse(v, c->flags & CFG_BACKEND_TYPES_ONLY ? BACKEND_CONF_TYPE_ONLY : 0,
                                 &b->conf, msg, sizeof(msg));
         if (rc == -EINVAL)
@@ -443,28 +446,74 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The files of one load, for messages that name another file than the one
+ * being read (set by load_all; NULL for a check within one file). */
+struct cfg_files {
+    struct cfg_ctx *ctx;         /* one per config.files entry */
+    size_t n;
+};
+
+/* "file:line:col" of the key kind.name (backends or secrets) in its file. */
+static void where_defined(const struct cfg_ctx *c, const char *kind, const char *name, char *out,
+                          size_t cap)
+{
+    const char *path[] = {kind, name};
+    int line = 0, col = 0;
+    if (jsonpos_find(c->text, c->len, path, 2, true, &line, &col) == 0)
+        snprintf(out, cap, "%s:%d:%d", c->label, line, col);
+    else
+        snprintf(out, cap, "%s", c->label);
+}
+
+/* " (in FILE:L:C)" when secret s is defined in another file than the one
+ * an error is about, else "". */
+static void elsewhere(const struct cfg_files *fs, const struct cfg_ctx *here,
+                      const struct cfg_secret *s, char *out, size_t cap)
+{
+    char where[CFG_MAX_WHERE];
+    out[0] = '\0';
+    if (!fs || s->file == here->file || s->file >= fs->n)
+        return;
+    where_defined(&fs->ctx[s->file], "secrets", s->name, where, sizeof(where));
+    snprintf(out, cap, " (defined at %s)", where);
+}
+
+static int cmp_secret_name(const void *a, const void *b)
+{
+    const struct cfg_secret *x = *(const struct cfg_secret *const *)a;
+    const struct cfg_secret *y = *(const struct cfg_secret *const *)b;
+    return strcmp(x->name, y->name);
+}
+
 /* "a" and "a/b" cannot both exist: a would be a file and a directory. */
-static int check_name_conflicts(struct cfg_ctx *c, const struct config *cfg)
+static int check_name_conflicts(const struct cfg_files *fs, const struct config *cfg)
 {
     int rc = 0;
-    const char **sorted = calloc(cfg->n_secrets + 1, sizeof(*sorted));
+    const struct cfg_secret **sorted = calloc(cfg->n_secrets + 1, sizeof(*sorted));
     if (!sorted)
         return -ENOMEM;
     for (size_t i = 0; i < cfg->n_secrets; i++)
-        sorted[i] = cfg->secrets[i].name;
-    qsort(sorted, cfg->n_secrets, sizeof(*sorted), cmp_str);
+        sorted[i] = &cfg->secrets[i];
+    qsort(sorted, cfg->n_secrets, sizeof(*sorted), cmp_secret_name);
     for (size_t i = 0; i < cfg->n_secrets && rc == 0; i++) {
-        const char *name = cfg->secrets[i].name;
+        const struct cfg_secret *sec = &cfg->secrets[i];
+        const char *name = sec->name;
         char prefix[NAME_MAX_LEN + 1];
         for (const char *s = strchr(name, '/'); s; s = strchr(s + 1, '/')) {
             size_t l = (size_t)(s - name);
             memcpy(prefix, name, l);
             prefix[l] = '\0';
-            const char *key = prefix;
-            if (bsearch(&key, sorted, cfg->n_secrets, sizeof(*sorted), cmp_str)) {
+            struct cfg_secret key = {.name = prefix};
+            const struct cfg_secret *kp = &key;
+            const struct cfg_secret **hit = bsearch(&kp, sorted, cfg->n_secrets, sizeof(*sorted),
+                                                    cmp_secret_name);
+            if (hit) {
                 const char *path[] = {"secrets", name};
-                rc = cfg_fail(c, true, path, 2, "'%s' is also a secret, so it cannot be a directory",
-                              prefix);
+                struct cfg_ctx *c = &fs->ctx[sec->file];
+                char other[CFG_MAX_WHERE + 32];
+                elsewhere(fs, c, *hit, other, sizeof(other));
+                rc = cfg_fail(c, true, path, 2, "'%s' is also a secret%s, so it cannot be a "
+                              "directory", prefix, other);
                 break;
             }
         }
@@ -483,7 +532,7 @@ static int cmp_env(const void *a, const void *b)
     return r ? r : (x < y ? -1 : x > y);
 }
 
-static int check_env_conflicts(struct cfg_ctx *c, const struct config *cfg)
+static int check_env_conflicts(const struct cfg_files *fs, const struct config *cfg)
 {
     size_t n = 0;
     const struct cfg_secret *dup = NULL, *first = NULL;
@@ -494,7 +543,7 @@ static int check_env_conflicts(struct cfg_ctx *c, const struct config *cfg)
         if (cfg->secrets[i].env)
             byenv[n++] = &cfg->secrets[i];
     qsort(byenv, n, sizeof(*byenv), cmp_env);
-    /* Report the conflict that comes first in the file. */
+    /* Report the conflict that comes first in the load order. */
     for (size_t i = 1; i < n; i++) {
         if (strcmp(byenv[i - 1]->env, byenv[i]->env) == 0 && (!dup || byenv[i] < dup)) {
             dup = byenv[i];
@@ -505,8 +554,11 @@ static int check_env_conflicts(struct cfg_ctx *c, const struct config *cfg)
     if (!dup)
         return 0;
     const char *path[] = {"secrets", dup->name, "env"};
-    return cfg_fail(c, false, path, 3, "%s is already the env of secret '%s': each variable "
-                    "names one file", dup->env, first->name);
+    struct cfg_ctx *c = &fs->ctx[dup->file];
+    char other[CFG_MAX_WHERE + 32];
+    elsewhere(fs, c, first, other, sizeof(other));
+    return cfg_fail(c, false, path, 3, "%s is already the env of secret '%s'%s: each variable "
+                    "names one file", dup->env, first->name, other);
 }
 
 static const char *const secret_keys[] = {"from", "refresh", "max_stale", "mode", "uid", "gid",
@@ -566,6 +618,7 @@ static int load_secret(struct cfg_ctx *c, struct config *cfg, const char *name, 
                         "max_stale (%s) is shorter than refresh (%s): the secret would fail "
                         "closed between two successful refreshes", ms, rf);
     }
+    s->file = c->file;
     s->required = ex.required;
     s->on_change = ex.on_change;
     s->on_change_signal = ex.on_change_signal;
@@ -586,9 +639,7 @@ static int load_secrets(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     int rc = expect_object(c, obj, path, 1);
     if (rc < 0)
         return rc;
-    cfg->secrets = calloc(json_object_size(obj) + 1, sizeof(*cfg->secrets));
-    if (!cfg->secrets)
-        return -ENOMEM;
+    /* cfg->secrets has room for every file's secrets (load_all). */
     json_object_foreach(obj, name, v) {
         rc = load_secret(c, cfg, name, v, &cfg->secrets[cfg->n_secrets]);
         if (rc < 0) {
@@ -599,11 +650,12 @@ static int load_secrets(struct cfg_ctx *c, struct config *cfg, json_t *obj)
         }
         cfg->n_secrets++;
     }
-    rc = check_name_conflicts(c, cfg);
-    return rc < 0 ? rc : check_env_conflicts(c, cfg);
+    return 0;
 }
 
-static const char *const top_keys[] = {"mount", "defaults", "exec", "backends", "secrets", NULL};
+static const char *const top_keys[] = {"mount", "defaults", "exec", "include", "backends",
+                                       "secrets", NULL};
+static const char *const fragment_keys[] = {"backends", "secrets", NULL};
 static const char *const default_keys[] = {"refresh", "max_stale", "mode", "uid", "gid",
                                            "required", "on_change", NULL};
 static const char *const exec_keys[] = {"wait", "stop_grace", "debounce", NULL};
@@ -643,7 +695,8 @@ static int load_exec(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     return 0;
 }
 
-static int load_root(struct cfg_ctx *c, struct config *cfg, json_t *root)
+/* The main file's own settings: mount, defaults, exec. */
+static int load_main(struct cfg_ctx *c, struct config *cfg, json_t *root)
 {
     const char *path[CFG_MAX_PATH] = {NULL};
     json_t *v;
@@ -695,24 +748,7 @@ static int load_root(struct cfg_ctx *c, struct config *cfg, json_t *root)
                             "would fail closed between two successful refreshes");
         }
     }
-
-    rc = load_exec(c, cfg, json_object_get(root, "exec"));
-    if (rc < 0)
-        return rc;
-
-    v = json_object_get(root, "backends");
-    if (v) {
-        rc = load_backends(c, cfg, v);
-        if (rc < 0)
-            return rc;
-    }
-    v = json_object_get(root, "secrets");
-    if (v) {
-        rc = load_secrets(c, cfg, v);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return load_exec(c, cfg, json_object_get(root, "exec"));
 }
 
 /* jansson's own text, except where it names one of its flags instead of
@@ -734,46 +770,456 @@ static void syntax_error(struct cfg_ctx *c, const json_error_t *jerr)
              jerr->column > 0 ? jerr->column : 1, what);
 }
 
+/* Parse one file's text into *root; errors name the file (c->label). */
+static int parse_text(struct cfg_ctx *c, json_t **root)
+{
+    json_error_t jerr;
+    size_t ws = 0;
+    while (ws < c->len && (c->text[ws] == ' ' || c->text[ws] == '\t' || c->text[ws] == '\r' ||
+                           c->text[ws] == '\n'))
+        ws++;
+    if (ws == c->len) {
+        /* jansson would say "'[' or '{' expected near end of file" at column 0. */
+        snprintf(c->err, c->errlen, "%s: empty file (expected a JSON object)", c->label);
+        return -EINVAL;
+    }
+    *root = json_loadb(c->text, c->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root) {
+        syntax_error(c, &jerr);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Read a whole regular file of at most CFG_MAX_FILE bytes; *text is new
+ * and NUL-terminated. On failure what holds the reason, without the name. */
+static int read_text(const char *path, char **text, size_t *len, char *what, size_t cap)
+{
+    struct stat st;
+    size_t got = 0;
+    char *buf = NULL;
+    int rc;
+    /* O_NONBLOCK: a FIFO among the fragments must not hang the broker. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(what, cap, "cannot open: %s", strerror(errno));
+        return rc;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CFG_MAX_FILE) {
+        snprintf(what, cap, "not a regular file of at most %d bytes", CFG_MAX_FILE);
+        rc = -EINVAL;
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    rc = -ENOMEM;
+    if (!buf) {
+        snprintf(what, cap, "out of memory");
+        goto out;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            snprintf(what, cap, "read failed: %s", strerror(-rc));
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *text = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* One file of a load: the main one (files[0]), then each fragment. */
+struct cfg_file {
+    struct cfg_ctx c;
+    char *text;     /* owned for fragments; the main file's is the caller's */
+    json_t *root;   /* owned */
+    dev_t dev;
+    ino_t ino;
+    bool have_id;
+};
+
+struct cfg_loader {
+    struct cfg_file *f;
+    size_t n, cap;
+    struct config *cfg;
+};
+
+/* An error about include[idx] of the main file. */
+static int include_fail(struct cfg_loader *L, size_t idx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int include_fail(struct cfg_loader *L, size_t idx, const char *fmt, ...)
+{
+    struct cfg_ctx *c = &L->f[0].c;
+    char raw[512], what[512], num[24];
+    int line = 0, col = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    va_end(ap);
+    escape_str(what, sizeof(what), raw, ESCAPE_KEEP_BACKSLASH);
+    snprintf(num, sizeof(num), "%zu", idx);
+    const char *path[] = {"include", num};
+    if (jsonpos_find(c->text, c->len, path, 2, false, &line, &col) == 0)
+        snprintf(c->err, c->errlen, "%s:%d:%d: include[%zu]: %s", c->label, line, col, idx, what);
+    else
+        snprintf(c->err, c->errlen, "%s: include[%zu]: %s", c->label, idx, what);
+    return -EINVAL;
+}
+
+/* Read the fragment at path (named by include[idx]) unless it is a file
+ * already read (matched twice, or the main file itself). */
+static int add_fragment(struct cfg_loader *L, const char *path, size_t idx)
+{
+    char what[256], shown[CFG_MAX_SHOWN];
+    struct stat st;
+    int rc;
+
+    escape_str(shown, sizeof(shown), path, 0);
+    if (stat(path, &st) != 0)
+        return include_fail(L, idx, "%s: cannot open: %s", shown, strerror(errno));
+    /* Before any open: opening a device can do things (a watchdog). */
+    if (!S_ISREG(st.st_mode))
+        return include_fail(L, idx, "%s: not a regular file", shown);
+    for (size_t i = 0; i < L->n; i++)
+        if (L->f[i].have_id && L->f[i].dev == st.st_dev && L->f[i].ino == st.st_ino)
+            return 0;
+    if (L->n > CFG_MAX_FRAGMENTS)
+        return include_fail(L, idx, "more than %d fragments", CFG_MAX_FRAGMENTS);
+    if (L->n == L->cap) {
+        size_t cap = L->cap * 2;
+        struct cfg_file *f = realloc(L->f, cap * sizeof(*f));
+        if (!f)
+            return -ENOMEM;
+        L->f = f;
+        L->cap = cap;
+    }
+    struct cfg_file *f = &L->f[L->n];
+    size_t len = 0;
+    memset(f, 0, sizeof(*f));
+    rc = read_text(path, &f->text, &len, what, sizeof(what));
+    if (rc < 0)
+        return include_fail(L, idx, "%s: %s", shown, what);
+    char *copy = strdup(path);
+    char **files = realloc(L->cfg->files, (L->cfg->n_files + 1) * sizeof(*files));
+    if (files)
+        L->cfg->files = files;
+    if (!copy || !files) {
+        free(copy);
+        free(f->text);
+        return -ENOMEM;
+    }
+    L->cfg->files[L->cfg->n_files++] = copy;
+    f->c = L->f[0].c;   /* err, flags, exec defaults */
+    f->c.text = f->text;
+    f->c.len = len;
+    f->c.file = L->n;
+    memcpy(f->c.label, shown, sizeof(f->c.label));
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->have_id = true;
+    L->n++;
+    return parse_text(&f->c, &f->root);
+}
+
+static bool has_glob_magic(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+/* A folder in a glob that exists but cannot be read is an error; one that
+ * does not exist is "no match" (conf.d not created yet). Only the folder
+ * part without wildcards is checked. */
+static int check_glob_dir(struct cfg_loader *L, const char *pattern, size_t idx)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(pattern, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - pattern) + (slash == pattern), pattern);
+    if (has_glob_magic(dir))
+        return 0;
+    if (access(dir, F_OK) != 0 && errno == ENOENT)
+        return 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        char shown[CFG_MAX_SHOWN];
+        escape_str(shown, sizeof(shown), dir, 0);
+        return include_fail(L, idx, "%s: cannot read the folder: %s", shown, strerror(errno));
+    }
+    close(fd);
+    return 0;
+}
+
+static int load_includes(struct cfg_loader *L, json_t *inc)
+{
+    const char *path[] = {"include"};
+    char pattern[PATH_MAX];
+    size_t idx;
+    json_t *v;
+    int rc = 0;
+
+    if (!json_is_array(inc))
+        return cfg_fail(&L->f[0].c, false, path, 1, "expected an array of file names or globs "
+                        "such as [\"conf.d/*.json\"], got %s", json_kind(inc));
+    /* Relative entries are relative to the main file's folder, not the
+     * working directory: the same file means the same thing from anywhere. */
+    const char *main_path = L->cfg->path;
+    const char *slash = strrchr(main_path, '/');
+    int dirlen = slash ? (int)(slash - main_path) + 1 : 0;
+    json_array_foreach(inc, idx, v) {
+        if (!json_is_string(v) || json_string_value(v)[0] == '\0')
+            return include_fail(L, idx, "expected a non-empty file name or glob, got %s",
+                                json_is_string(v) ? "an empty string" : json_kind(v));
+        const char *e = json_string_value(v);
+        int w = e[0] == '/' ? snprintf(pattern, sizeof(pattern), "%s", e)
+                            : snprintf(pattern, sizeof(pattern), "%.*s%s", dirlen, main_path, e);
+        if (w < 0 || (size_t)w >= sizeof(pattern))
+            return include_fail(L, idx, "path too long");
+        if (!has_glob_magic(pattern)) {
+            rc = add_fragment(L, pattern, idx);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        rc = check_glob_dir(L, pattern, idx);
+        if (rc < 0)
+            return rc;
+        glob_t g;
+        memset(&g, 0, sizeof(g));
+        int grc = glob(pattern, GLOB_NOSORT, NULL, &g);
+        if (grc == GLOB_NOMATCH) {
+            globfree(&g);
+            continue;
+        }
+        if (grc != 0) {
+            globfree(&g);
+            return grc == GLOB_NOSPACE ? -ENOMEM : include_fail(L, idx, "cannot expand the glob");
+        }
+        /* Byte order whatever the locale: the order is part of the meaning. */
+        qsort(g.gl_pathv, g.gl_pathc, sizeof(*g.gl_pathv), cmp_str);
+        for (size_t i = 0; i < g.gl_pathc && rc == 0; i++)
+            rc = add_fragment(L, g.gl_pathv[i], idx);
+        globfree(&g);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int check_fragment(struct cfg_loader *L, struct cfg_file *f)
+{
+    const char *path[CFG_MAX_PATH] = {NULL};
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(f->root))
+        return cfg_fail(&f->c, false, path, 0, "a fragment must be a JSON object, got %s",
+                        json_kind(f->root));
+    json_object_foreach(f->root, key, v) {
+        for (size_t i = 0; top_keys[i]; i++) {
+            if (strcmp(key, top_keys[i]) == 0 && strcmp(key, "backends") != 0 &&
+                strcmp(key, "secrets") != 0) {
+                path[0] = key;
+                return cfg_fail(&f->c, true, path, 1, "only the main configuration (%s) may "
+                                "set \"%s\"; a fragment holds \"backends\" and \"secrets\"",
+                                L->f[0].c.label, key);
+            }
+        }
+    }
+    return check_keys(&f->c, f->root, fragment_keys, path, 0);
+}
+
+static int cmp_backend_name(const void *a, const void *b)
+{
+    const struct cfg_backend *x = *(const struct cfg_backend *const *)a;
+    const struct cfg_backend *y = *(const struct cfg_backend *const *)b;
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x < y ? -1 : x > y);
+}
+
+static int cmp_secret_order(const void *a, const void *b)
+{
+    const struct cfg_secret *x = *(const struct cfg_secret *const *)a;
+    const struct cfg_secret *y = *(const struct cfg_secret *const *)b;
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x < y ? -1 : x > y);
+}
+
+/* A name in two files (one file cannot hold it twice: jansson rejects
+ * duplicate keys): the error is at the later definition, in load order,
+ * and names the earlier one. */
+static int dup_fail(struct cfg_loader *L, const char *kind, const char *name, size_t first_file,
+                    size_t dup_file)
+{
+    char where[CFG_MAX_WHERE];
+    const char *path[] = {kind, name};
+    where_defined(&L->f[first_file].c, kind, name, where, sizeof(where));
+    return cfg_fail(&L->f[dup_file].c, true, path, 2, "%s '%s' is defined twice: first at %s",
+                    kind[0] == 'b' ? "backend" : "secret", name, where);
+}
+
+static int check_dup_backends(struct cfg_loader *L)
+{
+    const struct config *cfg = L->cfg;
+    const struct cfg_backend *dup = NULL, *first = NULL;
+    const struct cfg_backend **v = calloc(cfg->n_backends + 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->n_backends; i++)
+        v[i] = &cfg->backends[i];
+    qsort(v, cfg->n_backends, sizeof(*v), cmp_backend_name);
+    for (size_t i = 1; i < cfg->n_backends; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0 && (!dup || v[i] < dup)) {
+            dup = v[i];
+            first = v[i - 1];
+        }
+    free(v);
+    return dup ? dup_fail(L, "backends", dup->name, first->file, dup->file) : 0;
+}
+
+static int check_dup_secrets(struct cfg_loader *L)
+{
+    const struct config *cfg = L->cfg;
+    const struct cfg_secret *dup = NULL, *first = NULL;
+    const struct cfg_secret **v = calloc(cfg->n_secrets + 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->n_secrets; i++)
+        v[i] = &cfg->secrets[i];
+    qsort(v, cfg->n_secrets, sizeof(*v), cmp_secret_order);
+    for (size_t i = 1; i < cfg->n_secrets; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0 && (!dup || v[i] < dup)) {
+            /* The first of a run of equal names is the earliest. */
+            size_t j = i - 1;
+            while (j > 0 && strcmp(v[j - 1]->name, v[i]->name) == 0)
+                j--;
+            dup = v[i];
+            first = v[j];
+        }
+    free(v);
+    return dup ? dup_fail(L, "secrets", dup->name, first->file, dup->file) : 0;
+}
+
+/* Backends of every file first (a secret may use a backend of another
+ * file), then secrets, then the checks across files. */
+static int load_all(struct cfg_loader *L)
+{
+    struct config *cfg = L->cfg;
+    size_t nb = 0, ns = 0;
+    int rc;
+
+    for (size_t i = 0; i < L->n; i++) {
+        if (i > 0) {
+            rc = check_fragment(L, &L->f[i]);
+            if (rc < 0)
+                return rc;
+        }
+        nb += json_object_size(json_object_get(L->f[i].root, "backends"));
+        ns += json_object_size(json_object_get(L->f[i].root, "secrets"));
+    }
+    cfg->backends = calloc(nb + 1, sizeof(*cfg->backends));
+    cfg->secrets = calloc(ns + 1, sizeof(*cfg->secrets));
+    if (!cfg->backends || !cfg->secrets)
+        return -ENOMEM;
+    for (size_t i = 0; i < L->n; i++) {
+        json_t *v = json_object_get(L->f[i].root, "backends");
+        rc = v ? load_backends(&L->f[i].c, cfg, v) : 0;
+        if (rc < 0)
+            return rc;
+    }
+    rc = check_dup_backends(L);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < L->n; i++) {
+        json_t *v = json_object_get(L->f[i].root, "secrets");
+        rc = v ? load_secrets(&L->f[i].c, cfg, v) : 0;
+        if (rc < 0)
+            return rc;
+    }
+    rc = check_dup_secrets(L);
+    if (rc < 0)
+        return rc;
+    struct cfg_ctx *ctx = calloc(L->n, sizeof(*ctx));
+    if (!ctx)
+        return -ENOMEM;
+    for (size_t i = 0; i < L->n; i++)
+        ctx[i] = L->f[i].c;
+    struct cfg_files fs = {.ctx = ctx, .n = L->n};
+    rc = check_name_conflicts(&fs, cfg);
+    if (rc == 0)
+        rc = check_env_conflicts(&fs, cfg);
+    free(ctx);
+    return rc;
+}
+
 static int load_buffer(const char *text, size_t len, const char *label, unsigned flags,
                        struct config **out, char *err, size_t errlen)
 {
-    struct cfg_ctx c = {.text = text, .len = len, .err = err, .errlen = errlen, .flags = flags};
-    json_error_t jerr;
+    struct cfg_loader L = {.n = 0};
+    struct stat st;
     int rc = -ENOMEM;
     struct config *cfg = calloc(1, sizeof(*cfg));
-    json_t *root = NULL;
 
-    escape_str(c.label, sizeof(c.label), label, 0);
-    if (!cfg)
+    L.cfg = cfg;
+    L.cap = 4;
+    L.f = calloc(L.cap, sizeof(*L.f));
+    if (!cfg || !L.f)
         goto out;
     cfg->path = strdup(label);
-    if (!cfg->path)
+    cfg->files = calloc(1, sizeof(*cfg->files));
+    if (!cfg->path || !cfg->files)
         goto out;
-    size_t ws = 0;
-    while (ws < len && (text[ws] == ' ' || text[ws] == '\t' || text[ws] == '\r' || text[ws] == '\n'))
-        ws++;
-    if (ws == len) {
-        /* jansson would say "'[' or '{' expected near end of file" at column 0. */
-        snprintf(err, errlen, "%s: empty file (expected a JSON object)", c.label);
-        rc = -EINVAL;
+    cfg->files[0] = strdup(label);
+    if (!cfg->files[0])
         goto out;
+    cfg->n_files = 1;
+    struct cfg_file *m = &L.f[0];
+    m->c = (struct cfg_ctx){.text = text, .len = len, .err = err, .errlen = errlen,
+                            .flags = flags, .file = 0};
+    escape_str(m->c.label, sizeof(m->c.label), label, 0);
+    /* So a glob that matches the main file does not read it again. */
+    if (stat(label, &st) == 0) {
+        m->dev = st.st_dev;
+        m->ino = st.st_ino;
+        m->have_id = true;
     }
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        syntax_error(&c, &jerr);
-        rc = -EINVAL;
+    L.n = 1;
+    rc = parse_text(&m->c, &m->root);
+    if (rc < 0)
         goto out;
-    }
-    rc = load_root(&c, cfg, root);
+    rc = load_main(&m->c, cfg, m->root);
+    if (rc == 0 && json_object_get(m->root, "include"))
+        rc = load_includes(&L, json_object_get(m->root, "include"));
+    if (rc == 0)
+        rc = load_all(&L);
     if (rc == -ENOMEM)
-        snprintf(err, errlen, "%s: out of memory", c.label);
+        snprintf(err, errlen, "%s: out of memory", m->c.label);
     if (rc < 0)
         goto out;
     *out = cfg;
     cfg = NULL;
     rc = 0;
 out:
-    json_decref(root);
+    for (size_t i = 0; i < L.n; i++) {
+        json_decref(L.f[i].root);
+        if (i > 0)
+            free(L.f[i].text);
+    }
+    free(L.f);
     cfg_free(cfg);
     return rc;
 }
@@ -791,44 +1237,18 @@ int cfg_load(const char *path, struct config **out, char *err, size_t errlen)
 
 int cfg_load_opts(const char *path, unsigned flags, struct config **out, char *err, size_t errlen)
 {
-    int rc;
-    char *text = NULL;
+    char *text = NULL, what[256];
     size_t len = 0;
-    struct stat st;
     char shown[CFG_MAX_SHOWN];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     escape_str(shown, sizeof(shown), path, 0);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: cannot open: %s", shown, strerror(errno));
+    int rc = read_text(path, &text, &len, what, sizeof(what));
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", shown, what);
         return rc;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CFG_MAX_FILE) {
-        snprintf(err, errlen, "%s: not a regular file of at most %d bytes", shown, CFG_MAX_FILE);
-        rc = -EINVAL;
-        goto out;
-    }
-    text = malloc((size_t)st.st_size + 1);
-    rc = -ENOMEM;
-    if (!text)
-        goto out;
-    while (len < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            snprintf(err, errlen, "%s: read failed: %s", shown, strerror(-rc));
-            goto out;
-        }
-        len += (size_t)n;
-    }
-    text[len] = '\0';
     rc = load_buffer(text, len, path, flags, out, err, errlen);
-out:
     free(text);
-    close(fd);
     return rc;
 }
 
@@ -845,6 +1265,9 @@ void cfg_free(struct config *c)
         free(c->secrets[i].env);
         ref_cleanup(&c->secrets[i].ref);
     }
+    for (size_t i = 0; i < c->n_files; i++)
+        free(c->files[i]);
+    free(c->files);
     free(c->backends);
     free(c->secrets);
     free(c->mount);

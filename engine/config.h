@@ -30,6 +30,8 @@ struct backend_conf;
 struct cfg_backend {
     char *name;
     struct backend_conf *conf;  /* owned: parsed and checked (backends/backend.h) */
+    size_t file;                /* index into config.files: where it is defined (for
+                                   messages; not a setting: moving it changes nothing) */
 };
 
 /* What `runsecrets exec` does when a secret's served value changes. */
@@ -41,6 +43,7 @@ enum cfg_on_change {
 
 struct cfg_secret {
     char *name;
+    size_t file;          /* index into config.files, as cfg_backend.file */
     struct secret_ref ref;
     size_t backend;       /* index into config.backends */
     struct cfg_attrs attrs;
@@ -61,8 +64,20 @@ struct cfg_exec {
     long long debounce;   /* changes within this window give one restart */
 };
 
+/* Fragments: "include": [...] in the main file (only there), e.g. the
+ * glob conf.d/<star>.json. Each entry is a glob or a file name, relative to the main file's
+ * folder unless absolute; a glob's matches are read in byte order, a glob
+ * that matches nothing is fine, a named file that cannot be read is an
+ * error, a file matched twice (or the main file itself) is read once. A
+ * fragment holds only "backends" and "secrets"; a backend or secret name
+ * defined in two files is an error naming both places. */
+#define CFG_MAX_FRAGMENTS 4096
+
 struct config {
     char *path;           /* as given, for messages */
+    char **files;         /* the main file (files[0] == path's text), then each
+                             fragment in the order read, as shown in messages */
+    size_t n_files;
     char *mount;
     struct cfg_attrs defaults;
     struct cfg_exec exec;

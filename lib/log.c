@@ -198,6 +198,8 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
                 line_printf(&l, ",\"uid\":%ld,\"gid\":%ld,\"pid\":%ld", f->uid, f->gid, f->pid);
             if (f->has_counts)
                 line_printf(&l, ",\"ok\":%ld,\"failed\":%ld,\"ms\":%ld", f->ok, f->failed, f->ms);
+            for (size_t i = 0; i < f->n_nums; i++)
+                line_printf(&l, ",\"%s\":%lld", f->nums[i].key, f->nums[i].value);
             line_json_str(&l, "error", f->error);
         }
         if (log_min >= LOG_DEBUG && func)
@@ -216,6 +218,8 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
                 line_printf(&l, " uid=%ld gid=%ld pid=%ld", f->uid, f->gid, f->pid);
             if (f->has_counts)
                 line_printf(&l, " ok=%ld failed=%ld ms=%ld", f->ok, f->failed, f->ms);
+            for (size_t i = 0; i < f->n_nums; i++)
+                line_printf(&l, " %s=%lld", f->nums[i].key, f->nums[i].value);
             line_text_kv(&l, "error", f->error);
         }
     }

@@ -26,6 +26,15 @@ struct log_fields {
     long uid, gid, pid;
     bool has_counts;     /* a summary: how many ok / failed, in how long */
     long ok, failed, ms;
+    /* More integer fields, in order ("generation", "secrets"...): keys are
+     * constants of the code, never input. */
+    const struct log_num *nums;
+    size_t n_nums;
+};
+
+struct log_num {
+    const char *key;
+    long long value;
 };
 
 /* Set once before threads start. fd is borrowed. */

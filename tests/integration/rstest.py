@@ -239,7 +239,7 @@ class Broker:
     """One `runsecrets mount` process, stderr captured to a file."""
 
     def __init__(self, tc, config, mountpoint, args=(), positional=True, log_format=None,
-                 log_level=None):
+                 log_level=None, env=None):
         self.tc = tc
         self.mountpoint = os.path.abspath(mountpoint)
         n = len(tc.brokers)
@@ -256,7 +256,8 @@ class Broker:
         self.cmd = cmd
         self.mounts_before = {m["id"] for m in mounts_at(self.mountpoint)}
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         env=env)
         self.pid = self.proc.pid
         tc.brokers.append(self)
 

@@ -1,0 +1,16 @@
+/* reload.c - load the configuration again, then apply it (reload.h). */
+#include "broker/reload.h"
+#include "broker/broker.h"
+#include "engine/config.h"
+
+int broker_reload(struct broker *b, char *err, size_t errlen)
+{
+    struct config *next = NULL;
+    int rc = cfg_load_opts(b->config_path, b->cfg_flags, &next, err, errlen);
+    if (rc < 0)
+        return rc;   /* nothing was touched: the old configuration serves on */
+    rc = broker_apply(b, next, err, errlen);
+    if (rc < 0)
+        cfg_free(next);
+    return rc;
+}
