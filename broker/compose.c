@@ -684,9 +684,10 @@ static int broker_terminate(const struct compose *c, const struct compose_state 
     return rc;
 }
 
-/* The broker's last error or warning from its log: "msg: error", else the
- * last line that is not JSON (a message printed before logging started).
- * Logs hold no secret values. */
+/* The broker's last error or warning from its log that carries an error
+ * ("msg (secret S): error"; a summary such as "cold start done" only when
+ * none does), else the last line that is not JSON (printed before logging
+ * started). Logs hold no secret values. */
 static void log_last_problem(const char *logfile, char *out, size_t cap)
 {
     char *buf = malloc(COMPOSE_LOG_TAIL + 1);
@@ -704,6 +705,7 @@ static void log_last_problem(const char *logfile, char *out, size_t cap)
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
     char *save = NULL;
+    bool with_error = false;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         json_t *o = json_loads(line, 0, NULL);
         if (!o) {
@@ -717,7 +719,9 @@ static void log_last_problem(const char *logfile, char *out, size_t cap)
         const char *msg = json_string_value(json_object_get(o, "msg"));
         const char *e = json_string_value(json_object_get(o, "error"));
         const char *secret = json_string_value(json_object_get(o, "secret"));
-        if (level && msg && (strcmp(level, "error") == 0 || strcmp(level, "warn") == 0)) {
+        if (level && msg && (strcmp(level, "error") == 0 || strcmp(level, "warn") == 0) &&
+            (e || !with_error)) {
+            with_error = e != NULL;
             char text[1024];
             snprintf(text, sizeof(text), "%s%s%s%s%s", msg, secret ? " (secret " : "",
                      secret ? secret : "", secret ? ")" : "", "");
