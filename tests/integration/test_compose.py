@@ -77,6 +77,8 @@ class ComposeCase(rstest.BrokerTestCase):
                                   timeout=timeout, meta=self.meta,
                                   kill_on_error=kill_on_error)
         self.assertIsNone(res.protocol_error, res.describe())
+        for marker in rstest.SANITIZER_MARKERS:
+            self.assertNotIn(marker, res.stderr, res.describe())
         for v in (self.value, self.api):
             self.assertNotIn(v, "\n".join(res.lines) + res.stderr, "a value on the provider's "
                              "output")
