@@ -2,6 +2,7 @@
  * calls into the broker's lifecycle (broker.h). */
 #include "broker/cli.h"
 #include "broker/broker.h"
+#include "broker/compose.h"
 #include "broker/exec.h"
 #include "broker/hardening.h"
 #include "broker/pidfile.h"
@@ -64,6 +65,9 @@ struct cli_opts {
      * environment: children (credential_process) must not notify. */
     char notify_socket[128];
     bool have_notify_socket;
+    /* CLI_ARGS: the arguments after the command's name, as given. */
+    int argc;
+    char **argv;
 };
 
 #define RELOAD_DEFAULT_TIMEOUT_MS (30 * 1000LL)
@@ -105,6 +109,8 @@ enum {
     CLI_OPT_PIDFILE = 1 << 11, /* accepts --pid-file F (and --no-pid-file
                                 * with CLI_SERVICE) */
     CLI_OPT_RELOAD = 1 << 12,  /* accepts --timeout, --no-wait */
+    CLI_ARGS = 1 << 13,        /* the handler parses its own arguments
+                                * (compose: the syntax is Compose's) */
 };
 
 /* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
@@ -761,6 +767,12 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
     return ex;
 }
 
+static int cmd_compose(struct broker *b, const struct cli_opts *o)
+{
+    (void)b;
+    return compose_main(o->argc, o->argv);
+}
+
 static int cmd_version(struct broker *b, const struct cli_opts *o)
 {
     (void)b;
@@ -791,6 +803,9 @@ static const struct cli_command commands[] = {
     {{"exec"}, "exec -- CMD [ARG...]",
      "container entrypoint: serve the secrets, run CMD as PID 1's child",
      usage_exec, NEEDS_SETUP, CLI_OPT_EXEC | CLI_CMD | CLI_SIGNALFD, cmd_exec},
+    {{"compose"}, "compose ... up|down",
+     "Docker Compose provider: a host broker per project (docs/compose.md)",
+     NULL, NEEDS_SETUP, CLI_ARGS | CLI_QUIET, cmd_compose},
     {{"version", "--version"}, "version", "print version information",
      usage_version, NEEDS_NOTHING, 0, cmd_version},
     {{"help", "--help", "-h"}, NULL, NULL, NULL, NEEDS_NOTHING, CLI_RAW, cmd_help},
@@ -905,7 +920,10 @@ int cli_main(struct broker *b, int argc, char **argv)
         }
         unsetenv("NOTIFY_SOCKET");
     }
-    if (!(c->flags & CLI_RAW)) {
+    if (c->flags & CLI_ARGS) {
+        o.argc = argc - 1;
+        o.argv = argv + 1;
+    } else if (!(c->flags & CLI_RAW)) {
         int ex = parse_opts(c, argc - 1, argv + 1, &o);
         if (ex >= 0)
             return ex;

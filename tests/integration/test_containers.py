@@ -52,6 +52,7 @@ import termios
 import time
 import unittest
 
+import composecases
 import containers
 import rstest
 import vaultenv
@@ -227,7 +228,8 @@ def tearDownModule():
         raise AssertionError("left behind: %s" % "; ".join(left))
 
 
-class ContainerCase(rstest.BrokerTestCase):
+class EngineCase(rstest.BrokerTestCase):
+    """self.eng, this case's engine; the case's time in CASE_TIMES."""
     ENGINE = None
 
     def setUp(self):
@@ -243,6 +245,9 @@ class ContainerCase(rstest.BrokerTestCase):
         finally:
             CASE_TIMES.append((time.monotonic() - self.t_start, self.ENGINE,
                                self._testMethodName))
+
+
+class ContainerCase(EngineCase):
 
     def in_container_config(self, mode="0444"):
         """Secret x from the file backend, config and secrets at /cfg."""
@@ -889,7 +894,17 @@ class PodmanTest(ContainerCase):
     ENGINE = "podman"
 
 
-del ContainerCase      # not a test of its own
+# Issue 13's Compose cases (composecases.py), on this file's dockerd, podman
+# store and image: defined here so this module's setUpModule serves them.
+class DockerComposeTest(composecases.ComposeCases, EngineCase):
+    ENGINE = "docker"
+
+
+class PodmanComposeTest(composecases.ComposeCases, EngineCase):
+    ENGINE = "podman"
+
+
+del ContainerCase, EngineCase      # not tests of their own
 
 if __name__ == "__main__":
     rstest.main()
