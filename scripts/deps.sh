@@ -10,7 +10,8 @@ PKGS=(meson ninja-build pkg-config gcc libc6-dev
       # the container tests (tests/integration/containers.py): a private
       # dockerd, podman on runc (crun refuses this machine's hybrid cgroups),
       # the Compose tools, and a static busybox for the minimal image's shell
-      docker.io docker-compose containerd runc podman podman-compose busybox-static)
+      docker.io docker-compose containerd runc podman podman-compose busybox-static
+      systemd)   # systemd-analyze verify of the units (tests/integration/test_install.py)
 
 missing=()
 for p in "${PKGS[@]}"; do
