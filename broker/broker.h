@@ -47,8 +47,16 @@ struct secpool;
 struct fs;
 struct http_engine;
 
+/* What the last broker_apply changed (broker/reload.h), for its caller's
+ * log line. */
+struct broker_applied {
+    size_t added, removed, changed, kept;   /* secrets */
+    size_t backends_new, backends_kept, backends_retired;
+    long ms;                                /* from the call to the swap */
+};
+
 struct broker {
-    struct config *cfg;
+    struct config *cfg;            /* the one served; a reload replaces it */
     struct http_engine *http;      /* shared by the HTTP backends */
     struct backend **backends;     /* one per cfg->backends */
     struct cache *cache;
@@ -77,6 +85,8 @@ struct broker {
     int loop_rc;   /* fs_run's result; read after loop_ended or the join */
     void (*loop_ended_cb)(void *arg);  /* called by the loop thread as it ends */
     void *loop_ended_arg;
+    /* Written by broker_apply, read by its caller (the same thread). */
+    struct broker_applied last_apply;
 };
 
 /* Load config_path and build backends, cache, store and scheduler (nothing

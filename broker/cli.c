@@ -2,6 +2,7 @@
  * calls into the broker's lifecycle (broker.h). */
 #include "broker/cli.h"
 #include "broker/broker.h"
+#include "broker/reload_debug.h"
 #include "broker/exec.h"
 #include "broker/hardening.h"
 #include "broker/signals.h"
@@ -354,7 +355,7 @@ static int mount_broker(const char *cmd, struct broker *b, const struct cli_opts
 
 static int cmd_mount(struct broker *b, const struct cli_opts *o)
 {
-    (void)o;
+    reload_debug_start(b, b->cfg->path);   /* TEMPORARY: until hostsvc's SIGHUP */
     return broker_run(b) == 0 ? 0 : EXIT_RUNTIME;
 }
 
