@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,57 +104,94 @@ struct scheduler {
     char (*errors)[SCHED_ERR_MAX]; /* per secret; written by the worker of its group */
 };
 
-static bool same_opt(const char *x, const char *y)
+
+
+/* A secret's group key (backend instance, path, version, stage) and its
+ * index, sorted so that equal keys are adjacent: grouping and a reload's
+ * matching are O(n log n), not a comparison of every pair (1,000 secrets
+ * took ~10 ms that way, with the scheduler paused during a reload). */
+struct gkey {
+    struct backend *backend;
+    const struct secret_ref *ref;
+    size_t idx;
+};
+
+static int opt_cmp(const char *x, const char *y)
 {
-    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+    if (!x || !y)
+        return (x != NULL) - (y != NULL);
+    return strcmp(x, y);
 }
 
-static bool same_object(const struct store *st, size_t a, size_t b)
+static int gkey_cmp_key(const struct gkey *a, const struct gkey *b)
 {
-    const struct secret_ref *x = &store_cfg(st, a)->ref, *y = &store_cfg(st, b)->ref;
-    return store_backend(st, a) == store_backend(st, b) && strcmp(x->path, y->path) == 0 &&
-           same_opt(x->version, y->version) && same_opt(x->stage, y->stage);
+    if (a->backend != b->backend)
+        return (uintptr_t)a->backend < (uintptr_t)b->backend ? -1 : 1;
+    int r = strcmp(a->ref->path, b->ref->path);
+    if (r == 0)
+        r = opt_cmp(a->ref->version, b->ref->version);
+    return r ? r : opt_cmp(a->ref->stage, b->ref->stage);
+}
+
+static int gkey_cmp(const void *pa, const void *pb)
+{
+    const struct gkey *a = pa, *b = pb;
+    int r = gkey_cmp_key(a, b);
+    return r ? r : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
 static int build_groups(struct scheduler *sc)
 {
     struct store *st = sc->st;
-    size_t *group_of = calloc(store_count(st) + 1, sizeof(*group_of));
-    sc->groups = calloc(store_count(st) + 1, sizeof(*sc->groups));
-    if (!group_of || !sc->groups) {
-        free(group_of);
-        return -ENOMEM;
+    size_t n = store_count(st);
+    size_t *group_of = calloc(n + 1, sizeof(*group_of));
+    size_t *run_group = calloc(n + 1, sizeof(*run_group));
+    size_t *run_of = calloc(n + 1, sizeof(*run_of));
+    struct gkey *keys = calloc(n + 1, sizeof(*keys));
+    sc->groups = calloc(n + 1, sizeof(*sc->groups));
+    int rc = -ENOMEM;
+    if (!group_of || !run_group || !run_of || !keys || !sc->groups)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (struct gkey){.backend = store_backend(st, i), .ref = &store_cfg(st, i)->ref,
+                                .idx = i};
+    qsort(keys, n, sizeof(*keys), gkey_cmp);
+    size_t runs = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && gkey_cmp_key(&keys[k - 1], &keys[k]) != 0)
+            runs++;
+        run_of[keys[k].idx] = runs;
     }
-    /* O(n^2) once at start; configs hold hundreds of secrets, not millions. */
-    for (size_t i = 0; i < store_count(st); i++) {
-        size_t g = sc->ng;
-        for (size_t j = 0; j < i; j++)
-            if (same_object(st, i, j)) {
-                g = group_of[j];
-                break;
-            }
-        group_of[i] = g;
-        if (g == sc->ng) {
+    /* Groups are numbered in the order of their first member, as before. */
+    for (size_t r = 0; r <= runs; r++)
+        run_group[r] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t g = run_group[run_of[i]];
+        if (g == SIZE_MAX) {
+            g = run_group[run_of[i]] = sc->ng++;
             sc->groups[g].backend = store_backend(st, i);
             sc->groups[g].ref = &store_cfg(st, i)->ref;
-            sc->ng++;
         }
+        group_of[i] = g;
         sc->groups[g].n++;
     }
     for (size_t g = 0; g < sc->ng; g++) {
         sc->groups[g].members = calloc(sc->groups[g].n, sizeof(size_t));
-        if (!sc->groups[g].members) {
-            free(group_of);
-            return -ENOMEM;
-        }
+        if (!sc->groups[g].members)
+            goto out;
         sc->groups[g].n = 0;
     }
-    for (size_t i = 0; i < store_count(st); i++) {
+    for (size_t i = 0; i < n; i++) {
         struct group *g = &sc->groups[group_of[i]];
         g->members[g->n++] = i;
     }
+    rc = 0;
+out:
     free(group_of);
-    return 0;
+    free(run_group);
+    free(run_of);
+    free(keys);
+    return rc;
 }
 
 /* A backend that batches gets its groups in chunks of batch_max, fetched
@@ -874,10 +912,10 @@ void scheduler_resume(struct scheduler *sc)
               "fewer fetch workers than the new configuration wants");
 }
 
-static bool same_group(const struct group *a, const struct group *b)
+/* bsearch by key alone (the group index is what it finds). */
+static int gkey_cmp_nokey(const void *pa, const void *pb)
 {
-    return a->backend == b->backend && strcmp(a->ref->path, b->ref->path) == 0 &&
-           same_opt(a->ref->version, b->ref->version) && same_opt(a->ref->stage, b->ref->stage);
+    return gkey_cmp_key(pa, pb);
 }
 
 static void free_layout(struct group *groups, size_t ng, struct batch *batches, size_t nbatch)
@@ -930,6 +968,22 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     pthread_mutex_lock(&sc->lock);
+    /* The current groups by key (their idx: the group), to find each new
+     * group's predecessor. Keys are unique per group. */
+    struct gkey *old_keys = calloc(sc->ng + 1, sizeof(*old_keys));
+    if (!old_keys) {
+        pthread_mutex_unlock(&sc->lock);
+        free_layout(n.groups, n.ng, NULL, 0);
+        free(items);
+        free(errors);
+        for (unsigned p = 0; p < N_POOLS; p++)
+            free(queues[p]);
+        return -ENOMEM;
+    }
+    for (size_t j = 0; j < sc->ng; j++)
+        old_keys[j] = (struct gkey){.backend = sc->groups[j].backend, .ref = sc->groups[j].ref,
+                                    .idx = j};
+    qsort(old_keys, sc->ng, sizeof(*old_keys), gkey_cmp);
     /* Paused, so no worker holds an index into what is replaced here; the
      * timer thread only runs under this lock. Before scheduler_start
      * (never started) new items wait for the cold start like the others. */
@@ -944,9 +998,11 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
         /* Kept members have the same backend instance and reference, so
          * they were one group before too: it keeps its timing and state. */
         size_t og = sc->ng;
-        for (size_t j = 0; kept && j < sc->ng && og == sc->ng; j++)
-            if (same_group(&sc->groups[j], ng))
-                og = j;
+        struct gkey want = {.backend = ng->backend, .ref = ng->ref};
+        const struct gkey *hit = kept ? bsearch(&want, old_keys, sc->ng, sizeof(*old_keys),
+                                                gkey_cmp_nokey) : NULL;
+        if (hit)
+            og = hit->idx;
         if (og < sc->ng) {
             *it = sc->items[og];
             ng->state = sc->groups[og].state;
@@ -974,6 +1030,7 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
         if (carry[i] >= 0)
             memcpy(errors[i], sc->errors[carry[i]], SCHED_ERR_MAX);
     plan_pools(&n, items, sc->pools);
+    free(old_keys);
 
     struct group *old_groups = sc->groups;
     struct batch *old_batches = sc->batches;

@@ -386,6 +386,7 @@ class LoadTest(ReloadCase):
                     print("reload", k, "apply ms", rec.get("ms"), "took %.1f ms" % ((time.monotonic() - sent) * 1000))
                 self.opens.drain()
                 other_opens.drain()
+                time.sleep(0.02)    # readers and fetches between reloads, not only during
             time.sleep(0.3)
         finally:
             stop.set()
