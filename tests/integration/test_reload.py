@@ -238,7 +238,11 @@ class KindsTest(ReloadCase):
         mark = self.broker.mark()
         self.rewrite(secrets, backends)
         self.reload(self.broker)
-        self.assertEqual(self.read("keep"), self.values["keep"].encode())
+        # each first open waits for that secret's fetch through the new backend
+        for n in ("keep", "gone", "moved", "attrs", "dir/a"):
+            self.assertEqual(self.read(n), self.values[n].encode())
+        rstest.wait_until(lambda: len(self.broker.find_logs("secret fetched", since=mark)) >= 5,
+                          5, "five fetches through the new backend")
         counts = self.opens.drain()
         for n in ("keep", "gone", "moved", "attrs", "dir_a"):
             self.assertEqual(counts.get(n), 1, counts)
