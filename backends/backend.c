@@ -13,6 +13,7 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,10 @@ struct backend_conf {
     size_t max_value;
     struct backoff backoff;
     void *conf;                     /* the provider's; freed by ops->conf_free */
+    /* BLAKE2b of the object's canonical JSON (keys sorted, compact): a
+     * reload keeps the live backend of an object whose fingerprint is the
+     * same. The hash, not the JSON: an object may hold a secret id. */
+    unsigned char fingerprint[crypto_generichash_BYTES];
 };
 
 struct backend {
@@ -143,6 +148,18 @@ int backend_conf_parse(json_t *json, unsigned flags, struct backend_conf **out, 
         if (rc < 0)
             goto fail;
     }
+    /* jansson allocates through the wiping heap (hardening.c), so the
+     * canonical text is wiped when freed. */
+    char *canon = json_dumps(json, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!canon) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    crypto_generichash(c->fingerprint, sizeof(c->fingerprint), (const unsigned char *)canon,
+                       strlen(canon), NULL, 0);
+    json_free_t jfree = NULL;
+    json_get_alloc_funcs(NULL, &jfree);
+    (jfree ? jfree : free)(canon);
     *out = c;
     return 0;
 fail:
@@ -157,6 +174,12 @@ void backend_conf_free(struct backend_conf *c)
     if (c->conf)
         c->ops->conf_free(c->conf);
     free(c);
+}
+
+bool backend_conf_same(const struct backend_conf *a, const struct backend_conf *b)
+{
+    return a->ops == b->ops &&
+           sodium_memcmp(a->fingerprint, b->fingerprint, sizeof(a->fingerprint)) == 0;
 }
 
 const char *backend_conf_type(const struct backend_conf *c)

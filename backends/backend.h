@@ -43,6 +43,9 @@ int backend_conf_parse(json_t *json, unsigned flags, struct backend_conf **out, 
                        size_t errlen) __attribute__((warn_unused_result));
 void backend_conf_free(struct backend_conf *c);
 const char *backend_conf_type(const struct backend_conf *c);
+/* Whether a and b were parsed from the same settings: the same JSON object
+ * up to key order and white space (a reload keeps the live backend). */
+bool backend_conf_same(const struct backend_conf *a, const struct backend_conf *b);
 /* Whether the type has every capability in cap (BACKEND_CAP_*): what the
  * broker must set up before backend_new (BACKEND_CAP_LOCAL: no HTTP). */
 bool backend_conf_has_cap(const struct backend_conf *c, unsigned cap);

@@ -62,8 +62,16 @@ struct broker_ext {
     void (*stopping)(struct broker *b);             /* first step of broker_stop */
 };
 
+/* What the last broker_apply changed (broker/reload.h), for its caller's
+ * log line. */
+struct broker_applied {
+    size_t added, removed, changed, kept;   /* secrets */
+    size_t backends_new, backends_kept, backends_retired;
+    long ms;                                /* from the call to the swap */
+};
+
 struct broker {
-    struct config *cfg;
+    struct config *cfg;            /* the one served; a reload replaces it */
     struct http_engine *http;      /* shared by the HTTP backends */
     struct backend **backends;     /* one per cfg->backends */
     struct cache *cache;
@@ -114,12 +122,17 @@ struct broker {
     /* Reload thread only (read by the main thread after the join): */
     unsigned long long reload_attempts, generation;
     /* Readiness (READY=1 once every required secret has a value): */
-    pthread_mutex_t ready_lock;    /* protects the four below; a leaf but for
+    pthread_mutex_t ready_lock;    /* protects the six below; a leaf but for
                                       the notify datagram sent under it */
     bool ready_armed;              /* broker_mount set it up */
     bool ready_sent;               /* READY=1 went out: reloads notify too */
     bool *ready_seen;              /* per secret of cfg: required and served once */
+    size_t ready_n;                /* entries of ready_seen */
+    bool ready_reloading;          /* a reload runs: events wait for its recount */
     size_t ready_missing;          /* required secrets never served yet */
+
+    /* Written by broker_apply, read by its caller (the same thread). */
+    struct broker_applied last_apply;
 };
 
 /* Load config_path and build backends, cache, store and scheduler (nothing

@@ -9,8 +9,5 @@ int broker_reload(struct broker *b, char *err, size_t errlen)
     int rc = cfg_load_opts(b->config_path, b->cfg_flags, &next, err, errlen);
     if (rc < 0)
         return rc;   /* nothing was touched: the old configuration serves on */
-    rc = broker_apply(b, next, err, errlen);
-    if (rc < 0)
-        cfg_free(next);
-    return rc;
+    return broker_apply(b, next, err, errlen);   /* takes next, applied or not */
 }

@@ -27,10 +27,15 @@ struct config;
 int broker_reload(struct broker *b, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Serve next instead of b->cfg. Takes next on success (0): b->cfg is then
- * next and the old configuration is freed when nothing uses it; on failure
- * (a negative errno, one line in err) the caller still owns next and
- * frees it, and b serves exactly what it served before. */
+/* Serve next instead of b->cfg, live, without unmounting: secrets added,
+ * removed and changed; unchanged ones keep value, state, schedule and
+ * inode; backends with the same settings keep their instance (tokens,
+ * connections, leases). Takes next in every case: on success it is b->cfg,
+ * on failure it is freed. 0, or a negative errno with one line in err and
+ * nothing changed (the old configuration still served). After broker_open
+ * (and broker_mount, for a mount); one at a time, on a thread that is
+ * neither a FUSE thread nor a signal handler, and never while broker_stop
+ * or broker_close runs. b->last_apply says what changed. */
 int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -114,6 +114,7 @@ static void ready_recount_locked(struct broker *b)
     size_t n = store_count(b->store);
     free(b->ready_seen);
     b->ready_seen = calloc(n + 1, sizeof(*b->ready_seen));
+    b->ready_n = b->ready_seen ? n : 0;
     b->ready_missing = 0;
     for (size_t i = 0; i < n; i++) {
         if (!store_cfg(b->store, i)->required)
@@ -161,7 +162,14 @@ void service_event(struct broker *b, size_t idx)
     if (!b->service)
         return;
     pthread_mutex_lock(&b->ready_lock);
-    if (b->ready_armed && !b->ready_sent && b->ready_seen && idx < store_count(b->store) &&
+    /* During a reload the indexes may be the new store's and ready_seen
+     * the old one's: the count waits, and the reload recounts from the
+     * store when it ends (so no event is lost). */
+    if (b->ready_reloading) {
+        pthread_mutex_unlock(&b->ready_lock);
+        return;
+    }
+    if (b->ready_armed && !b->ready_sent && b->ready_seen && idx < b->ready_n &&
         !b->ready_seen[idx] && store_cfg(b->store, idx)->required) {
         struct secret_view sv;
         store_view(b->store, idx, &sv);
@@ -182,6 +190,7 @@ static void reload_once(struct broker *b)
 
     pthread_mutex_lock(&b->ready_lock);
     bool tell = b->ready_sent;
+    b->ready_reloading = true;
     pthread_mutex_unlock(&b->ready_lock);
     /* Before READY=1 the manager still waits for the start: a reload then
      * is ours alone, and READY=1 still means "every required secret". */
@@ -200,6 +209,10 @@ static void reload_once(struct broker *b)
             {"generation", (long long)b->generation}, {"attempt", (long long)b->reload_attempts},
             {"files", (long long)b->cfg->n_files}, {"backends", (long long)b->cfg->n_backends},
             {"secrets", (long long)b->cfg->n_secrets}, {"ms", (long long)((t1 - t0) / 1000)},
+            {"added", (long long)b->last_apply.added}, {"removed", (long long)b->last_apply.removed},
+            {"changed", (long long)b->last_apply.changed}, {"kept", (long long)b->last_apply.kept},
+            {"backends_new", (long long)b->last_apply.backends_new},
+            {"backends_kept", (long long)b->last_apply.backends_kept},
         };
         lf.nums = nums;
         lf.n_nums = sizeof(nums) / sizeof(nums[0]);
@@ -217,8 +230,10 @@ static void reload_once(struct broker *b)
     write_status(b, rc == 0, rc == 0 ? NULL : (err[0] ? err : strerror(-rc)), t0, t1);
 
     pthread_mutex_lock(&b->ready_lock);
-    if (!b->ready_sent && rc == 0) {
-        /* The set of secrets changed before we were ever ready. */
+    b->ready_reloading = false;
+    if (!b->ready_sent) {
+        /* Not ready yet: the set of secrets may have changed, and events
+         * were held back during the reload either way. */
         ready_recount_locked(b);
         ready_maybe_locked(b);
     } else if (tell) {

@@ -43,4 +43,22 @@ int scheduler_start(struct scheduler *sc) __attribute__((warn_unused_result));
 void scheduler_stop(struct scheduler *sc);
 void scheduler_free(struct scheduler *sc);
 
+/* A reload (docs/internals/reload.md). scheduler_pause stops the workers
+ * from taking items and returns once none is busy (its fetch and hooks
+ * done): from then on nothing writes the store or calls a hook.
+ * scheduler_resume lets them go again and starts the workers new items
+ * want. Reload thread only, never while scheduler_start or scheduler_stop
+ * runs. */
+void scheduler_pause(struct scheduler *sc);
+void scheduler_resume(struct scheduler *sc);
+/* While paused: serve st and the nb backends (borrowed; the old ones are no
+ * longer used when this returns). carry[i] >= 0 names the secret of the
+ * current store that secret i of st was copied from (store_new_from).
+ * Groups whose members were all carried keep their due time (capped by the
+ * new refresh), failure count and settled flag; backends kept (same
+ * instance) keep their upkeep time; everything else is due now. 0, or
+ * -ENOMEM with nothing changed. */
+int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **backends, size_t nb,
+                    const long *carry) __attribute__((warn_unused_result));
+
 #endif

@@ -82,6 +82,35 @@ int store_new(const struct config *cfg, struct backend **backends, struct cache 
     return 0;
 }
 
+int store_new_from(const struct config *cfg, struct backend **backends, struct cache *cache,
+                   struct store *old, const long *carry, struct store **out)
+{
+    struct store *s = NULL;
+    int rc = store_new(cfg, backends, cache, &s);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; old && i < s->n; i++) {
+        if (carry[i] < 0)
+            continue;
+        struct secret *from = &old->secrets[carry[i]], *to = &s->secrets[i];
+        pthread_mutex_lock(&from->lock);
+        to->value = from->value ? cache_value_ref(from->value) : NULL;
+        to->state = from->state;
+        to->last_success = from->last_success;
+        to->changed = from->changed;
+        to->expired_logged = from->expired_logged;
+        pthread_mutex_unlock(&from->lock);
+        to->settled = store_settled(old, (size_t)carry[i]);
+    }
+    *out = s;
+    return 0;
+}
+
+struct cache *store_cache(const struct store *s)
+{
+    return s->cache;
+}
+
 void store_free(struct store *s)
 {
     if (!s)

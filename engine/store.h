@@ -38,7 +38,17 @@ struct store;
 /* New store for every secret of cfg; backends[i] serves cfg->backends[i]. */
 int store_new(const struct config *cfg, struct backend **backends, struct cache *cache,
               struct store **out) __attribute__((warn_unused_result));
+/* A reload's store (docs/internals/reload.md): the secrets of cfg, where
+ * carry[i] >= 0 names the secret of old whose value, state, times and
+ * settled flag secret i starts with (a new reference to the same sealed
+ * value); -1: a new secret, absent and unsettled. old is borrowed; nothing
+ * may update it meanwhile (the scheduler is paused). *out is new. */
+int store_new_from(const struct config *cfg, struct backend **backends, struct cache *cache,
+                   struct store *old, const long *carry, struct store **out)
+    __attribute__((warn_unused_result));
 void store_free(struct store *s);
+/* The cache the values are sealed with (borrowed; it outlives every store). */
+struct cache *store_cache(const struct store *s);
 
 /* What the store was built from (borrowed, valid while it lives). */
 size_t store_count(const struct store *s);

@@ -12,6 +12,7 @@
 #include "fuse/fs.h"
 #include "fuse/tree.h"
 #include "engine/store.h"
+#include "lib/name.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
 #include "lib/log.h"
@@ -36,12 +37,25 @@
 #define FS_MAX_GROUPS 64
 #define FS_DEFAULT_THREADS 16
 
+/* What one configuration serves (docs/internals/reload.md): a tree and the
+ * store its file nodes index. Immutable once built (the store's values
+ * aside). */
+struct fs_gen {
+    struct fs_tree *tree;          /* owned */
+    struct store *st;              /* borrowed: the caller frees it after fs_finish */
+    unsigned users;                /* protected by fs->gen_lock: requests using it */
+};
+
 struct fs {
-    struct store *st;      /* borrowed */
     struct secpool *pool;  /* borrowed */
+    struct cache *cache;   /* borrowed: unseals open files, whatever their generation */
     struct fuse_session *se;
-    struct fs_inodes inodes;       /* written only by tree builds (fs_mount) */
-    struct fs_tree *tree;          /* immutable once built: read with no lock */
+    struct fs_inodes inodes;       /* written only by tree builds (fs_mount, fs_prepare) */
+    /* The current generation: written under gen_lock; read under it by
+     * gen_get, and with an atomic load by park (under wait_lock). */
+    _Atomic(struct fs_gen *) gen;
+    pthread_mutex_t gen_lock;        /* protects gen's writes and every generation's users */
+    pthread_cond_t gen_done;         /* fs_finish waits here for the old generation's users */
     double timeout;
     unsigned max_threads;
     bool mounted;
@@ -56,7 +70,8 @@ struct fs {
     unsigned n_idle;                 /* protected by loop_lock: waiting for a request */
     int loop_error;                  /* protected by loop_lock: the first failure */
 
-    /* Lock order: wait_lock, then the store's settle lock. park checks
+    /* Lock order: wait_lock, then the store's settle lock. gen_lock is a
+     * leaf. park checks
      * store_settled and queues under wait_lock, and fs_settled (called
      * after store_settle) drains under it, so a request parked as its
      * secret settles is never missed. Nothing else nests: open_lock and
@@ -67,14 +82,16 @@ struct fs {
     struct open_file *open_files;    /* protected by open_lock: freed at unmount
                                         if the kernel never sent RELEASE */
     pthread_mutex_t wait_lock;       /* protects waiters */
-    struct waiter **waiters;         /* per secret, protected by wait_lock: requests
+    struct waiter **waiters;         /* per inode, protected by wait_lock: requests
                                         parked until the first fetch settles */
+    size_t n_waiters;                /* protected by wait_lock */
     pthread_mutex_t drop_lock;       /* protects drop_queue, drop_queued, n_drop, dropping */
     fuse_ino_t *drop_queue;          /* protected by drop_lock: inodes whose page
-                                        cache is to be dropped; tree->n_ino slots */
+                                        cache is to be dropped; drop_cap slots */
     bool *drop_queued;               /* protected by drop_lock: per inode, in drop_queue
-                                        (so each is queued once); tree->n_ino slots */
+                                        (so each is queued once); drop_cap slots */
     size_t n_drop;                   /* protected by drop_lock */
+    size_t drop_cap;                 /* protected by drop_lock: every inode so far, + 1 */
     bool dropping;                   /* protected by drop_lock: a worker is
                                         draining drop_queue */
 };
@@ -92,11 +109,15 @@ struct waiter {
     struct waiter *next;
 };
 
-struct open_file {         /* fi->fh: one snapshot per open */
+/* fi->fh: one snapshot per open. It holds what reading needs (the value
+ * and the name it is sealed with), not a generation: it stays readable
+ * after a reload removed or changed its secret, and keeps nothing else of
+ * the old configuration alive. */
+struct open_file {
     struct cache_value *value;
-    size_t secret;
     atomic_bool filled;    /* the kernel read through this file into its page cache */
     struct open_file *prev, *next;   /* protected by fs->open_lock */
+    char name[];           /* the secret's, the associated data of value */
 };
 
 static void open_track(struct fs *fs, struct open_file *of)
@@ -129,23 +150,96 @@ static struct fs *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
-static const struct fs_node *node_get(const struct fs *fs, fuse_ino_t ino)
+static const struct fs_node *node_get(const struct fs_gen *g, fuse_ino_t ino)
 {
-    return fs_tree_node(fs->tree, ino);
+    return fs_tree_node(g->tree, ino);
 }
 
-/* ---- the tree ---- */
+/* ---- generations ---- */
 
-static int tree_build(struct fs *fs)
+/* The current generation, for one request: released with gen_put, never
+ * held while waiting for anything. */
+static struct fs_gen *gen_get(struct fs *fs)
 {
-    size_t n = store_count(fs->st);
+    pthread_mutex_lock(&fs->gen_lock);
+    struct fs_gen *g = atomic_load_explicit(&fs->gen, memory_order_relaxed);
+    g->users++;
+    pthread_mutex_unlock(&fs->gen_lock);
+    return g;
+}
+
+static void gen_put(struct fs *fs, struct fs_gen *g)
+{
+    pthread_mutex_lock(&fs->gen_lock);
+    if (--g->users == 0 && g != atomic_load_explicit(&fs->gen, memory_order_relaxed))
+        pthread_cond_broadcast(&fs->gen_done);
+    pthread_mutex_unlock(&fs->gen_lock);
+}
+
+static void gen_free(struct fs_gen *g)
+{
+    if (g) {
+        fs_tree_free(g->tree);
+        free(g);
+    }
+}
+
+/* A generation serving st, numbered from fs's inode table (the only
+ * writer of it: builds are serialised). *out is new. */
+static int gen_build(struct fs *fs, struct store *st, struct fs_gen **out)
+{
+    size_t n = store_count(st);
+    struct fs_gen *g = calloc(1, sizeof(*g));
     const char **names = calloc(n + 1, sizeof(*names));
-    if (!names)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        names[i] = store_cfg(fs->st, i)->name;
-    int rc = fs_tree_build(&fs->inodes, names, n, &fs->tree);
+    int rc = -ENOMEM;
+    if (g && names) {
+        for (size_t i = 0; i < n; i++)
+            names[i] = store_cfg(st, i)->name;
+        g->st = st;
+        rc = fs_tree_build(&fs->inodes, names, n, &g->tree);
+    }
     free(names);
+    if (rc < 0) {
+        gen_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+/* Make the per-inode arrays (parked requests, page-cache drops) hold every
+ * inode number handed out so far. Growing is harmless to the current
+ * generation, so it is done before a swap, where failing changes nothing. */
+static int grow_per_inode(struct fs *fs, size_t n_ino)
+{
+    int rc = 0;
+    pthread_mutex_lock(&fs->wait_lock);
+    if (n_ino > fs->n_waiters) {
+        struct waiter **w = realloc(fs->waiters, n_ino * sizeof(*w));
+        if (w) {
+            memset(w + fs->n_waiters, 0, (n_ino - fs->n_waiters) * sizeof(*w));
+            fs->waiters = w;
+            fs->n_waiters = n_ino;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&fs->wait_lock);
+    pthread_mutex_lock(&fs->drop_lock);
+    if (rc == 0 && n_ino > fs->drop_cap) {
+        fuse_ino_t *q = realloc(fs->drop_queue, n_ino * sizeof(*q));
+        if (q)
+            fs->drop_queue = q;
+        bool *queued = q ? realloc(fs->drop_queued, n_ino * sizeof(*queued)) : NULL;
+        if (queued) {
+            memset(queued + fs->drop_cap, 0, (n_ino - fs->drop_cap) * sizeof(*queued));
+            fs->drop_queued = queued;
+            fs->drop_cap = n_ino;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&fs->drop_lock);
     return rc;
 }
 
@@ -159,7 +253,8 @@ static void ts_or_now(struct timespec *t)
 
 /* 0 or -ENOENT when a file has no value right now. With pending, a file
  * whose first fetch has not finished gets size-0 attributes and 1. */
-static int node_attr_ex(struct fs *fs, const struct fs_node *node, struct stat *st, bool pending)
+static int node_attr_ex(const struct fs_gen *g, const struct fs_node *node, struct stat *st,
+                        bool pending)
 {
     int waiting = 0;
     memset(st, 0, sizeof(*st));
@@ -171,10 +266,10 @@ static int node_attr_ex(struct fs *fs, const struct fs_node *node, struct stat *
         clock_gettime(CLOCK_REALTIME, &st->st_mtim);
     } else {
         struct secret_view v;
-        const struct cfg_attrs *a = &store_cfg(fs->st, node->secret)->attrs;
-        store_view(fs->st, node->secret, &v);
+        const struct cfg_attrs *a = &store_cfg(g->st, node->secret)->attrs;
+        store_view(g->st, node->secret, &v);
         if (!v.present) {
-            if (!pending || store_settled(fs->st, node->secret))
+            if (!pending || store_settled(g->st, node->secret))
                 return -ENOENT;
             waiting = 1;
         }
@@ -192,93 +287,118 @@ static int node_attr_ex(struct fs *fs, const struct fs_node *node, struct stat *
     return waiting;
 }
 
-static int node_attr(struct fs *fs, const struct fs_node *node, struct stat *st)
+static int node_attr(const struct fs_gen *g, const struct fs_node *node, struct stat *st)
 {
-    return node_attr_ex(fs, node, st, false);
+    return node_attr_ex(g, node, st, false);
 }
 
-/* Park w until secret's first fetch settles; false (w untouched) when it
- * already has, and the caller answers now. */
-static bool park(struct fs *fs, size_t secret, const struct waiter *w)
+enum park_result { PARK_NO, PARK_YES, PARK_RETRY };
+
+/* Park w (for w->ino, the node of secret in generation g) until that
+ * secret's first fetch settles. PARK_NO (w untouched) when it already has,
+ * and the caller answers now; PARK_RETRY when g is no longer current (a
+ * reload swapped it and re-homed the parked requests already), and the
+ * caller starts over with the current one. */
+static enum park_result park(struct fs *fs, const struct fs_gen *g, size_t secret,
+                             const struct waiter *w)
 {
-    bool parked = false;
+    enum park_result r = PARK_NO;
     pthread_mutex_lock(&fs->wait_lock);
-    if (!store_settled(fs->st, secret)) {
+    if (atomic_load(&fs->gen) != g) {
+        r = PARK_RETRY;
+    } else if (!store_settled(g->st, secret) && w->ino < fs->n_waiters) {
         struct waiter *copy = malloc(sizeof(*copy));
         if (copy) {
             *copy = *w;
-            copy->next = fs->waiters[secret];
-            fs->waiters[secret] = copy;
-            parked = true;
+            copy->next = fs->waiters[w->ino];
+            fs->waiters[w->ino] = copy;
+            r = PARK_YES;
         }
     }
     pthread_mutex_unlock(&fs->wait_lock);
-    return parked;
+    return r;
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fs *fs = fs_of(req);
-    const struct fs_node *dir = node_get(fs, parent);
+    struct fs_gen *g = gen_get(fs);
+    const struct fs_node *dir = node_get(g, parent);
     struct fuse_entry_param e;
     if (!dir || !dir->is_dir) {
-        fuse_reply_err(req, ENOTDIR);
+        gen_put(fs, g);
+        /* A directory a reload removed: nothing is in it any more. */
+        fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
         return;
     }
-    const struct fs_node *n = fs_tree_child(fs->tree, dir, name, strlen(name));
+    const struct fs_node *n = fs_tree_child(g->tree, dir, name, strlen(name));
     memset(&e, 0, sizeof(e));
     /* During the cold start a configured secret may not be fetched yet. The
      * kernel serialises lookups in a directory, so waiting here would stall
      * every other name: answer at once, cache nothing, and let getattr and
      * open wait for the first fetch (shared by every waiting reader). */
-    int rc = !n ? -ENOENT : node_attr_ex(fs, n, &e.attr, true);
+    int rc = !n ? -ENOENT : node_attr_ex(g, n, &e.attr, true);
+    uint64_t ino = n ? n->ino : 0;
+    gen_put(fs, g);
     if (rc < 0) {
         /* No negative caching: a secret may appear at the next refresh. */
         fuse_reply_err(req, ENOENT);
         return;
     }
-    e.ino = n->ino;
+    e.ino = ino;
     e.attr_timeout = rc == 1 ? 0 : fs->timeout;
     e.entry_timeout = rc == 1 ? 0 : fs->timeout;
     fuse_reply_entry(req, &e);
 }
 
+/* getattr in generation g; false: g was replaced meanwhile, start over. */
+static bool getattr_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t ino)
+{
+    struct stat st;
+    const struct fs_node *node = node_get(g, ino);
+    int rc = node ? node_attr(g, node, &st) : -ENOENT;
+    if (rc == -ENOENT && node && !node->is_dir) {
+        enum park_result r = park(fs, g, node->secret, &(struct waiter){.req = req, .ino = ino});
+        if (r != PARK_NO)
+            return r == PARK_YES;   /* PARK_YES: answered when the first fetch settles */
+        rc = node_attr(g, node, &st);
+    }
+    if (rc < 0) {
+        fuse_reply_err(req, ENOENT);
+        return true;
+    }
+    fuse_reply_attr(req, &st, fs->timeout);
+    return true;
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
-    struct stat st;
+    bool done;
     (void)fi;
-    const struct fs_node *node = node_get(fs, ino);
-    int rc = node ? node_attr(fs, node, &st) : -ENOENT;
-    if (rc == -ENOENT && node && !node->is_dir &&
-        park(fs, node->secret, &(struct waiter){.req = req, .ino = ino}))
-        return;   /* answered when the first fetch settles */
-    if (rc == -ENOENT && node && !node->is_dir)
-        rc = node_attr(fs, node, &st);
-    if (rc < 0) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    fuse_reply_attr(req, &st, fs->timeout);
+    do {
+        struct fs_gen *g = gen_get(fs);
+        done = getattr_in(fs, g, req, ino);
+        gen_put(fs, g);
+    } while (!done);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
-    const struct fs_node *dir = node_get(fs, ino);
+    struct fs_gen *g = gen_get(fs);
+    const struct fs_node *dir = node_get(g, ino);
     (void)fi;
-    if (!dir || !dir->is_dir) {
-        fuse_reply_err(req, ENOTDIR);
-        return;
-    }
-    char *buf = malloc(size);
+    char *buf = dir && dir->is_dir ? malloc(size) : NULL;
     if (!buf) {
-        fuse_reply_err(req, ENOMEM);
+        gen_put(fs, g);
+        fuse_reply_err(req, !dir ? ENOENT : !dir->is_dir ? ENOTDIR : ENOMEM);
         return;
     }
     /* Offsets: 1 is ".", 2 is "..", 3 + i is child i; stable while the tree
-     * is fixed, whatever appears or disappears between calls. */
+     * is fixed, whatever appears or disappears between calls (a reload
+     * changes the tree: a listing across one may miss or repeat a name). */
     size_t used = 0;
     for (off_t o = off; (size_t)o < dir->n_children + 2; o++) {
         struct stat st;
@@ -294,8 +414,8 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             st.st_ino = dir->parent;
             st.st_mode = S_IFDIR;
         } else {
-            const struct fs_node *c = &fs->tree->nodes[dir->children[o - 2]];
-            if (node_attr(fs, c, &st) < 0)
+            const struct fs_node *c = &g->tree->nodes[dir->children[o - 2]];
+            if (node_attr(g, c, &st) < 0)
                 continue;  /* no value right now: not listed */
             snprintf(tmp, sizeof(tmp), "%.*s", (int)c->name_len, c->name);
             name = tmp;
@@ -305,41 +425,44 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             break;
         used += need;
     }
+    gen_put(fs, g);
     fuse_reply_buf(req, buf, used);
     free(buf);
 }
 
-static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *node,
-                        struct fuse_file_info *fi, const struct policy_subject *subj,
-                        enum policy_decision d, struct cache_value *value, int rc);
+static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
+                        const struct fs_node *node, struct fuse_file_info *fi,
+                        const struct policy_subject *subj, enum policy_decision d,
+                        struct cache_value *value, int rc);
 
-static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* open in generation g; false: g was replaced meanwhile, start over. */
+static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t ino,
+                    struct fuse_file_info *fi)
 {
-    struct fs *fs = fs_of(req);
-    const struct fs_node *node = node_get(fs, ino);
+    const struct fs_node *node = node_get(g, ino);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     gid_t groups[FS_MAX_GROUPS];
     int rc;
 
     if (!node) {
         fuse_reply_err(req, ENOENT);
-        return;
+        return true;
     }
     if (node->is_dir) {
         fuse_reply_err(req, EISDIR);
-        return;
+        return true;
     }
-    const struct cfg_secret *sec = store_cfg(fs->st, node->secret);
+    const struct cfg_secret *sec = store_cfg(g->st, node->secret);
     const struct cfg_attrs *a = &sec->attrs;
     struct policy_subject subj = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
-    struct policy_object obj = {.name = sec->name, .backend = store_backend_name(fs->st, node->secret),
+    struct policy_object obj = {.name = sec->name, .backend = store_backend_name(g->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
         rc = -EROFS;
         policy_audit_open(&subj, &obj, POLICY_DENY, rc);
         fuse_reply_err(req, -rc);
-        return;
+        return true;
     }
     enum policy_decision d = policy_check_read(&subj, &obj);
     if (d == POLICY_DENY && subj.uid != obj.uid && (obj.mode & 040)) {
@@ -354,32 +477,48 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (d == POLICY_DENY) {
         policy_audit_open(&subj, &obj, d, 0);
         fuse_reply_err(req, EACCES);
-        return;
+        return true;
     }
     subj.groups = NULL;
     subj.ngroups = 0;
     struct waiter w = {.req = req, .open = true, .ino = ino, .fi = *fi, .subj = subj, .d = d};
     struct cache_value *value = NULL;
-    rc = store_acquire(fs->st, node->secret, &value);
-    if (rc == -ENOENT && park(fs, node->secret, &w))
-        return;   /* answered when the first fetch settles */
-    if (rc == -ENOENT)
-        rc = store_acquire(fs->st, node->secret, &value);   /* settled meanwhile */
-    finish_open(fs, req, node, fi, &subj, d, value, rc);
+    rc = store_acquire(g->st, node->secret, &value);
+    if (rc == -ENOENT) {
+        enum park_result r = park(fs, g, node->secret, &w);
+        if (r != PARK_NO)
+            return r == PARK_YES;   /* PARK_YES: answered when the first fetch settles */
+        rc = store_acquire(g->st, node->secret, &value);   /* settled meanwhile */
+    }
+    finish_open(fs, g, req, node, fi, &subj, d, value, rc);
+    return true;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    bool done;
+    do {
+        struct fs_gen *g = gen_get(fs);
+        done = open_in(fs, g, req, ino, fi);
+        gen_put(fs, g);
+    } while (!done);
 }
 
 /* The part of open after the policy check, now or once the first fetch
  * has settled: value and rc are store_acquire's result (a reference we
  * now own). */
-static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *node,
-                        struct fuse_file_info *fi, const struct policy_subject *subj,
-                        enum policy_decision d, struct cache_value *value, int rc)
+static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
+                        const struct fs_node *node, struct fuse_file_info *fi,
+                        const struct policy_subject *subj, enum policy_decision d,
+                        struct cache_value *value, int rc)
 {
-    const struct cfg_secret *sec = store_cfg(fs->st, node->secret);
+    const struct cfg_secret *sec = store_cfg(g->st, node->secret);
     const struct cfg_attrs *a = &sec->attrs;
-    struct policy_object obj = {.name = sec->name, .backend = store_backend_name(fs->st, node->secret),
+    struct policy_object obj = {.name = sec->name, .backend = store_backend_name(g->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
-    struct open_file *of = rc == 0 ? malloc(sizeof(*of)) : NULL;
+    size_t name_len = strlen(sec->name);
+    struct open_file *of = rc == 0 ? malloc(sizeof(*of) + name_len + 1) : NULL;
     if (rc == 0 && !of) {
         cache_value_unref(value);
         rc = -ENOMEM;
@@ -391,7 +530,7 @@ static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *nod
         return;
     }
     of->value = value;
-    of->secret = node->secret;
+    memcpy(of->name, sec->name, name_len + 1);
     atomic_init(&of->filled, false);
     open_track(fs, of);
     fi->fh = (uint64_t)(uintptr_t)of;
@@ -406,24 +545,33 @@ static void finish_open(struct fs *fs, fuse_req_t req, const struct fs_node *nod
     policy_audit_open(subj, &obj, d, rc);
 }
 
-void fs_settled(struct fs *fs, size_t idx)
+/* Answer the requests parked on inode ino whose secret, in g (the current
+ * generation), has settled or no longer exists; the others stay parked.
+ * Parked requests are kept by inode, which every generation shares, and
+ * answered from the generation current when their secret settles: a late
+ * settle of a secret a reload replaced never answers a request for its
+ * successor. */
+static void drain(struct fs *fs, const struct fs_gen *g, fuse_ino_t ino)
 {
-    if (!fs)
-        return;
+    const struct fs_node *node = node_get(g, ino);
+    struct waiter *w = NULL;
     pthread_mutex_lock(&fs->wait_lock);
-    struct waiter *w = fs->waiters[idx];
-    fs->waiters[idx] = NULL;
+    if (ino < fs->n_waiters && (!node || node->is_dir || store_settled(g->st, node->secret))) {
+        w = fs->waiters[ino];
+        fs->waiters[ino] = NULL;
+    }
     pthread_mutex_unlock(&fs->wait_lock);
     while (w) {
         struct waiter *next = w->next;
-        const struct fs_node *node = node_get(fs, w->ino);
-        if (w->open) {
+        if (!node || node->is_dir) {
+            fuse_reply_err(w->req, ENOENT);
+        } else if (w->open) {
             struct cache_value *value = NULL;
-            int rc = store_acquire(fs->st, node->secret, &value);
-            finish_open(fs, w->req, node, &w->fi, &w->subj, w->d, value, rc);
+            int rc = store_acquire(g->st, node->secret, &value);
+            finish_open(fs, g, w->req, node, &w->fi, &w->subj, w->d, value, rc);
         } else {
             struct stat st;
-            if (node_attr(fs, node, &st) < 0)
+            if (node_attr(g, node, &st) < 0)
                 fuse_reply_err(w->req, ENOENT);
             else
                 fuse_reply_attr(w->req, &st, fs->timeout);
@@ -431,6 +579,17 @@ void fs_settled(struct fs *fs, size_t idx)
         free(w);
         w = next;
     }
+}
+
+void fs_settled(struct fs *fs, size_t idx)
+{
+    if (!fs)
+        return;
+    /* The scheduler is never paused for a reload while it calls this, so
+     * idx is a secret of the current generation. */
+    struct fs_gen *g = gen_get(fs);
+    drain(fs, g, fs_tree_secret(g->tree, idx)->ino);
+    gen_put(fs, g);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -458,9 +617,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int rc = store_unseal(fs->st, of->secret, of->value, pt);
+    int rc = cache_unseal(fs->cache, of->name, of->value, pt);
     if (rc < 0) {
-        log_f(LOG_ERROR, &(struct log_fields){.secret = store_cfg(fs->st, of->secret)->name},
+        log_f(LOG_ERROR, &(struct log_fields){.secret = of->name},
               "cached value failed authentication");
         fuse_reply_err(req, EIO);
     } else {
@@ -483,7 +642,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void pagecache_drop(struct fs *fs, fuse_ino_t ino)
 {
     pthread_mutex_lock(&fs->drop_lock);
-    if (node_get(fs, ino) && !fs->drop_queued[ino]) {
+    if (ino < fs->drop_cap && !fs->drop_queued[ino]) {
         fs->drop_queued[ino] = true;
         fs->drop_queue[fs->n_drop++] = ino;
     }
@@ -528,10 +687,14 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    const struct fs_node *node = node_get(fs_of(req), ino);
-    if (!node)
+    struct fs *fs = fs_of(req);
+    struct fs_gen *g = gen_get(fs);
+    const struct fs_node *found = node_get(g, ino);
+    bool exists = found != NULL, is_dir = found && found->is_dir;
+    gen_put(fs, g);
+    if (!exists)
         fuse_reply_err(req, ENOENT);
-    else if (!node->is_dir)
+    else if (!is_dir)
         fuse_reply_err(req, ENOTDIR);
     else if ((fi->flags & O_ACCMODE) != O_RDONLY)
         fuse_reply_err(req, EROFS);
@@ -688,15 +851,14 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     if (!fs)
         goto fail;
     fs->exit_fd = -1;
+    pthread_mutex_init(&fs->gen_lock, NULL);
+    pthread_cond_init(&fs->gen_done, NULL);
     pthread_mutex_init(&fs->loop_lock, NULL);
     pthread_mutex_init(&fs->open_lock, NULL);
     pthread_mutex_init(&fs->wait_lock, NULL);
     pthread_mutex_init(&fs->drop_lock, NULL);
     fs_inodes_init(&fs->inodes);
-    fs->waiters = calloc(store_count(st) + 1, sizeof(*fs->waiters));
-    if (!fs->waiters)
-        goto fail;
-    fs->st = st;
+    fs->cache = store_cache(st);
     fs->pool = pool;
     fs->timeout = o->attr_timeout;
     fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
@@ -707,15 +869,15 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
         snprintf(err, errlen, "cannot set up the filesystem loop: %s", strerror(-rc));
         goto fail;
     }
-    rc = tree_build(fs);
+    struct fs_gen *g = NULL;
+    rc = gen_build(fs, st, &g);
     if (rc == -EINVAL)
         snprintf(err, errlen, "secret names collide (one names a directory of another)");
     if (rc < 0)
         goto fail;
-    rc = -ENOMEM;
-    fs->drop_queue = calloc(fs->tree->n_ino, sizeof(*fs->drop_queue));
-    fs->drop_queued = calloc(fs->tree->n_ino, sizeof(*fs->drop_queued));
-    if (!fs->drop_queue || !fs->drop_queued)
+    atomic_init(&fs->gen, g);
+    rc = grow_per_inode(fs, g->tree->n_ino);
+    if (rc < 0)
         goto fail;
 
     /* ro: the kernel refuses every change itself; noexec,nosuid,nodev: a
@@ -895,18 +1057,123 @@ void fs_exit(struct fs *fs)
     (void)n;
 }
 
-void fs_notify(struct fs *fs, size_t idx, bool removed)
+/* Drop the kernel's entry (or, !entry, cached attributes) of node. Called
+ * with no lock held and no generation in use: the notification may wait
+ * for a lookup in that directory, which a loop thread answers. */
+static void inval_node(struct fs *fs, bool entry, uint64_t parent, uint64_t ino, const char *name,
+                       size_t name_len)
 {
     /* After the loop has exited nobody answers the kernel: an invalidation
      * could block behind a lookup still pending in that directory. */
-    if (!fs || !fs->mounted || fuse_session_exited(fs->se))
+    if (!fs->mounted || fuse_session_exited(fs->se))
         return;
-    const struct fs_node *node = fs_tree_secret(fs->tree, idx);
     /* Errors only mean the kernel never looked the name up: nothing to drop. */
-    if (removed)
-        (void)fuse_lowlevel_notify_inval_entry(fs->se, node->parent, node->name, node->name_len);
+    if (entry)
+        (void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, name_len);
     else
-        (void)fuse_lowlevel_notify_inval_inode(fs->se, node->ino, 0, 0);
+        (void)fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+}
+
+void fs_notify(struct fs *fs, size_t idx, bool removed)
+{
+    if (!fs)
+        return;
+    /* idx is a secret of the current generation: the scheduler is never
+     * paused for a reload while it calls this. */
+    struct fs_gen *g = gen_get(fs);
+    const struct fs_node *node = fs_tree_secret(g->tree, idx);
+    char name[NAME_MAX_SEGMENT + 1];
+    size_t len = node->name_len < sizeof(name) ? node->name_len : 0;
+    uint64_t parent = node->parent, ino = node->ino;
+    memcpy(name, node->name, len);
+    gen_put(fs, g);
+    if (len > 0 || !removed)
+        inval_node(fs, removed, parent, ino, name, len);
+}
+
+/* ---- reload (docs/internals/reload.md) ---- */
+
+struct fs_reload {
+    struct fs_gen *next;   /* built by fs_prepare; current after fs_commit */
+    struct fs_gen *old;    /* the one fs_commit replaced */
+};
+
+int fs_prepare(struct fs *fs, struct store *next, struct fs_reload **out, char *err, size_t errlen)
+{
+    struct fs_reload *r = calloc(1, sizeof(*r));
+    int rc = r ? gen_build(fs, next, &r->next) : -ENOMEM;
+    if (rc == 0)
+        rc = grow_per_inode(fs, r->next->tree->n_ino);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", rc == -EINVAL ? "secret names collide (one names a directory "
+                 "of another)" : "out of memory");
+        if (r)
+            gen_free(r->next);
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void fs_commit(struct fs *fs, struct fs_reload *r)
+{
+    pthread_mutex_lock(&fs->gen_lock);
+    r->old = atomic_load_explicit(&fs->gen, memory_order_relaxed);
+    atomic_store(&fs->gen, r->next);
+    pthread_mutex_unlock(&fs->gen_lock);
+    /* Requests parked on the old generation: answered now if their name is
+     * gone or its secret (kept) has settled; the others wait for the new
+     * secret's first fetch. park refuses the old generation from now on
+     * (it reads the pointer under wait_lock, which this takes after the
+     * swap), so none can be parked behind this pass. */
+    struct fs_gen *g = gen_get(fs);
+    size_t n;
+    pthread_mutex_lock(&fs->wait_lock);
+    n = fs->n_waiters;
+    pthread_mutex_unlock(&fs->wait_lock);
+    for (size_t ino = 0; ino < n; ino++) {
+        pthread_mutex_lock(&fs->wait_lock);
+        bool any = fs->waiters[ino] != NULL;
+        pthread_mutex_unlock(&fs->wait_lock);
+        if (any)
+            drain(fs, g, ino);
+    }
+    gen_put(fs, g);
+}
+
+void fs_finish(struct fs *fs, struct fs_reload *r, const bool *inval)
+{
+    const struct fs_tree *ot = r->old->tree, *nt = r->next->tree;
+    /* Names the new tree lacks (by inode: a name keeps its number, and a
+     * file and a directory of the same path are two names). Only the
+     * topmost: the kernel drops a directory's entries with it. */
+    for (size_t i = 1; i < ot->n_nodes; i++) {
+        const struct fs_node *n = &ot->nodes[i];
+        if (fs_tree_node(nt, n->ino) || !fs_tree_node(nt, n->parent))
+            continue;
+        inval_node(fs, true, n->parent, n->ino, n->name, n->name_len);
+    }
+    /* Kept secrets whose attributes or source changed. */
+    for (size_t i = 0; inval && i < nt->n_secrets; i++)
+        if (inval[i])
+            inval_node(fs, false, 0, fs_tree_secret(nt, i)->ino, NULL, 0);
+    /* The old generation goes once no request uses it; requests are
+     * short and never wait holding one. */
+    pthread_mutex_lock(&fs->gen_lock);
+    while (r->old->users > 0)
+        pthread_cond_wait(&fs->gen_done, &fs->gen_lock);
+    pthread_mutex_unlock(&fs->gen_lock);
+    gen_free(r->old);
+    free(r);
+}
+
+void fs_abort(struct fs_reload *r)
+{
+    if (r) {
+        gen_free(r->next);
+        free(r);
+    }
 }
 
 void fs_free(struct fs *fs)
@@ -915,7 +1182,7 @@ void fs_free(struct fs *fs)
         return;
     /* Requests still parked (the broker stopped before their first fetch
      * settled) are answered while the session exists. */
-    for (size_t i = 0; fs->waiters && fs->st && i < store_count(fs->st); i++)
+    for (size_t i = 0; fs->waiters && i < fs->n_waiters; i++)
         while (fs->waiters[i]) {
             struct waiter *w = fs->waiters[i];
             fs->waiters[i] = w->next;
@@ -934,13 +1201,15 @@ void fs_free(struct fs *fs)
     pthread_mutex_destroy(&fs->wait_lock);
     pthread_mutex_destroy(&fs->drop_lock);
     pthread_mutex_destroy(&fs->loop_lock);
+    pthread_mutex_destroy(&fs->gen_lock);
+    pthread_cond_destroy(&fs->gen_done);
     if (fs->exit_fd >= 0)
         close(fs->exit_fd);
     free(fs->loop_threads);
     free(fs->drop_queue);
     free(fs->waiters);
     free(fs->drop_queued);
-    fs_tree_free(fs->tree);
+    gen_free(atomic_load(&fs->gen));
     fs_inodes_cleanup(&fs->inodes);
     free(fs);
 }

@@ -17,7 +17,8 @@ struct fs_options {
     double attr_timeout;  /* seconds the kernel caches names and attributes */
 };
 
-/* Build the inode tree from st's secret names and mount at o->mountpoint
+/* Build the inode tree from st's secret names (st borrowed: it must outlive
+ * the fs, or be replaced by a reload first) and mount at o->mountpoint
  * (which must be prepared). *out is new. 0 or negative errno with err. */
 int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
              struct fs **out, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -37,6 +38,23 @@ void fs_settled(struct fs *fs, size_t idx);
  * Process-wide: call once, before any thread starts. (Its name is from
  * lib/log.c, where it lived until lib stopped knowing FUSE.) */
 void log_hook_fuse(void);
+/* A reload (docs/internals/reload.md), from one thread, never two at once:
+ * fs_prepare builds the tree of next (inode numbers of surviving names
+ * kept) and grows the per-inode tables; failing, it changes nothing (err
+ * says why: -EINVAL when names collide). fs_commit makes it current and
+ * re-homes the parked requests; it cannot fail; call it while the
+ * scheduler is paused, so no hook runs with an index of the other
+ * generation. fs_finish (any time after, no lock held) tells the kernel
+ * which names went and, for each secret i of next with inval[i] (NULL:
+ * none), that its attributes changed; then waits until no request uses
+ * the old generation and frees it, and r: the caller may then free the
+ * old store. fs_abort frees a prepared, never committed r. */
+struct fs_reload;
+int fs_prepare(struct fs *fs, struct store *next, struct fs_reload **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void fs_commit(struct fs *fs, struct fs_reload *r);
+void fs_finish(struct fs *fs, struct fs_reload *r, const bool *inval);
+void fs_abort(struct fs_reload *r);
 /* Unmount and free (parked requests get ENOENT). NULL is a no-op. */
 void fs_free(struct fs *fs);
 
