@@ -1,7 +1,6 @@
 /* mountpoint.c - prepare the mountpoint: create it, clear a stale mount,
  * refuse one a live broker serves, resolve it to the path to mount on. */
 #include "fuse/mountpoint.h"
-#include "lib/log.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -91,13 +90,15 @@ static bool ours_at(const char *resolved, dev_t dev, char *where, size_t cap)
     return found;
 }
 
-int mountpoint_prepare(const char *path, char *resolved, size_t cap, char *err, size_t errlen)
+int mountpoint_prepare(const char *path, char *resolved, size_t cap, bool *detached, char *err,
+                       size_t errlen)
 {
     char canon[PATH_MAX], other[PATH_MAX];
     struct stat st;
     int rc;
 
     struct statvfs sv;
+    *detached = false;
     /* statvfs, not stat: the kernel answers stat from cached attributes for a
      * while after the daemon died, but statvfs always asks the daemon. */
     if (statvfs(path, &sv) != 0 && errno == ENOTCONN) {
@@ -109,7 +110,7 @@ int mountpoint_prepare(const char *path, char *resolved, size_t cap, char *err, 
                      strerror(errno));
             return rc;
         }
-        log_f(LOG_WARN, &(struct log_fields){.path = path}, "stale mount detached");
+        *detached = true;
     }
     rc = mkdir_parents(path);
     if (rc == -ENOTDIR) {
