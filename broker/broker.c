@@ -10,6 +10,7 @@
 #include "lib/secmem.h"
 #include "engine/store.h"
 #include "fuse/fs.h"
+#include "fuse/mountns.h"
 #include "fuse/mountpoint.h"
 #include "backends/http/http.h"
 
@@ -102,6 +103,7 @@ void broker_close(struct broker *b)
     http_engine_free(b->http);   /* after the backends' clients */
     cfg_free(b->cfg);
     free(b->config_path);
+    mountns_free(b->mount_ns);   /* after fs_free: its unmount needs it */
     memset(b, 0, sizeof(*b));
 }
 
@@ -130,8 +132,18 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
     char err[1024] = "";
     struct log_fields lf = {.path = mountpoint};
 
-    int rc = mountpoint_prepare(mountpoint, b->mountpoint, sizeof(b->mountpoint), err,
-                                sizeof(err));
+    bool detached = false;
+    if (b->mount_ns)
+        log_f(LOG_INFO, &(struct log_fields){.path = mountns_path(b->mount_ns)},
+              "mounting in the mount namespace given");
+    /* With a mount namespace, the checks must see its mount table, not
+     * ours: they run there (mountns.h). */
+    int rc = b->mount_ns ? mountns_prepare(b->mount_ns, mountpoint, b->mountpoint,
+                                           sizeof(b->mountpoint), &detached, err, sizeof(err))
+                         : mountpoint_prepare(mountpoint, b->mountpoint, sizeof(b->mountpoint),
+                                              &detached, err, sizeof(err));
+    if (detached)
+        log_f(LOG_WARN, &lf, "stale mount detached");
     if (rc < 0) {
         b->mountpoint[0] = '\0';
         lf.error = err;
@@ -150,6 +162,7 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
         .allow_other = b->supervised || geteuid() == 0,
         .debug = debug_fuse,
         .attr_timeout = 1.0,
+        .mount_ns = b->mount_ns,
     };
     /* Hold asynchronous signals from the mount until their actions are in
      * place: a TERM in between would kill us and leave the mount behind. */
@@ -157,8 +170,9 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
     signals_block_async(&unblocked);
     rc = fs_mount(b->store, b->pool, &fo, &b->fs, err, sizeof(err));
     if (rc == 0)
-        rc = signals_install(b->fs, b->mountpoint, b->supervised ? SIGNALS_EXEC : SIGNALS_MOUNT,
-                             err, sizeof(err));
+        rc = signals_install(b->fs, b->mountpoint,
+                             b->mount_ns ? mountns_fd(b->mount_ns) : -1,
+                             b->supervised ? SIGNALS_EXEC : SIGNALS_MOUNT, err, sizeof(err));
     if (rc < 0) {
         fs_free(b->fs);   /* unmounts */
         b->fs = NULL;

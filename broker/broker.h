@@ -87,6 +87,11 @@ struct broker {
      * on the main thread): mount with allow_other, and leave the stop
      * signals to the supervisor (signals.h, SIGNALS_EXEC). */
     bool supervised;
+    /* `mount --mount-namespace` (set by the caller between broker_open and
+     * broker_mount; owned, freed by broker_close): the mountpoint is
+     * prepared, mounted and unmounted in that namespace (fuse/mountns.h).
+     * NULL: in ours. */
+    struct mountns *mount_ns;
     /* Called after the filesystem was told of a change (the scheduler's
      * changed hook), on a fetch worker, with no scheduler or store lock
      * held; NULL: nothing. Set before broker_start, never changed after. */

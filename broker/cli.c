@@ -19,6 +19,7 @@
 #include "engine/scheduler.h"
 #include "engine/store.h"
 #include "fuse/fs.h"
+#include "fuse/mountns.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -59,6 +60,7 @@ struct cli_opts {
     /* mount as a service, and reload: */
     const char *pid_file;     /* --pid-file */
     bool no_pid_file;         /* --no-pid-file */
+    const char *mount_ns;     /* mount --mount-namespace */
     long long timeout_ms;     /* reload --timeout */
     bool no_wait;             /* reload --no-wait */
     /* $NOTIFY_SOCKET as found at start (mount), then removed from the
@@ -111,6 +113,7 @@ enum {
     CLI_OPT_RELOAD = 1 << 12,  /* accepts --timeout, --no-wait */
     CLI_ARGS = 1 << 13,        /* the handler parses its own arguments
                                 * (compose: the syntax is Compose's) */
+    CLI_OPT_MOUNT_NS = 1 << 14, /* accepts --mount-namespace PATH */
 };
 
 /* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
@@ -163,7 +166,12 @@ static const char usage_mount[] =
     "                         as root with the configuration's mountpoint: "
     PIDFILE_DEFAULT ");\n"
     "                         the outcome of each reload goes to FILE.reload\n"
-    "      --no-pid-file      no pid file, even as root\n";
+    "      --no-pid-file      no pid file, even as root\n"
+    "      --mount-namespace PATH\n"
+    "                         make (and at the stop remove) the mount in the mount\n"
+    "                         namespace PATH names, e.g. /proc/1/ns/mnt (the host's),\n"
+    "                         while the broker stays in its own (a systemd sandbox);\n"
+    "                         needs CAP_SYS_ADMIN and CAP_SYS_CHROOT\n";
 
 static const char usage_reload[] =
     "usage: runsecrets reload [options]\n"
@@ -243,7 +251,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
 
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
        OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP, OPT_PID_FILE, OPT_NO_PID_FILE, OPT_TIMEOUT,
-       OPT_NO_WAIT };
+       OPT_NO_WAIT, OPT_MOUNT_NS };
 
 /* An exec option given to another command: the message names it. */
 static int exec_only(const struct cli_command *c, int opt)
@@ -278,6 +286,7 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"no-pid-file", no_argument, NULL, OPT_NO_PID_FILE},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+        {"mount-namespace", required_argument, NULL, OPT_MOUNT_NS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -359,6 +368,14 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
                 return usage_error(cmd, "--timeout: expected a duration like 30s or 2m, got '%s'",
                                    optarg);
             break;
+        case OPT_MOUNT_NS:
+            if (!(c->flags & CLI_OPT_MOUNT_NS))
+                return usage_error(cmd, "%s is an option of 'mount'", "--mount-namespace");
+            if (optarg[0] != '/')
+                return usage_error(cmd, "--mount-namespace: expected an absolute path like "
+                                        "/proc/1/ns/mnt, got '%s'", optarg);
+            o->mount_ns = optarg;
+            break;
         case 'h':
             fputs(c->usage, stdout);
             if (!(c->flags & CLI_OPT_RELOAD))
@@ -431,6 +448,25 @@ static int check_absolute(const char *cmd, const char *what, const char *given)
     escape_str(shown, sizeof(shown), given, ESCAPE_SQUOTE);
     fprintf(stderr, "runsecrets %s: %s must be an absolute path, got '%s'\n", cmd, what, shown);
     return EXIT_USAGE;
+}
+
+/* --mount-namespace: open and check it (mountns.h), before any thread
+ * starts (it drops CAP_SYS_PTRACE, which is per thread). A path that is
+ * not a mount namespace is the caller's mistake: exit 2, one line, before
+ * the configuration is read and with nothing mounted. */
+static int open_mount_ns(const char *cmd, const struct cli_opts *o, struct mountns **ns)
+{
+    char err[PATH_MAX + 256], shown[PATH_MAX + 256];
+    if (!o->mount_ns)
+        return -1;
+    int rc = mountns_open(o->mount_ns, ns, err, sizeof(err));
+    if (rc == 0)
+        return -1;
+    escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+    fprintf(stderr, "runsecrets %s: %s\n", cmd, shown);
+    /* Denied (no CAP_SYS_PTRACE) is the environment's doing, not the path's. */
+    return rc == -ENOENT || rc == -ENOTDIR || rc == -EINVAL || rc == -ENAMETOOLONG ? EXIT_USAGE
+                                                                                  : EXIT_RUNTIME;
 }
 
 static int mount_broker(const char *cmd, struct broker *b, const struct cli_opts *o)
@@ -792,7 +828,8 @@ static const struct cli_command commands[] = {
     {{"mount"}, "mount [MOUNTPOINT]",
      "mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT; SIGHUP reloads",
      usage_mount, NEEDS_MOUNT,
-     CLI_ARG | CLI_OPT_DEBUG_FUSE | CLI_SERVICE | CLI_OPT_MOUNT | CLI_OPT_PIDFILE, cmd_mount},
+     CLI_ARG | CLI_OPT_DEBUG_FUSE | CLI_SERVICE | CLI_OPT_MOUNT | CLI_OPT_PIDFILE |
+         CLI_OPT_MOUNT_NS, cmd_mount},
     {{"reload"}, "reload", "make the running broker reload its configuration, print the outcome",
      usage_reload, NEEDS_NOTHING, CLI_OPT_PIDFILE | CLI_OPT_RELOAD, cmd_reload},
     {{"check"}, "check [--fetch]",
@@ -865,8 +902,15 @@ static int command_run(const struct cli_command *c, struct broker *b, const stru
     ex = setup(o);
     if (ex >= 0)
         return ex;
-    if (c->needs >= NEEDS_BROKER)
+    struct mountns *ns = NULL;
+    ex = open_mount_ns(c->names[0], o, &ns);
+    if (ex < 0 && c->needs >= NEEDS_BROKER)
         ex = open_broker(b, o);
+    if (ex < 0) {
+        b->mount_ns = ns;   /* the broker's from here (broker_close) */
+        ns = NULL;
+    }
+    mountns_free(ns);
     /* The pid file before the mount: a second broker for it stops here. */
     if (ex < 0 && (c->flags & CLI_SERVICE))
         ex = open_service(b, o);

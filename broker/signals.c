@@ -1,6 +1,7 @@
 /* signals.c - the broker's signal table (see signals.h). */
 #include "broker/signals.h"
 #include "fuse/fs.h"
+#include "fuse/mountns.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -41,6 +42,7 @@ static const int exec_ignored_signals[] = {SIGPIPE, SIGALRM, SIGVTALRM, SIGPROF,
  * sink. The mountpoint is a copy so the crash handler never follows a
  * pointer into the heap it may have just corrupted. */
 static char crash_mountpoint[PATH_MAX];
+static int crash_mount_ns = -1;   /* -1: the mount is in our namespace */
 static struct fs *volatile stop_fs;
 static volatile sig_atomic_t stop_signal;
 static void *altstack;
@@ -72,7 +74,11 @@ static void on_wake(int sig)
  * mount at start. */
 static void on_crash(int sig)
 {
-    if (crash_mountpoint[0] != '\0')
+    /* In another namespace, a child joins it to detach there: here the
+     * path names at most a propagated copy of the mount. */
+    if (crash_mountpoint[0] != '\0' && crash_mount_ns >= 0)
+        mountns_detach_async(crash_mount_ns, crash_mountpoint);
+    else if (crash_mountpoint[0] != '\0')
         (void)umount2(crash_mountpoint, MNT_DETACH);
     (void)raise(sig);
 }
@@ -126,8 +132,8 @@ void signals_block_wake(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mode, char *err,
-                    size_t errlen)
+int signals_install(struct fs *fs, const char *mountpoint, int mount_ns_fd, enum signals_mode mode,
+                    char *err, size_t errlen)
 {
     int rc;
 
@@ -136,6 +142,7 @@ int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mod
         return -ENAMETOOLONG;
     }
     memcpy(crash_mountpoint, mountpoint, strlen(mountpoint) + 1);
+    crash_mount_ns = mount_ns_fd;
     stop_fs = mode == SIGNALS_MOUNT ? fs : NULL;
     stop_signal = 0;
     installed_mode = mode;
@@ -193,6 +200,7 @@ void signals_restore(void)
         (void)set_action(crash_signals[i], SIG_DFL, 0, err, sizeof(err));
     stop_fs = NULL;
     crash_mountpoint[0] = '\0';
+    crash_mount_ns = -1;
     if (altstack) {
         stack_t ss = {.ss_flags = SS_DISABLE};
         (void)sigaltstack(&ss, NULL);

@@ -51,11 +51,12 @@ enum signals_mode {
 void signals_block_async(sigset_t *old);
 
 /* Install the table for a broker serving fs (borrowed; must outlive
- * signals_restore) at mountpoint (copied), before the FUSE loop starts its
+ * signals_restore) at mountpoint (copied), mounted in the mount namespace
+ * of mount_ns_fd (borrowed; -1: ours, where a crash then detaches it), before the FUSE loop starts its
  * threads. Gives the calling (main) thread an alternate signal stack for the
  * crash handler. 0 or negative errno with err. */
-int signals_install(struct fs *fs, const char *mountpoint, enum signals_mode mode, char *err,
-                    size_t errlen) __attribute__((warn_unused_result));
+int signals_install(struct fs *fs, const char *mountpoint, int mount_ns_fd, enum signals_mode mode,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Exec mode: block SIGNALS_WAKE in the calling thread (before any thread
  * starts, so every thread inherits it and only sigtimedwait takes it). */

@@ -10,6 +10,7 @@
  * MAP_PRIVATE) is dropped when the file that filled it is released.
  */
 #include "fuse/fs.h"
+#include "fuse/mountns.h"
 #include "fuse/tree.h"
 #include "engine/store.h"
 #include "lib/name.h"
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
@@ -59,6 +61,8 @@ struct fs {
     double timeout;
     unsigned max_threads;
     bool mounted;
+    const struct mountns *mount_ns;   /* borrowed: mounted in there (fs_options) */
+    char *mountpoint;                 /* with mount_ns: where, for the unmount */
     /* fs_exit's wake-up: an eventfd every loop thread polls with /dev/fuse,
      * written once and never read, so it stays readable for all of them. */
     int exit_fd;
@@ -841,6 +845,59 @@ void log_hook_fuse(void)
 
 /* ---- lifecycle ---- */
 
+/* The mount fuse_session_mount makes, made in another namespace
+ * (mountns.h): we open /dev/fuse, a child in that namespace mounts it with
+ * the flags and options libfuse 3.14's fuse_kern_mount passes for ours (so
+ * mountinfo reads the same either way), and the session adopts the
+ * descriptor through libfuse's "/dev/fd/N" mountpoint (it then neither
+ * mounts nor, at fuse_session_unmount, unmounts: fs_free does). */
+static int mount_in_ns(struct fs *fs, const struct fs_options *o, char *err, size_t errlen)
+{
+    char data[256], adopt[32];
+    int rc;
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
+        return rc;
+    }
+    snprintf(data, sizeof(data), "fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions%s",
+             fd, (unsigned)S_IFDIR, (unsigned)geteuid(), (unsigned)getegid(),
+             o->allow_other ? ",allow_other" : "");
+    fs->mountpoint = strdup(o->mountpoint);
+    if (!fs->mountpoint) {
+        close(fd);
+        return -ENOMEM;
+    }
+    rc = mountns_mount(o->mount_ns, "runsecrets", o->mountpoint, "fuse.runsecrets",
+                       MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, data, err, errlen);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    fs->mount_ns = o->mount_ns;
+    snprintf(adopt, sizeof(adopt), "/dev/fd/%d", fd);
+    if (fuse_session_mount(fs->se, adopt) != 0) {
+        close(fd);
+        fs->mounted = true;   /* for the unmount of the fail path */
+        snprintf(err, errlen, "libfuse did not take the /dev/fuse descriptor");
+        return -EIO;
+    }
+    return 0;
+}
+
+static void mount_in_ns_undo(struct fs *fs)
+{
+    char err[512];
+    bool lazy = false;
+    if (mountns_unmount(fs->mount_ns, fs->mountpoint, &lazy, err, sizeof(err)) < 0)
+        log_f(LOG_ERROR, &(struct log_fields){.path = fs->mountpoint, .error = err},
+              "cannot unmount");
+    else if (lazy)
+        log_f(LOG_INFO, &(struct log_fields){.path = fs->mountpoint},
+              "busy: detached (readers still holding files see them end)");
+}
+
 int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o, struct fs **out,
              char *err, size_t errlen)
 {
@@ -896,7 +953,11 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
         snprintf(err, errlen, "cannot create the FUSE session");
         goto fail;
     }
-    if (fuse_session_mount(fs->se, o->mountpoint) != 0) {
+    if (o->mount_ns) {
+        rc = mount_in_ns(fs, o, err, errlen);
+        if (rc < 0)
+            goto fail;
+    } else if (fuse_session_mount(fs->se, o->mountpoint) != 0) {
         rc = -EIO;
         snprintf(err, errlen, "cannot mount on %s (is /dev/fuse available and are we root?)",
                  o->mountpoint);
@@ -1190,10 +1251,13 @@ void fs_free(struct fs *fs)
             free(w);
         }
     if (fs->se) {
-        if (fs->mounted)
+        if (fs->mounted && !fs->mount_ns)
             fuse_session_unmount(fs->se);
-        fuse_session_destroy(fs->se);
+        fuse_session_destroy(fs->se);   /* closes /dev/fuse, as the unmount above does */
     }
+    if (fs->mounted && fs->mount_ns)
+        mount_in_ns_undo(fs);
+    free(fs->mountpoint);
     /* Readers still holding files when we unmount get no RELEASE. */
     while (fs->open_files)
         open_untrack_free(fs, fs->open_files);

@@ -8,6 +8,7 @@
 struct store;
 struct secpool;
 struct fs;
+struct mountns;
 
 struct fs_options {
     const char *mountpoint;
@@ -15,6 +16,9 @@ struct fs_options {
     bool debug;           /* libfuse request tracing */
     unsigned max_threads; /* worker threads; 0 = default */
     double attr_timeout;  /* seconds the kernel caches names and attributes */
+    /* NULL, or mount (and unmount) in that namespace rather than ours
+     * (mountns.h); borrowed, and must outlive the fs. */
+    const struct mountns *mount_ns;
 };
 
 /* Build the inode tree from st's secret names (st borrowed: it must outlive

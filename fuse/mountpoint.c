@@ -1,9 +1,9 @@
 /* mountpoint.c - prepare the mountpoint: create it, clear a stale mount,
  * refuse one a live broker serves, resolve it to the path to mount on. */
 #include "fuse/mountpoint.h"
-#include "lib/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,53 +51,86 @@ static void unescape(char *s)
     *o = '\0';
 }
 
+/* One mountinfo line (NUL-terminated, modified): is it a runsecrets mount
+ * at resolved or on device dev? Then its mountpoint goes to where. */
+static bool line_is_ours(char *line, const char *resolved, dev_t dev, char *where, size_t cap)
+{
+    /* id parent major:minor root mountpoint opts [optional...] - fstype ... */
+    char *fields[6] = {0};
+    char *save = NULL, *tok = strtok_r(line, " ", &save);
+    unsigned maj, min;
+    for (int i = 0; tok && i < 5; i++, tok = strtok_r(NULL, " ", &save))
+        fields[i] = tok;
+    if (!fields[4])
+        return false;
+    while (tok && strcmp(tok, "-") != 0)
+        tok = strtok_r(NULL, " ", &save);
+    char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
+    if (!fstype || strcmp(fstype, FSTYPE) != 0)
+        return false;
+    unescape(fields[4]);
+    bool same_dev = sscanf(fields[2], "%u:%u", &maj, &min) == 2 && makedev(maj, min) == dev;
+    if (!same_dev && strcmp(fields[4], resolved) != 0)
+        return false;
+    snprintf(where, cap, "%s", fields[4]);
+    return true;
+}
+
 /* The runsecrets mount that path is on, compared by identity: the device of
  * the (resolved) path against each fuse.runsecrets entry's major:minor, and
  * the resolved path against its mountpoint. Comparing spellings alone let
  * "/x/mnt/", "/x/./mnt", "//x/mnt" or a symlink stack a second broker on a
- * live one. On a match, copies that mount's mountpoint into where. */
+ * live one. On a match, copies that mount's mountpoint into where.
+ *
+ * read(2) into a buffer on the stack, not stdio: mountns.c runs this in a
+ * child forked from a process with threads, where an allocator lock held
+ * by another thread at the fork (ASan's, which is not reset in the child)
+ * would hang getline. A line longer than the buffer (mountpoints with
+ * thousands of escaped characters) cannot be ours: ours are PATH_MAX. */
 static bool ours_at(const char *resolved, dev_t dev, char *where, size_t cap)
 {
-    bool found = false;
-    char *line = NULL;
-    size_t linecap = 0;
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
+    char buf[4 * PATH_MAX + 4096];   /* an escaped root and mountpoint, and the rest */
+    size_t have = 0;
+    bool found = false, skipping = false;
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return false;
-    while (!found && getline(&line, &linecap, f) > 0) {
-        /* id parent major:minor root mountpoint opts [optional...] - fstype ... */
-        char *fields[6] = {0};
-        char *save = NULL, *tok = strtok_r(line, " ", &save);
-        unsigned maj, min;
-        for (int i = 0; tok && i < 5; i++, tok = strtok_r(NULL, " ", &save))
-            fields[i] = tok;
-        if (!fields[4])
+    while (!found) {
+        ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+        if (n < 0 && errno == EINTR)
             continue;
-        while (tok && strcmp(tok, "-") != 0)
-            tok = strtok_r(NULL, " ", &save);
-        char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
-        if (!fstype || strcmp(fstype, FSTYPE) != 0)
-            continue;
-        unescape(fields[4]);
-        bool same_dev = sscanf(fields[2], "%u:%u", &maj, &min) == 2 &&
-                        makedev(maj, min) == dev;
-        if (same_dev || strcmp(fields[4], resolved) == 0) {
-            snprintf(where, cap, "%s", fields[4]);
-            found = true;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while (!found && (nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            *nl = '\0';
+            if (!skipping)
+                found = line_is_ours(line, resolved, dev, where, cap);
+            skipping = false;
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+        if (have == sizeof(buf) - 1) {   /* no end of line in a full buffer */
+            skipping = true;
+            have = 0;
         }
     }
-    free(line);
-    fclose(f);
+    close(fd);
     return found;
 }
 
-int mountpoint_prepare(const char *path, char *resolved, size_t cap, char *err, size_t errlen)
+int mountpoint_prepare(const char *path, char *resolved, size_t cap, bool *detached, char *err,
+                       size_t errlen)
 {
     char canon[PATH_MAX], other[PATH_MAX];
     struct stat st;
     int rc;
 
     struct statvfs sv;
+    *detached = false;
     /* statvfs, not stat: the kernel answers stat from cached attributes for a
      * while after the daemon died, but statvfs always asks the daemon. */
     if (statvfs(path, &sv) != 0 && errno == ENOTCONN) {
@@ -109,7 +142,7 @@ int mountpoint_prepare(const char *path, char *resolved, size_t cap, char *err, 
                      strerror(errno));
             return rc;
         }
-        log_f(LOG_WARN, &(struct log_fields){.path = path}, "stale mount detached");
+        *detached = true;
     }
     rc = mkdir_parents(path);
     if (rc == -ENOTDIR) {

@@ -239,7 +239,7 @@ class Broker:
     """One `runsecrets mount` process, stderr captured to a file."""
 
     def __init__(self, tc, config, mountpoint, args=(), positional=True, log_format=None,
-                 log_level=None, env=None, default_pid_file=False):
+                 log_level=None, env=None, default_pid_file=False, wrap=()):
         self.tc = tc
         self.mountpoint = os.path.abspath(mountpoint)
         n = len(tc.brokers)
@@ -259,6 +259,8 @@ class Broker:
             cmd.append("--no-pid-file")
         if positional:
             cmd.append(self.mountpoint)
+        # wrap: a command that execs the broker (unshare, setpriv), so pid stays the broker's.
+        cmd = list(wrap) + cmd
         self.cmd = cmd
         self.mounts_before = {m["id"] for m in mounts_at(self.mountpoint)}
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
