@@ -1,7 +1,8 @@
 """benchlib - what the benchmarks share: machine facts for the report, small file and mount
-helpers, and the cold start against a fake (broker vs curl) of coldstart-vault.py and
-coldstart-azure.py. Standard library only."""
+helpers, and the cold start against a fake (broker vs curl) of coldstart-vault.py,
+coldstart-azure.py and coldstart-gcp.py. Standard library only."""
 
+import argparse
 import datetime
 import errno
 import json
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,10 +97,12 @@ def parse_log_time(s):
 
 
 # --------------------------------------------------------------------------------------------------
-# What the cold-start benchmarks against a fake (coldstart-vault.py, coldstart-azure.py) share: the
-# private mount namespace, the fake's process, the broker's cold start with its readers, the curl
-# baselines and the report's common tables. What differs per backend (the fake's state and request
-# log, the URL and body of a secret, the config) is in a FakeServer subclass and the script.
+# What the cold-start benchmarks against a fake (coldstart-vault.py, coldstart-azure.py,
+# coldstart-gcp.py) share: the private mount namespace, the fake's process, the broker's cold start
+# with its readers, the curl baselines and the report's common tables; for the fakes with a token
+# service (Azure, GCP), the requests by kind (token, read, ...), the round trips on the critical
+# path and a --baseline build. What differs per backend (the fake's state and request log, the URL
+# and body of a secret, the config) is in a FakeServer subclass and the script.
 
 STOP_TIMEOUT = 10.0
 FAKE_START_TIMEOUT = 60.0   # includes generating the PKI
@@ -315,6 +319,29 @@ class FakeServer:
         self._log.close()
         return rc
 
+    def check_delays(self, delays):
+        """That the fake holds exactly the delay rules DELAYS ({endpoint: ms}, zeros left out) the
+        state file asked for; the fake is stopped and BenchError raised if not."""
+        try:
+            got = {f["endpoint"]: round(f["seconds"] * 1000) for f in self.control("faults")
+                   if f["kind"] == "delay"}
+            if got != {ep: ms for ep, ms in delays.items() if ms}:
+                raise BenchError("the fake did not take the delay rules: %s" % json.dumps(got))
+        except BaseException:
+            self.stop()
+            raise
+
+    def oauth_token(self, url, fields):
+        """An access token for the curl side from the fake's OAuth token endpoint URL (a form POST
+        of FIELDS, as the broker logs in). Untimed: the curl baseline counts only the reads."""
+        req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with self._opener.open(req, timeout=30) as r:
+            tok = json.loads(r.read())
+        if str(tok.get("token_type", "")).lower() != "bearer" or not tok.get("access_token"):
+            raise BenchError("the %s's token endpoint answered without a bearer token" % self.what)
+        return tok["access_token"]
+
     # what each backend says
     def secret_url(self, name):
         raise NotImplementedError
@@ -384,6 +411,54 @@ def request_events(entries):
     first = min(e["mono"] for e in entries)
     last_end = max(e["mono"] + (e["duration_ms"] or 0) / 1000.0 for e in entries)
     return peak, first, last_end
+
+
+def chain_depth(entries):
+    """Round trips on the critical path: the longest chain of requests each of which started after
+    the one before it was answered (requests that overlap are one round trip)."""
+    rows = sorted(((e["mono"], e["mono"] + (e["duration_ms"] or 0) / 1000.0) for e in entries))
+    depth = []
+    for k, (st, _) in enumerate(rows):
+        depth.append(1 + max((depth[j] for j in range(k) if rows[j][1] <= st), default=0))
+    return max(depth, default=0)
+
+
+def phased_summary(entries, t0, kind, shape, expected_non200=()):
+    """The summary of a fake whose requests fall into kinds (KIND(entry): "token", "read", ...):
+    request_summary's counts, plus counts by kind and by path shape (SHAPE(entry)), the non-200
+    answers (those of the kinds EXPECTED_NON200 excepted), the round trips on the critical path, the
+    connection (numbered by first use) that carried each kind's first request, and per kind
+    [first start, last start, first reply, last reply] in ms after t0."""
+    if not entries:
+        return {"n": 0}
+    shapes, kinds, phases = {}, {}, {}
+    bad = 0
+    for e in entries:
+        sh = shape(e)
+        shapes[sh] = shapes.get(sh, 0) + 1
+        k = kind(e)
+        kinds[k] = kinds.get(k, 0) + 1
+        start = e["mono"]
+        end = start + (e["duration_ms"] or 0) / 1000.0
+        ph = phases.setdefault(k, [start, start, end, end])
+        phases[k] = [min(ph[0], start), max(ph[1], start), min(ph[2], end), max(ph[3], end)]
+        if e["status"] != 200 and k not in expected_non200:
+            bad += 1
+    order, firsts = [], {}
+    for e in sorted(entries, key=lambda e: e["mono"]):
+        if e["client"] not in order:
+            order.append(e["client"])
+        firsts.setdefault(kind(e), order.index(e["client"]) + 1)
+    res = request_summary(entries, t0, kind)
+    res.update({
+        "non200": bad,
+        "round_trips": chain_depth(entries),
+        "kinds": kinds,
+        "conn_of_first": firsts,
+        "phases": {k: [(x - t0) * 1000.0 for x in v] for k, v in phases.items()},
+        "shapes": shapes,
+    })
+    return res
 
 
 def parse_broker_log(log_path, w0):
@@ -538,6 +613,21 @@ def run_broker(ctx, i, binary, tag=""):
     lags = sorted((ready_at[n] - reply_end[n]) * 1000.0 for n in names if n in reply_end)
     res["lag"] = (statistics.median(lags), lags[-1]) if lags else None
     return res, entries, t0
+
+
+def run_broker_phased(ctx, i, tag, kind):
+    """alternate_runs's broker_fn for the phased fakes: one cold start of ctx["binary"] (tag "base":
+    of ctx["base_binary"]); with --keep, the fake's request log of the run too, as requests-N.json
+    (redacted: no token, no body; each request's KIND, times after t0)."""
+    binary = ctx["base_binary"] if tag == "base" else ctx["binary"]
+    res, entries, t0 = run_broker(ctx, i, binary, tag)
+    if ctx["args"].keep:
+        with open(os.path.join(ctx["tmp"], "requests%s-%d.json" % (tag and "-" + tag, i)), "w",
+                  encoding="utf-8") as f:
+            json.dump([{"kind": kind(e), "path": e["path"], "client": e["client"], "status": e["status"],
+                        "start_ms": (e["mono"] - t0) * 1000.0, "duration_ms": e["duration_ms"]}
+                       for e in entries], f, indent=0)
+    return res
 
 
 def check_body(fake, i, what, n, body, expected):
@@ -865,3 +955,98 @@ def print_verdict(a, broker, bm, cm, ratio):
     print("target curl/runsecrets >= %g: %s (%.1f×; runsecrets median %.0f ms, curl median %.0f ms)"
           % (a.target, "met" if met else "MISSED", ratio, bm, cm))
     return met
+
+
+def phase_cell(f, k):
+    """'first start→last reply' of kind K's requests in a phased summary F, or '-'."""
+    ph = f.get("phases", {}).get(k)
+    return "%.0f→%.0f" % (ph[0], ph[3]) if ph else "-"
+
+
+def report_phased(ctx, info, broker, curl, par, load, base, spec):
+    """The whole report of a phased fake (phased_summary), with a --baseline build's broker if any.
+    SPEC: "prog"; "columns", [(heading, kind)] of the phases shown per run; "fake_note" (for the
+    header) and "fake_row" (the machine table's fake row); optional "non200_note" and "after"
+    (a function of the broker results, printing the backend's last lines). Returns whether the
+    target was met."""
+    a = ctx["args"]
+    print_header(spec["prog"], a, info, load, spec.get("fake_note", ""))
+    heads = [h for h, _ in spec["columns"]]
+    print("Per run (ms after spawning; first readable: earliest good read (with one reader, that of "
+          "s000); %s: when the fake saw the broker's requests of that kind start and when it answered "
+          "them (first start → last reply); RTs: round trips on the critical path (the longest chain of "
+          "requests each starting after the previous one was answered); `reqs/conns/peak` = requests, "
+          "TCP connections and peak concurrent requests the fake saw from the broker; reply→readable: "
+          "from the fake's reply for a secret to our first good read of it):" % " / ".join(heads))
+    print()
+    print_runs(a, broker, curl, par, heads + ["RTs"],
+               lambda f: [phase_cell(f, k) for _, k in spec["columns"]] + [str(f.get("round_trips", "-"))])
+    bm, cm, ratio = print_summary(a, broker, curl, par)
+    if base:
+        xr = [b["ready_ms"] for b in base]
+        xm = statistics.median(xr)
+        print("| baseline runsecrets (%s): spawn → all %d files read their value | %d | %s ms | %s ms | %s ms |"
+              % (a.baseline, a.secrets, len(xr), fmt(min(xr)), fmt(xm), fmt(max(xr))))
+        print("| ratio of medians curl / baseline runsecrets | | | %.1f× | |" % (cm / xm))
+    print()
+    bc = [b["cpu"].get("broker") for b in broker if b["cpu"].get("broker") is not None]
+    fc = [b["cpu"].get("fake") for b in broker if b["cpu"].get("fake") is not None]
+    if bc and fc:
+        print("CPU time from spawn until all readable (median): broker %.0f ms, fake %.0f ms, on %s CPUs "
+              "shared with whatever else runs (load above)." % (statistics.median(bc), statistics.median(fc),
+                                                               info["nproc"]))
+    if base:
+        xc = [b["cpu"].get("broker") for b in base if b["cpu"].get("broker") is not None]
+        xrt = [b["fake"].get("round_trips", 0) for b in base]
+        print("Baseline: CPU until all readable (median) broker %s ms; round trips min %d, median %g, max %d."
+              % (fmt(statistics.median(xc)) if xc else "-", min(xrt), statistics.median(xrt), max(xrt)))
+    rts = [b["fake"].get("round_trips", 0) for b in broker]
+    print("Round trips on the broker's critical path (fake's log): min %d, median %g, max %d; "
+          "the median runsecrets time is %.1f × the added %d ms."
+          % (min(rts), statistics.median(rts), max(rts), bm / a.latency_ms if a.latency_ms else 0,
+             a.latency_ms))
+    print_machine(info, [("fake", spec["fake_row"])])
+    if a.verbose:
+        for i, b in enumerate(broker):
+            print("Run %d, the broker's requests (ms after spawn): %s"
+                  % (i + 1, "; ".join(b["fake"].get("timeline", []))))
+            print("Run %d, the connection (numbered by first use) of each kind's first request: %s; CPU until "
+                  "all readable: broker %s ms, fake %s ms"
+                  % (i + 1, ", ".join("%s #%d" % kv for kv in b["fake"].get("conn_of_first", {}).items()),
+                     fmt(b["cpu"].get("broker")), fmt(b["cpu"].get("fake"))))
+            if par:
+                f = par[i]["fake"]
+                print("Run %d, the reference's requests (ms after spawning curl; %d connections, peak %d): %s"
+                      % (i + 1, f.get("connections", 0), f.get("peak", 0), "; ".join(f.get("timeline", []))))
+    print_requests(broker, spec.get("non200_note", ""))
+    if spec.get("after"):
+        spec["after"](broker)
+    return print_verdict(a, broker, bm, cm, ratio)
+
+
+def parse_phased_args(argv, prog, description, backend, latency_help, auth_help):
+    """The options of a benchmark whose fake has a token service (coldstart-azure.py,
+    coldstart-gcp.py): the shared ones, --auth-latency-ms (its help AUTH_HELP; default
+    --latency-ms) and --baseline BUILD_DIR."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    add_coldstart_args(ap, latency_help)
+    ap.add_argument("--auth-latency-ms", type=int, default=None, metavar="MS", help=auth_help)
+    add_coldstart_tail_args(ap, backend)
+    ap.add_argument("--baseline", metavar="BUILD_DIR",
+                    help="another build whose runsecrets also runs in every run (order alternating), "
+                         "for a before/after under the same conditions; reported beside the first")
+    add_coldstart_final_args(ap, "keep the temp dir (logs, config, the fake's request log of each run)")
+    args = ap.parse_args(argv)
+    if args.auth_latency_ms is None:
+        args.auth_latency_ms = args.latency_ms
+    if coldstart_args_bad(args) or args.auth_latency_ms < 0:
+        ap.error("bad --runs/--secrets/--latency-ms/--auth-latency-ms/--timeout/--poll-ms/--readers")
+    parse_backend_json(ap, args)
+    return args
+
+
+def delay_calls(delays):
+    """The fake's state calls that add DELAYS ({endpoint: ms}; 0: none) to every request of each
+    endpoint (the fakes' fault_delay)."""
+    return [{"method": "fault_delay", "args": {"endpoint": ep, "seconds": ms / 1000.0, "count": None}}
+            for ep, ms in delays.items() if ms]

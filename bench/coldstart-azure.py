@@ -58,19 +58,15 @@ Exit status: 0 measured (whatever the ratio; --strict: 3 if the target is missed
 2 usage.
 """
 
-import argparse
 import json
 import os
 import re
 import secrets
-import statistics
 import sys
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import BenchError, fmt, write_private  # noqa: E402
+from benchlib import write_private  # noqa: E402
 
 SRC = benchlib.SRC
 SELF = os.path.abspath(__file__)
@@ -87,27 +83,12 @@ log = benchlib.logger("coldstart-azure")
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(
-        prog="coldstart-azure.py",
-        description="Cold start of N Azure Key Vault secrets through runsecrets vs a sequential curl loop.")
-    benchlib.add_coldstart_args(ap, "latency the fake adds to every request: Key Vault, token endpoint, "
-                                    "IMDS (default 50)")
-    ap.add_argument("--auth-latency-ms", type=int, default=None, metavar="MS",
-                    help="latency added to the token endpoint and IMDS instead (default: --latency-ms); "
-                         "0 shows what a token already in hand when the challenge returns would save")
-    benchlib.add_coldstart_tail_args(ap, "azure")
-    ap.add_argument("--baseline", metavar="BUILD_DIR",
-                    help="another build whose runsecrets also runs in every run (order alternating), "
-                         "for a before/after under the same conditions; reported beside the first")
-    benchlib.add_coldstart_final_args(
-        ap, "keep the temp dir (logs, config, the fake's request log of each run)")
-    args = ap.parse_args(argv)
-    if args.auth_latency_ms is None:
-        args.auth_latency_ms = args.latency_ms
-    if benchlib.coldstart_args_bad(args) or args.auth_latency_ms < 0:
-        ap.error("bad --runs/--secrets/--latency-ms/--auth-latency-ms/--timeout/--poll-ms/--readers")
-    benchlib.parse_backend_json(ap, args)
-    return args
+    return benchlib.parse_phased_args(
+        argv, "coldstart-azure.py",
+        "Cold start of N Azure Key Vault secrets through runsecrets vs a sequential curl loop.", "azure",
+        "latency the fake adds to every request: Key Vault, token endpoint, IMDS (default 50)",
+        "latency added to the token endpoint and IMDS instead (default: --latency-ms); 0 shows what a "
+        "token already in hand when the challenge returns would save")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,16 +109,6 @@ def shape(e):
     return "%s %s%s" % (e["method"], path, " (no token)" if kind(e) == "challenge" else "")
 
 
-def chain_depth(entries):
-    """Round trips on the critical path: the longest chain of requests each of which started after
-    the one before it was answered (requests that overlap are one round trip)."""
-    rows = sorted(((e["mono"], e["mono"] + (e["duration_ms"] or 0) / 1000.0) for e in entries))
-    depth = []
-    for k, (st, _) in enumerate(rows):
-        depth.append(1 + max((depth[j] for j in range(k) if rows[j][1] <= st), default=0))
-    return max(depth, default=0)
-
-
 class Fake(benchlib.FakeServer):
     """tests/fakes/azure_fake.py: Key Vault, the Entra token endpoint and IMDS on one TLS port,
     secrets sNNN, one app registration allowed to log in with a client secret, and a delay on every
@@ -153,33 +124,18 @@ class Fake(benchlib.FakeServer):
         calls.append({"method": "add_client_secret_app",
                       "args": {"tenant": None, "client_id": CLIENT_ID, "secret": self.client_secret}})
         delays = {ep: (latency_ms if ep == "vault" else auth_latency_ms) for ep in FAKE_ENDPOINTS}
-        calls += [{"method": "fault_delay", "args": {"endpoint": ep, "seconds": ms / 1000.0, "count": None}}
-                  for ep, ms in delays.items() if ms]
+        calls += benchlib.delay_calls(delays)
         super().__init__(FAKE, tmp, env, {"calls": calls}, log)
         self.tenant, self.vault_url = self.info["tenant"], self.info["vault_url"]
         self.authority_host = self.info["authority_host"]
-        try:
-            got = {f["endpoint"]: round(f["seconds"] * 1000) for f in self.control("faults")
-                   if f["kind"] == "delay"}
-            if got != {ep: ms for ep, ms in delays.items() if ms}:
-                raise BenchError("the fake did not take the delay rules: %s" % json.dumps(got))
-        except BaseException:
-            self.stop()
-            raise
+        self.check_delays(delays)
 
     def token(self):
-        """One access token for the curl side, from the token endpoint as the broker gets its own
-        (client credentials, the Key Vault scope). Untimed."""
-        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                                       "scope": SCOPE, "client_secret": self.client_secret}).encode()
-        req = urllib.request.Request("%s/%s/oauth2/v2.0/token" % (self.authority_host, self.tenant),
-                                     data=form, method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-        with self._opener.open(req, timeout=30) as r:
-            tok = json.loads(r.read())
-        if tok.get("token_type") != "Bearer" or not tok.get("access_token"):
-            raise BenchError("the fake's token endpoint answered without a bearer token")
-        return tok["access_token"]
+        """One access token for the curl side, as the broker gets its own (client credentials, the Key
+        Vault scope). Untimed."""
+        return self.oauth_token("%s/%s/oauth2/v2.0/token" % (self.authority_host, self.tenant),
+                                {"grant_type": "client_credentials", "client_id": CLIENT_ID,
+                                 "scope": SCOPE, "client_secret": self.client_secret})
 
     def secret_url(self, name):
         return "%s/secrets/%s?api-version=%s" % (self.vault_url, name, KV_API)
@@ -192,58 +148,16 @@ class Fake(benchlib.FakeServer):
         return m.group(1) if m and e["status"] == 200 and kind(e) == "read" else None
 
     def summary(self, entries, t0):
-        """What the fake saw: counts by kind and path shape, statuses, connections, peak concurrency,
-        round trips on the critical path, and when each kind started and was answered."""
-        if not entries:
-            return {"n": 0}
-        shapes, kinds, phases = {}, {}, {}
-        bad = 0
-        for e in entries:
-            sh = shape(e)
-            shapes[sh] = shapes.get(sh, 0) + 1
-            k = kind(e)
-            kinds[k] = kinds.get(k, 0) + 1
-            start = e["mono"]
-            end = start + (e["duration_ms"] or 0) / 1000.0
-            ph = phases.setdefault(k, [start, start, end, end])
-            phases[k] = [min(ph[0], start), max(ph[1], start), min(ph[2], end), max(ph[3], end)]
-            if e["status"] != 200 and k != "challenge":
-                bad += 1
-        # Connection reuse in front of the reads: which connection (in order of first use) carried the
-        # challenge, the token request and the first read.
-        order = []
-        for e in sorted(entries, key=lambda e: e["mono"]):
-            if e["client"] not in order:
-                order.append(e["client"])
-        firsts = {}
-        for e in sorted(entries, key=lambda e: e["mono"]):
-            firsts.setdefault(kind(e), order.index(e["client"]) + 1)
-        res = benchlib.request_summary(entries, t0, kind)
-        res.update({
-            "non200": bad,
-            "challenge_statuses": sorted({e["status"] for e in entries if kind(e) == "challenge"}),
-            "round_trips": chain_depth(entries),
-            "kinds": kinds,
-            "conn_of_first": firsts,
-            # kind -> [first start, last start, first reply, last reply], ms after t0
-            "phases": {k: [(x - t0) * 1000.0 for x in v] for k, v in phases.items()},
-            "shapes": shapes,
-        })
+        """What the fake saw (benchlib.phased_summary, the challenge's 401 expected), and the
+        challenges' statuses."""
+        res = benchlib.phased_summary(entries, t0, kind, shape, expected_non200=("challenge",))
+        if entries:
+            res["challenge_statuses"] = sorted({e["status"] for e in entries if kind(e) == "challenge"})
         return res
 
 
 def run_broker(ctx, i, tag):
-    """One cold start of ctx["binary"] (tag "base": of ctx["base_binary"]); with --keep, the fake's
-    request log of the run too."""
-    binary = ctx["base_binary"] if tag == "base" else ctx["binary"]
-    res, entries, t0 = benchlib.run_broker(ctx, i, binary, tag)
-    if ctx["args"].keep:   # for a closer look: the request log (redacted: no token, no body) with times after t0
-        with open(os.path.join(ctx["tmp"], "requests%s-%d.json" % (tag and "-" + tag, i)), "w",
-                  encoding="utf-8") as f:
-            json.dump([{"kind": kind(e), "path": e["path"], "client": e["client"], "status": e["status"],
-                        "start_ms": (e["mono"] - t0) * 1000.0, "duration_ms": e["duration_ms"]}
-                       for e in entries], f, indent=0)
-    return res
+    return benchlib.run_broker_phased(ctx, i, tag, kind)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,66 +166,21 @@ def run_broker(ctx, i, tag):
 
 def report(ctx, info, broker, curl, par, load, base):
     a = ctx["args"]
-    benchlib.print_header("coldstart-azure.py", a, info, load,
-                          "" if a.auth_latency_ms == a.latency_ms else
-                          " (token endpoint and IMDS: +%d ms)" % a.auth_latency_ms)
-    print("Per run (ms after spawning; first readable: earliest good read (with one reader, that of "
-          "s000); challenge / token / reads: when the fake saw the broker's requests of that kind start "
-          "and when it answered them (first start → last reply); RTs: round trips on the critical path "
-          "(the longest chain of requests each starting after the previous one was answered); "
-          "`reqs/conns/peak` = requests, TCP connections and peak concurrent requests the fake saw from "
-          "the broker; reply→readable: from the fake's reply for a secret to our first good read of it):")
-    print()
 
-    def phase(f, k):
-        ph = f.get("phases", {}).get(k)
-        return "%.0f→%.0f" % (ph[0], ph[3]) if ph else "-"
+    def challenges(runs):
+        ch = sorted({s for b in runs for s in b["fake"].get("challenge_statuses", [])})
+        print("Challenge answers (HTTP status): %s" % (", ".join(str(x) for x in ch) or "none"))
 
-    benchlib.print_runs(a, broker, curl, par, ["challenge", "token", "reads", "RTs"],
-                        lambda f: [phase(f, "challenge"), phase(f, "token"), phase(f, "read"),
-                                   str(f.get("round_trips", "-"))])
-    bm, cm, ratio = benchlib.print_summary(a, broker, curl, par)
-    if base:
-        xr = [b["ready_ms"] for b in base]
-        xm = statistics.median(xr)
-        print("| baseline runsecrets (%s): spawn → all %d files read their value | %d | %s ms | %s ms | %s ms |"
-              % (a.baseline, a.secrets, len(xr), fmt(min(xr)), fmt(xm), fmt(max(xr))))
-        print("| ratio of medians curl / baseline runsecrets | | | %.1f× | |" % (cm / xm))
-    rts = [b["fake"].get("round_trips", 0) for b in broker]
-    print()
-    bc = [b["cpu"].get("broker") for b in broker if b["cpu"].get("broker") is not None]
-    fc = [b["cpu"].get("fake") for b in broker if b["cpu"].get("fake") is not None]
-    if bc and fc:
-        print("CPU time from spawn until all readable (median): broker %.0f ms, fake %.0f ms, on %s CPUs "
-              "shared with whatever else runs (load above)." % (statistics.median(bc), statistics.median(fc),
-                                                               info["nproc"]))
-    if base:
-        xc = [b["cpu"].get("broker") for b in base if b["cpu"].get("broker") is not None]
-        xrt = [b["fake"].get("round_trips", 0) for b in base]
-        print("Baseline: CPU until all readable (median) broker %s ms; round trips min %d, median %g, max %d."
-              % (fmt(statistics.median(xc)) if xc else "-", min(xrt), statistics.median(xrt), max(xrt)))
-    print("Round trips on the broker's critical path (fake's log): min %d, median %g, max %d; "
-          "the median runsecrets time is %.1f × the added %d ms."
-          % (min(rts), statistics.median(rts), max(rts), bm / a.latency_ms if a.latency_ms else 0,
-             a.latency_ms))
-    benchlib.print_machine(info, [("fake", "tests/fakes/azure_fake.py, +%d ms on Key Vault, +%d ms on the "
-                                           "token endpoint and IMDS" % (a.latency_ms, a.auth_latency_ms))])
-    if a.verbose:
-        for i, b in enumerate(broker):
-            print("Run %d, the broker's requests (ms after spawn): %s"
-                  % (i + 1, "; ".join(b["fake"].get("timeline", []))))
-            print("Run %d, connection (numbered by first use) of the challenge, the token request and "
-                  "the first read: %s; CPU until all readable: broker %s ms, fake %s ms"
-                  % (i + 1, ", ".join("%s #%d" % (k, v) for k, v in b["fake"].get("conn_of_first", {}).items()),
-                     fmt(b["cpu"].get("broker")), fmt(b["cpu"].get("fake"))))
-            if par:
-                f = par[i]["fake"]
-                print("Run %d, the reference's requests (ms after spawning curl; %d connections, peak %d): %s"
-                      % (i + 1, f.get("connections", 0), f.get("peak", 0), "; ".join(f.get("timeline", []))))
-    benchlib.print_requests(broker, " (challenges excepted)")
-    ch = sorted({s for b in broker for s in b["fake"].get("challenge_statuses", [])})
-    print("Challenge answers (HTTP status): %s" % (", ".join(str(x) for x in ch) or "none"))
-    return benchlib.print_verdict(a, broker, bm, cm, ratio)
+    return benchlib.report_phased(ctx, info, broker, curl, par, load, base, {
+        "prog": "coldstart-azure.py",
+        "columns": [("challenge", "challenge"), ("token", "token"), ("reads", "read")],
+        "fake_note": "" if a.auth_latency_ms == a.latency_ms else
+                     " (token endpoint and IMDS: +%d ms)" % a.auth_latency_ms,
+        "fake_row": "tests/fakes/azure_fake.py, +%d ms on Key Vault, +%d ms on the token endpoint and IMDS"
+                    % (a.latency_ms, a.auth_latency_ms),
+        "non200_note": " (challenges excepted)",
+        "after": challenges,
+    })
 
 
 # --------------------------------------------------------------------------------------------------

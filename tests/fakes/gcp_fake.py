@@ -261,6 +261,16 @@ def _b64url_decode(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
+def sign_jwt(header, claims, pem):
+    """A compact RS256 JWS of HEADER and CLAIMS (dicts) signed with the PEM private key: a client's side of
+    the jwt-bearer grant, for the self-test and the benchmark (the fake itself only verifies)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    key = serialization.load_pem_private_key(pem.encode(), None)
+    head = fakeserver.b64url(json.dumps(header).encode()) + "." + fakeserver.b64url(json.dumps(claims).encode())
+    return head + "." + fakeserver.b64url(key.sign(head.encode(), padding.PKCS1v15(), hashes.SHA256()))
+
+
 _int_or_none = fakeserver.int_or_none
 
 

@@ -19,8 +19,8 @@ import time
 import unittest
 import urllib.parse
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -90,10 +90,7 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def sign(header, claims, pem):
-    key = serialization.load_pem_private_key(pem.encode(), None)
-    head = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
-    return head + "." + b64url(key.sign(head.encode(), padding.PKCS1v15(), hashes.SHA256()))
+sign = gcp_fake.sign_jwt
 
 
 def jwt_for(sa, header=None, pem=None, drop=(), **claims):
