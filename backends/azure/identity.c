@@ -20,6 +20,7 @@
  * text, never one of them.
  */
 #include "backends/azure/azure_i.h"
+#include "backends/auth/oauth.h"
 #include "backends/http/json.h"
 #include "lib/encode.h"
 #include "lib/secfile.h"
@@ -36,54 +37,6 @@
 #define AZURE_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 /* ---- the answers ---- */
-
-/* A count of seconds from a number or a string of digits (IMDS sends
- * strings), clamped to max. 0 when absent or malformed. */
-static long long seconds_of(const json_t *v, long long max)
-{
-    long long s = 0;
-    if (json_is_integer(v)) {
-        s = json_integer_value(v);
-    } else if (json_is_string(v)) {
-        const char *p = json_string_value(v);
-        size_t n = json_string_length(v);
-        if (n == 0 || n > 12 || strspn(p, "0123456789") != n)
-            return 0;
-        s = strtoll(p, NULL, 10);
-    }
-    return s <= 0 ? 0 : s > max ? max : s;
-}
-
-/* The access token of an answer: a new copy in secret memory, or NULL when
- * it is absent or could not be a header value (it goes into one). */
-static char *token_of(const json_t *root, char *err, size_t errlen)
-{
-    const json_t *t = json_object_get(root, "access_token");
-    const json_t *type = json_object_get(root, "token_type");
-    if (!json_is_string(t) || json_string_length(t) == 0) {
-        snprintf(err, errlen, "no access_token in the answer");
-        return NULL;
-    }
-    if (json_string_length(t) > AZURE_TOKEN_MAX) {
-        snprintf(err, errlen, "access_token longer than %d bytes", AZURE_TOKEN_MAX);
-        return NULL;
-    }
-    for (size_t i = 0; i < json_string_length(t); i++) {
-        unsigned char c = (unsigned char)json_string_value(t)[i];
-        if (c <= 0x20 || c >= 0x7f) {
-            snprintf(err, errlen, "access_token holds characters a header cannot carry");
-            return NULL;
-        }
-    }
-    if (type && (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer") != 0)) {
-        snprintf(err, errlen, "token_type is not Bearer");
-        return NULL;
-    }
-    char *tok = secmem_strndup(json_string_value(t), json_string_length(t));
-    if (!tok)
-        snprintf(err, errlen, "out of memory");
-    return tok;
-}
 
 /* An OAuth error answer {"error", "error_description", "error_codes"}:
  * "HTTP <status> <error>: <first line of the description>", and the errno:
@@ -126,10 +79,10 @@ UNITTEST_STATIC int azure_entra_answer(const struct http_response *r, char **tok
         snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
         return -EPROTO;
     }
-    *ttl_s = seconds_of(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
+    *ttl_s = oauth_seconds(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
     if (*ttl_s == 0)
         snprintf(err, errlen, "no usable expires_in in the answer");
-    else if ((*tok = token_of(root, err, errlen)))
+    else if ((*tok = oauth_bearer(root, "access_token", AZURE_TOKEN_MAX, err, errlen)))
         rc = 0;
     json_decref(root);
     return rc;
@@ -149,10 +102,10 @@ UNITTEST_STATIC int azure_imds_answer(const struct http_response *r, time_t now,
         snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
         return -EPROTO;
     }
-    *ttl_s = seconds_of(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
+    *ttl_s = oauth_seconds(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
     if (*ttl_s == 0) {
         /* Some identity endpoints give only the end, as an epoch string. */
-        long long end = seconds_of(json_object_get(root, "expires_on"), 999999999999LL);
+        long long end = oauth_seconds(json_object_get(root, "expires_on"), 999999999999LL);
         *ttl_s = end > (long long)now ? end - (long long)now : 0;
         if (*ttl_s > AZURE_MAX_TTL_S)
             *ttl_s = AZURE_MAX_TTL_S;
@@ -162,7 +115,7 @@ UNITTEST_STATIC int azure_imds_answer(const struct http_response *r, time_t now,
         azure_shown(client_id, cap, json_string_value(cid), json_string_length(cid));
     if (*ttl_s == 0)
         snprintf(err, errlen, "no usable expires_in or expires_on in the answer");
-    else if ((*tok = token_of(root, err, errlen)))
+    else if ((*tok = oauth_bearer(root, "access_token", AZURE_TOKEN_MAX, err, errlen)))
         rc = 0;
     json_decref(root);
     return rc;

@@ -25,6 +25,7 @@
  * 403) is -EACCES.
  */
 #include "backends/gcp/gcp_i.h"
+#include "backends/auth/oauth.h"
 #include "backends/http/json.h"
 #include "lib/clock.h"
 #include "lib/encode.h"
@@ -47,54 +48,6 @@
 #define GCP_MAINTAIN_MAX_MS (60 * 1000LL)
 
 /* ---- the answers ---- */
-
-/* A count of seconds from a number or a string of digits, clamped to max.
- * 0 when absent or malformed. */
-static long long seconds_of(const json_t *v, long long max)
-{
-    long long s = 0;
-    if (json_is_integer(v)) {
-        s = json_integer_value(v);
-    } else if (json_is_string(v)) {
-        const char *p = json_string_value(v);
-        size_t n = json_string_length(v);
-        if (n == 0 || n > 12 || strspn(p, "0123456789") != n)
-            return 0;
-        s = strtoll(p, NULL, 10);
-    }
-    return s <= 0 ? 0 : s > max ? max : s;
-}
-
-/* The token at key of an answer: a new copy in secret memory, or NULL when
- * it is absent or could not be a header value (it goes into one). */
-static char *token_of(const json_t *root, const char *key, char *err, size_t errlen)
-{
-    const json_t *t = json_object_get(root, key);
-    const json_t *type = json_object_get(root, "token_type");
-    if (!json_is_string(t) || json_string_length(t) == 0) {
-        snprintf(err, errlen, "no %s in the answer", key);
-        return NULL;
-    }
-    if (json_string_length(t) > GCP_TOKEN_MAX) {
-        snprintf(err, errlen, "%s longer than %d bytes", key, GCP_TOKEN_MAX);
-        return NULL;
-    }
-    for (size_t i = 0; i < json_string_length(t); i++) {
-        unsigned char c = (unsigned char)json_string_value(t)[i];
-        if (c <= 0x20 || c >= 0x7f) {
-            snprintf(err, errlen, "%s holds characters a header cannot carry", key);
-            return NULL;
-        }
-    }
-    if (type && (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer") != 0)) {
-        snprintf(err, errlen, "token_type is not Bearer");
-        return NULL;
-    }
-    char *tok = secmem_strndup(json_string_value(t), json_string_length(t));
-    if (!tok)
-        snprintf(err, errlen, "out of memory");
-    return tok;
-}
 
 static bool retry_status(long st)
 {
@@ -144,10 +97,10 @@ UNITTEST_STATIC int gcp_oauth_answer(const struct http_response *r, char **tok, 
         snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
         return -EPROTO;
     }
-    *ttl_s = seconds_of(json_object_get(root, "expires_in"), GCP_MAX_TTL_S);
+    *ttl_s = oauth_seconds(json_object_get(root, "expires_in"), GCP_MAX_TTL_S);
     if (*ttl_s == 0)
         snprintf(err, errlen, "no usable expires_in in the answer");
-    else if ((*tok = token_of(root, "access_token", err, errlen)))
+    else if ((*tok = oauth_bearer(root, "access_token", GCP_TOKEN_MAX, err, errlen)))
         rc = 0;
     json_decref(root);
     return rc;
@@ -231,7 +184,7 @@ UNITTEST_STATIC int gcp_iam_answer(const struct http_response *r, time_t now, ch
         *ttl_s = end - (long long)now;
         if (*ttl_s > GCP_MAX_TTL_S)
             *ttl_s = GCP_MAX_TTL_S;
-        if ((*tok = token_of(root, "accessToken", err, errlen)))
+        if ((*tok = oauth_bearer(root, "accessToken", GCP_TOKEN_MAX, err, errlen)))
             rc = 0;
     }
     json_decref(root);
