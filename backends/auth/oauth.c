@@ -1,7 +1,10 @@
 /* oauth.c - a token endpoint's answer (oauth.h). */
 #include "backends/auth/oauth.h"
+#include "backends/http/http.h"
+#include "backends/http/json.h"
 #include "lib/secmem.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +54,23 @@ char *oauth_bearer(const json_t *root, const char *key, size_t max, char *err, s
     if (!tok)
         snprintf(err, errlen, "out of memory");
     return tok;
+}
+
+int oauth_answer(const struct http_response *r, size_t tok_max, long long ttl_max, char **tok,
+                 long long *ttl_s, char *err, size_t errlen)
+{
+    json_t *root = http_body_object(r);
+    int rc = -EPROTO;
+    *tok = NULL;
+    if (!root) {
+        snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
+        return -EPROTO;
+    }
+    *ttl_s = oauth_seconds(json_object_get(root, "expires_in"), ttl_max);
+    if (*ttl_s == 0)
+        snprintf(err, errlen, "no usable expires_in in the answer");
+    else if ((*tok = oauth_bearer(root, "access_token", tok_max, err, errlen)))
+        rc = 0;
+    json_decref(root);
+    return rc;
 }

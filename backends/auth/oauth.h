@@ -20,4 +20,13 @@ long long oauth_seconds(const json_t *v, long long max);
  * present, is not Bearer. */
 char *oauth_bearer(const json_t *root, const char *key, size_t max, char *err, size_t errlen);
 
+struct http_response;
+/* A successful (200) token answer {"access_token", "expires_in", "token_type"}:
+ * the token (new, secret memory; at most tok_max bytes) and its lifetime in
+ * seconds (clamped to ttl_max; a missing or zero one is refused). 0, or
+ * -EPROTO (-ENOMEM) with a message in err. The provider reads non-200
+ * answers itself: their error shapes differ. */
+int oauth_answer(const struct http_response *r, size_t tok_max, long long ttl_max, char **tok,
+                 long long *ttl_s, char *err, size_t errlen);
+
 #endif

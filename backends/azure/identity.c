@@ -70,22 +70,10 @@ static int oauth_error(const struct http_response *r, char *err, size_t errlen)
 UNITTEST_STATIC int azure_entra_answer(const struct http_response *r, char **tok,
                                        long long *ttl_s, char *err, size_t errlen)
 {
-    json_t *root = NULL;
-    int rc = -EPROTO;
     *tok = NULL;
     if (r->status != 200)
         return oauth_error(r, err, errlen);
-    if (!(root = http_body_object(r))) {
-        snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
-        return -EPROTO;
-    }
-    *ttl_s = oauth_seconds(json_object_get(root, "expires_in"), AZURE_MAX_TTL_S);
-    if (*ttl_s == 0)
-        snprintf(err, errlen, "no usable expires_in in the answer");
-    else if ((*tok = oauth_bearer(root, "access_token", AZURE_TOKEN_MAX, err, errlen)))
-        rc = 0;
-    json_decref(root);
-    return rc;
+    return oauth_answer(r, AZURE_TOKEN_MAX, AZURE_MAX_TTL_S, tok, ttl_s, err, errlen);
 }
 
 UNITTEST_STATIC int azure_imds_answer(const struct http_response *r, time_t now, char **tok,

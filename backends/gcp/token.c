@@ -88,22 +88,10 @@ static int token_error(const struct http_response *r, char *err, size_t errlen)
 UNITTEST_STATIC int gcp_oauth_answer(const struct http_response *r, char **tok, long long *ttl_s,
                                      char *err, size_t errlen)
 {
-    json_t *root = NULL;
-    int rc = -EPROTO;
     *tok = NULL;
     if (r->status != 200)
         return token_error(r, err, errlen);
-    if (!(root = http_body_object(r))) {
-        snprintf(err, errlen, "HTTP 200 with a body that is not a JSON object");
-        return -EPROTO;
-    }
-    *ttl_s = oauth_seconds(json_object_get(root, "expires_in"), GCP_MAX_TTL_S);
-    if (*ttl_s == 0)
-        snprintf(err, errlen, "no usable expires_in in the answer");
-    else if ((*tok = oauth_bearer(root, "access_token", GCP_TOKEN_MAX, err, errlen)))
-        rc = 0;
-    json_decref(root);
-    return rc;
+    return oauth_answer(r, GCP_TOKEN_MAX, GCP_MAX_TTL_S, tok, ttl_s, err, errlen);
 }
 
 static bool digits(const char *s, size_t n)
