@@ -264,10 +264,26 @@ static int post_form(struct gcp *g, const char *url, const struct secbuf *form, 
     return token_request(g, url, false, &req, what, tok, ttl, retry_ms, err, errlen);
 }
 
+/* POST a credentials file's form to its token_uri (rc: how building the
+ * form went; a form that did not fit is not sent). */
+static int post_cred_form(struct gcp *g, const struct gcp_cred *c, struct secbuf *form, int rc,
+                          char **tok, long long *ttl, long long *retry_ms, char *err,
+                          size_t errlen)
+{
+    char what[GCP_URL_MAX + 256];
+    snprintf(what, sizeof(what), "token request to %s (credentials file %.200s)", c->token_uri,
+             g->cred_path);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: the form does not fit in %d bytes", what, GCP_FORM_MAX);
+        return rc;
+    }
+    return post_form(g, c->token_uri, form, what, tok, ttl, retry_ms, err, errlen);
+}
+
 static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, long long *ttl,
                            long long *retry_ms, char *err, size_t errlen)
 {
-    char *assertion = NULL, msg[GCP_MSG_MAX] = "", what[GCP_URL_MAX + 256];
+    char *assertion = NULL, msg[GCP_MSG_MAX] = "";
     struct secbuf form;
     int rc = gcp_jwt_assertion(c, time(NULL), &assertion, msg, sizeof(msg));
     if (rc < 0) {
@@ -278,12 +294,7 @@ static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, 
     if ((rc = encode_form_field(&form, "grant_type", GCP_JWT_BEARER)) == 0)
         rc = encode_form_field(&form, "assertion", assertion);
     secmem_free(assertion);
-    snprintf(what, sizeof(what), "token request to %s (credentials file %.200s)", c->token_uri,
-             g->cred_path);
-    if (rc < 0)
-        snprintf(err, errlen, "%s: the form does not fit in %d bytes", what, GCP_FORM_MAX);
-    else
-        rc = post_form(g, c->token_uri, &form, what, tok, ttl, retry_ms, err, errlen);
+    rc = post_cred_form(g, c, &form, rc, tok, ttl, retry_ms, err, errlen);
     secbuf_cleanup(&form);
     return rc;
 }
@@ -291,7 +302,6 @@ static int service_account(struct gcp *g, const struct gcp_cred *c, char **tok, 
 static int authorized_user(struct gcp *g, const struct gcp_cred *c, char **tok, long long *ttl,
                            long long *retry_ms, char *err, size_t errlen)
 {
-    char what[GCP_URL_MAX + 256];
     struct secbuf form;
     int rc;
     secbuf_init(&form, GCP_FORM_MAX);
@@ -299,12 +309,7 @@ static int authorized_user(struct gcp *g, const struct gcp_cred *c, char **tok, 
         (rc = encode_form_field(&form, "client_id", c->client_id)) == 0 &&
         (rc = encode_form_field(&form, "client_secret", c->client_secret)) == 0)
         rc = encode_form_field(&form, "refresh_token", c->refresh_token);
-    snprintf(what, sizeof(what), "token request to %s (credentials file %.200s)", c->token_uri,
-             g->cred_path);
-    if (rc < 0)
-        snprintf(err, errlen, "%s: the form does not fit in %d bytes", what, GCP_FORM_MAX);
-    else
-        rc = post_form(g, c->token_uri, &form, what, tok, ttl, retry_ms, err, errlen);
+    rc = post_cred_form(g, c, &form, rc, tok, ttl, retry_ms, err, errlen);
     secbuf_cleanup(&form);
     return rc;
 }
