@@ -443,6 +443,17 @@ def gdb_dump(tc, pid):
     return key, hashkey, core, out
 
 
+
+def dump_serving(tc, broker, name, value):
+    """gcore of a broker that must survive it and keep serving: the dump (as gdb_dump), after checking
+    that the broker still runs, still reads `value` (bytes) at `name`, and that gdb read a cache key
+    (not all zeros). Returns (key, hashkey, core)."""
+    key, hashkey, core, gdb_out = gdb_dump(tc, broker.pid)
+    tc.assertTrue(broker.running(), "the broker died under gdb\n" + broker.describe())
+    tc.assertEqual(tc.read(name), value)   # still serving
+    tc.assertNotEqual(key, bytes(KEY_BYTES), gdb_out[-2000:])
+    return key, hashkey, core
+
 def core_findings(tc, core, marker, needles, keys):
     """Search a core dump (then delete it) for each bytes value of needles
     ({label: bytes}) and each key of keys ({label: bytes}) raw, in hex and in
