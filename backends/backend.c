@@ -291,6 +291,14 @@ long long backend_maintain(struct backend *b)
     return b->ops->maintain ? b->ops->maintain(b->ctx) : -1;
 }
 
+void backend_auth_status(struct backend *b, struct backend_auth *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->state = BACKEND_AUTH_NONE;
+    if (b->ops->auth_status)
+        b->ops->auth_status(b->ctx, out);
+}
+
 void backend_shutdown(struct backend *b)
 {
     if (b->ops->shutdown)

@@ -70,6 +70,8 @@ bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs,
 size_t backend_batch_max(const struct backend *b);
 /* Upkeep and shutdown, see the ops. */
 long long backend_maintain(struct backend *b);
+/* The login's state (provider.h: auth_status); never blocks. */
+void backend_auth_status(struct backend *b, struct backend_auth *out);
 void backend_shutdown(struct backend *b);
 void backend_free(struct backend *b);
 

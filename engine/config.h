@@ -64,6 +64,21 @@ struct cfg_exec {
     long long debounce;   /* changes within this window give one restart */
 };
 
+/* The "admin" object (docs/operations.md): where the operations endpoint
+ * (/health, /metrics, /status) listens. Absent: `given` false and the
+ * command's default applies (broker/admin.h). */
+#define CFG_ADMIN_DEFAULT_MODE 0600
+struct cfg_admin {
+    bool given;           /* the key was in the main file */
+    char *listen;         /* owned: "unix:/abs/path", "127.0.0.1:PORT", "[::1]:PORT",
+                             "HOST:PORT" (needs allow_remote), or "none" */
+    unsigned mode;        /* unix socket's permission bits (default 0600) */
+    bool has_group;
+    gid_t gid;            /* "group": a name (resolved at load) or a number */
+    bool allow_remote;    /* a non-loopback address is allowed (then token_file is required) */
+    char *token_file;     /* owned; NULL: no token asked */
+};
+
 /* Fragments: "include": [...] in the main file (only there), e.g. the
  * glob conf.d/<star>.json. Each entry is a glob or a file name, relative to the main file's
  * folder unless absolute; a glob's matches are read in byte order, a glob
@@ -81,6 +96,7 @@ struct config {
     char *mount;
     struct cfg_attrs defaults;
     struct cfg_exec exec;
+    struct cfg_admin admin;
     struct cfg_backend *backends;
     size_t n_backends;
     struct cfg_secret *secrets;

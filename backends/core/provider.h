@@ -45,6 +45,10 @@ struct fetch_result {
     long long valid_ms;       /* > 0: the value is good for this long (lease or
                                  TTL); the next fetch is due at that point
                                  instead of the refresh interval */
+    char version[64];         /* the version served, as the backend names it
+                                 (Vault's KV v2 number, AWS VersionId, Azure's
+                                 version id, GCP's version number); "" when
+                                 not known or unchanged; never secret */
     /* Failure only: */
     bool retryable;           /* transient (default): back off and retry;
                                  false: wait the refresh interval */
@@ -58,6 +62,20 @@ struct backend_env {
     struct http_engine *http;  /* the shared HTTP engine; borrowed; NULL for BACKEND_CAP_LOCAL */
     const char *name;          /* the instance's name, for logs; set by backend_new */
     size_t max_value;          /* the common max_size setting: largest value to accept */
+};
+
+/* A backend's login, as the admin endpoint shows it. */
+enum backend_auth_state {
+    BACKEND_AUTH_NONE,     /* needs no login (file), or keeps no state worth showing */
+    BACKEND_AUTH_PENDING,  /* not logged in yet */
+    BACKEND_AUTH_OK,       /* holds a credential that worked */
+    BACKEND_AUTH_FAILING,  /* the last login failed */
+};
+struct backend_auth {
+    enum backend_auth_state state;
+    long long expires_unix_ms;  /* the credential's end (wall clock ms); 0: unknown or never */
+    char method[32];            /* how it logged in ("token", "approle", "client_secret",
+                                   "service_account", "env", ...); "" unknown; never secret */
 };
 
 /* Error messages from validate() name the offending key first, as
@@ -106,6 +124,12 @@ struct backend_ops {
      * (leases, tokens). Bounded by the backend's HTTP timeouts. */
     void (*shutdown)(void *ctx);
     void (*destroy)(void *ctx);
+    /* Optional: the login's state, for /status and /metrics (broker/admin.h).
+     * Called on an admin thread at any time: it must not block, so never
+     * takes a lock held across a request (the token cache's lock is one):
+     * it reads what the provider published with atomics
+     * (token_cache_status). No slot: BACKEND_AUTH_NONE. */
+    void (*auth_status)(void *ctx, struct backend_auth *out);
 };
 
 /* Helpers for parse(): each returns 0 or -EINVAL with "<key>: <what>" in err. */

@@ -1,0 +1,123 @@
+/* admin.h - the operations endpoint: a small HTTP server (GNU libmicrohttpd,
+ * its own thread pool of ADMIN_THREADS) on a local socket, answering
+ *   GET /health       200/503, JSON
+ *   GET /health/live  200/503, JSON (the watchdog below)
+ *   GET /metrics      Prometheus text format 0.0.4
+ *   GET /status       JSON
+ * and nothing else: 404 for another path, 405 (Allow: GET, HEAD) for
+ * another method, 400 for a request with a body, 401 without the bearer
+ * token when one is configured (compared in constant time). Every
+ * connection has a total deadline (ADMIN_REQUEST_MS) from accept to the
+ * end of the answer, however slowly its bytes come.
+ *
+ * The pages themselves come from the caller (admin_page_fn): this module
+ * knows HTTP, sockets and the watchdog, not what a secret is. Nothing here
+ * runs on a FUSE or fetch thread, and the page callbacks must never block
+ * on a lock a FUSE reader or a fetch holds (broker/stats.c says how it
+ * keeps that promise).
+ *
+ * The watchdog: a thread of its own calls probe() every ADMIN_PROBE_MS
+ * (the broker's probe asks the mount something only the FUSE loop can
+ * answer). /health/live is 200 while the last probe succeeded within
+ * ADMIN_LIVE_MS and none has been stuck longer than ADMIN_PROBE_STUCK_MS;
+ * a probe that hangs (a wedged loop) therefore turns it 503 without
+ * holding an HTTP thread.
+ */
+#ifndef RS_ADMIN_H
+#define RS_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "engine/config.h"
+
+#define ADMIN_THREADS 2
+#define ADMIN_REQUEST_MS 5000
+#define ADMIN_MAX_CONNECTIONS 64
+#define ADMIN_PROBE_MS 1000
+#define ADMIN_PROBE_STUCK_MS 2000
+#define ADMIN_LIVE_MS 5000
+/* The socket a root broker listens on when the configuration names none
+ * (`mount` for the host's main broker, `exec` as PID 1): see admin_default. */
+#define ADMIN_DEFAULT_SOCKET "/run/runsecrets/admin.sock"
+#define ADMIN_DEFAULT_LISTEN "unix:" ADMIN_DEFAULT_SOCKET
+
+enum admin_page { ADMIN_PAGE_HEALTH, ADMIN_PAGE_METRICS, ADMIN_PAGE_STATUS };
+
+/* One answer: body is malloc'd (NULL when len is 0) and freed by the
+ * server; content_type is static. */
+struct admin_reply {
+    int status;                /* 200, 503, ... */
+    const char *content_type;
+    char *body;
+    size_t len;
+};
+
+struct admin_handlers {
+    /* Build a page, on an HTTP thread. 0, or -ENOMEM (the server answers
+     * 500). Must not block on a lock a FUSE reader or fetch worker holds. */
+    int (*page)(void *arg, enum admin_page page, struct admin_reply *out);
+    /* One liveness probe on the watchdog thread; may block (a hung mount):
+     * true when the mount answered. NULL: /health/live reports only that
+     * the process answers. */
+    bool (*probe)(void *arg);
+    void *arg;
+};
+
+/* A parsed listen address. */
+enum admin_family { ADMIN_NONE, ADMIN_UNIX, ADMIN_TCP };
+struct admin_addr {
+    enum admin_family family;
+    char path[108];            /* ADMIN_UNIX: absolute socket path */
+    char host[64];             /* ADMIN_TCP: numeric IPv4 or IPv6 (no brackets) */
+    unsigned port;             /* ADMIN_TCP: 1..65535 */
+    bool loopback;             /* 127.0.0.0/8 or ::1 (and always for ADMIN_UNIX) */
+};
+
+/* Parse "unix:/abs/path", "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"
+ * or "none". 0, or -EINVAL with err saying what is wrong (no file
+ * position: the caller adds it). Numeric hosts only: no name lookup. */
+int admin_addr_parse(const char *text, struct admin_addr *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* What to listen on: override (--admin ADDR; may be NULL), else the
+ * configuration's "admin", else ADMIN_DEFAULT_LISTEN when want_default
+ * (the caller decides: root, and the host's main broker or PID 1), else
+ * none. *from_default is set when the default was taken (a default
+ * socket another broker holds is a warning, not an error). 0 or -EINVAL
+ * with err. */
+int admin_resolve(const struct cfg_admin *conf, const char *override, bool want_default,
+                  struct admin_addr *out, bool *from_default, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+struct admin;
+
+/* Listen on addr and serve. For ADMIN_UNIX: the socket's folder is
+ * created 0755 when only the last level is missing and refused when
+ * group- or world-writable without the sticky bit or owned by another
+ * user than us or root; a stale socket (nobody answers) is replaced; a
+ * live one is -EADDRINUSE; the socket gets conf's mode and group. A
+ * non-loopback address without conf->allow_remote, or allow_remote
+ * without token_file, is -EINVAL. The token file (conf->token_file) is
+ * read once here into secure memory: one line, 16..4096 bytes. conf is
+ * borrowed for this call only. *out is new; ADMIN_NONE gives *out NULL
+ * and 0. 0 or a negative errno with err. */
+int admin_start(const struct admin_addr *addr, const struct cfg_admin *conf,
+                const struct admin_handlers *h, struct admin **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The address actually bound ("unix:/run/...", "127.0.0.1:40123" when the
+ * port was 0), for the log line and tests. */
+const char *admin_bound(const struct admin *a);
+/* Stop serving (waits for requests in flight, at most ADMIN_REQUEST_MS),
+ * join the watchdog, remove the socket, wipe the token. NULL: no-op. */
+void admin_stop(struct admin *a);
+
+/* The client side (`runsecrets status`, `runsecrets health`): GET path
+ * from addr with an optional bearer token (borrowed), at most timeout_ms
+ * overall. *status is the HTTP status, *body new (NUL-terminated; free).
+ * 0, or a negative errno with err (cannot connect: -ECONNREFUSED,
+ * -ENOENT; timeout: -ETIMEDOUT). */
+int admin_get(const struct admin_addr *addr, const char *path, const char *token,
+              long timeout_ms, int *status, char **body, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif
