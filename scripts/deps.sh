@@ -5,6 +5,8 @@ set -euo pipefail
 
 PKGS=(meson ninja-build pkg-config gcc libc6-dev
       libsodium-dev libcurl4-openssl-dev libssl-dev libjansson-dev libfuse3-dev fuse3 check
+      libmicrohttpd-dev               # the admin endpoint's HTTP server (broker/admin.c)
+      python3-prometheus-client       # its /metrics checked by Prometheus's own parser (/usr/bin/python3)
       python3 gdb util-linux procps
       clang libclang-rt-14-dev llvm    # the fuzz build: clang, libFuzzer, llvm-symbolizer
       # the container tests (tests/integration/containers.py): a private
