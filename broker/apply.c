@@ -174,6 +174,8 @@ int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen
     scheduler_pause(b->sched);
     paused = true;
     rc = store_new_from(next, p.backends, b->cache, b->store, p.carry, &st);
+    if (rc == 0 && b->metrics)
+        rc = store_bind_metrics(st, b->metrics);
     if (rc == 0 && b->fs)
         rc = fs_prepare(b->fs, st, &fr, err, errlen);
     if (rc == 0)
@@ -195,6 +197,11 @@ int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen
         p.built[i] = false;   /* the broker's now */
     scheduler_resume(b->sched);
     p.counts.ms = clock_elapsed_ms(&t0);
+    /* Only an allocation can fail here; the pages then list the previous
+     * configuration's secrets until the next reload, which is all. */
+    if (b->metrics && store_publish_metrics(st, b->metrics) < 0)
+        log_warn("metrics: out of memory: the admin pages list the previous "
+              "configuration's secrets");
     /* The kernel learns what went and what changed; the old generation
      * goes once no request uses it. Then nothing points to the old store
      * or to the retired backends any more. */

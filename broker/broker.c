@@ -6,7 +6,9 @@
 #include "backends/backend.h"
 #include "engine/cache.h"
 #include "engine/scheduler.h"
+#include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/secmem.h"
 #include "engine/store.h"
 #include "fuse/fs.h"
@@ -33,6 +35,8 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     int rc;
 
     memset(b, 0, sizeof(*b));
+    b->started_real_ms = clock_real_ms();
+    b->started_mono_ms = clock_mono_ms();
     b->cfg_flags = 0;
     b->config_path = strdup(config_path);
     if (!b->config_path) {
@@ -80,6 +84,10 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
     rc = scheduler_new(b->store, b->backends, b->cfg->n_backends, &b->sched);
     if (rc < 0)
         goto nomem;
+    b->metrics = metrics_new();
+    if (!b->metrics || store_bind_metrics(b->store, b->metrics) < 0 ||
+        store_publish_metrics(b->store, b->metrics) < 0)
+        goto nomem;
     return 0;
 nomem:
     rc = -ENOMEM;
@@ -94,6 +102,7 @@ void broker_close(struct broker *b)
     scheduler_free(b->sched);   /* first: its hooks reach the filesystem */
     fs_free(b->fs);
     store_free(b->store);
+    metrics_free(b->metrics);   /* after every store that wrote to it */
     secpool_free(b->pool);
     cache_free(b->cache);
     if (b->backends && b->cfg)

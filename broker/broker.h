@@ -49,6 +49,7 @@ struct secpool;
 struct fs;
 struct http_engine;
 struct broker;
+struct metrics;
 
 /* What a command adds to the lifecycle at fixed points (the host service,
  * service.h, is the one user): set by the command between broker_open and
@@ -135,6 +136,12 @@ struct broker {
     size_t ready_n;                /* entries of ready_seen */
     bool ready_reloading;          /* a reload runs: events wait for its recount */
     size_t ready_missing;          /* required secrets never served yet */
+
+    /* What the admin endpoint publishes (lib/metrics.h); made by
+     * broker_open, lives until broker_close, across reloads. */
+    struct metrics *metrics;
+    long long started_real_ms;     /* CLOCK_REALTIME at broker_open */
+    long long started_mono_ms;     /* CLOCK_MONOTONIC at broker_open */
 
     /* Written by broker_apply, read by its caller (the same thread). */
     struct broker_applied last_apply;

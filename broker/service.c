@@ -6,6 +6,7 @@
 #include "broker/signals.h"
 #include "engine/store.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/notify.h"
 
 #include <errno.h>
@@ -202,6 +203,7 @@ static void reload_once(struct broker *b)
     int rc = broker_reload(b, err, sizeof(err));
     unsigned long long t1 = notify_monotonic_usec();
     b->reload_attempts++;
+    metrics_reload_done(b->metrics, rc == 0);
     struct log_fields lf = {.path = b->config_path};
     if (rc == 0) {
         b->generation++;

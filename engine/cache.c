@@ -89,6 +89,11 @@ size_t cache_value_len(const struct cache_value *v)
     return v->len;
 }
 
+size_t cache_sealed_size(size_t len)
+{
+    return sizeof(struct cache_value) + len + CACHE_MACBYTES;
+}
+
 const unsigned char *cache_value_sealed(const struct cache_value *v, size_t *len)
 {
     *len = v->len + CACHE_MACBYTES;

@@ -35,6 +35,9 @@ int cache_unseal(const struct cache *c, const char *ad, const struct cache_value
     __attribute__((warn_unused_result));
 
 size_t cache_value_len(const struct cache_value *v);
+/* The memory a sealed value of len plaintext bytes takes (ciphertext, MAC,
+ * nonce, hash and header), for runsecrets_cache_bytes. */
+size_t cache_sealed_size(size_t len);
 /* The sealed bytes (ciphertext and MAC), borrowed; for tests and diagnostics. */
 const unsigned char *cache_value_sealed(const struct cache_value *v, size_t *len);
 /* True when both hold the same plaintext (keyed hash; no decryption). */

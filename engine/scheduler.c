@@ -26,6 +26,7 @@
 #include "backends/extract.h"
 #include "lib/log.h"
 #include "lib/clock.h"
+#include "lib/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -447,8 +448,79 @@ static bool group_serving(void *arg)
 /* Apply one fetch outcome (rc, r, msg) to every member of group gi and
  * return the milliseconds until its next attempt (sched_decide says which,
  * and what the members get). */
+/* The metrics of group gi's backend (NULL when the store is not bound). */
+static struct metrics_backend *group_metrics(const struct scheduler *sc, size_t gi)
+{
+    return store_backend_metrics(sc->st, store_cfg(sc->st, sc->groups[gi].members[0])->backend);
+}
+
+/* What the admin endpoint shows of a backend's login, after anything that
+ * may have logged in (a fetch, upkeep): published by the worker that did
+ * it, so a page never asks the backend (whose locks a login holds). */
+static void publish_auth(struct backend *be, struct metrics_backend *bm)
+{
+    if (!bm)
+        return;
+    struct backend_auth a;
+    backend_auth_status(be, &a);
+    atomic_store_explicit(&bm->auth_state, (int)a.state, memory_order_relaxed);
+    atomic_store_explicit(&bm->auth_expires_unix_ms, a.expires_unix_ms, memory_order_relaxed);
+    metrics_backend_method(bm, a.method);
+}
+
+/* Publish one fetch outcome of group gi (after its members were updated):
+ * the backend's counters, and each member's error, version, times. */
+static void publish_fetch(struct scheduler *sc, size_t gi, int rc, const struct fetch_result *r,
+                          enum sched_action action, long long delay_ms, double seconds)
+{
+    struct group *g = &sc->groups[gi];
+    struct metrics_backend *bm = group_metrics(sc, gi);
+    enum metrics_fetch what;
+    switch (action) {
+    case SCHED_SUCCESS:
+    case SCHED_HELD_BACK:
+        what = r->unchanged ? METRICS_FETCH_UNCHANGED : METRICS_FETCH_OK;
+        break;
+    case SCHED_UNCHANGED:
+        what = METRICS_FETCH_UNCHANGED;
+        break;
+    case SCHED_REMOVED:
+        what = METRICS_FETCH_NOT_FOUND;
+        break;
+    case SCHED_FAILURE:
+        what = METRICS_FETCH_ERROR;
+        break;
+    case SCHED_NOTHING:
+    default:
+        return;   /* cancelled by the stop: not an outcome */
+    }
+    metrics_fetch(bm, what, seconds);
+    if (bm)
+        /* Up: the service answered, whatever it said; down: no answer
+         * (transport, 5xx, 429), which is what retryable means. */
+        atomic_store_explicit(&bm->up, rc == 0 || action == SCHED_REMOVED || !r->retryable,
+                              memory_order_relaxed);
+    long long now = clock_mono_ms();
+    bool ok = action == SCHED_SUCCESS || action == SCHED_UNCHANGED;
+    for (size_t k = 0; k < g->n; k++) {
+        size_t idx = g->members[k];
+        struct metrics_secret *ms = store_metrics(sc->st, idx);
+        if (!ms)
+            continue;
+        metrics_secret_text(ms, sc->errors[idx], ok ? r->version : NULL);
+        atomic_store_explicit(&ms->last_attempt_ms, now, memory_order_relaxed);
+        atomic_store_explicit(&ms->next_ms, delay_ms >= 0 ? now + delay_ms : 0,
+                              memory_order_relaxed);
+        if (ok && !r->unchanged)
+            atomic_store_explicit(&ms->lease_expiry_ms, r->valid_ms > 0 ? now + r->valid_ms : 0,
+                                  memory_order_relaxed);
+        else if (ok && r->valid_ms > 0)
+            atomic_store_explicit(&ms->lease_expiry_ms, now + r->valid_ms, memory_order_relaxed);
+    }
+}
+
 static long long apply_result(struct scheduler *sc, size_t gi, int rc, const struct fetch_result *r,
-                              char *msg, size_t msglen)
+                              char *msg, size_t msglen, double seconds)
 {
     struct group *g = &sc->groups[gi];
     struct group_at at = {.sc = sc, .g = g};
@@ -494,6 +566,7 @@ static long long apply_result(struct scheduler *sc, size_t gi, int rc, const str
     case SCHED_NOTHING:
         break;
     }
+    publish_fetch(sc, gi, rc, r, d.action, d.delay_ms, seconds);
     return d.delay_ms;
 }
 
@@ -511,8 +584,11 @@ static long long refresh_group(struct scheduler *sc, size_t gi)
         store_view(sc->st, g->members[k], &v);
         r.cached = r.cached && v.present;
     }
+    long long t0 = clock_mono_us();
     int rc = backend_fetch(g->backend, g->ref, &r, msg, sizeof(msg));
-    long long delay = apply_result(sc, gi, rc, &r, msg, sizeof(msg));
+    double seconds = (double)(clock_mono_us() - t0) / 1e6;
+    publish_auth(g->backend, group_metrics(sc, gi));
+    long long delay = apply_result(sc, gi, rc, &r, msg, sizeof(msg), seconds);
     fetch_result_cleanup(&r);   /* wipes the plaintext */
     return delay;
 }
@@ -605,9 +681,14 @@ static void run_batch(struct scheduler *sc, size_t bi)
             refs[k] = sc->groups[bt->groups[k]].ref;
             fetch_result_init(&outs[k], backend_max_value(bt->backend));
         }
+        long long t0 = clock_mono_us();
         (void)backend_fetch_many(bt->backend, refs, n, outs, rcs, errs);
+        /* One request for the lot: one observation of its time. */
+        double seconds = (double)(clock_mono_us() - t0) / 1e6;
+        publish_auth(bt->backend, group_metrics(sc, bt->groups[0]));
         for (size_t k = 0; k < n; k++) {
-            delays[k] = apply_result(sc, bt->groups[k], rcs[k], &outs[k], errs[k], BACKEND_ERR_MAX);
+            delays[k] = apply_result(sc, bt->groups[k], rcs[k], &outs[k], errs[k], BACKEND_ERR_MAX,
+                                     k == 0 ? seconds : -1);
             fetch_result_cleanup(&outs[k]);   /* wipes the plaintext */
         }
     }
@@ -662,8 +743,14 @@ static void run_worker(struct scheduler *sc, struct pool *p)
             pthread_cond_broadcast(&sc->idle);
             continue;
         }
-        long long delay = item < sc->ng ? refresh_group(sc, item)
-                                        : backend_maintain(sc->backends[item - sc->ng]);
+        long long delay;
+        if (item < sc->ng) {
+            delay = refresh_group(sc, item);
+        } else {
+            delay = backend_maintain(sc->backends[item - sc->ng]);
+            publish_auth(sc->backends[item - sc->ng],
+                         store_backend_metrics(sc->st, item - sc->ng));
+        }
 
         pthread_mutex_lock(&sc->lock);
         struct item *it = &sc->items[item];

@@ -2,6 +2,7 @@
 #include "engine/store.h"
 #include "backends/backend.h"
 #include "lib/clock.h"
+#include "lib/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,12 +20,20 @@ struct secret {
     struct timespec changed;       /* CLOCK_REALTIME of the last value change */
     bool expired_logged;
     bool settled;                  /* first fetch attempt finished; under store->settle_lock */
+    struct metrics_secret *m;      /* NULL until bound; its mirror written under lock */
 };
+
+_Static_assert((int)SECRET_ABSENT == METRICS_ABSENT && (int)SECRET_FRESH == METRICS_FRESH &&
+               (int)SECRET_STALE == METRICS_STALE && (int)SECRET_EXPIRED == METRICS_EXPIRED,
+               "a store publishes its state by value");
 
 struct store {
     struct cache *cache;           /* borrowed */
+    const struct config *cfg;      /* borrowed */
+    struct backend **backends;     /* borrowed; NULL in some unit tests */
     struct secret *secrets;
     size_t n;
+    struct metrics_backend **bm;   /* per cfg->backends; NULL until bound */
     pthread_mutex_t settle_lock;   /* guards every secret's settled flag */
 };
 
@@ -60,6 +69,8 @@ int store_new(const struct config *cfg, struct backend **backends, struct cache 
     if (!s)
         return -ENOMEM;
     s->cache = cache;
+    s->cfg = cfg;
+    s->backends = backends;
     s->secrets = calloc(cfg->n_secrets + 1, sizeof(*s->secrets));
     if (!s->secrets) {
         free(s);
@@ -120,8 +131,30 @@ void store_free(struct store *s)
         pthread_mutex_destroy(&s->secrets[i].lock);
     }
     free(s->secrets);
+    free(s->bm);
     pthread_mutex_destroy(&s->settle_lock);
     free(s);
+}
+
+static long long ts_ms(const struct timespec *t)
+{
+    return (long long)t->tv_sec * 1000 + t->tv_nsec / 1000000;
+}
+
+/* Publish sec's state to its metrics. Called with sec->lock held (its
+ * only writer). */
+static void mirror(const struct secret *sec)
+{
+    struct metrics_secret *m = sec->m;
+    if (!m)
+        return;
+    atomic_store_explicit(&m->state, (int)sec->state, memory_order_relaxed);
+    atomic_store_explicit(&m->size, sec->value ? (long long)cache_value_len(sec->value) : -1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->last_success_ms,
+                          sec->last_success.tv_sec || sec->last_success.tv_nsec
+                              ? ts_ms(&sec->last_success) : 0,
+                          memory_order_relaxed);
 }
 
 /* Called with sec->lock held. */
@@ -183,6 +216,7 @@ int store_update(struct store *s, size_t idx, const void *pt, size_t len, enum s
     sec->state = SECRET_FRESH;
     sec->expired_logged = false;
     clock_gettime(CLOCK_MONOTONIC, &sec->last_success);
+    mirror(sec);
     pthread_mutex_unlock(&sec->lock);
     cache_value_unref(old);
     return 0;
@@ -195,6 +229,7 @@ bool store_remove(struct store *s, size_t idx)
     struct cache_value *old = sec->value;
     sec->value = NULL;
     sec->state = SECRET_ABSENT;
+    mirror(sec);
     pthread_mutex_unlock(&sec->lock);
     cache_value_unref(old);   /* open files keep their own reference */
     return old != NULL;
@@ -206,6 +241,7 @@ enum secret_state store_fail(struct store *s, size_t idx)
     pthread_mutex_lock(&sec->lock);
     if (sec->value)
         sec->state = past_max_stale(sec) ? SECRET_EXPIRED : SECRET_STALE;
+    mirror(sec);
     enum secret_state st = sec->state;
     pthread_mutex_unlock(&sec->lock);
     return st;
@@ -218,6 +254,7 @@ bool store_check_expiry(struct store *s, size_t idx)
     pthread_mutex_lock(&sec->lock);
     if (sec->value && past_max_stale(sec)) {
         sec->state = SECRET_EXPIRED;
+        mirror(sec);
         if (!sec->expired_logged) {
             sec->expired_logged = true;
             now_expired = true;
@@ -238,6 +275,7 @@ bool store_touch(struct store *s, size_t idx, enum store_change *change)
         sec->state = SECRET_FRESH;
         sec->expired_logged = false;
         clock_gettime(CLOCK_MONOTONIC, &sec->last_success);
+        mirror(sec);
     }
     pthread_mutex_unlock(&sec->lock);
     return had;
@@ -247,6 +285,8 @@ void store_settle(struct store *s, size_t idx)
 {
     pthread_mutex_lock(&s->settle_lock);
     s->secrets[idx].settled = true;
+    if (s->secrets[idx].m)
+        atomic_store_explicit(&s->secrets[idx].m->settled, true, memory_order_relaxed);
     pthread_mutex_unlock(&s->settle_lock);
 }
 
@@ -267,6 +307,65 @@ const char *secret_state_name(enum secret_state st)
     case SECRET_EXPIRED: return "expired";
     }
     return "unknown";
+}
+
+int store_bind_metrics(struct store *s, struct metrics *m)
+{
+    size_t nb = s->cfg->n_backends;
+    struct metrics_backend **bm = calloc(nb + 1, sizeof(*bm));
+    if (!bm)
+        return -ENOMEM;
+    for (size_t i = 0; i < nb; i++) {
+        bm[i] = metrics_backend_get(m, s->cfg->backends[i].name);
+        if (!bm[i]) {
+            free(bm);
+            return -ENOMEM;
+        }
+        atomic_store(&bm[i]->type, backend_conf_type(s->cfg->backends[i].conf));
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        struct secret *sec = &s->secrets[i];
+        struct metrics_secret *ms = metrics_secret_get(m, sec->cfg->name);
+        if (!ms) {
+            free(bm);
+            return -ENOMEM;
+        }
+        atomic_store(&ms->required, sec->cfg->required);
+        atomic_store(&ms->max_stale_ms, sec->cfg->attrs.max_stale);
+        atomic_store(&ms->backend, bm[sec->cfg->backend]);
+        pthread_mutex_lock(&sec->lock);
+        sec->m = ms;
+        mirror(sec);
+        pthread_mutex_unlock(&sec->lock);
+        atomic_store(&ms->settled, store_settled(s, i));
+    }
+    free(s->bm);
+    s->bm = bm;
+    return 0;
+}
+
+int store_publish_metrics(struct store *s, struct metrics *m)
+{
+    if (!s->bm)
+        return 0;   /* never bound */
+    struct metrics_secret **list = calloc(s->n + 1, sizeof(*list));
+    if (!list)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n; i++)
+        list[i] = s->secrets[i].m;
+    int rc = metrics_publish(m, list, s->n, s->bm, s->cfg->n_backends);
+    free(list);
+    return rc;
+}
+
+struct metrics_secret *store_metrics(const struct store *s, size_t idx)
+{
+    return s->secrets[idx].m;
+}
+
+struct metrics_backend *store_backend_metrics(const struct store *s, size_t bi)
+{
+    return s->bm ? s->bm[bi] : NULL;
 }
 
 #ifdef UNITTEST

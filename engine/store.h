@@ -18,7 +18,12 @@
 #include "engine/cache.h"
 
 struct backend;
+struct metrics;
+struct metrics_secret;
+struct metrics_backend;
 
+/* The values of enum metrics_state (lib/metrics.h): a store publishes its
+ * state by value. */
 enum secret_state {
     SECRET_ABSENT,   /* never fetched, or gone at the backend: no file */
     SECRET_FRESH,    /* last refresh succeeded */
@@ -90,6 +95,19 @@ void store_settle(struct store *s, size_t idx);
 bool store_settled(struct store *s, size_t idx);
 
 const char *secret_state_name(enum secret_state st);
+
+/* Metrics (lib/metrics.h). store_bind_metrics finds (or makes) the objects
+ * of every secret and backend of s in m, publishes into them what s holds
+ * now (a reload's carried values) and from then on keeps the secrets'
+ * mirrors current; before a reload's swap, with the scheduler paused.
+ * store_publish_metrics makes s's secrets and backends the ones m lists
+ * (after the swap). Unbound, the accessors return NULL and every metrics
+ * write is a no-op. 0 or -ENOMEM. */
+int store_bind_metrics(struct store *s, struct metrics *m) __attribute__((warn_unused_result));
+int store_publish_metrics(struct store *s, struct metrics *m) __attribute__((warn_unused_result));
+struct metrics_secret *store_metrics(const struct store *s, size_t idx);
+/* The metrics of backend bi (an index of the configuration's backends). */
+struct metrics_backend *store_backend_metrics(const struct store *s, size_t bi);
 
 #ifdef UNITTEST
 /* Move secret idx's last success ms into the past (whole seconds). */

@@ -17,6 +17,7 @@
 #include "lib/secmem.h"
 #include "policy/policy.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -464,6 +465,7 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
         rc = -EROFS;
+        metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
         policy_audit_open(&subj, &obj, POLICY_DENY, rc);
         fuse_reply_err(req, -rc);
         return true;
@@ -479,6 +481,7 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
         }
     }
     if (d == POLICY_DENY) {
+        metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
         policy_audit_open(&subj, &obj, d, 0);
         fuse_reply_err(req, EACCES);
         return true;
@@ -528,6 +531,7 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
         rc = -ENOMEM;
     }
     if (rc < 0) {
+        metrics_read(store_metrics(g->st, node->secret), METRICS_READ_ERROR);
         policy_audit_open(subj, &obj, d, rc);
         free(of);
         fuse_reply_err(req, -rc);
@@ -545,6 +549,8 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
         open_untrack_free(fs, of);
         rc = -EINTR;
     }
+    metrics_read(store_metrics(g->st, node->secret),
+                 rc == 0 ? METRICS_READ_ALLOW : METRICS_READ_ERROR);
     /* Audit after replying: the log write stays off the caller's path. */
     policy_audit_open(subj, &obj, d, rc);
 }

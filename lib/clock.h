@@ -8,6 +8,10 @@
 
 /* CLOCK_MONOTONIC in milliseconds. */
 long long clock_mono_ms(void);
+/* CLOCK_MONOTONIC in microseconds (durations for metrics). */
+long long clock_mono_us(void);
+/* CLOCK_REALTIME in milliseconds (only for showing when something happened). */
+long long clock_real_ms(void);
 /* Milliseconds since a CLOCK_MONOTONIC timestamp. */
 long long clock_elapsed_ms(const struct timespec *since);
 
