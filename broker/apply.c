@@ -201,7 +201,7 @@ int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen
      * configuration's secrets until the next reload, which is all. */
     if (b->metrics && store_publish_metrics(st, b->metrics) < 0)
         log_warn("metrics: out of memory: the admin pages list the previous "
-              "configuration's secrets");
+                 "configuration's secrets");
     /* The kernel learns what went and what changed; the old generation
      * goes once no request uses it. Then nothing points to the old store
      * or to the retired backends any more. */

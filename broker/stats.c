@@ -1,36 +1,575 @@
-/* stats.c - placeholder pages until the metrics land (same branch of work). */
+/* stats.c - the admin endpoint's pages, built from lib/metrics.h only.
+ *
+ * A page reads atomics and, under metrics.lock (which no FUSE thread or
+ * fetch worker ever takes), the published lists; it copies each secret's
+ * error text under that secret's text_lock, a leaf held for one copy. It
+ * never touches the store, the configuration or a backend, which a reload
+ * replaces under it: everything it shows was published into objects that
+ * live as long as the broker.
+ *
+ * Times: the store and scheduler publish CLOCK_MONOTONIC milliseconds (a
+ * clock step never makes a secret look stale); a page turns them into
+ * wall-clock time once, against one reading of both clocks.
+ */
 #include "broker/stats.h"
 #include "broker/broker.h"
+#include "backends/core/provider.h"
+#include "engine/cache.h"
+#include "fuse/mountns.h"
+#include "fuse/mountpoint.h"
+#include "lib/clock.h"
+#include "lib/duration.h"
+#include "lib/metrics.h"
+#include "rs_config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
-static int reply_text(struct admin_reply *out, int status, const char *type, const char *text)
+/* ---- a growing text buffer (no secret ever goes in) ---- */
+
+struct text {
+    char *p;
+    size_t len, cap;
+    bool failed;   /* an allocation failed: the page is a 500 */
+};
+
+static void text_reserve(struct text *t, size_t more)
 {
+    if (t->failed || t->len + more + 1 <= t->cap)
+        return;
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap < t->len + more + 1)
+        cap *= 2;
+    char *p = realloc(t->p, cap);
+    if (!p) {
+        t->failed = true;
+        return;
+    }
+    t->p = p;
+    t->cap = cap;
+}
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        t->failed = true;
+        return;
+    }
+    text_reserve(t, (size_t)n);
+    if (t->failed)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* A Prometheus label value (text format 0.0.4: backslash, quote, newline). */
+static void text_label(struct text *t, const char *v)
+{
+    char buf[1024];
+    size_t off = 0;
+    metrics_escape_label(buf, sizeof(buf), &off, v);
+    text_add(t, "%s", buf);
+}
+
+/* A JSON string, quoted. */
+static void text_json(struct text *t, const char *v)
+{
+    text_reserve(t, strlen(v) * 6 + 2);
+    if (t->failed)
+        return;
+    t->p[t->len++] = '"';
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            t->p[t->len++] = '\\';
+            t->p[t->len++] = (char)*c;
+        } else if (*c < 0x20 || *c == 0x7f) {
+            t->len += (size_t)snprintf(t->p + t->len, 7, "\\u%04x", *c);
+        } else {
+            t->p[t->len++] = (char)*c;
+        }
+    }
+    t->p[t->len++] = '"';
+    t->p[t->len] = '\0';
+}
+
+static int text_reply(struct text *t, struct admin_reply *out, int status, const char *type)
+{
+    if (t->failed || !t->p) {
+        free(t->p);
+        return -ENOMEM;
+    }
     out->status = status;
     out->content_type = type;
-    out->len = strlen(text);
-    out->body = malloc(out->len + 1);
-    if (!out->body)
-        return -ENOMEM;
-    memcpy(out->body, text, out->len + 1);
+    out->body = t->p;
+    out->len = t->len;
     return 0;
+}
+
+/* ---- one reading of a secret ---- */
+
+/* Both clocks, read once per page. */
+struct now {
+    long long mono, real;
+};
+
+static long long to_real(const struct now *n, long long mono_ms)
+{
+    return n->real - (n->mono - mono_ms);
+}
+
+static const char *const state_names[] = {"missing", "ok", "stale", "failing"};
+
+struct reading {
+    enum metrics_state state;   /* METRICS_EXPIRED also once past max_stale unseen */
+    long long size;             /* -1: none */
+    long long age_ms;           /* -1: never fetched */
+    long long last_attempt, next, lease;   /* CLOCK_MONOTONIC ms; 0: none */
+    bool settled, required;
+    struct metrics_backend *backend;
+    char error[METRICS_ERROR_MAX];
+    char version[METRICS_VERSION_MAX];
+};
+
+static void read_secret(struct metrics_secret *s, const struct now *n, struct reading *r)
+{
+    r->state = (enum metrics_state)atomic_load_explicit(&s->state, memory_order_relaxed);
+    r->size = atomic_load_explicit(&s->size, memory_order_relaxed);
+    long long ok = atomic_load_explicit(&s->last_success_ms, memory_order_relaxed);
+    r->age_ms = ok ? n->mono - ok : -1;
+    r->last_attempt = atomic_load_explicit(&s->last_attempt_ms, memory_order_relaxed);
+    r->next = atomic_load_explicit(&s->next_ms, memory_order_relaxed);
+    r->lease = atomic_load_explicit(&s->lease_expiry_ms, memory_order_relaxed);
+    r->settled = atomic_load_explicit(&s->settled, memory_order_relaxed);
+    r->required = atomic_load_explicit(&s->required, memory_order_relaxed);
+    r->backend = atomic_load_explicit(&s->backend, memory_order_relaxed);
+    /* The store decides "past max_stale" when something asks; a page asks
+     * too, so a secret nobody opened still shows failing in time. */
+    long long max_stale = atomic_load_explicit(&s->max_stale_ms, memory_order_relaxed);
+    if (r->size >= 0 && r->age_ms > max_stale && r->state != METRICS_ABSENT)
+        r->state = METRICS_EXPIRED;
+    metrics_secret_text_get(s, r->error, sizeof(r->error), r->version, sizeof(r->version));
+}
+
+/* What /health says of a secret that is not ok ("stale 5m12s: ..."). */
+static void health_line(const struct reading *r, char *out, size_t len)
+{
+    char age[32] = "";
+    if (r->age_ms >= 0) {
+        age[0] = ' ';
+        duration_format(r->age_ms - r->age_ms % 1000, age + 1, sizeof(age) - 1);
+    }
+    const char *err = r->error[0] ? r->error : !r->settled ? "not fetched yet" : "no value";
+    snprintf(out, len, "%s%s: %s", state_names[r->state], r->state == METRICS_ABSENT ? "" : age,
+             err);
+}
+
+/* ---- /health ---- */
+
+static int page_health(struct broker *b, struct admin_reply *out)
+{
+    struct metrics_view v;
+    struct now n = {clock_mono_ms(), clock_real_ms()};
+    struct text t = {0};
+    struct reading *r = malloc(sizeof(*r));
+    size_t bad = 0;
+    if (!r)
+        return -ENOMEM;
+    metrics_view_begin(b->metrics, &v);
+    for (size_t i = 0; i < v.n; i++) {
+        read_secret(v.secrets[i], &n, r);
+        if (!r->required || r->state == METRICS_FRESH)
+            continue;
+        char line[METRICS_ERROR_MAX + 64];
+        health_line(r, line, sizeof(line));
+        text_add(&t, "%s", bad++ ? "," : "{\"status\":\"degraded\",\"secrets\":{");
+        text_json(&t, v.secrets[i]->name);
+        text_add(&t, ":");
+        text_json(&t, line);
+    }
+    metrics_view_end(b->metrics);
+    free(r);
+    if (bad)
+        text_add(&t, "}}\n");
+    else
+        text_add(&t, "{\"status\":\"ok\"}\n");
+    return text_reply(&t, out, bad ? 503 : 200, "application/json");
+}
+
+/* ---- /metrics ---- */
+
+static void head(struct text *t, const char *name, const char *type, const char *help)
+{
+    text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* "runsecrets_x{secret=\"NAME\"" (the caller closes the braces). */
+static void series(struct text *t, const char *metric, const char *label, const char *value)
+{
+    text_add(t, "%s{%s=\"", metric, label);
+    text_label(t, value);
+    text_add(t, "\"");
+}
+
+/* What /proc says of us. */
+struct proc {
+    long long rss, vsize, locked;   /* bytes; -1 unknown */
+    long long fds, max_fds;
+    double cpu_seconds, start_seconds;
+};
+
+static long long status_kb(const char *line, const char *key)
+{
+    size_t k = strlen(key);
+    if (strncmp(line, key, k) != 0)
+        return -1;
+    return strtoll(line + k, NULL, 10) * 1024;
+}
+
+static void read_proc(struct proc *p, const struct broker *b)
+{
+    p->rss = p->vsize = p->locked = p->fds = p->max_fds = -1;
+    p->cpu_seconds = -1;
+    p->start_seconds = (double)b->started_real_ms / 1000.0;
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    while (f && fgets(line, sizeof(line), f)) {
+        long long v;
+        if ((v = status_kb(line, "VmRSS:")) >= 0)
+            p->rss = v;
+        else if ((v = status_kb(line, "VmSize:")) >= 0)
+            p->vsize = v;
+        else if ((v = status_kb(line, "VmLck:")) >= 0)
+            p->locked = v;
+    }
+    if (f)
+        fclose(f);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        p->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        p->max_fds = (long long)rl.rlim_cur;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long long n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            n += e->d_name[0] != '.';
+        closedir(d);
+        p->fds = n - 1;   /* not the one opendir holds */
+    }
+}
+
+static const char *const read_names[METRICS_READ_N] = {"allow", "deny", "error"};
+static const char *const fetch_names[METRICS_FETCH_N] = {"ok", "unchanged", "not_found", "error"};
+
+static void metrics_secrets(struct text *t, const struct metrics_view *v, const struct now *n,
+                            struct reading *r, long long *cache_bytes)
+{
+    head(t, "runsecrets_reads_total", "counter",
+         "Opens of a secret's file by outcome: allow (served), deny (refused by the access "
+         "check), error (no value to serve).");
+    for (size_t i = 0; i < v->n; i++)
+        for (int k = 0; k < METRICS_READ_N; k++) {
+            series(t, "runsecrets_reads_total", "secret", v->secrets[i]->name);
+            text_add(t, ",result=\"%s\"} %llu\n", read_names[k],
+                     atomic_load_explicit(&v->secrets[i]->reads[k], memory_order_relaxed));
+        }
+    head(t, "runsecrets_opens_total", "counter",
+         "Opens of secret files, every outcome, every secret ever configured.");
+    text_add(t, "runsecrets_opens_total %llu\n", v->opens);
+
+    struct text age = {0}, stale = {0}, present = {0}, lease = {0};
+    for (size_t i = 0; i < v->n; i++) {
+        const char *name = v->secrets[i]->name;
+        read_secret(v->secrets[i], n, r);
+        if (r->size >= 0)
+            *cache_bytes += (long long)cache_sealed_size((size_t)r->size);
+        if (r->age_ms >= 0) {
+            series(&age, "runsecrets_secret_age_seconds", "secret", name);
+            text_add(&age, "} %.3f\n", (double)r->age_ms / 1000.0);
+        }
+        series(&stale, "runsecrets_secret_stale", "secret", name);
+        text_add(&stale, "} %d\n", r->state == METRICS_STALE || r->state == METRICS_EXPIRED);
+        series(&present, "runsecrets_secret_present", "secret", name);
+        text_add(&present, "} %d\n", r->state != METRICS_ABSENT && r->state != METRICS_EXPIRED);
+        if (r->lease) {
+            series(&lease, "runsecrets_lease_expiry_timestamp_seconds", "secret", name);
+            text_add(&lease, "} %.3f\n", (double)to_real(n, r->lease) / 1000.0);
+        }
+    }
+    head(t, "runsecrets_secret_age_seconds", "gauge",
+         "Seconds since the value served was last fetched or confirmed.");
+    text_add(t, "%s", age.p ? age.p : "");
+    head(t, "runsecrets_secret_stale", "gauge",
+         "1 while refreshes fail: the value served is stale, or withheld past max_stale.");
+    text_add(t, "%s", stale.p ? stale.p : "");
+    head(t, "runsecrets_secret_present", "gauge",
+         "1 while the secret's file serves a value.");
+    text_add(t, "%s", present.p ? present.p : "");
+    head(t, "runsecrets_lease_expiry_timestamp_seconds", "gauge",
+         "When the value's lease or TTL ends (Unix time), for values that have one.");
+    text_add(t, "%s", lease.p ? lease.p : "");
+    t->failed = t->failed || age.failed || stale.failed || present.failed || lease.failed;
+    free(age.p);
+    free(stale.p);
+    free(present.p);
+    free(lease.p);
+}
+
+static void metrics_backends(struct text *t, const struct metrics_view *v, const struct now *n)
+{
+    head(t, "runsecrets_fetches_total", "counter",
+         "Fetches by backend and outcome: ok (a value), unchanged (the value served is still "
+         "current), not_found, error.");
+    for (size_t i = 0; i < v->nb; i++)
+        for (int k = 0; k < METRICS_FETCH_N; k++) {
+            series(t, "runsecrets_fetches_total", "backend", v->backends[i]->name);
+            text_add(t, ",result=\"%s\"} %llu\n", fetch_names[k],
+                     atomic_load_explicit(&v->backends[i]->fetches[k], memory_order_relaxed));
+        }
+    head(t, "runsecrets_fetch_duration_seconds", "histogram",
+         "Time of one request to a backend (a batch counts once).");
+    for (size_t i = 0; i < v->nb; i++) {
+        struct metrics_backend *bm = v->backends[i];
+        unsigned long long count = atomic_load_explicit(&bm->count, memory_order_acquire);
+        unsigned long long cum = 0;
+        for (int k = 0; k < METRICS_BUCKETS; k++) {
+            cum += atomic_load_explicit(&bm->buckets[k], memory_order_relaxed);
+            series(t, "runsecrets_fetch_duration_seconds_bucket", "backend", bm->name);
+            text_add(t, ",le=\"%g\"} %llu\n", metrics_bucket_bounds[k], cum < count ? cum : count);
+        }
+        series(t, "runsecrets_fetch_duration_seconds_bucket", "backend", bm->name);
+        text_add(t, ",le=\"+Inf\"} %llu\n", count);
+        series(t, "runsecrets_fetch_duration_seconds_sum", "backend", bm->name);
+        text_add(t, "} %.6f\n",
+                 (double)atomic_load_explicit(&bm->sum_us, memory_order_relaxed) / 1e6);
+        series(t, "runsecrets_fetch_duration_seconds_count", "backend", bm->name);
+        text_add(t, "} %llu\n", count);
+    }
+    head(t, "runsecrets_backend_up", "gauge",
+         "1 when the backend answered the last fetch (whatever it said), 0 when it did not; "
+         "absent before the first fetch.");
+    for (size_t i = 0; i < v->nb; i++) {
+        int up = atomic_load_explicit(&v->backends[i]->up, memory_order_relaxed);
+        if (up < 0)
+            continue;
+        series(t, "runsecrets_backend_up", "backend", v->backends[i]->name);
+        text_add(t, "} %d\n", up);
+    }
+    head(t, "runsecrets_token_expiry_timestamp_seconds", "gauge",
+         "When the backend's login token or credentials end (Unix time), when known.");
+    for (size_t i = 0; i < v->nb; i++) {
+        long long e = atomic_load_explicit(&v->backends[i]->auth_expires_unix_ms,
+                                           memory_order_relaxed);
+        if (e <= 0)
+            continue;
+        series(t, "runsecrets_token_expiry_timestamp_seconds", "backend", v->backends[i]->name);
+        text_add(t, "} %.3f\n", (double)e / 1000.0);
+    }
+    (void)n;
+}
+
+static int page_metrics(struct broker *b, struct admin_reply *out)
+{
+    struct metrics_view v;
+    struct now n = {clock_mono_ms(), clock_real_ms()};
+    struct text t = {0};
+    struct reading *r = malloc(sizeof(*r));
+    struct proc p;
+    long long cache_bytes = 0;
+    if (!r)
+        return -ENOMEM;
+    read_proc(&p, b);   /* before the lock: /proc reads are slow */
+
+    head(&t, "runsecrets_build_info", "gauge", "The version running; always 1.");
+    text_add(&t, "runsecrets_build_info{version=\"");
+    text_label(&t, RS_VERSION);
+    text_add(&t, "\"} 1\n");
+    metrics_view_begin(b->metrics, &v);
+    metrics_secrets(&t, &v, &n, r, &cache_bytes);
+    metrics_backends(&t, &v, &n);
+    unsigned long long ok = v.reloads_ok, failed = v.reloads_failed;
+    metrics_view_end(b->metrics);
+    free(r);
+
+    head(&t, "runsecrets_reload_total", "counter", "Configuration reloads by outcome.");
+    text_add(&t, "runsecrets_reload_total{result=\"ok\"} %llu\n", ok);
+    text_add(&t, "runsecrets_reload_total{result=\"failed\"} %llu\n", failed);
+    head(&t, "runsecrets_cache_bytes", "gauge",
+         "Memory of the sealed (encrypted) values served, headers included.");
+    text_add(&t, "runsecrets_cache_bytes %lld\n", cache_bytes);
+    if (p.locked >= 0) {
+        head(&t, "runsecrets_secure_memory_bytes", "gauge",
+             "Locked memory (VmLck): keys, plaintext being served, guard pages.");
+        text_add(&t, "runsecrets_secure_memory_bytes %lld\n", p.locked);
+    }
+    if (p.rss >= 0) {
+        head(&t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        text_add(&t, "process_resident_memory_bytes %lld\n", p.rss);
+    }
+    if (p.vsize >= 0) {
+        head(&t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        text_add(&t, "process_virtual_memory_bytes %lld\n", p.vsize);
+    }
+    if (p.fds >= 0) {
+        head(&t, "process_open_fds", "gauge", "Number of open file descriptors.");
+        text_add(&t, "process_open_fds %lld\n", p.fds);
+    }
+    if (p.max_fds >= 0) {
+        head(&t, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        text_add(&t, "process_max_fds %lld\n", p.max_fds);
+    }
+    if (p.cpu_seconds >= 0) {
+        head(&t, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.");
+        text_add(&t, "process_cpu_seconds_total %.3f\n", p.cpu_seconds);
+    }
+    head(&t, "process_start_time_seconds", "gauge", "Start time of the process (Unix time).");
+    text_add(&t, "process_start_time_seconds %.3f\n", p.start_seconds);
+    return text_reply(&t, out, 200, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* ---- /status ---- */
+
+/* ,"key":"2026-12-02T12:00:00.000Z" for a wall-clock time; null for 0. */
+static void json_real_time(struct text *t, const char *key, long long real)
+{
+    if (real <= 0) {
+        text_add(t, ",\"%s\":null", key);
+        return;
+    }
+    time_t sec = (time_t)(real / 1000);
+    struct tm tm;
+    char buf[64];
+    gmtime_r(&sec, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    text_add(t, ",\"%s\":\"%s.%03lldZ\"", key, buf, real % 1000);
+}
+
+/* The same for a CLOCK_MONOTONIC time (0: null). */
+static void json_time(struct text *t, const char *key, const struct now *n, long long mono_ms)
+{
+    json_real_time(t, key, mono_ms ? to_real(n, mono_ms) : 0);
+}
+
+static const char *const auth_names[] = {"none", "pending", "ok", "failing"};
+
+static int page_status(struct broker *b, struct admin_reply *out)
+{
+    struct metrics_view v;
+    struct now n = {clock_mono_ms(), clock_real_ms()};
+    struct text t = {0};
+    struct reading *r = malloc(sizeof(*r));
+    bool healthy = true;
+    if (!r)
+        return -ENOMEM;
+
+    text_add(&t, "{\"version\":");
+    text_json(&t, RS_VERSION);
+    text_add(&t, ",\"pid\":%ld", (long)getpid());
+    json_time(&t, "started", &n, b->started_mono_ms);
+    text_add(&t, ",\"uptime_seconds\":%.3f", (double)(n.mono - b->started_mono_ms) / 1000.0);
+    metrics_view_begin(b->metrics, &v);
+    text_add(&t, ",\"generation\":%llu,\"secrets\":[", v.reloads_ok);
+    for (size_t i = 0; i < v.n; i++) {
+        read_secret(v.secrets[i], &n, r);
+        healthy = healthy && (!r->required || r->state == METRICS_FRESH);
+        text_add(&t, "%s{\"name\":", i ? "," : "");
+        text_json(&t, v.secrets[i]->name);
+        text_add(&t, ",\"backend\":");
+        text_json(&t, r->backend ? r->backend->name : "");
+        text_add(&t, ",\"required\":%s,\"state\":\"%s\"", r->required ? "true" : "false",
+                 state_names[r->state]);
+        if (r->version[0]) {
+            text_add(&t, ",\"version\":");
+            text_json(&t, r->version);
+        } else {
+            text_add(&t, ",\"version\":null");
+        }
+        if (r->size >= 0)
+            text_add(&t, ",\"size\":%lld", r->size);
+        else
+            text_add(&t, ",\"size\":null");
+        if (r->age_ms >= 0)
+            text_add(&t, ",\"age_seconds\":%.3f", (double)r->age_ms / 1000.0);
+        else
+            text_add(&t, ",\"age_seconds\":null");
+        json_time(&t, "last_fetch", &n, r->last_attempt);
+        json_time(&t, "last_success", &n, r->age_ms >= 0 ? n.mono - r->age_ms : 0);
+        json_time(&t, "next_fetch", &n, r->next);
+        if (r->next)
+            text_add(&t, ",\"next_fetch_in_seconds\":%.3f", (double)(r->next - n.mono) / 1000.0);
+        else
+            text_add(&t, ",\"next_fetch_in_seconds\":null");
+        json_time(&t, "lease_expiry", &n, r->lease);
+        text_add(&t, ",\"error\":");
+        if (r->error[0])
+            text_json(&t, r->error);
+        else if (r->state == METRICS_ABSENT && !r->settled)
+            text_json(&t, "not fetched yet");
+        else
+            text_add(&t, "null");
+        text_add(&t, "}");
+    }
+    text_add(&t, "],\"backends\":[");
+    for (size_t i = 0; i < v.nb; i++) {
+        struct metrics_backend *bm = v.backends[i];
+        int up = atomic_load_explicit(&bm->up, memory_order_relaxed);
+        int auth = atomic_load_explicit(&bm->auth_state, memory_order_relaxed);
+        long long exp = atomic_load_explicit(&bm->auth_expires_unix_ms, memory_order_relaxed);
+        unsigned long long total = 0;
+        for (int k = 0; k < METRICS_FETCH_N; k++)
+            total += atomic_load_explicit(&bm->fetches[k], memory_order_relaxed);
+        char method[METRICS_METHOD_MAX];
+        metrics_backend_method_get(bm, method, sizeof(method));
+        text_add(&t, "%s{\"name\":", i ? "," : "");
+        text_json(&t, bm->name);
+        text_add(&t, ",\"type\":");
+        text_json(&t, atomic_load_explicit(&bm->type, memory_order_relaxed));
+        text_add(&t, ",\"up\":%s,\"auth\":\"%s\",\"auth_method\":",
+                 up < 0 ? "null" : up ? "true" : "false",
+                 auth >= 0 && auth <= BACKEND_AUTH_FAILING ? auth_names[auth] : "none");
+        if (method[0])
+            text_json(&t, method);
+        else
+            text_add(&t, "null");
+        /* The token's end is wall-clock already (the backend's word). */
+        json_real_time(&t, "token_expiry", exp);
+        text_add(&t, ",\"fetches\":%llu,\"failures\":%llu}", total,
+                 atomic_load_explicit(&bm->fetches[METRICS_FETCH_ERROR], memory_order_relaxed));
+    }
+    metrics_view_end(b->metrics);
+    free(r);
+    text_add(&t, "],\"healthy\":%s}\n", healthy ? "true" : "false");
+    return text_reply(&t, out, 200, "application/json");
 }
 
 int stats_page(void *arg, enum admin_page page, struct admin_reply *out)
 {
-    (void)arg;
+    struct broker *b = arg;
+    memset(out, 0, sizeof(*out));
     switch (page) {
     case ADMIN_PAGE_HEALTH:
-        return reply_text(out, 200, "application/json", "{\"status\":\"ok\"}\n");
+        return page_health(b, out);
     case ADMIN_PAGE_METRICS:
-        return reply_text(out, 200, "text/plain; version=0.0.4; charset=utf-8",
-                          "# TYPE runsecrets_up gauge\nrunsecrets_up 1\n");
+        return page_metrics(b, out);
     case ADMIN_PAGE_STATUS:
-        return reply_text(out, 200, "application/json",
-                          "{\"healthy\":true,\"secrets\":[],\"backends\":[]}\n");
+        return page_status(b, out);
     }
     return -EINVAL;
 }
@@ -38,6 +577,10 @@ int stats_page(void *arg, enum admin_page page, struct admin_reply *out)
 bool stats_probe(void *arg)
 {
     struct broker *b = arg;
-    struct stat st;
-    return b->mountpoint[0] && stat(b->mountpoint, &st) == 0;
+    char err[512];
+    if (!b->mountpoint[0])
+        return false;
+    if (b->mount_ns)
+        return mountns_probe(b->mount_ns, b->mountpoint, err, sizeof(err)) == 0;
+    return mountpoint_probe(b->mountpoint, err, sizeof(err)) == 0;
 }

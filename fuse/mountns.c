@@ -257,6 +257,26 @@ int mountns_prepare(const struct mountns *ns, const char *path, char *resolved, 
     return 0;
 }
 
+struct probe_arg {
+    const char *path;
+};
+
+static int probe_step(void *arg, struct report *r)
+{
+    const struct probe_arg *a = arg;
+    return mountpoint_probe(a->path, r->msg, sizeof(r->msg));
+}
+
+int mountns_probe(const struct mountns *ns, const char *mountpoint, char *err, size_t errlen)
+{
+    struct report r;
+    struct probe_arg a = {.path = mountpoint};
+    int rc = run_in(ns, probe_step, &a, &r, err, errlen);
+    if (rc == 0 && r.rc < 0)
+        snprintf(err, errlen, "%s", r.msg);
+    return rc < 0 ? rc : r.rc;
+}
+
 struct mount_arg {
     const char *source, *mountpoint, *fstype, *data;
     unsigned long flags;

@@ -63,5 +63,9 @@ int mountns_unmount(const struct mountns *ns, const char *mountpoint, bool *lazy
  * namespace of ns_fd and detaches mountpoint, and wait for it. Best effort:
  * a failure is ignored (the next broker detaches the stale mount). */
 void mountns_detach_async(int ns_fd, const char *mountpoint);
+/* mountpoint_probe (mountpoint.h) in ns, from a short-lived child. 0 or
+ * negative errno with err. */
+int mountns_probe(const struct mountns *ns, const char *mountpoint, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -179,5 +180,30 @@ int mountpoint_prepare(const char *path, char *resolved, size_t cap, bool *detac
         return -ENAMETOOLONG;
     }
     memcpy(resolved, canon, strlen(canon) + 1);
+    return 0;
+}
+
+/* linux/magic.h has no name for it. */
+#define FUSE_SUPER_MAGIC 0x65735546
+
+int mountpoint_probe(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    struct statfs sf;
+    int rc = fstatfs(fd, &sf) == 0 ? 0 : -errno;
+    close(fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (sf.f_type != FUSE_SUPER_MAGIC) {
+        snprintf(err, errlen, "%s: not mounted any more", path);
+        return -ENOTCONN;
+    }
     return 0;
 }

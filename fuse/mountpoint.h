@@ -16,4 +16,14 @@
 int mountpoint_prepare(const char *path, char *resolved, size_t cap, bool *detached, char *err,
                        size_t errlen) __attribute__((warn_unused_result));
 
+/* The admin watchdog's question (broker/admin.h): does the FUSE loop
+ * mounted at path still answer? Opens the directory (an OPENDIR request
+ * only the loop can answer: unlike a stat, the kernel never answers it
+ * from its cache) and checks it is a FUSE filesystem (not the directory
+ * beneath, after someone unmounted it). Blocks as long as the loop does.
+ * Logs nothing (mountns.c runs it in a child). 0 or negative errno with
+ * err. */
+int mountpoint_probe(const char *path, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif
