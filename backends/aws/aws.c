@@ -311,6 +311,11 @@ int aws_take_value(const json_t *v, const struct secret_ref *ref, struct fetch_r
         out->retryable = false;
         return rc;
     }
+    /* The version served, for /status: the answer's or the batch entry's
+     * VersionId (a UUID); anything else is not shown. */
+    const json_t *vid = json_object_get(v, "VersionId");
+    if (json_is_string(vid))
+        fetch_result_set_version(out, json_string_value(vid), json_string_length(vid));
     return 0;
 }
 
