@@ -568,6 +568,12 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
     free(batch_of);
 }
 
+static void aws_auth_status(void *ctx, struct backend_auth *out)
+{
+    struct aws *a = ctx;
+    aws_chain_status(a->chain, out);
+}
+
 /* "batch": false gives every secret its own worker and request. */
 static size_t aws_batch_max(void *ctx)
 {
@@ -586,4 +592,5 @@ const struct backend_ops backend_aws_ops = {
     .fetch = aws_fetch,
     .fetch_many = aws_fetch_many,
     .destroy = aws_destroy,
+    .auth_status = aws_auth_status,
 };
