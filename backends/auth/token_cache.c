@@ -30,11 +30,38 @@ struct token_cache {
     long long failed_wait_ms;        /* how long it stands: backoff or Retry-After */
     int failed_rc;
     char failed_err[TOKEN_CACHE_ERR_MAX];
+    long long expires_real_ms;       /* the token's end on the real clock; 0: none known */
+    /* Written under lock at each change of the above (publish), read
+     * without it (token_cache_status). */
+    struct auth_state status;
 };
 
 static long long now_of(const struct token_cache *tc)
 {
     return tc->conf.now_ms ? tc->conf.now_ms(tc->conf.arg) : clock_mono_ms();
+}
+
+static long long real_of(const struct token_cache *tc)
+{
+    return tc->conf.real_ms ? tc->conf.real_ms(tc->conf.arg) : auth_real_ms();
+}
+
+/* The token's life was just set: its end on the real clock. The cache's
+ * clock is monotonic (deadlines must not jump with the wall clock), so
+ * the end is carried over as the time left from this moment on both
+ * clocks. lock held. */
+static void life_set(struct token_cache *tc)
+{
+    tc->info.obtained_ms = now_of(tc);
+    tc->expires_real_ms = tc->info.life.ttl_ms > 0 ? real_of(tc) + tc->info.life.ttl_ms : 0;
+}
+
+/* Publish the state for token_cache_status. lock held. */
+static void publish(struct token_cache *tc)
+{
+    enum backend_auth_state st = tc->failed ? BACKEND_AUTH_FAILING
+                                 : tc->token ? BACKEND_AUTH_OK : BACKEND_AUTH_PENDING;
+    auth_state_set(&tc->status, st, tc->token ? tc->expires_real_ms : 0);
 }
 
 int token_cache_new(const struct token_cache_conf *conf, struct token_cache **out)
@@ -44,6 +71,7 @@ int token_cache_new(const struct token_cache_conf *conf, struct token_cache **ou
         return -ENOMEM;
     tc->conf = *conf;
     pthread_mutex_init(&tc->lock, NULL);
+    publish(tc);
     *out = tc;
     return 0;
 }
@@ -87,9 +115,10 @@ static int login_or_recent_failure(struct token_cache *tc, enum token_login_why 
         tc->token = tok;
         tc->info.gen++;
         tc->info.life = life;
-        tc->info.obtained_ms = now_of(tc);
+        life_set(tc);
         tc->failures = 0;
         tc->failed = false;
+        publish(tc);
         return 0;
     }
     secmem_free(tok);
@@ -101,6 +130,7 @@ static int login_or_recent_failure(struct token_cache *tc, enum token_login_why 
         tc->failed_wait_ms = life.retry_after_ms;   /* the server said when */
     tc->failed_rc = rc < 0 ? rc : -EIO;
     snprintf(tc->failed_err, sizeof(tc->failed_err), "%s", err);
+    publish(tc);
     return tc->failed_rc;
 }
 
@@ -162,7 +192,8 @@ int token_cache_set_life(struct token_cache *tc, unsigned long gen, const struct
     pthread_mutex_lock(&tc->lock);
     if (tc->token && tc->info.gen == gen) {
         tc->info.life = *life;
-        tc->info.obtained_ms = now_of(tc);
+        life_set(tc);
+        publish(tc);
         rc = 0;
     }
     pthread_mutex_unlock(&tc->lock);
@@ -177,6 +208,8 @@ void token_cache_forget(struct token_cache *tc)
     memset(&tc->info.life, 0, sizeof(tc->info.life));
     tc->failures = 0;
     tc->failed = false;
+    tc->expires_real_ms = 0;
+    publish(tc);
     pthread_mutex_unlock(&tc->lock);
 }
 
@@ -185,6 +218,11 @@ void token_cache_info(struct token_cache *tc, struct token_info *out)
     pthread_mutex_lock(&tc->lock);
     *out = tc->info;
     pthread_mutex_unlock(&tc->lock);
+}
+
+void token_cache_status(struct token_cache *tc, struct backend_auth *out)
+{
+    auth_state_read(&tc->status, out);
 }
 
 long long token_due_in(const struct token_info *t, long long now_ms)

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "backends/auth/auth_state.h"
 #include "lib/backoff.h"
 
 /* A token this close to its end is not handed out: the request would
@@ -59,6 +60,8 @@ struct token_cache_conf {
     void *arg;                     /* for login and now_ms; borrowed */
     struct backoff backoff;        /* a failed login stands for backoff_ceiling(failures) */
     long long (*now_ms)(void *arg); /* NULL: clock_mono_ms (tests pass a fake) */
+    long long (*real_ms)(void *arg); /* NULL: auth_real_ms, the wall clock that
+                                        token_cache_status's expiry is on */
 };
 
 /* A new cache holding no token; conf is copied. 0 or -ENOMEM. */
@@ -107,6 +110,25 @@ void token_cache_forget(struct token_cache *tc);
 
 /* The token held, without logging in (gen 0 when none). */
 void token_cache_info(struct token_cache *tc, struct token_info *out);
+
+/* The login's state for the admin endpoint, without the cache's lock
+ * (held across a login: this must not wait for one); out->method is left
+ * alone. What it reads was published under the lock at each change:
+ *
+ *   PENDING  no login yet, or the token was forgotten (token_cache_forget)
+ *            and none has replaced it
+ *   OK       a token is held and the last login worked
+ *   FAILING  the last login failed. Also when a token is still held (a
+ *            refresh ahead or a re-login failed): the login is what is
+ *            broken, and acting before the held token ends is the point
+ *            of showing it; expires_unix_ms then still says when that
+ *            token ends (how long fetches keep working), 0 when none is
+ *            held
+ *
+ * expires_unix_ms: the wall-clock end of the token held (its TTL from
+ * when its life was last set, taken on the real clock at that moment), 0
+ * when none is held or its TTL is not known or it does not expire. */
+void token_cache_status(struct token_cache *tc, struct backend_auth *out);
 
 /* How long the last failed login stands: backoff_ceiling of the
  * consecutive failures (at least that of one failure), or the server's

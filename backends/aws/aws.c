@@ -311,6 +311,11 @@ int aws_take_value(const json_t *v, const struct secret_ref *ref, struct fetch_r
         out->retryable = false;
         return rc;
     }
+    /* The version served, for /status: the answer's or the batch entry's
+     * VersionId (a UUID); anything else is not shown. */
+    const json_t *vid = json_object_get(v, "VersionId");
+    if (json_is_string(vid))
+        fetch_result_set_version(out, json_string_value(vid), json_string_length(vid));
     return 0;
 }
 
@@ -563,6 +568,12 @@ static void aws_fetch_many(void *ctx, const struct secret_ref *const *refs, size
     free(batch_of);
 }
 
+static void aws_auth_status(void *ctx, struct backend_auth *out)
+{
+    struct aws *a = ctx;
+    aws_chain_status(a->chain, out);
+}
+
 /* "batch": false gives every secret its own worker and request. */
 static size_t aws_batch_max(void *ctx)
 {
@@ -581,4 +592,5 @@ const struct backend_ops backend_aws_ops = {
     .fetch = aws_fetch,
     .fetch_many = aws_fetch_many,
     .destroy = aws_destroy,
+    .auth_status = aws_auth_status,
 };

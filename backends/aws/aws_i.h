@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
+#include "backends/auth/auth_state.h"
 #include "backends/aws/creds.h"
 #include "backends/aws/ini.h"
 #include "backends/aws/sign.h"
@@ -113,6 +114,11 @@ struct aws_chain {
     char failed_err[384];
     bool refreshing;               /* one thread is fetching (lock released) */
     pthread_cond_t refreshed;      /* with lock: refreshing went false */
+    /* Written under lock when the credentials or a fetch's outcome
+     * change, read without it (aws_chain_status): a reader never waits
+     * for lock, which a refresh takes around logging and copying. */
+    struct auth_state status;
+    const char *_Atomic method;    /* a static name ("env", "imds"...); NULL: none yet */
 };
 
 /* creds.c */

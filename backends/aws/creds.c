@@ -115,8 +115,8 @@ int aws_creds_from_json(const struct secbuf *body, const char *what, struct aws_
 
 /* Find the source and fetch from it; its name into source (for the log).
  * Runs without c->lock, on the one refreshing thread. */
-static int fetch(struct aws_chain *c, struct aws_creds *out, char *source, size_t scap, char *err,
-                 size_t errlen)
+static int fetch(struct aws_chain *c, struct aws_creds *out, char *source, size_t scap,
+                 const char **method, char *err, size_t errlen)
 {
     const char *wif = aws_env("AWS_WEB_IDENTITY_TOKEN_FILE"), *role = aws_env("AWS_ROLE_ARN");
     struct aws_files f;
@@ -125,10 +125,12 @@ static int fetch(struct aws_chain *c, struct aws_creds *out, char *source, size_
     /* An explicit profile skips the environment, as with the CLI's --profile. */
     if (!c->profile_explicit && (rc = aws_env_creds(out)) != 1) {
         snprintf(source, scap, "environment");
+        *method = "env";
         return rc;
     }
     if (!c->profile_explicit && wif && role) {
         snprintf(source, scap, "web identity");
+        *method = "web_identity";
         return aws_web_identity(c, wif, role, aws_env("AWS_ROLE_SESSION_NAME"), out, err, errlen);
     }
     if ((rc = aws_files_load(&f, err, errlen)) < 0)
@@ -136,6 +138,7 @@ static int fetch(struct aws_chain *c, struct aws_creds *out, char *source, size_
     const char *profile = aws_profile_name(c);
     if (aws_profile_exists(&f, profile)) {
         snprintf(source, scap, "profile %.100s", profile);
+        *method = "profile";
         rc = aws_profile_creds(c, &f, profile, 0, out, err, errlen);
         if (rc == 1) {
             snprintf(err, errlen, "profile %s (%s, %s) has no credentials", profile, f.creds_path,
@@ -154,6 +157,7 @@ static int fetch(struct aws_chain *c, struct aws_creds *out, char *source, size_
     if (aws_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") ||
         aws_env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
         snprintf(source, scap, "container");
+        *method = "container";
         return aws_container_creds(c, out, err, errlen);
     }
     const char *off = aws_env("AWS_EC2_METADATA_DISABLED");
@@ -163,6 +167,7 @@ static int fetch(struct aws_chain *c, struct aws_creds *out, char *source, size_
         return -ENOENT;
     }
     snprintf(source, scap, "instance metadata");
+    *method = "imds";
     rc = aws_imds_creds(c, out, err, errlen);
     if (rc < 0) {
         char msg[400];
@@ -194,6 +199,27 @@ static bool usable(const struct aws_chain *c)
            (!c->creds.expiration || time(NULL) + c->clock->skew_s < c->creds.expiration);
 }
 
+/* Publish the state for aws_chain_status: OK with the credentials held,
+ * FAILING after a failed fetch (with the end of those still held, as the
+ * token cache does), PENDING with none and no failure. Expiration is on
+ * the server's clock: ours is behind it by the skew. c->lock held. */
+static void publish(struct aws_chain *c)
+{
+    enum backend_auth_state st = c->failed_ms ? BACKEND_AUTH_FAILING
+                                 : c->creds.akid ? BACKEND_AUTH_OK : BACKEND_AUTH_PENDING;
+    long long end = 0;
+    if (c->creds.akid && c->creds.expiration)
+        end = ((long long)c->creds.expiration - c->clock->skew_s) * 1000;
+    auth_state_set(&c->status, st, end);
+}
+
+void aws_chain_status(struct aws_chain *c, struct backend_auth *out)
+{
+    const char *m = c->method;
+    auth_state_read(&c->status, out);
+    snprintf(out->method, sizeof(out->method), "%s", m ? m : "");
+}
+
 int aws_chain_get(struct aws_chain *c, struct aws_creds *out, char *err, size_t errlen)
 {
     int rc = 0;
@@ -218,14 +244,17 @@ int aws_chain_get(struct aws_chain *c, struct aws_creds *out, char *err, size_t 
          * current credentials while they are valid. */
         struct aws_creds fresh = {0};
         char source[sizeof(c->source_name)] = "";
+        const char *method = NULL;
         c->refreshing = true;
         pthread_mutex_unlock(&c->lock);
-        rc = fetch(c, &fresh, source, sizeof(source), err, errlen);
+        rc = fetch(c, &fresh, source, sizeof(source), &method, err, errlen);
         pthread_mutex_lock(&c->lock);
         c->refreshing = false;
         pthread_cond_broadcast(&c->refreshed);
         if (source[0])
             memcpy(c->source_name, source, sizeof(source));
+        if (method)
+            c->method = method;
         if (rc == 0) {
             aws_creds_clear(&c->creds);
             c->creds = fresh;
@@ -244,6 +273,7 @@ int aws_chain_get(struct aws_chain *c, struct aws_creds *out, char *err, size_t 
             if (usable(c))
                 rc = 0;   /* the current ones are still good for a while */
         }
+        publish(c);
         break;
     }
     if (rc == 0)
@@ -257,6 +287,7 @@ void aws_chain_invalidate(struct aws_chain *c)
     pthread_mutex_lock(&c->lock);
     aws_creds_clear(&c->creds);
     c->failed_ms = 0;
+    publish(c);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -276,6 +307,7 @@ int aws_chain_new(const struct aws_chain_opts *o, struct aws_chain **out, char *
     pthread_cond_init(&c->refreshed, NULL);
     c->http = o->http;
     c->clock = o->clock ? o->clock : &c->own_clock;
+    auth_state_set(&c->status, BACKEND_AUTH_PENDING, 0);
     c->process_timeout_ms = o->process_timeout_ms > 0 ? o->process_timeout_ms
                                                       : AWS_PROCESS_TIMEOUT_MS;
     c->profile = o->profile ? strdup(o->profile) : NULL;

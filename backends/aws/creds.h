@@ -23,6 +23,8 @@
 
 #include "backends/aws/sign.h"
 
+struct backend_auth;
+
 struct aws_chain;
 
 struct aws_chain_opts {
@@ -50,6 +52,16 @@ int aws_chain_region(struct aws_chain *c, char **out, char *err, size_t errlen)
  * (aws_creds_clear it). 0 or an error naming the source. */
 int aws_chain_get(struct aws_chain *c, struct aws_creds *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The chain's state for the admin endpoint (provider.h: auth_status),
+ * without waiting for any lock: PENDING before the first fetch (and after
+ * aws_chain_invalidate), OK with credentials held, FAILING when the last
+ * fetch failed (expires_unix_ms still the end of any credentials held).
+ * expires_unix_ms: a temporary credential's Expiration on our clock (the
+ * server's, corrected by the skew); 0 for long-term keys (the
+ * environment's or a profile's static keys) and a session token of
+ * unknown end. method: the source, "env", "web_identity", "profile",
+ * "container" or "imds" ("" before the first fetch). */
+void aws_chain_status(struct aws_chain *c, struct backend_auth *out);
 /* The server rejected these credentials as expired: fetch anew next time. */
 void aws_chain_invalidate(struct aws_chain *c);
 /* Which source the chain settled on ("" before the first get). Borrowed;

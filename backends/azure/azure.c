@@ -275,11 +275,24 @@ static int azure_fetch(void *ctx, const struct secret_ref *ref, struct fetch_res
     if (out->cached && seen_is(a, ref, version)) {
         /* The version served is still the one: nothing to seal again. */
         out->unchanged = true;
+        out->version[0] = '\0';   /* the caller keeps the one it showed */
         secbuf_cleanup(&out->value);
         return 0;
     }
     seen_set(a, ref, version);
     return 0;
+}
+
+/* The token cache's state. The default chain shows the credential that
+ * worked once one has (winner is atomic: the login writes it with the
+ * token cache's lock held). */
+static void azure_auth_status(void *ctx, struct backend_auth *out)
+{
+    struct azure *a = ctx;
+    int m = a->method == AZURE_DEFAULT ? a->winner : (int)a->method;
+    token_cache_status(a->tokens, out);
+    snprintf(out->method, sizeof(out->method), "%s",
+             azure_method_names[m >= 0 ? m : AZURE_DEFAULT]);
 }
 
 const struct backend_ops backend_azure_ops = {
@@ -292,4 +305,5 @@ const struct backend_ops backend_azure_ops = {
     .fetch = azure_fetch,
     .maintain = azure_maintain,
     .destroy = azure_destroy,
+    .auth_status = azure_auth_status,
 };

@@ -117,6 +117,9 @@ struct azure {
 
     /* The access token, its generation and lifetime; locks itself. */
     struct token_cache *tokens;
+    /* Default chain: the method that worked; -1: none yet. Atomic, not
+     * under lock: auth_status reads it without waiting. */
+    _Atomic int winner;
 
     pthread_mutex_t lock;           /* protects everything below */
     pthread_cond_t challenged;      /* with lock: a challenge request ended */
@@ -129,7 +132,6 @@ struct azure {
     bool challenge_retryable;
     long long challenge_retry_after_ms;
     char challenge_err[AZURE_MSG_MAX];
-    int winner;                     /* default chain: the method that worked; -1: none yet */
     char identity[160];             /* who the current token is for, for messages */
     struct azure_seen *seen;
 };

@@ -297,9 +297,7 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
     int rc = -EACCES, m;
     bool stop = false;
 
-    pthread_mutex_lock(&a->lock);
     int winner = a->winner;
-    pthread_mutex_unlock(&a->lock);
     if (winner >= 0)
         return method_token(a, (enum azure_method)winner, scope, tok, ttl, retry_ms, ident, icap,
                             err, errlen);
@@ -314,9 +312,7 @@ static int default_chain(struct azure *a, const char *scope, char **tok, long lo
         rc = method_token(a, (enum azure_method)m, scope, tok, ttl, retry_ms, ident, icap, msg,
                           sizeof(msg));
         if (rc == 0) {
-            pthread_mutex_lock(&a->lock);
             a->winner = m;
-            pthread_mutex_unlock(&a->lock);
             azure_log(a, LOG_INFO, NULL, "azure default credential: %s (%s)", chain_names[m],
                       ident);
             return 0;

@@ -294,6 +294,8 @@ UNITTEST_STATIC int azure_secret_answer(const struct secret_ref *ref,
         out->retryable = false;
         goto out;
     }
+    /* version_of checked it: 32 hex digits, lower case */
+    fetch_result_set_version(out, version, strlen(version));
     rc = 0;
 out:
     json_decref(root);

@@ -22,6 +22,21 @@ void fetch_result_cleanup(struct fetch_result *r)
     secbuf_cleanup(&r->value);
 }
 
+bool fetch_result_set_version(struct fetch_result *r, const char *s, size_t n)
+{
+    r->version[0] = '\0';
+    if (!s)
+        return n == 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    if (n > sizeof(r->version) - 1)
+        n = sizeof(r->version) - 1;   /* longer than any provider's ids: cut, never overflow */
+    memcpy(r->version, s, n);
+    r->version[n] = '\0';
+    return true;
+}
+
 static bool in_list(const char *key, const char *const *list)
 {
     for (size_t i = 0; list && list[i]; i++)

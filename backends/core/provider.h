@@ -56,6 +56,11 @@ struct fetch_result {
 };
 void fetch_result_init(struct fetch_result *r, size_t max);
 void fetch_result_cleanup(struct fetch_result *r);
+/* The version served: s[0..n) into r->version, cut to what fits. A
+ * version is shown by /status, so one holding anything but printable
+ * ASCII (a server's bytes we cannot vouch for) is not copied: "" and
+ * false. s may be NULL (""). */
+bool fetch_result_set_version(struct fetch_result *r, const char *s, size_t n);
 
 /* What a live backend may use from the broker. */
 struct backend_env {

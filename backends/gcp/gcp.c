@@ -254,11 +254,24 @@ static int gcp_fetch(void *ctx, const struct secret_ref *ref, struct fetch_resul
     if (out->cached && seen_is(g, ref, version)) {
         /* The version served is still the one: nothing to seal again. */
         out->unchanged = true;
+        out->version[0] = '\0';   /* the caller keeps the one it showed */
         secbuf_cleanup(&out->value);
         return 0;
     }
     seen_set(g, ref, version);
     return 0;
+}
+
+/* The token cache's state; the source is fixed when the config is read. */
+static void gcp_auth_status(void *ctx, struct backend_auth *out)
+{
+    static const char *const names[] = {
+        [GCP_SERVICE_ACCOUNT] = "service_account", [GCP_AUTHORIZED_USER] = "authorized_user",
+        [GCP_EXTERNAL_ACCOUNT] = "external_account", [GCP_METADATA] = "metadata",
+    };
+    struct gcp *g = ctx;
+    token_cache_status(g->tokens, out);
+    snprintf(out->method, sizeof(out->method), "%s", names[g->source]);
 }
 
 const struct backend_ops backend_gcp_ops = {
@@ -272,4 +285,5 @@ const struct backend_ops backend_gcp_ops = {
     .fetch = gcp_fetch,
     .maintain = gcp_maintain,
     .destroy = gcp_destroy,
+    .auth_status = gcp_auth_status,
 };

@@ -223,6 +223,8 @@ UNITTEST_STATIC int gcp_access_answer(const struct gcp_name *n, const struct htt
         rc = -EBADMSG;
         goto out;
     }
+    /* version_of checked it: a number without a leading 0 */
+    fetch_result_set_version(out, version, strlen(version));
     rc = 0;
 out:
     if (rc < 0)

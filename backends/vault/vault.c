@@ -171,6 +171,20 @@ static int vault_check_ref(const struct secret_ref *ref, char *err, size_t errle
     return 0;
 }
 
+/* KV v2's data.metadata.version into out->version. A KV v1 read has no
+ * version, and a dynamic secret's lease id is a handle on a credential,
+ * never shown: both stay "". */
+static void version_of(const json_t *root, struct fetch_result *out)
+{
+    const json_t *v = json_object_get(json_object_get(json_object_get(root, "data"), "metadata"),
+                                      "version");
+    char num[24];
+    if (!json_is_integer(v) || json_integer_value(v) <= 0)
+        return;
+    int n = snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+    fetch_result_set_version(out, num, (size_t)n);
+}
+
 /* A read of path (KV or a dynamic secret): the data object as compact JSON
  * into out->value; *root (new) still holds the lease fields. */
 UNITTEST_STATIC int vault_read_answer(const char *path, const struct http_response *r, bool kv2,
@@ -195,6 +209,8 @@ UNITTEST_STATIC int vault_read_answer(const char *path, const struct http_respon
         out->retryable = false;
         return rc;
     }
+    if (kv2)
+        version_of(*root, out);
     return 0;
 }
 
@@ -279,6 +295,14 @@ static void vault_shutdown(void *ctx)
     secmem_free(hdr);
 }
 
+/* The token cache's state; the method is fixed by the config. */
+static void vault_auth_status(void *ctx, struct backend_auth *out)
+{
+    struct vault *v = ctx;
+    token_cache_status(v->tokens, out);
+    snprintf(out->method, sizeof(out->method), "%s", vault_method_names[v->method]);
+}
+
 const struct backend_ops backend_vault_ops = {
     .type = "vault",
     .caps = BACKEND_CAP_VERSIONS,
@@ -290,4 +314,5 @@ const struct backend_ops backend_vault_ops = {
     .maintain = vault_maintain,
     .shutdown = vault_shutdown,
     .destroy = vault_destroy,
+    .auth_status = vault_auth_status,
 };

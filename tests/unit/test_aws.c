@@ -89,6 +89,64 @@ START_TEST(get_value_string_and_binary)
 }
 END_TEST
 
+/* aws_take_value of a GetSecretValue answer with VersionId vid (JSON
+ * text, NULL: none): rc, out->version into version. */
+static int take_version(const char *vid, char *version, size_t cap)
+{
+    struct fetch_result out;
+    struct secret_ref ref;
+    char err[256] = "", body[512];
+    ck_assert_int_eq(ref_parse("aws:prod/db", &ref, err, sizeof(err)), 0);
+    snprintf(body, sizeof(body), "{\"Name\": \"prod/db\", \"SecretString\": \"pw\"%s%s}",
+             vid ? ", \"VersionId\": " : "", vid ? vid : "");
+    json_t *root = json_loads(body, JSON_ALLOW_NUL, NULL);   /* a NUL inside must not cut */
+    ck_assert_ptr_nonnull(root);
+    fetch_result_init(&out, 4096);
+    int rc = aws_take_value(root, &ref, &out, err, sizeof(err));
+    snprintf(version, cap, "%s", out.version);
+    fetch_result_cleanup(&out);
+    json_decref(root);
+    ref_cleanup(&ref);
+    return rc;
+}
+
+START_TEST(version_ids)
+{
+    char v[128];
+    ck_assert_int_eq(take_version("\"EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE\"", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE");
+    ck_assert_int_eq(take_version(NULL, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(take_version("42", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    /* a server's bytes that are not printable ASCII are never shown */
+    ck_assert_int_eq(take_version("\"v1\\u001b[31m\"", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(take_version("\"v\\u00e9\"", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(take_version("\"v1\\u0000x\"", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    /* longer than fetch_result.version holds: cut, NUL-terminated */
+    ck_assert_int_eq(take_version("\"0123456789012345678901234567890123456789012345678901234567890123"
+                                  "456789\"", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "012345678901234567890123456789012345678901234567890123456789012");
+
+    /* the helper itself */
+    struct fetch_result out;
+    fetch_result_init(&out, 16);
+    ck_assert(fetch_result_set_version(&out, "7", 1));
+    ck_assert_str_eq(out.version, "7");
+    ck_assert(!fetch_result_set_version(&out, "a\tb", 3));
+    ck_assert_str_eq(out.version, "");
+    ck_assert(fetch_result_set_version(&out, "a b~", 4));   /* printable, space included */
+    ck_assert_str_eq(out.version, "a b~");
+    ck_assert(fetch_result_set_version(&out, "xyz", 2));    /* n bytes, not to the NUL */
+    ck_assert_str_eq(out.version, "xy");
+    ck_assert(fetch_result_set_version(&out, NULL, 0));
+    ck_assert_str_eq(out.version, "");
+    fetch_result_cleanup(&out);
+}
+END_TEST
 
 /* Parsed references from texts, for the batch tests. */
 struct refs {
@@ -210,7 +268,9 @@ START_TEST(batch_take_by_name_and_arn)
     aws_batch_take(root, rs.p, rs.n, outs, rcs, errs, served);
     ck_assert_ptr_nonnull(served[0]);
     ck_assert_uint_eq(outs[0].value.len, 2);
+    ck_assert_str_eq(outs[0].version, "v1");   /* the entry's VersionId */
     ck_assert_ptr_nonnull(served[1]);   /* the ARN without its random suffix */
+    ck_assert_str_eq(outs[1].version, "");      /* none in the entry */
     ck_assert_uint_eq(outs[1].value.len, 1);
     ck_assert_ptr_nonnull(served[2]);   /* "prod-XyZ123", never "prod-admin-AbCdEf" */
     ck_assert_uint_eq(outs[2].value.len, 6);
@@ -274,6 +334,7 @@ static Suite *aws_suite(void)
     tcase_add_test(tc, error_json_and_xml);
     tcase_add_test(tc, error_empty_body);
     tcase_add_test(tc, get_value_string_and_binary);
+    tcase_add_test(tc, version_ids);
     suite_add_tcase(s, tc);
     tc = tcase_create("batch");
     tcase_add_checked_fixture(tc, ckh_setup_hardening, NULL);

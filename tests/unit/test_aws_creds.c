@@ -108,6 +108,17 @@ START_TEST(ini_errors)
 }
 END_TEST
 
+/* aws_chain_status's state, expiry and method. */
+static void expect_status(struct aws_chain *c, enum backend_auth_state st, long long expires,
+                          const char *method)
+{
+    struct backend_auth a = {0};
+    aws_chain_status(c, &a);
+    ck_assert_int_eq(a.state, st);
+    ck_assert_int_eq(a.expires_unix_ms, expires);
+    ck_assert_str_eq(a.method, method);
+}
+
 START_TEST(environment_first)
 {
     struct aws_creds cr = {0};
@@ -117,7 +128,10 @@ START_TEST(environment_first)
     setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
     setenv("AWS_SESSION_TOKEN", "envtoken", 1);
     struct aws_chain *c = chain(NULL);
+    expect_status(c, BACKEND_AUTH_PENDING, 0, "");
     ck_assert_msg(aws_chain_get(c, &cr, err, sizeof(err)) == 0, "%s", err);
+    /* a session token without an end known: OK, no expiry */
+    expect_status(c, BACKEND_AUTH_OK, 0, "env");
     ck_assert_str_eq(cr.akid, "ENVKEY");
     ck_assert_str_eq(cr.secret, "envsecret");
     ck_assert_str_eq(cr.token, "envtoken");
@@ -130,6 +144,10 @@ START_TEST(environment_first)
     ck_assert_str_eq(cr.akid, "FILEKEY");
     ck_assert_ptr_null(cr.token);
     ck_assert_str_eq(aws_chain_source(c), "profile default");
+    expect_status(c, BACKEND_AUTH_OK, 0, "profile");   /* long-term keys never end */
+    /* rejected as expired: none held until the next fetch */
+    aws_chain_invalidate(c);
+    expect_status(c, BACKEND_AUTH_PENDING, 0, "profile");
     aws_creds_clear(&cr);
     aws_chain_free(c);
 }
@@ -174,6 +192,13 @@ START_TEST(credential_process)
     ck_assert_str_eq(cr.akid, "PROCKEY");
     ck_assert_str_eq(cr.token, "pt");
     ck_assert_int_eq(cr.expiration, 4070908800);
+    expect_status(c, BACKEND_AUTH_OK, 4070908800000LL, "profile");
+    aws_creds_clear(&cr);
+    /* the servers' clock runs 60 s ahead of ours: the end, on ours, is 60 s sooner */
+    aws_chain_invalidate(c);
+    c->clock->skew_s = 60;
+    ck_assert_msg(aws_chain_get(c, &cr, err, sizeof(err)) == 0, "%s", err);
+    expect_status(c, BACKEND_AUTH_OK, (4070908800LL - 60) * 1000, "profile");
     aws_creds_clear(&cr);
     aws_chain_free(c);
 }
@@ -220,6 +245,7 @@ START_TEST(credential_process_failures)
     struct aws_chain *c = chain(NULL);
     ck_assert_int_eq(aws_chain_get(c, &cr, err, sizeof(err)), -EIO);
     ck_assert_str_eq(err, "credential_process: exited with status 3");
+    expect_status(c, BACKEND_AUTH_FAILING, 0, "profile");
     aws_chain_free(c);
     write_file("bad.sh", "#!/bin/sh\necho '{\"Version\": 1}'\n");
     snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/bad.sh\n", dir);

@@ -745,6 +745,7 @@ START_TEST(secret_values)
     ck_assert_uint_eq(out.value.len, strlen(VALUE));
     ck_assert_int_eq(memcmp(out.value.data, VALUE, out.value.len), 0);
     ck_assert_str_eq(ver, VER);
+    ck_assert_str_eq(out.version, VER);   /* the version served, for /status */
     fetch_result_cleanup(&out);
 
     /* the reference's name in another case (Key Vault's names are case-blind),
@@ -755,6 +756,7 @@ START_TEST(secret_values)
                             "4387E9F3D6E14C459867679A90FD0F79\"}", &out, ver, err, sizeof(err)), 0);
     ck_assert_uint_eq(out.value.len, 0);
     ck_assert_str_eq(ver, VER);   /* lower case */
+    ck_assert_str_eq(out.version, VER);
     fetch_result_cleanup(&out);
 
     /* null nbf / exp are absent ones */
@@ -786,6 +788,7 @@ START_TEST(secret_attributes)
     ck_assert_str_eq(err, "secret 'db-password' is disabled (attributes.enabled is false)");
     ck_assert(!out.retryable);
     ck_assert_uint_eq(out.value.len, 0);
+    ck_assert_str_eq(out.version, "");   /* nothing served */
     fetch_result_cleanup(&out);
 
     /* expired: exp in the past, or now */

@@ -750,6 +750,7 @@ START_TEST(access_values)
     ck_assert_uint_eq(out.value.len, 7);
     ck_assert_int_eq(memcmp(out.value.data, "hunter2", 7), 0);
     ck_assert_str_eq(ver, "7");
+    ck_assert_str_eq(out.version, "7");   /* the version served, for /status */
     fetch_result_cleanup(&out);
 
     /* no checksum (versions older than the field), a number for it, an empty value */
@@ -770,6 +771,7 @@ START_TEST(access_values)
                             "\"payload\":{}}", &out, ver, err, sizeof(err)), 0);
     ck_assert_uint_eq(out.value.len, 0);
     ck_assert_str_eq(ver, "2");
+    ck_assert_str_eq(out.version, "2");
     fetch_result_cleanup(&out);
 
     /* a checksum that does not match: refused, nothing kept, retried */
@@ -780,6 +782,7 @@ START_TEST(access_values)
     ck_assert_str_eq(err, "secret 'db-password' version 7: checksum mismatch (payload.dataCrc32c "
                           "does not match the data): value refused");
     ck_assert_uint_eq(out.value.len, 0);
+    ck_assert_str_eq(out.version, "");   /* nothing served */
     ck_assert(out.retryable);
     fetch_result_cleanup(&out);
 

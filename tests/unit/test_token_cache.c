@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,11 +24,18 @@ struct fake {
     long sleep_ms;                 /* a login's round trip */
     int said;                      /* calls of the say callback */
     long long retry_after_ms;      /* a failed login's Retry-After */
+    long long real;                /* the fake wall clock */
+    sem_t *entered, *release;      /* non-NULL: a login says it runs, then waits */
 };
 
 static long long fake_now(void *arg)
 {
     return ((struct fake *)arg)->now;
+}
+
+static long long fake_real(void *arg)
+{
+    return ((struct fake *)arg)->real;
 }
 
 static int fake_login(void *arg, enum token_login_why why, char **tok, struct token_life *life,
@@ -37,6 +45,11 @@ static int fake_login(void *arg, enum token_login_why why, char **tok, struct to
     char t[32];
     f->logins++;
     f->last_why = why;
+    if (f->entered) {
+        sem_post(f->entered);
+        while (sem_wait(f->release) < 0 && errno == EINTR)
+            ;
+    }
     if (f->sleep_ms) {
         struct timespec ts = {0, f->sleep_ms * 1000000L};
         nanosleep(&ts, NULL);
@@ -58,7 +71,7 @@ static int fake_login(void *arg, enum token_login_why why, char **tok, struct to
 static struct token_cache *cache_of(struct fake *f)
 {
     struct token_cache_conf c = {
-        .login = fake_login, .arg = f, .now_ms = fake_now,
+        .login = fake_login, .arg = f, .now_ms = fake_now, .real_ms = fake_real,
         .backoff = {.base_ms = 1000, .max_ms = 60000},
     };
     struct token_cache *tc = NULL;
@@ -300,6 +313,105 @@ START_TEST(relogin_after_refusal)
 }
 END_TEST
 
+/* token_cache_status's state and expiry. */
+static void expect_status(struct token_cache *tc, enum backend_auth_state st, long long expires)
+{
+    struct backend_auth a = {.method = "kept"};
+    token_cache_status(tc, &a);
+    ck_assert_int_eq(a.state, st);
+    ck_assert_int_eq(a.expires_unix_ms, expires);
+    ck_assert_str_eq(a.method, "kept");
+}
+
+START_TEST(status_through_a_token_life)
+{
+    /* The monotonic and the wall clock far apart, as in life: the expiry
+     * is the time left carried over to the wall clock when the life is set. */
+    const long long R = 1800000000000LL;
+    struct fake f = {.now = 5000, .real = R, .ttl_ms = 60000};
+    struct token_cache *tc = cache_of(&f);
+    struct token_life life = {.ttl_ms = 120000};
+    char err[128] = "";
+
+    expect_status(tc, BACKEND_AUTH_PENDING, 0);
+    expect_token(tc, "Bearer tok-1", 1);
+    expect_status(tc, BACKEND_AUTH_OK, R + 60000);
+    /* a renewal 10 s later: 120 s from then */
+    f.now += 10000;
+    f.real += 10000;
+    ck_assert_int_eq(token_cache_set_life(tc, 1, &life), 0);
+    expect_status(tc, BACKEND_AUTH_OK, R + 10000 + 120000);
+    /* the wall clock stepped (NTP): the end already published stays */
+    f.real += 3600000;
+    expect_status(tc, BACKEND_AUTH_OK, R + 10000 + 120000);
+    /* its replacement fails: FAILING, and the held token's end still shown */
+    f.fail = EIO;
+    ck_assert_int_eq(token_cache_relogin(tc, 1, NULL, NULL, err, sizeof(err)), -EIO);
+    expect_status(tc, BACKEND_AUTH_FAILING, R + 10000 + 120000);
+    /* the next login after the backoff works: OK, the new token's end */
+    f.fail = 0;
+    f.now += 1000;
+    ck_assert_int_eq(token_cache_relogin(tc, 1, NULL, NULL, err, sizeof(err)), 0);
+    expect_status(tc, BACKEND_AUTH_OK, f.real + 60000);
+    /* forgotten: no token, no failure standing */
+    token_cache_forget(tc);
+    expect_status(tc, BACKEND_AUTH_PENDING, 0);
+    /* a first login that fails: FAILING, nothing held */
+    f.fail = EACCES;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, NULL, err, sizeof(err)), -EACCES);
+    expect_status(tc, BACKEND_AUTH_FAILING, 0);
+    /* a token of unknown life: OK, no expiry */
+    f.fail = 0;
+    f.ttl_ms = 0;
+    f.now += 60000;
+    ck_assert_int_eq(token_cache_get(tc, TOKEN_ANY, NULL, NULL, NULL, err, sizeof(err)), 0);
+    expect_status(tc, BACKEND_AUTH_OK, 0);
+    token_cache_free(tc);
+}
+END_TEST
+
+struct getter {
+    struct token_cache *tc;
+    int rc;
+};
+
+static void *get_one(void *arg)
+{
+    struct getter *g = arg;
+    char err[128];
+    g->rc = token_cache_get(g->tc, TOKEN_ANY, NULL, NULL, NULL, err, sizeof(err));
+    return NULL;
+}
+
+START_TEST(status_does_not_wait_for_a_login)
+{
+    /* A login holds the cache's lock across its round trip; the status
+     * must answer meanwhile. The login waits until the status has
+     * answered, so a status that took the lock would hang (the case's
+     * timeout), whatever the machine's load. */
+    sem_t entered, release;
+    ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+    ck_assert_int_eq(sem_init(&release, 0, 0), 0);
+    struct fake f = {.now = 0, .real = 1000000, .ttl_ms = 30000,
+                     .entered = &entered, .release = &release};
+    struct token_cache *tc = cache_of(&f);
+    struct getter g = {.tc = tc};
+    pthread_t t;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, get_one, &g), 0);
+    while (sem_wait(&entered) < 0 && errno == EINTR)
+        ;
+    expect_status(tc, BACKEND_AUTH_PENDING, 0);
+    sem_post(&release);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(g.rc, 0);
+    expect_status(tc, BACKEND_AUTH_OK, 1000000 + 30000);
+    token_cache_free(tc);
+    sem_destroy(&entered);
+    sem_destroy(&release);
+}
+END_TEST
+
 static Suite *token_cache_suite(void)
 {
     Suite *s = suite_create("token_cache");
@@ -312,6 +424,8 @@ static Suite *token_cache_suite(void)
     tcase_add_test(tc, retry_after_of_a_failed_login);
     tcase_add_test(tc, relogin_after_refusal);
     tcase_add_test(tc, forget_a_guessed_token);
+    tcase_add_test(tc, status_through_a_token_life);
+    tcase_add_test(tc, status_does_not_wait_for_a_login);
     suite_add_tcase(s, tc);
     return s;
 }

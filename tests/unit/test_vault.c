@@ -252,6 +252,59 @@ START_TEST(mount_answers)
 }
 END_TEST
 
+/* vault_read_answer of body (status 200): rc, out->version into version. */
+static int read_version(const char *body, bool kv2, char *version, size_t cap)
+{
+    struct http_response r;
+    struct fetch_result out;
+    json_t *root = NULL;
+    char err[512];
+    fetch_result_init(&out, 4096);
+    ckh_response(&r, 200, body);
+    int rc = vault_read_answer("kv/app", &r, kv2, &out, &root, err, sizeof(err));
+    snprintf(version, cap, "%s", out.version);
+    json_decref(root);
+    http_response_cleanup(&r);
+    fetch_result_cleanup(&out);
+    return rc;
+}
+
+START_TEST(read_answer_versions)
+{
+    char v[64];
+    /* KV 2: data.metadata.version */
+    ck_assert_int_eq(read_version("{\"data\": {\"data\": {\"a\": \"b\"}, \"metadata\": "
+                                  "{\"version\": 7, \"destroyed\": false}}}", true, v,
+                                  sizeof(v)), 0);
+    ck_assert_str_eq(v, "7");
+    ck_assert_int_eq(read_version("{\"data\": {\"data\": {\"a\": \"b\"}, \"metadata\": "
+                                  "{\"version\": 9007199254740993}}}", true, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "9007199254740993");
+    /* not a positive integer, or no metadata: not known */
+    ck_assert_int_eq(read_version("{\"data\": {\"data\": {}, \"metadata\": {\"version\": \"7\"}}}",
+                                  true, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(read_version("{\"data\": {\"data\": {}, \"metadata\": {\"version\": -1}}}",
+                                  true, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(read_version("{\"data\": {\"data\": {}}}", true, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    /* KV 1 has no versions */
+    ck_assert_int_eq(read_version("{\"data\": {\"a\": \"b\", \"metadata\": {\"version\": 3}}}",
+                                  false, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    /* a dynamic secret: its lease id is never shown as a version */
+    ck_assert_int_eq(read_version("{\"lease_id\": \"database/creds/ro/abc\", \"lease_duration\": "
+                                  "60, \"renewable\": true, \"data\": {\"username\": \"u\"}}",
+                                  false, v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "");
+    /* a deleted KV 2 version: an error, no version */
+    ck_assert_int_eq(read_version("{\"data\": {\"data\": null, \"metadata\": {\"version\": 4}}}",
+                                  true, v, sizeof(v)), -ENOENT);
+    ck_assert_str_eq(v, "");
+}
+END_TEST
+
 static Suite *vault_suite(void)
 {
     Suite *s = suite_create("vault");
@@ -263,6 +316,7 @@ static Suite *vault_suite(void)
     tcase_add_test(tc, mount_for_unknown);
     tcase_add_test(tc, read_paths);
     tcase_add_test(tc, mount_answers);
+    tcase_add_test(tc, read_answer_versions);
     suite_add_tcase(s, tc);
     return s;
 }
