@@ -26,10 +26,3 @@ void auth_state_read(struct auth_state *s, struct backend_auth *out)
     out->state = (enum backend_auth_state)(w & AUTH_STATE_MASK);
     out->expires_unix_ms = (long long)(w >> AUTH_STATE_BITS);
 }
-
-long long auth_real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -24,7 +24,5 @@ void auth_state_set(struct auth_state *s, enum backend_auth_state st, long long 
 /* Fill out->state and out->expires_unix_ms (not out->method) from what
  * was published last; a state never set reads BACKEND_AUTH_NONE. */
 void auth_state_read(struct auth_state *s, struct backend_auth *out);
-/* CLOCK_REALTIME in milliseconds: the clock of expires_unix_ms. */
-long long auth_real_ms(void);
 
 #endif

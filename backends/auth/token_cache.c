@@ -43,7 +43,7 @@ static long long now_of(const struct token_cache *tc)
 
 static long long real_of(const struct token_cache *tc)
 {
-    return tc->conf.real_ms ? tc->conf.real_ms(tc->conf.arg) : auth_real_ms();
+    return tc->conf.real_ms ? tc->conf.real_ms(tc->conf.arg) : clock_real_ms();
 }
 
 /* The token's life was just set: its end on the real clock. The cache's

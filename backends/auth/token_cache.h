@@ -60,7 +60,7 @@ struct token_cache_conf {
     void *arg;                     /* for login and now_ms; borrowed */
     struct backoff backoff;        /* a failed login stands for backoff_ceiling(failures) */
     long long (*now_ms)(void *arg); /* NULL: clock_mono_ms (tests pass a fake) */
-    long long (*real_ms)(void *arg); /* NULL: auth_real_ms, the wall clock that
+    long long (*real_ms)(void *arg); /* NULL: clock_real_ms, the wall clock that
                                         token_cache_status's expiry is on */
 };
 
