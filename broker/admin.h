@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "engine/config.h"
+#include "lib/listen.h"
 
 #define ADMIN_THREADS 2
 #define ADMIN_REQUEST_MS 5000
@@ -63,20 +64,15 @@ struct admin_handlers {
     void *arg;
 };
 
-/* A parsed listen address. */
-enum admin_family { ADMIN_NONE, ADMIN_UNIX, ADMIN_TCP };
-struct admin_addr {
-    enum admin_family family;
-    char path[108];            /* ADMIN_UNIX: absolute socket path */
-    char host[64];             /* ADMIN_TCP: numeric IPv4 or IPv6 (no brackets) */
-    unsigned port;             /* ADMIN_TCP: 1..65535 */
-    bool loopback;             /* 127.0.0.0/8 or ::1 (and always for ADMIN_UNIX) */
-};
+/* A parsed listen address: struct listen_addr (lib/listen.h), so the
+ * configuration can check one at load without knowing this module. */
 
 /* Parse "unix:/abs/path", "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"
- * or "none". 0, or -EINVAL with err saying what is wrong (no file
- * position: the caller adds it). Numeric hosts only: no name lookup. */
-int admin_addr_parse(const char *text, struct admin_addr *out, char *err, size_t errlen)
+ * or "none", as --admin gives it: listen_addr_parse with LISTEN_ANY_PORT
+ * (port 0: any free port, logged and given by admin_bound). 0, or -EINVAL
+ * with err saying what is wrong (no file position: the caller adds it).
+ * Numeric hosts only: no name lookup. */
+int admin_addr_parse(const char *text, struct listen_addr *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* What to listen on: override (--admin ADDR; may be NULL), else the
@@ -86,12 +82,12 @@ int admin_addr_parse(const char *text, struct admin_addr *out, char *err, size_t
  * socket another broker holds is a warning, not an error). 0 or -EINVAL
  * with err. */
 int admin_resolve(const struct cfg_admin *conf, const char *override, bool want_default,
-                  struct admin_addr *out, bool *from_default, char *err, size_t errlen)
+                  struct listen_addr *out, bool *from_default, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 struct admin;
 
-/* Listen on addr and serve. For ADMIN_UNIX: the socket's folder is
+/* Listen on addr and serve. For LISTEN_UNIX: the socket's folder is
  * created 0755 when only the last level is missing and refused when
  * group- or world-writable without the sticky bit or owned by another
  * user than us or root; a stale socket (nobody answers) is replaced; a
@@ -99,9 +95,9 @@ struct admin;
  * non-loopback address without conf->allow_remote, or allow_remote
  * without token_file, is -EINVAL. The token file (conf->token_file) is
  * read once here into secure memory: one line, 16..4096 bytes. conf is
- * borrowed for this call only. *out is new; ADMIN_NONE gives *out NULL
+ * borrowed for this call only. *out is new; LISTEN_NONE gives *out NULL
  * and 0. 0 or a negative errno with err. */
-int admin_start(const struct admin_addr *addr, const struct cfg_admin *conf,
+int admin_start(const struct listen_addr *addr, const struct cfg_admin *conf,
                 const struct admin_handlers *h, struct admin **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* The address actually bound ("unix:/run/...", "127.0.0.1:40123" when the
@@ -116,7 +112,7 @@ void admin_stop(struct admin *a);
  * overall. *status is the HTTP status, *body new (NUL-terminated; free).
  * 0, or a negative errno with err (cannot connect: -ECONNREFUSED,
  * -ENOENT; timeout: -ETIMEDOUT). */
-int admin_get(const struct admin_addr *addr, const char *path, const char *token,
+int admin_get(const struct listen_addr *addr, const char *path, const char *token,
               long timeout_ms, int *status, char **body, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
