@@ -10,6 +10,7 @@ import os
 import select
 import socket
 import stat
+import threading
 import time
 
 import rstest
@@ -65,6 +66,45 @@ def http(addr, method="GET", path="/health", headers=(), body=None, raw_body=Non
         k, _, v = line.partition(":")
         hdrs[k.strip().lower()] = v.strip()
     return status, hdrs, rest
+
+
+class FakeAdmin:
+    """A unix socket answering every request with one canned answer per
+    path, so the client commands can be checked against any /status."""
+
+    def __init__(self, path, answers):
+        self.answers = answers   # path -> (status, body bytes)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(8)
+        self.srv.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    b = c.recv(4096)
+                    if not b:
+                        break
+                    data += b
+                path = data.split(b" ")[1].decode() if data.count(b" ") >= 2 else "/"
+                status, body = self.answers.get(path, (404, b"{}"))
+                c.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                          % (status, len(body)) + body)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.srv.close()
 
 
 class AdminHttpTest(rstest.BrokerTestCase):
@@ -315,6 +355,51 @@ class AdminHttpTest(rstest.BrokerTestCase):
                            mountpoint=mnt2)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertTrue(os.path.isfile(plain))
+
+    # -- the client commands against canned answers
+
+    def test_status_table_and_exit_codes(self):
+        path = os.path.join(self.dir, "fake.sock")
+        status = {
+            "healthy": False,
+            "secrets": [
+                {"name": "db/password", "backend": "vault", "state": "stale",
+                 "age_seconds": 312.4, "next_fetch_in_seconds": 7260, "error": "503 from Vault"},
+                {"name": "tls.key", "backend": "files", "state": "ok", "age_seconds": 3.2,
+                 "next_fetch_in_seconds": -1.5, "error": None},
+                {"name": "never", "backend": "vault", "state": "missing", "age_seconds": None,
+                 "next_fetch_in_seconds": None, "error": "denied\n\x1b[31m"},
+            ],
+            "backends": [{"name": "vault", "type": "vault", "up": False, "auth": "failing",
+                          "token_expiry": None}],
+        }
+        body = json.dumps(status).encode()
+        fake = FakeAdmin(path, {"/status": (503, body), "/health": (503, b"{}")})
+        self.addCleanup(fake.stop)
+        addr = "unix:" + path
+        r = rstest.run_cli("status", "--admin", addr)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = r.stdout.decode().splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "BACKEND", "STATE", "AGE", "NEXT", "ERROR"])
+        self.assertEqual(lines[1].split(None, 5),
+                         ["db/password", "vault", "stale", "5m12s", "2h1m", "503 from Vault"])
+        self.assertEqual(lines[2].split(), ["tls.key", "files", "ok", "3s", "due", "-"])
+        self.assertEqual(lines[3].split()[:5], ["never", "vault", "missing", "-", "-"])
+        self.assertNotIn("\x1b", r.stdout.decode())   # a server's text is escaped
+        self.assertEqual(lines[0].index("BACKEND"), lines[1].index("vault"))   # fitted widths
+        self.assertIn("TOKEN-EXPIRY", r.stdout.decode())
+        r = rstest.run_cli("status", "--admin", addr, "--json")
+        self.assertEqual((r.returncode, json.loads(r.stdout)), (1, status))
+        r = rstest.run_cli("health", "--admin", addr)
+        self.assertEqual((r.returncode, r.stdout), (1, b""))
+
+        fake.answers = {"/status": (200, b"<html>not json</html>"), "/health": (200, b"")}
+        r = rstest.run_cli("status", "--admin", addr)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(path.encode(), r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        r = rstest.run_cli("health", "--admin", addr)
+        self.assertEqual(r.returncode, 0)
 
     # -- addresses refused before anything is mounted
 
