@@ -22,6 +22,11 @@
  * ADMIN_LIVE_MS and none has been stuck longer than ADMIN_PROBE_STUCK_MS;
  * a probe that hangs (a wedged loop) therefore turns it 503 without
  * holding an HTTP thread.
+ *
+ * Threads: ADMIN_THREADS HTTP workers (libmicrohttpd's pool, epoll), the
+ * sweeper that shuts down connections past their deadline, the watchdog.
+ * Every answer closes its connection (the deadline counts from accept).
+ * docs/internals/admin.md says why each piece is as it is.
  */
 #ifndef RS_ADMIN_H
 #define RS_ADMIN_H
@@ -59,7 +64,9 @@ struct admin_handlers {
     int (*page)(void *arg, enum admin_page page, struct admin_reply *out);
     /* One liveness probe on the watchdog thread; may block (a hung mount):
      * true when the mount answered. NULL: /health/live reports only that
-     * the process answers. */
+     * the process answers. A probe still blocked when admin_stop runs is
+     * abandoned (its thread detached) and may return after the broker is
+     * gone: once its blocking call returns it must touch nothing of arg. */
     bool (*probe)(void *arg);
     void *arg;
 };
@@ -104,12 +111,15 @@ int admin_start(const struct listen_addr *addr, const struct cfg_admin *conf,
  * port was 0), for the log line and tests. */
 const char *admin_bound(const struct admin *a);
 /* Stop serving (waits for requests in flight, at most ADMIN_REQUEST_MS),
- * join the watchdog, remove the socket, wipe the token. NULL: no-op. */
+ * join the sweeper and the watchdog (or leave a watchdog whose probe hangs
+ * behind, detached, after 200 ms), remove the socket if it is still ours,
+ * wipe the token. NULL: no-op. */
 void admin_stop(struct admin *a);
 
-/* The client side (`runsecrets status`, `runsecrets health`): GET path
- * from addr with an optional bearer token (borrowed), at most timeout_ms
- * overall. *status is the HTTP status, *body new (NUL-terminated; free).
+/* The client side (`runsecrets status`, `runsecrets health`; after
+ * hardening_init_http): GET path from addr with an optional bearer token
+ * (borrowed), at most timeout_ms overall, no proxy, a body of at most
+ * 16 MiB (-E2BIG). *status is the HTTP status, *body new (NUL-terminated; free).
  * 0, or a negative errno with err (cannot connect: -ECONNREFUSED,
  * -ENOENT; timeout: -ETIMEDOUT). */
 int admin_get(const struct listen_addr *addr, const char *path, const char *token,
