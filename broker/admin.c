@@ -38,6 +38,11 @@
 #define ADMIN_STOP_PROBE_MS 200      /* longest wait for a probe in flight at the stop */
 #define ADMIN_CLIENT_MAX_BODY (16u * 1024 * 1024)
 #define ADMIN_BOUND_MAX (LISTEN_PATH_MAX + 16)
+/* Each connection's memory (request line, headers: a presented token) in
+ * libmicrohttpd's pool: above 32 KiB the pool is an anonymous mapping of
+ * its own, unmapped when the connection ends, instead of a malloc block
+ * whose bytes would stay in the heap after free (memorypool.c). */
+#define ADMIN_CONN_MEMORY (48 * 1024)
 
 /* One accepted connection, from MHD's STARTED notification to its CLOSED
  * one: MHD sends CLOSED before it closes the fd (daemon.c, both in the
@@ -771,6 +776,7 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)dup_fd,
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)ADMIN_THREADS,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONN_MEMORY,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((ADMIN_REQUEST_MS + 999) / 1000),
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
