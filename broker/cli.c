@@ -257,7 +257,8 @@ static const char usage_status[] =
     "\n"
     "options:\n"
     "      --admin ADDR       the broker's admin address (default: \"admin\" in the\n"
-    "                         configuration given with -c, else " ADMIN_DEFAULT_LISTEN ")\n"
+    "                         configuration given with -c, else\n"
+    "                         " ADMIN_DEFAULT_LISTEN ")\n"
     "      --token-file FILE  send the bearer token in FILE (default: the\n"
     "                         configuration's admin.token_file, with -c)\n"
     "      --json             print /status as the broker sent it\n";
@@ -271,7 +272,8 @@ static const char usage_health[] =
     "\n"
     "options:\n"
     "      --admin ADDR       the broker's admin address (default: \"admin\" in the\n"
-    "                         configuration given with -c, else " ADMIN_DEFAULT_LISTEN ")\n"
+    "                         configuration given with -c, else\n"
+    "                         " ADMIN_DEFAULT_LISTEN ")\n"
     "      --token-file FILE  send the bearer token in FILE (default: the\n"
     "                         configuration's admin.token_file, with -c)\n";
 
