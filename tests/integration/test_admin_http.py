@@ -8,6 +8,7 @@ import grp
 import json
 import os
 import select
+import signal
 import socket
 import stat
 import threading
@@ -355,6 +356,26 @@ class AdminHttpTest(rstest.BrokerTestCase):
                            mountpoint=mnt2)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertTrue(os.path.isfile(plain))
+
+    # -- a reload keeps the endpoint as started
+
+    def test_reload_keeps_the_endpoint(self):
+        cfg = self.config({"listen": "unix:" + self.sock})
+        b, addr = self.start(config=cfg)
+        mark = b.mark()
+        self.config({"listen": "unix:" + self.sock, "mode": "0660"})   # same file
+        b.send(signal.SIGHUP)
+        b.wait_log("config reloaded", since=mark)
+        rec = b.wait_log('"admin" changed: the admin endpoint keeps its settings until the '
+                         'broker restarts', since=mark)
+        self.assertEqual(rec["level"], "warn")
+        self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), 0o600)
+        self.assertPage(addr, "/health", JSON)
+        mark = b.mark()
+        b.send(signal.SIGHUP)   # unchanged: no warning
+        b.wait_log("config reloaded", since=mark)
+        self.assertNoLog(b, '"admin" changed: the admin endpoint keeps its settings until the '
+                         'broker restarts', since=mark)
 
     # -- the client commands against canned answers
 
