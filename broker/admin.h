@@ -22,6 +22,11 @@
  * ADMIN_LIVE_MS and none has been stuck longer than ADMIN_PROBE_STUCK_MS;
  * a probe that hangs (a wedged loop) therefore turns it 503 without
  * holding an HTTP thread.
+ *
+ * Threads: ADMIN_THREADS HTTP workers (libmicrohttpd's pool, epoll), the
+ * sweeper that shuts down connections past their deadline, the watchdog.
+ * Every answer closes its connection (the deadline counts from accept).
+ * docs/internals/admin.md says why each piece is as it is.
  */
 #ifndef RS_ADMIN_H
 #define RS_ADMIN_H
@@ -29,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "engine/config.h"
+#include "lib/listen.h"
 
 #define ADMIN_THREADS 2
 #define ADMIN_REQUEST_MS 5000
@@ -58,25 +64,22 @@ struct admin_handlers {
     int (*page)(void *arg, enum admin_page page, struct admin_reply *out);
     /* One liveness probe on the watchdog thread; may block (a hung mount):
      * true when the mount answered. NULL: /health/live reports only that
-     * the process answers. */
+     * the process answers. A probe still blocked when admin_stop runs is
+     * abandoned (its thread detached) and may return after the broker is
+     * gone: once its blocking call returns it must touch nothing of arg. */
     bool (*probe)(void *arg);
     void *arg;
 };
 
-/* A parsed listen address. */
-enum admin_family { ADMIN_NONE, ADMIN_UNIX, ADMIN_TCP };
-struct admin_addr {
-    enum admin_family family;
-    char path[108];            /* ADMIN_UNIX: absolute socket path */
-    char host[64];             /* ADMIN_TCP: numeric IPv4 or IPv6 (no brackets) */
-    unsigned port;             /* ADMIN_TCP: 1..65535 */
-    bool loopback;             /* 127.0.0.0/8 or ::1 (and always for ADMIN_UNIX) */
-};
+/* A parsed listen address: struct listen_addr (lib/listen.h), so the
+ * configuration can check one at load without knowing this module. */
 
 /* Parse "unix:/abs/path", "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"
- * or "none". 0, or -EINVAL with err saying what is wrong (no file
- * position: the caller adds it). Numeric hosts only: no name lookup. */
-int admin_addr_parse(const char *text, struct admin_addr *out, char *err, size_t errlen)
+ * or "none", as --admin gives it: listen_addr_parse with LISTEN_ANY_PORT
+ * (port 0: any free port, logged and given by admin_bound). 0, or -EINVAL
+ * with err saying what is wrong (no file position: the caller adds it).
+ * Numeric hosts only: no name lookup. */
+int admin_addr_parse(const char *text, struct listen_addr *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* What to listen on: override (--admin ADDR; may be NULL), else the
@@ -86,12 +89,12 @@ int admin_addr_parse(const char *text, struct admin_addr *out, char *err, size_t
  * socket another broker holds is a warning, not an error). 0 or -EINVAL
  * with err. */
 int admin_resolve(const struct cfg_admin *conf, const char *override, bool want_default,
-                  struct admin_addr *out, bool *from_default, char *err, size_t errlen)
+                  struct listen_addr *out, bool *from_default, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 struct admin;
 
-/* Listen on addr and serve. For ADMIN_UNIX: the socket's folder is
+/* Listen on addr and serve. For LISTEN_UNIX: the socket's folder is
  * created 0755 when only the last level is missing and refused when
  * group- or world-writable without the sticky bit or owned by another
  * user than us or root; a stale socket (nobody answers) is replaced; a
@@ -99,24 +102,27 @@ struct admin;
  * non-loopback address without conf->allow_remote, or allow_remote
  * without token_file, is -EINVAL. The token file (conf->token_file) is
  * read once here into secure memory: one line, 16..4096 bytes. conf is
- * borrowed for this call only. *out is new; ADMIN_NONE gives *out NULL
+ * borrowed for this call only. *out is new; LISTEN_NONE gives *out NULL
  * and 0. 0 or a negative errno with err. */
-int admin_start(const struct admin_addr *addr, const struct cfg_admin *conf,
+int admin_start(const struct listen_addr *addr, const struct cfg_admin *conf,
                 const struct admin_handlers *h, struct admin **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* The address actually bound ("unix:/run/...", "127.0.0.1:40123" when the
  * port was 0), for the log line and tests. */
 const char *admin_bound(const struct admin *a);
 /* Stop serving (waits for requests in flight, at most ADMIN_REQUEST_MS),
- * join the watchdog, remove the socket, wipe the token. NULL: no-op. */
+ * join the sweeper and the watchdog (or leave a watchdog whose probe hangs
+ * behind, detached, after 200 ms), remove the socket if it is still ours,
+ * wipe the token. NULL: no-op. */
 void admin_stop(struct admin *a);
 
-/* The client side (`runsecrets status`, `runsecrets health`): GET path
- * from addr with an optional bearer token (borrowed), at most timeout_ms
- * overall. *status is the HTTP status, *body new (NUL-terminated; free).
+/* The client side (`runsecrets status`, `runsecrets health`; after
+ * hardening_init_http): GET path from addr with an optional bearer token
+ * (borrowed), at most timeout_ms overall, no proxy, a body of at most
+ * 16 MiB (-E2BIG). *status is the HTTP status, *body new (NUL-terminated; free).
  * 0, or a negative errno with err (cannot connect: -ECONNREFUSED,
  * -ENOENT; timeout: -ETIMEDOUT). */
-int admin_get(const struct admin_addr *addr, const char *path, const char *token,
+int admin_get(const struct listen_addr *addr, const char *path, const char *token,
               long timeout_ms, int *status, char **body, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

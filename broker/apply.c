@@ -37,6 +37,13 @@ static bool same_settings(const struct cfg_secret *a, const struct cfg_secret *b
            a->on_change_signal == b->on_change_signal;
 }
 
+static bool same_admin(const struct cfg_admin *a, const struct cfg_admin *b)
+{
+    return a->given == b->given && same_str(a->listen, b->listen) && a->mode == b->mode &&
+           a->has_group == b->has_group && (!a->has_group || a->gid == b->gid) &&
+           a->allow_remote == b->allow_remote && same_str(a->token_file, b->token_file);
+}
+
 static int cmp_name(const void *a, const void *b)
 {
     const struct cfg_secret *x = *(const struct cfg_secret *const *)a;
@@ -218,6 +225,12 @@ int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen
         }
     }
     free(old_backends);
+    /* The endpoint keeps its socket, mode, group and token (the token is
+     * read once, into secure memory): a change is for the next start. */
+    if (!same_admin(&old_cfg->admin, &next->admin))
+        log_f(LOG_WARN, &(struct log_fields){.path = next->path},
+              "\"admin\" changed: the admin endpoint keeps its settings until the broker "
+              "restarts");
     cfg_free(old_cfg);
     b->last_apply = p.counts;
     log_f(LOG_INFO, &(struct log_fields){.path = next->path},

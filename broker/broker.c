@@ -1,6 +1,7 @@
 /* broker.c - assemble config, backends, cache, store and scheduler, and
  * take them through mount, run and stop (broker.h). */
 #include "broker/broker.h"
+#include "broker/admin.h"
 #include "broker/hardening.h"
 #include "broker/signals.h"
 #include "backends/backend.h"
@@ -99,6 +100,8 @@ fail:
 
 void broker_close(struct broker *b)
 {
+    admin_stop(b->admin);   /* normally gone with broker_stop already */
+    b->admin = NULL;
     scheduler_free(b->sched);   /* first: its hooks reach the filesystem */
     fs_free(b->fs);
     store_free(b->store);
@@ -273,6 +276,11 @@ void broker_stop(struct broker *b)
 {
     struct log_fields lf = {.path = b->mountpoint};
 
+    /* First: a scrape during the stop must not read the scheduler, store
+     * or backends freed below. Its threads are joined here (a probe hung
+     * on the mount is left behind: admin.h). */
+    admin_stop(b->admin);
+    b->admin = NULL;
     if (!b->fs)
         return;
     /* The stop is underway: a second signal changes nothing. Blocked, not

@@ -19,6 +19,7 @@
  *                 caller ends with broker_stop, which ends that thread.
  *   broker_stop   tear down in one order (broker.c says why each step comes
  *                 where it does):
+ *                   0. stop the admin endpoint (admin.h), if any;
  *                   1. block asynchronous signals: the stop is underway;
  *                   2. cancel HTTP: in-flight and new requests fail at once;
  *                   3. stop the scheduler: its workers return promptly (2)
@@ -48,6 +49,7 @@ struct scheduler;
 struct secpool;
 struct fs;
 struct http_engine;
+struct admin;
 struct broker;
 struct metrics;
 
@@ -80,6 +82,10 @@ struct broker {
     struct scheduler *sched;
     struct secpool *pool;          /* scratch plaintext for reads */
     struct fs *fs;                 /* while mounted */
+    /* The admin endpoint (admin.h), started by the command once mounted;
+     * NULL: none. Stopped first by broker_stop: its pages read the store
+     * and the scheduler the rest of the stop tears down. Main thread. */
+    struct admin *admin;
     /* The resolved mountpoint (the path mountinfo shows), set by
      * broker_mount for the log lines up to the end of broker_run; "" before.
      * Main thread only. */

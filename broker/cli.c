@@ -1,6 +1,7 @@
 /* cli.c - the command line: a table of commands, their options, and the
  * calls into the broker's lifecycle (broker.h). */
 #include "broker/cli.h"
+#include "broker/admin.h"
 #include "broker/broker.h"
 #include "broker/compose.h"
 #include "broker/exec.h"
@@ -8,6 +9,8 @@
 #include "broker/pidfile.h"
 #include "broker/service.h"
 #include "broker/signals.h"
+#include "broker/stats.h"
+#include "broker/status.h"
 #include "broker/supervise.h"
 #include "backends/backend.h"
 #include "lib/clock.h"
@@ -42,6 +45,7 @@
 
 struct cli_opts {
     const char *config;
+    bool config_given;        /* -c was on the command line */
     enum log_format log_format;
     enum log_level log_level;
     bool fetch;
@@ -63,6 +67,10 @@ struct cli_opts {
     const char *mount_ns;     /* mount --mount-namespace */
     long long timeout_ms;     /* reload --timeout */
     bool no_wait;             /* reload --no-wait */
+    /* The admin endpoint (admin.h): */
+    const char *admin;        /* --admin ADDR (checked by admin_addr_parse) */
+    const char *token_file;   /* status, health: --token-file */
+    bool json;                /* status --json */
     /* $NOTIFY_SOCKET as found at start (mount), then removed from the
      * environment: children (credential_process) must not notify. */
     char notify_socket[128];
@@ -114,6 +122,8 @@ enum {
     CLI_ARGS = 1 << 13,        /* the handler parses its own arguments
                                 * (compose: the syntax is Compose's) */
     CLI_OPT_MOUNT_NS = 1 << 14, /* accepts --mount-namespace PATH */
+    CLI_OPT_ADMIN = 1 << 15,   /* accepts --admin ADDR */
+    CLI_OPT_STATUS = 1 << 16,  /* accepts --token-file, --json */
 };
 
 /* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
@@ -171,7 +181,12 @@ static const char usage_mount[] =
     "                         make (and at the stop remove) the mount in the mount\n"
     "                         namespace PATH names, e.g. /proc/1/ns/mnt (the host's),\n"
     "                         while the broker stays in its own (a systemd sandbox);\n"
-    "                         needs CAP_SYS_ADMIN and CAP_SYS_CHROOT\n";
+    "                         needs CAP_SYS_ADMIN and CAP_SYS_CHROOT\n"
+    "      --admin ADDR       serve /health, /metrics and /status on ADDR: unix:/PATH,\n"
+    "                         127.0.0.1:PORT, [::1]:PORT (port 0: any; the log says\n"
+    "                         which) or none (default: \"admin\" in the configuration,\n"
+    "                         else, as root with the configuration's mountpoint,\n"
+    "                         " ADMIN_DEFAULT_LISTEN ")\n";
 
 static const char usage_reload[] =
     "usage: runsecrets reload [options]\n"
@@ -226,7 +241,41 @@ static const char usage_exec[] =
     "                         exec.wait in the configuration, else 30s)\n"
     "      --mount-from DIR   mount nothing: the secrets are files in DIR (a host\n"
     "                         broker's mount bind-mounted in); needs no privilege\n"
-    "      --signal-group     forward signals to CMD's process group\n";
+    "      --signal-group     forward signals to CMD's process group\n"
+    "      --admin ADDR       serve /health, /metrics and /status on ADDR: unix:/PATH,\n"
+    "                         127.0.0.1:PORT, [::1]:PORT or none (default: \"admin\" in\n"
+    "                         the configuration, else " ADMIN_DEFAULT_LISTEN "\n"
+    "                         as PID 1)\n";
+
+static const char usage_status[] =
+    "usage: runsecrets status [options]\n"
+    "\n"
+    "Ask a running broker's admin endpoint for its /status and print a table of its\n"
+    "secrets (NAME, BACKEND, STATE, AGE, NEXT, ERROR) and backends. Opens no\n"
+    "backend. Exit 0 when every required secret is fresh, 1 when not, 2 when the\n"
+    "broker cannot be reached or its answer cannot be read.\n"
+    "\n"
+    "options:\n"
+    "      --admin ADDR       the broker's admin address (default: \"admin\" in the\n"
+    "                         configuration given with -c, else\n"
+    "                         " ADMIN_DEFAULT_LISTEN ")\n"
+    "      --token-file FILE  send the bearer token in FILE (default: the\n"
+    "                         configuration's admin.token_file, with -c)\n"
+    "      --json             print /status as the broker sent it\n";
+
+static const char usage_health[] =
+    "usage: runsecrets health [options]\n"
+    "\n"
+    "Ask a running broker's admin endpoint for /health and print nothing: exit 0\n"
+    "when every required secret is fresh, 1 otherwise, also when the broker cannot\n"
+    "be reached (for a Docker HEALTHCHECK).\n"
+    "\n"
+    "options:\n"
+    "      --admin ADDR       the broker's admin address (default: \"admin\" in the\n"
+    "                         configuration given with -c, else\n"
+    "                         " ADMIN_DEFAULT_LISTEN ")\n"
+    "      --token-file FILE  send the bearer token in FILE (default: the\n"
+    "                         configuration's admin.token_file, with -c)\n";
 
 static const char usage_version[] =
     "usage: runsecrets version\n"
@@ -249,9 +298,20 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
     return EXIT_USAGE;
 }
 
+/* A usage error about an option's value: "runsecrets CMD: OPT: DETAIL, got
+ * 'GIVEN'" (given escaped), as usage_error. */
+static int usage_detail(const char *cmd, const char *opt, const char *detail, const char *given)
+{
+    char shown[256];
+    escape_str(shown, sizeof(shown), given, ESCAPE_SQUOTE);
+    fprintf(stderr, "runsecrets %s: %s: %s, got '%s'\nTry 'runsecrets %s --help'.\n", cmd, opt,
+            detail, shown, cmd);
+    return EXIT_USAGE;
+}
+
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
        OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP, OPT_PID_FILE, OPT_NO_PID_FILE, OPT_TIMEOUT,
-       OPT_NO_WAIT, OPT_MOUNT_NS };
+       OPT_NO_WAIT, OPT_MOUNT_NS, OPT_ADMIN, OPT_TOKEN_FILE, OPT_JSON };
 
 /* An exec option given to another command: the message names it. */
 static int exec_only(const struct cli_command *c, int opt)
@@ -287,6 +347,9 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
         {"mount-namespace", required_argument, NULL, OPT_MOUNT_NS},
+        {"admin", required_argument, NULL, OPT_ADMIN},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -300,6 +363,7 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         switch (ch) {
         case 'c':
             o->config = optarg;
+            o->config_given = true;
             break;
         case OPT_LOG_FORMAT:
             if (log_parse_format(optarg, &o->log_format) < 0)
@@ -375,6 +439,29 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
                 return usage_error(cmd, "--mount-namespace: expected an absolute path like "
                                         "/proc/1/ns/mnt, got '%s'", optarg);
             o->mount_ns = optarg;
+            break;
+        case OPT_ADMIN: {
+            struct listen_addr addr;
+            if (!(c->flags & CLI_OPT_ADMIN))
+                return usage_error(cmd, "%s is an option of 'mount', 'exec', 'status' and "
+                                   "'health'", "--admin");
+            if (admin_addr_parse(optarg, &addr, err, sizeof(err)) < 0)
+                return usage_detail(cmd, "--admin", err, optarg);
+            o->admin = optarg;
+            break;
+        }
+        case OPT_TOKEN_FILE:
+        case OPT_JSON:
+            if (!(c->flags & CLI_OPT_STATUS) || (ch == OPT_JSON && strcmp(cmd, "status") != 0))
+                return usage_error(cmd, ch == OPT_JSON ? "%s is an option of 'status'"
+                                                       : "%s is an option of 'status' and 'health'",
+                                   ch == OPT_JSON ? "--json" : "--token-file");
+            if (ch == OPT_JSON)
+                o->json = true;
+            else if (optarg[0] == '\0')
+                return usage_error(cmd, "--token-file: expected a file name, got '%s'", optarg);
+            else
+                o->token_file = optarg;
             break;
         case 'h':
             fputs(c->usage, stdout);
@@ -469,18 +556,64 @@ static int open_mount_ns(const char *cmd, const struct cli_opts *o, struct mount
                                                                                   : EXIT_RUNTIME;
 }
 
+/* Where the admin endpoint listens (admin_resolve): --admin, the
+ * configuration's, else the default for a root broker that is the host's
+ * main one (the same rule as its pid file: service_pid_file) or a
+ * container's PID 1. Before the mount: a refused address is a usage error
+ * (exit 2) and nothing was mounted for it. */
+static int resolve_admin(const char *cmd, struct broker *b, const struct cli_opts *o,
+                         struct listen_addr *addr, bool *from_default)
+{
+    char err[1024], shown[1024];
+    bool want = strcmp(cmd, "exec") == 0 ? getpid() == 1
+                                         : geteuid() == 0 && !o->arg && !o->mount;
+    int rc = admin_resolve(&b->cfg->admin, o->admin, want, addr, from_default, err, sizeof(err));
+    if (rc == 0)
+        return -1;
+    escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+    fprintf(stderr, "runsecrets %s: %s: %s\n", cmd, o->admin ? "--admin" : "admin.listen", shown);
+    return EXIT_USAGE;
+}
+
+/* Start the endpoint once mounted (its watchdog probes the mount). A
+ * default socket that cannot be had (another broker holds it) is one
+ * warning and no endpoint: nobody asked for it; an address that was asked
+ * for and cannot be had stops the command (exit 1). */
+static int start_admin(const char *cmd, struct broker *b, const struct listen_addr *addr,
+                       bool from_default)
+{
+    char err[1024], shown[1024], where[LISTEN_PATH_MAX + 16];
+    struct admin_handlers h = {.page = stats_page, .probe = stats_probe, .arg = b};
+    int rc = admin_start(addr, &b->cfg->admin, &h, &b->admin, err, sizeof(err));
+    if (rc == 0)
+        return -1;
+    escape_str(shown, sizeof(shown), err, ESCAPE_KEEP_BACKSLASH);
+    if (from_default) {
+        listen_addr_format(addr, where, sizeof(where));
+        log_f(LOG_WARN, &(struct log_fields){.address = where, .error = shown},
+              "admin endpoint not started; running without it");
+        return -1;
+    }
+    fprintf(stderr, "runsecrets %s: admin endpoint: %s\n", cmd, shown);
+    return EXIT_RUNTIME;
+}
+
 static int mount_broker(const char *cmd, struct broker *b, const struct cli_opts *o)
 {
     const char *given = o->arg ? o->arg : o->mount ? o->mount : b->cfg->mount;
     int ex = check_absolute(cmd, o->mount ? "--mount" : "MOUNTPOINT", given);
+    struct listen_addr admin_addr;
+    bool from_default = false;
 
+    if (ex < 0)
+        ex = resolve_admin(cmd, b, o, &admin_addr, &from_default);
     if (ex >= 0)
         return ex;
     int rc = broker_mount(b, given, o->debug_fuse);
     if (rc < 0)
         /* A file where the mountpoint should be is the configuration's fault. */
         return rc == -ENOTDIR ? EXIT_USAGE : EXIT_RUNTIME;
-    return -1;
+    return start_admin(cmd, b, &admin_addr, from_default);
 }
 
 static int cmd_mount(struct broker *b, const struct cli_opts *o)
@@ -770,6 +903,9 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
     memset(&user, 0, sizeof(user));
     if (o->mount && o->mount_from)
         return usage_error("exec", "%s", "--mount and --mount-from exclude each other");
+    if (o->admin && o->mount_from)
+        return usage_error("exec", "%s", "--admin and --mount-from exclude each other: "
+                           "--mount-from serves nothing");
     if (o->mount_from) {
         ex = check_absolute("exec", "--mount-from", o->mount_from);
         if (ex >= 0)
@@ -803,6 +939,26 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
     return ex;
 }
 
+static struct status_opts status_opts_of(const struct cli_opts *o)
+{
+    return (struct status_opts){.admin = o->admin, .token_file = o->token_file,
+                                .config = o->config_given ? o->config : NULL, .json = o->json};
+}
+
+static int cmd_status(struct broker *b, const struct cli_opts *o)
+{
+    (void)b;
+    struct status_opts so = status_opts_of(o);
+    return status_main(&so);
+}
+
+static int cmd_health(struct broker *b, const struct cli_opts *o)
+{
+    (void)b;
+    struct status_opts so = status_opts_of(o);
+    return health_main(&so);
+}
+
 static int cmd_compose(struct broker *b, const struct cli_opts *o)
 {
     (void)b;
@@ -829,7 +985,7 @@ static const struct cli_command commands[] = {
      "mount and serve in the foreground until SIGTERM/SIGINT/SIGQUIT; SIGHUP reloads",
      usage_mount, NEEDS_MOUNT,
      CLI_ARG | CLI_OPT_DEBUG_FUSE | CLI_SERVICE | CLI_OPT_MOUNT | CLI_OPT_PIDFILE |
-         CLI_OPT_MOUNT_NS, cmd_mount},
+         CLI_OPT_MOUNT_NS | CLI_OPT_ADMIN, cmd_mount},
     {{"reload"}, "reload", "make the running broker reload its configuration, print the outcome",
      usage_reload, NEEDS_NOTHING, CLI_OPT_PIDFILE | CLI_OPT_RELOAD, cmd_reload},
     {{"check"}, "check [--fetch]",
@@ -839,7 +995,12 @@ static const struct cli_command commands[] = {
      usage_get, NEEDS_BROKER, CLI_QUIET | CLI_ARG | CLI_ARG_REQUIRED, cmd_get},
     {{"exec"}, "exec -- CMD [ARG...]",
      "container entrypoint: serve the secrets, run CMD as PID 1's child",
-     usage_exec, NEEDS_SETUP, CLI_OPT_EXEC | CLI_CMD | CLI_SIGNALFD, cmd_exec},
+     usage_exec, NEEDS_SETUP, CLI_OPT_EXEC | CLI_CMD | CLI_SIGNALFD | CLI_OPT_ADMIN, cmd_exec},
+    {{"status"}, "status [--json]",
+     "ask a running broker (its admin endpoint) for the state of every secret",
+     usage_status, NEEDS_SETUP, CLI_QUIET | CLI_OPT_ADMIN | CLI_OPT_STATUS, cmd_status},
+    {{"health"}, "health", "exit 0 when a running broker is healthy, else 1 (HEALTHCHECK)",
+     usage_health, NEEDS_SETUP, CLI_QUIET | CLI_OPT_ADMIN | CLI_OPT_STATUS, cmd_health},
     {{"compose"}, "compose ... up|down",
      "Docker Compose provider: a host broker per project (docs/compose.md)",
      NULL, NEEDS_SETUP, CLI_ARGS | CLI_QUIET, cmd_compose},

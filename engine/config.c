@@ -9,11 +9,13 @@
 #include "lib/duration.h"
 #include "lib/escape.h"
 #include "lib/jsonpos.h"
+#include "lib/listen.h"
 #include "lib/name.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <grp.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -653,12 +655,14 @@ static int load_secrets(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     return 0;
 }
 
-static const char *const top_keys[] = {"mount", "defaults", "exec", "include", "backends",
-                                       "secrets", NULL};
+static const char *const top_keys[] = {"mount", "defaults", "exec", "admin", "include",
+                                       "backends", "secrets", NULL};
 static const char *const fragment_keys[] = {"backends", "secrets", NULL};
 static const char *const default_keys[] = {"refresh", "max_stale", "mode", "uid", "gid",
                                            "required", "on_change", NULL};
 static const char *const exec_keys[] = {"wait", "stop_grace", "debounce", NULL};
+static const char *const admin_keys[] = {"listen", "mode", "group", "allow_remote", "token_file",
+                                         NULL};
 
 static int load_exec(struct cfg_ctx *c, struct config *cfg, json_t *obj)
 {
@@ -695,7 +699,179 @@ static int load_exec(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     return 0;
 }
 
-/* The main file's own settings: mount, defaults, exec. */
+/* admin.mode: a socket needs read and write to connect; nobody needs
+ * execute, and "others" may not write (connect) to it. */
+static int parse_admin_mode(struct cfg_ctx *c, const json_t *v, const char *const *path,
+                            unsigned *out)
+{
+    unsigned m = 0;
+    int rc = parse_mode(c, v, path, 2, &m);
+    if (rc < 0)
+        return rc;
+    const char *s = json_string_value(v);
+    if (m & 0111)
+        return cfg_fail(c, false, path, 2, "mode %s has execute bits: a socket needs only read "
+                        "and write", s);
+    if (m & 0002)
+        return cfg_fail(c, false, path, 2, "mode %s lets every user connect (write bit for "
+                        "others): give access through \"group\" instead", s);
+    if ((m & 0600) != 0600)
+        return cfg_fail(c, false, path, 2, "mode %s must let the owner read and write (0600)", s);
+    *out = m;
+    return 0;
+}
+
+/* admin.group: a name (looked up now) or a number. */
+static int parse_admin_group(struct cfg_ctx *c, const json_t *v, const char *const *path,
+                             gid_t *out)
+{
+    if (json_is_integer(v)) {
+        unsigned id = 0;
+        int rc = parse_id(c, v, path, 2, &id);
+        if (rc == 0)
+            *out = (gid_t)id;
+        return rc;
+    }
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    char shown[CFG_MAX_SHOWN];
+    if (!s || s[0] == '\0')
+        return cfg_fail(c, false, path, 2, "expected a group name or number, got %s",
+                        s ? "an empty string" : json_kind(v));
+    escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
+    if (strspn(s, "0123456789") == strlen(s)) {
+        unsigned long long id = strtoull(s, NULL, 10);
+        if (strlen(s) > 10 || id > CFG_MAX_UID)
+            return cfg_fail(c, false, path, 2, "group id '%s' out of range", shown);
+        *out = (gid_t)id;
+        return 0;
+    }
+    /* exec --mount-from reads the container's copy of a host
+     * configuration: the host's groups are not there, and it serves no
+     * admin endpoint. */
+    if (c->flags & CFG_BACKEND_TYPES_ONLY) {
+        *out = (gid_t)-1;
+        return 1;
+    }
+    long size = sysconf(_SC_GETGR_R_SIZE_MAX);
+    size_t cap = size > 0 ? (size_t)size : 4096;
+    for (;;) {
+        struct group gr, *res = NULL;
+        char *buf = malloc(cap);
+        if (!buf)
+            return -ENOMEM;
+        int e = getgrnam_r(s, &gr, buf, cap, &res);
+        if (e == 0 && res)
+            *out = gr.gr_gid;
+        free(buf);
+        if (e == ERANGE && cap < (1u << 20)) {
+            cap *= 2;
+            continue;
+        }
+        if (e == 0 && res)
+            return 0;
+        if (e == 0 || e == ENOENT || e == ESRCH)
+            return cfg_fail(c, false, path, 2, "unknown group '%s'", shown);
+        return cfg_fail(c, false, path, 2, "cannot look up group '%s': %s", shown, strerror(e));
+    }
+}
+
+/* admin.token_file: absolute, a regular file we can read, and nobody
+ * else's to read (the token is a password). */
+static int parse_admin_token_file(struct cfg_ctx *c, const json_t *v, const char *const *path,
+                                  char **out)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    char shown[CFG_MAX_SHOWN];
+    struct stat st;
+    if (!s || s[0] != '/')
+        return cfg_fail(c, false, path, 2, "expected an absolute path");
+    if (strlen(s) >= PATH_MAX)
+        return cfg_fail(c, false, path, 2, "path too long");
+    escape_str(shown, sizeof(shown), s, 0);
+    if (!(c->flags & CFG_BACKEND_TYPES_ONLY)) {
+        int fd = open(s, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            return cfg_fail(c, false, path, 2, "cannot read %s: %s", shown, strerror(errno));
+        int rc = fstat(fd, &st);
+        int e = errno;
+        close(fd);
+        if (rc < 0)
+            return cfg_fail(c, false, path, 2, "cannot read %s: %s", shown, strerror(e));
+        if (!S_ISREG(st.st_mode))
+            return cfg_fail(c, false, path, 2, "%s is not a regular file", shown);
+        if (st.st_mode & 0044)
+            return cfg_fail(c, false, path, 2, "%s is readable by %s (mode %04o): the token is "
+                            "a password; chmod 0600 it", shown,
+                            (st.st_mode & 0004) ? "every user" : "its group",
+                            (unsigned)(st.st_mode & 07777));
+    }
+    *out = strdup(s);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* The "admin" object (main file only): where the operations endpoint
+ * listens and who may use it (broker/admin.h). */
+static int load_admin(struct cfg_ctx *c, struct config *cfg, json_t *obj)
+{
+    const char *path[CFG_MAX_PATH] = {"admin"};
+    struct cfg_admin *a = &cfg->admin;
+    struct listen_addr addr = {.family = LISTEN_NONE};
+    char msg[256];
+    const char *key;
+    json_t *v;
+    int rc;
+
+    *a = (struct cfg_admin){.mode = CFG_ADMIN_DEFAULT_MODE};
+    if (!obj)
+        return 0;
+    a->given = true;
+    rc = expect_object(c, obj, path, 1);
+    if (rc == 0)
+        rc = check_keys(c, obj, admin_keys, path, 1);
+    if (rc < 0)
+        return rc;
+    json_object_foreach(obj, key, v) {
+        path[1] = key;
+        if (strcmp(key, "listen") == 0) {
+            if (!json_is_string(v))
+                return cfg_fail(c, false, path, 2, "expected an address such as "
+                                "\"unix:/run/runsecrets/admin.sock\" or \"127.0.0.1:9464\", got %s",
+                                json_kind(v));
+            if (listen_addr_parse(json_string_value(v), 0, &addr, msg, sizeof(msg)) < 0)
+                return cfg_fail(c, false, path, 2, "%s", msg);
+            a->listen = strdup(json_string_value(v));
+            rc = a->listen ? 0 : -ENOMEM;
+        } else if (strcmp(key, "mode") == 0) {
+            rc = parse_admin_mode(c, v, path, &a->mode);
+        } else if (strcmp(key, "group") == 0) {
+            rc = parse_admin_group(c, v, path, &a->gid);
+            a->has_group = rc == 0;
+            rc = rc > 0 ? 0 : rc;
+        } else if (strcmp(key, "allow_remote") == 0) {
+            if (!json_is_boolean(v))
+                return cfg_fail(c, false, path, 2, "expected true or false, got %s", json_kind(v));
+            a->allow_remote = json_is_true(v);
+        } else {
+            rc = parse_admin_token_file(c, v, path, &a->token_file);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    /* At load, naming the key: a broker never starts to find out. */
+    if (addr.family == LISTEN_TCP && !addr.loopback && !a->allow_remote) {
+        path[1] = "listen";
+        return cfg_fail(c, false, path, 2, "%s is not a loopback address: set \"allow_remote\": "
+                        "true (and a \"token_file\") to serve other hosts", a->listen);
+    }
+    if (a->allow_remote && !a->token_file) {
+        path[1] = "allow_remote";
+        return cfg_fail(c, false, path, 2, "allow_remote needs \"token_file\": remote clients "
+                        "must present a bearer token");
+    }
+    return 0;
+}
+
+/* The main file's own settings: mount, defaults, exec, admin. */
 static int load_main(struct cfg_ctx *c, struct config *cfg, json_t *root)
 {
     const char *path[CFG_MAX_PATH] = {NULL};
@@ -748,7 +924,10 @@ static int load_main(struct cfg_ctx *c, struct config *cfg, json_t *root)
                             "would fail closed between two successful refreshes");
         }
     }
-    return load_exec(c, cfg, json_object_get(root, "exec"));
+    rc = load_exec(c, cfg, json_object_get(root, "exec"));
+    if (rc == 0)
+        rc = load_admin(c, cfg, json_object_get(root, "admin"));
+    return rc;
 }
 
 /* jansson's own text, except where it names one of its flags instead of
@@ -1271,6 +1450,8 @@ void cfg_free(struct config *c)
     free(c->backends);
     free(c->secrets);
     free(c->mount);
+    free(c->admin.listen);
+    free(c->admin.token_file);
     free(c->path);
     free(c);
 }

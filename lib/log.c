@@ -193,6 +193,7 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_json_str(&l, "secret", f->secret);
             line_json_str(&l, "backend", f->backend);
             line_json_str(&l, "path", f->path);
+            line_json_str(&l, "address", f->address);
             line_json_str(&l, "result", f->result);
             if (f->has_caller)
                 line_printf(&l, ",\"uid\":%ld,\"gid\":%ld,\"pid\":%ld", f->uid, f->gid, f->pid);
@@ -213,6 +214,7 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_text_kv(&l, "secret", f->secret);
             line_text_kv(&l, "backend", f->backend);
             line_text_kv(&l, "path", f->path);
+            line_text_kv(&l, "address", f->address);
             line_text_kv(&l, "result", f->result);
             if (f->has_caller)
                 line_printf(&l, " uid=%ld gid=%ld pid=%ld", f->uid, f->gid, f->pid);

@@ -22,6 +22,7 @@ struct log_fields {
     const char *error;   /* human error text (never a value) */
     const char *result;  /* e.g. "allow" / "deny" for audit lines */
     const char *path;    /* a file system path (mountpoint, backend file) */
+    const char *address; /* a listen address ("unix:/run/x.sock", "127.0.0.1:9464") */
     bool has_caller;
     long uid, gid, pid;
     bool has_counts;     /* a summary: how many ok / failed, in how long */

@@ -450,6 +450,9 @@ class PidFileTest(ServiceTestCase):
         b = self.start_broker(positional=False, default_pid_file=True)
         with open(default) as f:
             self.assertEqual(f.read(), "%d\n" % b.pid)
+        # The same rule gives it the default admin socket (docs/config.md, admin).
+        self.assertEqual(b.wait_log("admin endpoint listening")["address"],
+                         "unix:" + os.path.join(RUN_DIR, "admin.sock"))
         r = rstest.run_cli("reload")
         self.assertIn(r.returncode, (0, 1))
         self.assertEqual(read_status(default)["attempt"], 1)
@@ -460,8 +463,9 @@ class PidFileTest(ServiceTestCase):
         self.assertEqual(os.listdir(RUN_DIR), [])
         self.assertEqual(b.stop(), 0)
         b = self.start_broker(positional=False, args=["--no-pid-file"])
-        self.assertEqual(os.listdir(RUN_DIR), [])
+        self.assertEqual(os.listdir(RUN_DIR), ["admin.sock"])   # no pid file; the endpoint
         self.assertEqual(b.stop(), 0)
+        self.assertEqual(os.listdir(RUN_DIR), [])
 
 
 class SeveralBrokersTest(ServiceTestCase):

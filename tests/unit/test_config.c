@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/config.h"
@@ -157,8 +158,8 @@ END_TEST
 START_TEST(bad_top_level)
 {
     load_bad("{\n  \"mout\": \"/x\"\n}",
-             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, include, backends, "
-             "secrets)");
+             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, admin, include, "
+             "backends, secrets)");
     load_bad("{\"mount\": \"relative\"}", "config.json:1:11: mount: expected an absolute path");
     load_bad("{\"mount\": 5}", "config.json:1:11: mount: expected an absolute path");
     load_bad("{\"defaults\": []}", "config.json:1:14: defaults: expected an object, got an array");
@@ -326,7 +327,7 @@ START_TEST(columns_count_characters)
 {
     /* jansson counts columns in characters; so do we (é is two bytes). */
     load_bad("{\"défauts\": 1}", "config.json:1:2: [\"défauts\"]: unknown key (expected one of: mount, "
-             "defaults, exec, include, backends, secrets)");
+             "defaults, exec, admin, include, backends, secrets)");
 }
 END_TEST
 
@@ -339,7 +340,7 @@ START_TEST(keys_in_messages_stay_one_line)
     ck_assert_ptr_null(strchr(err, '\n'));
     load_bad("{\"a\\\"b\\\\c\\u001b\": 1}",
              "config.json:1:2: [\"a\\x22b\\\\c\\x1b\"]: unknown key (expected one of: mount, "
-             "defaults, exec, include, backends, secrets)");
+             "defaults, exec, admin, include, backends, secrets)");
 }
 END_TEST
 
@@ -697,6 +698,120 @@ START_TEST(env_freed_on_errors)
 }
 END_TEST
 
+/* The "admin" object: a token file in the temp dir with the given mode. */
+static void write_token(const char *name, unsigned mode)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("0123456789abcdef0123456789abcdef\n", f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+static void remove_token(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    unlink(path);
+}
+
+#define ADM(obj) "{\"admin\": " obj ", " BACKENDS "}"
+
+START_TEST(admin_parsed)
+{
+    struct config *c = load_ok("{" BACKENDS "}");
+    ck_assert(!c->admin.given);
+    ck_assert_ptr_null(c->admin.listen);
+    ck_assert_uint_eq(c->admin.mode, CFG_ADMIN_DEFAULT_MODE);
+    cfg_free(c);
+
+    write_token("token", 0600);
+    c = load_ok(ADM("{\"listen\": \"unix:/run/x/admin.sock\", \"mode\": \"0660\", \"group\": 0}"));
+    ck_assert(c->admin.given);
+    ck_assert_str_eq(c->admin.listen, "unix:/run/x/admin.sock");
+    ck_assert_uint_eq(c->admin.mode, 0660);
+    ck_assert(c->admin.has_group);
+    ck_assert_uint_eq(c->admin.gid, 0);
+    cfg_free(c);
+    c = load_ok(ADM("{\"listen\": \"[::1]:9464\", \"group\": \"root\", \"mode\": \"0600\"}"));
+    ck_assert_uint_eq(c->admin.gid, 0);
+    cfg_free(c);
+    c = load_ok(ADM("{\"listen\": \"10.0.0.1:9464\", \"allow_remote\": true, "
+                    "\"token_file\": \"@DIR@/token\"}"));
+    ck_assert(c->admin.allow_remote);
+    ck_assert_ptr_nonnull(c->admin.token_file);
+    cfg_free(c);
+    c = load_ok(ADM("{\"listen\": \"none\", \"group\": \"4242\"}"));
+    ck_assert_uint_eq(c->admin.gid, 4242);
+    cfg_free(c);
+    remove_token("token");
+}
+END_TEST
+
+START_TEST(bad_admin)
+{
+    char want[1024];
+    load_bad(ADM("[]"), "config.json:1:11: admin: expected an object, got an array");
+    load_bad(ADM("{\"lisen\": \"none\"}"),
+             "config.json:1:12: admin.lisen: unknown key (expected one of: listen, mode, group, "
+             "allow_remote, token_file)");
+    load_bad(ADM("{\"listen\": 9464}"),
+             "config.json:1:22: admin.listen: expected an address such as "
+             "\"unix:/run/runsecrets/admin.sock\" or \"127.0.0.1:9464\", got an integer");
+    load_bad(ADM("{\"listen\": \"localhost:9464\"}"),
+             "config.json:1:22: admin.listen: expected a numeric IP address (host names are not "
+             "looked up)");
+    load_bad(ADM("{\"listen\": \"127.0.0.1:0\"}"),
+             "config.json:1:22: admin.listen: port out of range (1-65535)");
+    load_bad(ADM("{\"listen\": \"unix:admin.sock\"}"),
+             "config.json:1:22: admin.listen: a unix socket needs an absolute path "
+             "(unix:/run/x.sock)");
+    load_bad(ADM("{\"mode\": \"0666\"}"),
+             "config.json:1:20: admin.mode: mode 0666 lets every user connect (write bit for "
+             "others): give access through \"group\" instead");
+    load_bad(ADM("{\"mode\": \"0700\"}"),
+             "config.json:1:20: admin.mode: mode 0700 has execute bits: a socket needs only read "
+             "and write");
+    load_bad(ADM("{\"mode\": \"0060\"}"),
+             "config.json:1:20: admin.mode: mode 0060 must let the owner read and write (0600)");
+    load_bad(ADM("{\"mode\": \"rw\"}"),
+             "config.json:1:20: admin.mode: expected an octal mode string such as \"0440\", got an "
+             "invalid string");
+    load_bad(ADM("{\"group\": \"no-such-group-rs\"}"),
+             "config.json:1:21: admin.group: unknown group 'no-such-group-rs'");
+    load_bad(ADM("{\"group\": true}"),
+             "config.json:1:21: admin.group: expected a group name or number, got a boolean");
+    load_bad(ADM("{\"allow_remote\": 1}"),
+             "config.json:1:28: admin.allow_remote: expected true or false, got an integer");
+    load_bad(ADM("{\"listen\": \"10.0.0.1:9464\"}"),
+             "config.json:1:22: admin.listen: 10.0.0.1:9464 is not a loopback address: set "
+             "\"allow_remote\": true (and a \"token_file\") to serve other hosts");
+    load_bad(ADM("{\"listen\": \"0.0.0.0:9464\", \"allow_remote\": true}"),
+             "config.json:1:54: admin.allow_remote: allow_remote needs \"token_file\": remote "
+             "clients must present a bearer token");
+    load_bad(ADM("{\"token_file\": \"token\"}"),
+             "config.json:1:26: admin.token_file: expected an absolute path");
+    snprintf(want, sizeof(want), "config.json:1:26: admin.token_file: cannot read %s/missing: "
+             "No such file or directory", dir);
+    load_bad(ADM("{\"token_file\": \"@DIR@/missing\"}"), want);
+    write_token("open", 0644);
+    snprintf(want, sizeof(want), "config.json:1:26: admin.token_file: %s/open is readable by "
+             "every user (mode 0644): the token is a password; chmod 0600 it", dir);
+    load_bad(ADM("{\"token_file\": \"@DIR@/open\"}"), want);
+    remove_token("open");
+    write_token("grp", 0640);
+    snprintf(want, sizeof(want), "config.json:1:26: admin.token_file: %s/grp is readable by "
+             "its group (mode 0640): the token is a password; chmod 0600 it", dir);
+    load_bad(ADM("{\"token_file\": \"@DIR@/grp\"}"), want);
+    remove_token("grp");
+    snprintf(want, sizeof(want), "config.json:1:26: admin.token_file: %s is not a regular file",
+             dir);
+    load_bad(ADM("{\"token_file\": \"@DIR@\"}"), want);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -725,6 +840,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, duplicate_env);
     tcase_add_test(tc, env_freed_on_errors);
     tcase_add_test(tc, backend_types_only);
+    tcase_add_test(tc, admin_parsed);
+    tcase_add_test(tc, bad_admin);
     suite_add_tcase(s, tc);
     return s;
 }
