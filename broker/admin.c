@@ -25,8 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -429,9 +431,18 @@ static void deadline_after(struct timespec *ts, long long ms)
     }
 }
 
+/* Every thread of the endpoint runs at nice 19: whatever a scrape costs
+ * comes out of idle time, not out of the readers' (docs/operations.md,
+ * the scrape test). Per thread: nice is a thread's own under Linux. */
+static void lower_priority(void)
+{
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ADMIN_NICE);
+}
+
 static void *watch_main(void *arg)
 {
     struct admin_watch *w = arg;
+    lower_priority();
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
         w->in_flight = true;
@@ -550,6 +561,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     struct admin *a = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        lower_priority();   /* on the pool's thread that will serve it */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct admin_conn *c = ci ? calloc(1, sizeof(*c)) : NULL;
@@ -590,6 +602,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 static void *sweep_main(void *arg)
 {
     struct admin *a = arg;
+    lower_priority();
     pthread_mutex_lock(&a->conn_lock);
     while (!a->sweep_stop) {
         long long now = clock_mono_ms();

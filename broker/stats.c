@@ -76,13 +76,74 @@ static void text_add(struct text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
+/* The pages are made of these, not of printf: with 1,000 secrets a
+ * scrape was 3.8 ms of CPU, three quarters of it in vfprintf. */
+static void text_put(struct text *t, const char *s, size_t n)
+{
+    text_reserve(t, n);
+    if (t->failed)
+        return;
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+static void text_str(struct text *t, const char *s)
+{
+    text_put(t, s, strlen(s));
+}
+
+static void text_ull(struct text *t, unsigned long long v)
+{
+    char buf[24];
+    size_t i = sizeof(buf);
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    text_put(t, buf + i, sizeof(buf) - i);
+}
+
+static void text_ll(struct text *t, long long v)
+{
+    if (v < 0) {
+        text_put(t, "-", 1);
+        text_ull(t, 0ULL - (unsigned long long)v);
+    } else {
+        text_ull(t, (unsigned long long)v);
+    }
+}
+
+/* v / 10^digits with that many decimals: 1234 ms as "1.234". */
+static void text_fixed(struct text *t, long long v, int digits)
+{
+    unsigned long long scale = 1, u;
+    for (int i = 0; i < digits; i++)
+        scale *= 10;
+    if (v < 0)
+        text_put(t, "-", 1);
+    u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    text_ull(t, u / scale);
+    char frac[24];
+    unsigned long long f = u % scale;
+    frac[0] = '.';
+    for (int i = digits; i > 0; i--) {
+        frac[i] = (char)('0' + f % 10);
+        f /= 10;
+    }
+    text_put(t, frac, (size_t)digits + 1);
+}
+
 /* A Prometheus label value (text format 0.0.4: backslash, quote, newline). */
 static void text_label(struct text *t, const char *v)
 {
-    char buf[1024];
-    size_t off = 0;
-    metrics_escape_label(buf, sizeof(buf), &off, v);
-    text_add(t, "%s", buf);
+    size_t n = strlen(v);
+    text_reserve(t, 2 * n);
+    if (t->failed)
+        return;
+    size_t off = t->len;
+    metrics_escape_label(t->p, t->cap, &off, v);
+    t->len = off;
 }
 
 /* A JSON string, quoted. */
@@ -219,9 +280,27 @@ static void head(struct text *t, const char *name, const char *type, const char 
 /* "runsecrets_x{secret=\"NAME\"" (the caller closes the braces). */
 static void series(struct text *t, const char *metric, const char *label, const char *value)
 {
-    text_add(t, "%s{%s=\"", metric, label);
+    text_str(t, metric);
+    text_put(t, "{", 1);
+    text_str(t, label);
+    text_put(t, "=\"", 2);
     text_label(t, value);
-    text_add(t, "\"");
+    text_put(t, "\"", 1);
+}
+
+/* "} V\n" */
+static void close_ull(struct text *t, unsigned long long v)
+{
+    text_put(t, "} ", 2);
+    text_ull(t, v);
+    text_put(t, "\n", 1);
+}
+
+static void close_fixed(struct text *t, long long v, int digits)
+{
+    text_put(t, "} ", 2);
+    text_fixed(t, v, digits);
+    text_put(t, "\n", 1);
 }
 
 /* What /proc says of us. */
@@ -275,6 +354,10 @@ static void read_proc(struct proc *p, const struct broker *b)
     }
 }
 
+/* metrics_bucket_bounds as the le label shows them. */
+static const char *const bucket_names[METRICS_BUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1",
+                                                          "0.25",  "0.5",  "1",     "2.5",  "5",
+                                                          "10"};
 static const char *const read_names[METRICS_READ_N] = {"allow", "deny", "error"};
 static const char *const fetch_names[METRICS_FETCH_N] = {"ok", "unchanged", "not_found", "error"};
 
@@ -287,8 +370,10 @@ static void metrics_secrets(struct text *t, const struct metrics_view *v, const 
     for (size_t i = 0; i < v->n; i++)
         for (int k = 0; k < METRICS_READ_N; k++) {
             series(t, "runsecrets_reads_total", "secret", v->secrets[i]->name);
-            text_add(t, ",result=\"%s\"} %llu\n", read_names[k],
-                     atomic_load_explicit(&v->secrets[i]->reads[k], memory_order_relaxed));
+            text_put(t, ",result=\"", 9);
+            text_str(t, read_names[k]);
+            text_put(t, "\"", 1);
+            close_ull(t, atomic_load_explicit(&v->secrets[i]->reads[k], memory_order_relaxed));
         }
     head(t, "runsecrets_opens_total", "counter",
          "Opens of secret files, every outcome, every secret ever configured.");
@@ -302,29 +387,29 @@ static void metrics_secrets(struct text *t, const struct metrics_view *v, const 
             *cache_bytes += (long long)cache_sealed_size((size_t)r->size);
         if (r->age_ms >= 0) {
             series(&age, "runsecrets_secret_age_seconds", "secret", name);
-            text_add(&age, "} %.3f\n", (double)r->age_ms / 1000.0);
+            close_fixed(&age, r->age_ms, 3);
         }
         series(&stale, "runsecrets_secret_stale", "secret", name);
-        text_add(&stale, "} %d\n", r->state == METRICS_STALE || r->state == METRICS_EXPIRED);
+        close_ull(&stale, r->state == METRICS_STALE || r->state == METRICS_EXPIRED);
         series(&present, "runsecrets_secret_present", "secret", name);
-        text_add(&present, "} %d\n", r->state != METRICS_ABSENT && r->state != METRICS_EXPIRED);
+        close_ull(&present, r->state != METRICS_ABSENT && r->state != METRICS_EXPIRED);
         if (r->lease) {
             series(&lease, "runsecrets_lease_expiry_timestamp_seconds", "secret", name);
-            text_add(&lease, "} %.3f\n", (double)to_real(n, r->lease) / 1000.0);
+            close_fixed(&lease, to_real(n, r->lease), 3);
         }
     }
     head(t, "runsecrets_secret_age_seconds", "gauge",
          "Seconds since the value served was last fetched or confirmed.");
-    text_add(t, "%s", age.p ? age.p : "");
+    text_put(t, age.p ? age.p : "", age.len);
     head(t, "runsecrets_secret_stale", "gauge",
          "1 while refreshes fail: the value served is stale, or withheld past max_stale.");
-    text_add(t, "%s", stale.p ? stale.p : "");
+    text_put(t, stale.p ? stale.p : "", stale.len);
     head(t, "runsecrets_secret_present", "gauge",
          "1 while the secret's file serves a value.");
-    text_add(t, "%s", present.p ? present.p : "");
+    text_put(t, present.p ? present.p : "", present.len);
     head(t, "runsecrets_lease_expiry_timestamp_seconds", "gauge",
          "When the value's lease or TTL ends (Unix time), for values that have one.");
-    text_add(t, "%s", lease.p ? lease.p : "");
+    text_put(t, lease.p ? lease.p : "", lease.len);
     t->failed = t->failed || age.failed || stale.failed || present.failed || lease.failed;
     free(age.p);
     free(stale.p);
@@ -340,8 +425,10 @@ static void metrics_backends(struct text *t, const struct metrics_view *v, const
     for (size_t i = 0; i < v->nb; i++)
         for (int k = 0; k < METRICS_FETCH_N; k++) {
             series(t, "runsecrets_fetches_total", "backend", v->backends[i]->name);
-            text_add(t, ",result=\"%s\"} %llu\n", fetch_names[k],
-                     atomic_load_explicit(&v->backends[i]->fetches[k], memory_order_relaxed));
+            text_put(t, ",result=\"", 9);
+            text_str(t, fetch_names[k]);
+            text_put(t, "\"", 1);
+            close_ull(t, atomic_load_explicit(&v->backends[i]->fetches[k], memory_order_relaxed));
         }
     head(t, "runsecrets_fetch_duration_seconds", "histogram",
          "Time of one request to a backend (a batch counts once).");
@@ -352,15 +439,18 @@ static void metrics_backends(struct text *t, const struct metrics_view *v, const
         for (int k = 0; k < METRICS_BUCKETS; k++) {
             cum += atomic_load_explicit(&bm->buckets[k], memory_order_relaxed);
             series(t, "runsecrets_fetch_duration_seconds_bucket", "backend", bm->name);
-            text_add(t, ",le=\"%g\"} %llu\n", metrics_bucket_bounds[k], cum < count ? cum : count);
+            text_put(t, ",le=\"", 5);
+            text_str(t, bucket_names[k]);
+            text_put(t, "\"", 1);
+            close_ull(t, cum < count ? cum : count);
         }
         series(t, "runsecrets_fetch_duration_seconds_bucket", "backend", bm->name);
-        text_add(t, ",le=\"+Inf\"} %llu\n", count);
+        text_put(t, ",le=\"+Inf\"", 10);
+        close_ull(t, count);
         series(t, "runsecrets_fetch_duration_seconds_sum", "backend", bm->name);
-        text_add(t, "} %.6f\n",
-                 (double)atomic_load_explicit(&bm->sum_us, memory_order_relaxed) / 1e6);
+        close_fixed(t, (long long)atomic_load_explicit(&bm->sum_us, memory_order_relaxed), 6);
         series(t, "runsecrets_fetch_duration_seconds_count", "backend", bm->name);
-        text_add(t, "} %llu\n", count);
+        close_ull(t, count);
     }
     head(t, "runsecrets_backend_up", "gauge",
          "1 when the backend answered the last fetch (whatever it said), 0 when it did not; "
@@ -402,6 +492,7 @@ static int page_metrics(struct broker *b, struct admin_reply *out)
     text_label(&t, RS_VERSION);
     text_add(&t, "\"} 1\n");
     metrics_view_begin(b->metrics, &v);
+    text_reserve(&t, 8192 + v.n * 360 + v.nb * 1500);   /* one allocation, as a rule */
     metrics_secrets(&t, &v, &n, r, &cache_bytes);
     metrics_backends(&t, &v, &n);
     unsigned long long ok = v.reloads_ok, failed = v.reloads_failed;
@@ -455,10 +546,19 @@ static void json_real_time(struct text *t, const char *key, long long real)
     }
     time_t sec = (time_t)(real / 1000);
     struct tm tm;
-    char buf[64];
     gmtime_r(&sec, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    text_add(t, ",\"%s\":\"%s.%03lldZ\"", key, buf, real % 1000);
+    /* RFC 3339 by hand: strftime and printf were most of a /status. */
+    char buf[32] = "0000-00-00T00:00:00.000Z\"";
+    int f[] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+               (int)(real % 1000)};
+    static const int at[] = {3, 6, 9, 12, 15, 18, 22}, width[] = {4, 2, 2, 2, 2, 2, 3};
+    for (int k = 0; k < 7; k++)
+        for (int d = 0, v = f[k]; d < width[k]; d++, v /= 10)
+            buf[at[k] - d] = (char)('0' + v % 10);
+    text_str(t, ",\"");
+    text_str(t, key);
+    text_str(t, "\":\"");
+    text_str(t, buf);
 }
 
 /* The same for a CLOCK_MONOTONIC time (0: null). */
@@ -485,46 +585,49 @@ static int page_status(struct broker *b, struct admin_reply *out)
     json_time(&t, "started", &n, b->started_mono_ms);
     text_add(&t, ",\"uptime_seconds\":%.3f", (double)(n.mono - b->started_mono_ms) / 1000.0);
     metrics_view_begin(b->metrics, &v);
+    text_reserve(&t, 4096 + v.n * 400 + v.nb * 300);
     text_add(&t, ",\"generation\":%llu,\"secrets\":[", v.reloads_ok);
     for (size_t i = 0; i < v.n; i++) {
         read_secret(v.secrets[i], &n, r);
         healthy = healthy && (!r->required || r->state == METRICS_FRESH);
-        text_add(&t, "%s{\"name\":", i ? "," : "");
+        text_str(&t, i ? ",{\"name\":" : "{\"name\":");
         text_json(&t, v.secrets[i]->name);
-        text_add(&t, ",\"backend\":");
+        text_str(&t, ",\"backend\":");
         text_json(&t, r->backend ? r->backend->name : "");
-        text_add(&t, ",\"required\":%s,\"state\":\"%s\"", r->required ? "true" : "false",
-                 state_names[r->state]);
-        if (r->version[0]) {
-            text_add(&t, ",\"version\":");
+        text_str(&t, r->required ? ",\"required\":true,\"state\":\"" : ",\"required\":false,\"state\":\"");
+        text_str(&t, state_names[r->state]);
+        text_str(&t, "\",\"version\":");
+        if (r->version[0])
             text_json(&t, r->version);
-        } else {
-            text_add(&t, ",\"version\":null");
-        }
+        else
+            text_str(&t, "null");
+        text_str(&t, ",\"size\":");
         if (r->size >= 0)
-            text_add(&t, ",\"size\":%lld", r->size);
+            text_ll(&t, r->size);
         else
-            text_add(&t, ",\"size\":null");
+            text_str(&t, "null");
+        text_str(&t, ",\"age_seconds\":");
         if (r->age_ms >= 0)
-            text_add(&t, ",\"age_seconds\":%.3f", (double)r->age_ms / 1000.0);
+            text_fixed(&t, r->age_ms, 3);
         else
-            text_add(&t, ",\"age_seconds\":null");
+            text_str(&t, "null");
         json_time(&t, "last_fetch", &n, r->last_attempt);
         json_time(&t, "last_success", &n, r->age_ms >= 0 ? n.mono - r->age_ms : 0);
         json_time(&t, "next_fetch", &n, r->next);
+        text_str(&t, ",\"next_fetch_in_seconds\":");
         if (r->next)
-            text_add(&t, ",\"next_fetch_in_seconds\":%.3f", (double)(r->next - n.mono) / 1000.0);
+            text_fixed(&t, r->next - n.mono, 3);
         else
-            text_add(&t, ",\"next_fetch_in_seconds\":null");
+            text_str(&t, "null");
         json_time(&t, "lease_expiry", &n, r->lease);
-        text_add(&t, ",\"error\":");
+        text_str(&t, ",\"error\":");
         if (r->error[0])
             text_json(&t, r->error);
         else if (r->state == METRICS_ABSENT && !r->settled)
             text_json(&t, "not fetched yet");
         else
-            text_add(&t, "null");
-        text_add(&t, "}");
+            text_str(&t, "null");
+        text_str(&t, "}");
     }
     text_add(&t, "],\"backends\":[");
     for (size_t i = 0; i < v.nb; i++) {
