@@ -249,7 +249,7 @@ class MetricsTest(rstest.BrokerTestCase):
         self.assertEqual(r.returncode, 1)
         out = r.stdout.decode()
         self.assertRegex(out, r"(?m)^NAME\s+BACKEND\s+STATE\s+AGE\s+NEXT\s+ERROR")
-        self.assertRegex(out, r"(?m)^a\s+local\s+ok\s+\d+(ms|s)\s+\d+m")
+        self.assertRegex(out, r"(?m)^a\s+local\s+ok\s+\d+(ms|s)\s+\d+[hm]")
         self.assertRegex(out, r"(?m)^gone\s+local\s+missing\s+-\s+")
         self.assertEqual(rstest.run_cli("health", "--admin", self.addr).returncode, 1)
         r = rstest.run_cli("status", "--admin", self.addr, "--json")
