@@ -5,6 +5,12 @@
  *
  * usage: reload_read THREADS DURATION_MS OUTFILE PATH...
  *
+ * RR_INTERVAL_US=N in the environment paces each thread to one operation
+ * every N microseconds (a fixed schedule; slots missed while an operation
+ * ran are skipped, not made up): readers at a given rate rather than flat
+ * out, so what slows them can be told apart from a saturated machine.
+ * SIGINT ends the run early (the records are still written).
+ *
  * OUTFILE gets one record per operation, three native int64s each: start,
  * duration, errno (0: a non-empty read). Nothing is compared with expected
  * bytes: values change during the run; bench/reload.py checks values.
@@ -12,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +39,8 @@ struct reader {
     unsigned id;
     char **paths;
     size_t npaths;
-    int64_t end;
+    _Atomic int64_t end;   /* main moves it to now on SIGINT */
+    int64_t interval;   /* ns; 0: flat out */
     struct rec *recs;
     size_t n;
 };
@@ -71,7 +80,17 @@ static void *run(void *arg)
     size_t i = r->id * 7919;
     if (!buf)
         return NULL;
+    int64_t next = now_ns() + (r->interval ? (int64_t)(r->id * 7919 % 1000) * r->interval / 1000 : 0);
     while (r->n < RR_MAX_OPS) {
+        if (r->interval) {
+            int64_t now = now_ns();
+            while (next < now)
+                next += r->interval;
+            struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
+            next += r->interval;
+        }
         int64_t t0 = now_ns();
         if (t0 >= r->end)
             break;
@@ -92,15 +111,33 @@ int main(int argc, char **argv)
     int64_t end = now_ns() + (int64_t)strtoll(argv[2], NULL, 10) * 1000000;
     if (nt == 0 || nt > 256)
         return 2;
+    const char *iv = getenv("RR_INTERVAL_US");
+    int64_t interval = iv ? strtoll(iv, NULL, 10) * 1000 : 0;
     struct reader *rs = calloc(nt, sizeof(*rs));
     if (!rs)
         return 1;
+    /* SIGINT is taken by sigtimedwait below, never delivered to a reader. */
+    sigset_t intr;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &intr, NULL);
     for (unsigned k = 0; k < nt; k++) {
         rs[k] = (struct reader){.id = k, .paths = argv + 4, .npaths = (size_t)(argc - 4),
-                                .end = end};
+                                .end = end, .interval = interval};
         rs[k].recs = malloc(RR_MAX_OPS * sizeof(struct rec));
         if (!rs[k].recs || pthread_create(&rs[k].t, NULL, run, &rs[k]) != 0)
             return 1;
+    }
+    for (;;) {
+        int64_t left = end - now_ns();
+        if (left <= 0)
+            break;
+        struct timespec ts = {.tv_sec = left / 1000000000, .tv_nsec = left % 1000000000};
+        if (sigtimedwait(&intr, NULL, &ts) == SIGINT) {
+            for (unsigned k = 0; k < nt; k++)
+                atomic_store(&rs[k].end, now_ns());
+            break;
+        }
     }
     FILE *out = fopen(argv[3], "wb");
     if (!out)

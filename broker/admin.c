@@ -100,6 +100,25 @@ struct admin {
     pthread_t watcher;
     bool watcher_started;
     int listen_fd;               /* ours; MHD works on a dup it closes itself */
+    /* The page builder (build_page). */
+    pthread_mutex_t build_lock;  /* protects jobs, build_stop, builder_started; a leaf
+                                    (MHD's suspend is called under it) */
+    pthread_cond_t build_wake;   /* the builder waits here for a job */
+    struct build_job *jobs;      /* FIFO */
+    bool build_stop;
+    pthread_t builder;
+    bool builder_started;
+};
+
+/* One page to build for a suspended connection (its con_cls until the
+ * answer is queued, or MHD's completion callback frees it). */
+struct build_job {
+    struct MHD_Connection *conn;
+    enum admin_page page;
+    struct admin_reply out;
+    int rc;
+    bool done;
+    struct build_job *next;
 };
 
 /* ------------------------------------------------------------------ */
@@ -431,18 +450,89 @@ static void deadline_after(struct timespec *ts, long long ms)
     }
 }
 
-/* Every thread of the endpoint runs at nice 19: whatever a scrape costs
- * comes out of idle time, not out of the readers' (docs/operations.md,
- * the scrape test). Per thread: nice is a thread's own under Linux. */
-static void lower_priority(void)
+/* The costly pages (/metrics, /status: ~0.6 ms of CPU with 1,000
+ * secrets) are built by one thread of their own at nice ADMIN_PAGE_NICE,
+ * while their connections wait suspended (MHD_suspend_connection): what a
+ * scrape costs comes out of the readers' time as little as the scheduler
+ * allows, and the HTTP threads stay free, at normal priority, for
+ * accepting, parsing, /health and /health/live (tens of microseconds) — a
+ * health check stays quick on a busy host, where a probe that times out
+ * restarts the container. A thread cannot take its nice value back down
+ * without CAP_SYS_NICE (containers lack it), hence a thread that is always
+ * low rather than lowering an HTTP thread for the page; SCHED_IDLE
+ * starved the pages under load. */
+static void *build_main(void *arg)
 {
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ADMIN_NICE);
+    struct admin *a = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ADMIN_PAGE_NICE);
+    pthread_mutex_lock(&a->build_lock);
+    for (;;) {
+        while (!a->jobs && !a->build_stop)
+            pthread_cond_wait(&a->build_wake, &a->build_lock);
+        struct build_job *j = a->jobs;
+        if (!j)
+            break;   /* stopped, and nothing left */
+        a->jobs = j->next;
+        pthread_mutex_unlock(&a->build_lock);
+        j->rc = a->h.page(a->h.arg, j->page, &j->out);
+        j->done = true;
+        /* From here j is the HTTP thread's (it may free it at once). A
+         * suspended connection is neither timed out nor freed, and
+         * admin_stop drains this queue before it stops MHD. */
+        MHD_resume_connection(j->conn);
+        pthread_mutex_lock(&a->build_lock);
+    }
+    pthread_mutex_unlock(&a->build_lock);
+    return NULL;
+}
+
+/* Queue page for the builder and suspend conn; false when the builder is
+ * stopping (the caller builds it at once). */
+static bool build_later(struct admin *a, struct MHD_Connection *conn, enum admin_page page,
+                        void **con_cls)
+{
+    struct build_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return false;
+    j->conn = conn;
+    j->page = page;
+    pthread_mutex_lock(&a->build_lock);
+    bool ok = a->builder_started && !a->build_stop;
+    if (ok) {
+        struct build_job **tail = &a->jobs;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = j;
+        *con_cls = j;
+        /* Suspended before the builder can see it: it resumes only what is suspended. */
+        MHD_suspend_connection(conn);
+        pthread_cond_signal(&a->build_wake);
+    }
+    pthread_mutex_unlock(&a->build_lock);
+    if (!ok)
+        free(j);
+    return ok;
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: a job whose answer was never queued (the
+ * client left) is freed here, with its page. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    struct build_job *j = *con_cls;
+    (void)cls;
+    (void)conn;
+    (void)code;
+    if (j) {
+        free(j->out.body);
+        free(j);
+        *con_cls = NULL;
+    }
 }
 
 static void *watch_main(void *arg)
 {
     struct admin_watch *w = arg;
-    lower_priority();
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
         w->in_flight = true;
@@ -561,7 +651,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     struct admin *a = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        lower_priority();   /* on the pool's thread that will serve it */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct admin_conn *c = ci ? calloc(1, sizeof(*c)) : NULL;
@@ -602,7 +691,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 static void *sweep_main(void *arg)
 {
     struct admin *a = arg;
-    lower_priority();
     pthread_mutex_lock(&a->conn_lock);
     while (!a->sweep_stop) {
         long long now = clock_mono_ms();
@@ -703,9 +791,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct admin *a = cls;
+    struct admin_reply out = {0};
+    int rc;
     (void)version;
     (void)upload_data;
-    (void)con_cls;
+    struct build_job *j = *con_cls;
+    if (j) {
+        /* Resumed: the builder is done with it. */
+        *con_cls = NULL;
+        out = j->out;
+        rc = j->rc;
+        free(j);
+        goto answer;
+    }
     if (*upload_size)
         return MHD_NO;   /* not reached: the answer was queued on the first call */
     if (has_body(conn))
@@ -725,8 +823,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_error(conn, 404, "{\"error\":\"not found\"}\n", NULL, NULL);
     if (rt->kind == ROUTE_LIVE)
         return reply_live(a, conn);
-    struct admin_reply out = {0};
-    if (a->h.page(a->h.arg, rt->page, &out) < 0) {
+    if (rt->page != ADMIN_PAGE_HEALTH && build_later(a, conn, rt->page, con_cls))
+        return MHD_YES;   /* answered when the builder resumes it */
+    rc = a->h.page(a->h.arg, rt->page, &out);
+answer:
+    if (rc < 0) {
         free(out.body);
         return reply_error(conn, 500, "{\"error\":\"out of memory\"}\n", NULL, NULL);
     }
@@ -759,6 +860,8 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
     pthread_mutex_init(&a->conn_lock, NULL);
     pthread_cond_init(&a->sweep_wake, mono_condattr(&ca));
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&a->build_lock, NULL);
+    pthread_cond_init(&a->build_wake, NULL);
     a->locks_ready = true;
 
     /* Every thread started here inherits a mask without the asynchronous
@@ -768,6 +871,10 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
     int rc = -pthread_create(&a->sweeper, NULL, sweep_main, a);
     if (rc == 0)
         a->sweeper_started = true;
+    if (rc == 0)
+        rc = -pthread_create(&a->builder, NULL, build_main, a);
+    if (rc == 0)
+        a->builder_started = true;
     if (rc == 0 && a->h.probe)
         rc = watch_start(a);
     if (rc < 0) {
@@ -784,7 +891,8 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
             return rc;
         }
         a->mhd = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                MHD_ALLOW_SUSPEND_RESUME,
             0, NULL, NULL, on_request, a,
             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)dup_fd,
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)ADMIN_THREADS,
@@ -792,6 +900,7 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONN_MEMORY,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((ADMIN_REQUEST_MS + 999) / 1000),
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
             MHD_OPTION_END);
         if (!a->mhd) {
@@ -851,8 +960,17 @@ void admin_stop(struct admin *a)
 {
     if (!a)
         return;
-    /* First the server: no page is built after this returns (MHD joins
-     * its threads, which finish the request they are in). */
+    /* First the builder: it answers what is queued (MHD must not stop
+     * with a connection suspended); requests after that build their page
+     * at once. Then the server: no page is built after it returns (MHD
+     * joins its threads, which finish the request they are in). */
+    if (a->builder_started) {
+        pthread_mutex_lock(&a->build_lock);
+        a->build_stop = true;
+        pthread_cond_broadcast(&a->build_wake);
+        pthread_mutex_unlock(&a->build_lock);
+        pthread_join(a->builder, NULL);
+    }
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
@@ -869,6 +987,8 @@ void admin_stop(struct admin *a)
     if (a->locks_ready) {
         pthread_cond_destroy(&a->sweep_wake);
         pthread_mutex_destroy(&a->conn_lock);
+        pthread_cond_destroy(&a->build_wake);
+        pthread_mutex_destroy(&a->build_lock);
     }
     /* The socket file, if it is still the one we bound (another broker
      * may have replaced it since, believing it stale). */

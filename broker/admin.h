@@ -42,8 +42,8 @@
 #define ADMIN_PROBE_MS 1000
 #define ADMIN_PROBE_STUCK_MS 2000
 #define ADMIN_LIVE_MS 5000
-/* The endpoint's threads' nice value (admin.c: lower_priority). */
-#define ADMIN_NICE 19
+/* The nice value /metrics and /status are built at (admin.c: build_main). */
+#define ADMIN_PAGE_NICE 19
 /* The socket a root broker listens on when the configuration names none
  * (`mount` for the host's main broker, `exec` as PID 1): see admin_default. */
 #define ADMIN_DEFAULT_SOCKET "/run/runsecrets/admin.sock"
