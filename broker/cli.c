@@ -71,6 +71,7 @@ struct cli_opts {
     const char *admin;        /* --admin ADDR (checked by admin_addr_parse) */
     const char *token_file;   /* status, health: --token-file */
     bool json;                /* status --json */
+    bool live;                /* health --live */
     /* $NOTIFY_SOCKET as found at start (mount), then removed from the
      * environment: children (credential_process) must not notify. */
     char notify_socket[128];
@@ -271,6 +272,8 @@ static const char usage_health[] =
     "be reached (for a Docker HEALTHCHECK).\n"
     "\n"
     "options:\n"
+    "      --live             ask /health/live instead: exit 0 while the broker and its\n"
+    "                         FUSE loop answer, whatever the secrets (a liveness probe)\n"
     "      --admin ADDR       the broker's admin address (default: \"admin\" in the\n"
     "                         configuration given with -c, else\n"
     "                         " ADMIN_DEFAULT_LISTEN ")\n"
@@ -311,7 +314,7 @@ static int usage_detail(const char *cmd, const char *opt, const char *detail, co
 
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
        OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP, OPT_PID_FILE, OPT_NO_PID_FILE, OPT_TIMEOUT,
-       OPT_NO_WAIT, OPT_MOUNT_NS, OPT_ADMIN, OPT_TOKEN_FILE, OPT_JSON };
+       OPT_NO_WAIT, OPT_MOUNT_NS, OPT_ADMIN, OPT_TOKEN_FILE, OPT_JSON, OPT_LIVE };
 
 /* An exec option given to another command: the message names it. */
 static int exec_only(const struct cli_command *c, int opt)
@@ -350,6 +353,7 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"admin", required_argument, NULL, OPT_ADMIN},
         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"json", no_argument, NULL, OPT_JSON},
+        {"live", no_argument, NULL, OPT_LIVE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -462,6 +466,11 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
                 return usage_error(cmd, "--token-file: expected a file name, got '%s'", optarg);
             else
                 o->token_file = optarg;
+            break;
+        case OPT_LIVE:
+            if (strcmp(cmd, "health") != 0)
+                return usage_error(cmd, "%s is an option of 'health'", "--live");
+            o->live = true;
             break;
         case 'h':
             fputs(c->usage, stdout);
@@ -942,7 +951,8 @@ static int cmd_exec(struct broker *b, const struct cli_opts *o)
 static struct status_opts status_opts_of(const struct cli_opts *o)
 {
     return (struct status_opts){.admin = o->admin, .token_file = o->token_file,
-                                .config = o->config_given ? o->config : NULL, .json = o->json};
+                                .config = o->config_given ? o->config : NULL, .json = o->json,
+                                .live = o->live};
 }
 
 static int cmd_status(struct broker *b, const struct cli_opts *o)

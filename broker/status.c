@@ -229,7 +229,8 @@ int health_main(const struct status_opts *o)
 {
     int status = 0;
     char *body = NULL, where[256];
-    if (fetch("health", o, "/health", true, &status, &body, where, sizeof(where)) < 0)
+    if (fetch("health", o, o->live ? "/health/live" : "/health", true, &status, &body, where,
+              sizeof(where)) < 0)
         return EXIT_UNHEALTHY;
     free(body);
     return status == 200 ? 0 : EXIT_UNHEALTHY;

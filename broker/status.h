@@ -14,6 +14,7 @@ struct status_opts {
     const char *token_file;   /* --token-file F; NULL: the configuration's, if any */
     const char *config;       /* -c FILE when given explicitly, else NULL */
     bool json;                /* --json: the body as received */
+    bool live;                /* health --live: /health/live */
 };
 
 /* The address: --admin, else admin.listen of the configuration when -c
@@ -21,7 +22,7 @@ struct status_opts {
  * print it; the exit code: 0 healthy, 1 not, 2 unreachable or garbage
  * (one line on stderr naming the address). */
 int status_main(const struct status_opts *o);
-/* GET /health and print nothing: 0 on 200, 1 on anything else, including
+/* GET /health (/health/live with live) and print nothing: 0 on 200, 1 on anything else, including
  * a broker that cannot be reached (HEALTHCHECK reads any non-zero as
  * unhealthy and reserves 2). */
 int health_main(const struct status_opts *o);

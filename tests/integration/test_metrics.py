@@ -252,6 +252,8 @@ class MetricsTest(rstest.BrokerTestCase):
         self.assertRegex(out, r"(?m)^a\s+local\s+ok\s+\d+(ms|s)\s+\d+[hm]")
         self.assertRegex(out, r"(?m)^gone\s+local\s+missing\s+-\s+")
         self.assertEqual(rstest.run_cli("health", "--admin", self.addr).returncode, 1)
+        # Degraded, but alive: a liveness probe must not restart it.
+        self.assertEqual(rstest.run_cli("health", "--live", "--admin", self.addr).returncode, 0)
         r = rstest.run_cli("status", "--admin", self.addr, "--json")
         self.assertEqual(json.loads(r.stdout)["secrets"][0]["name"], "a")
         # SIGHUP-less broker gone: status can no longer reach it.
@@ -259,6 +261,7 @@ class MetricsTest(rstest.BrokerTestCase):
         r = rstest.run_cli("status", "--admin", self.addr)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(rstest.run_cli("health", "--admin", self.addr).returncode, 1)
+        self.assertEqual(rstest.run_cli("health", "--live", "--admin", self.addr).returncode, 1)
 
 
 def broker_version():
