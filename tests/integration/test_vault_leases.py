@@ -5,9 +5,13 @@ max_ttl makes the broker fetch new credentials before the lease ends; fields
 of one lease share it; live leases revoked on SIGTERM, or kept with
 revoke_on_shutdown false."""
 
+import calendar
 import json
+import os
+import re
 import time
 
+import adminenv
 import rstest
 import vaultenv
 
@@ -155,6 +159,59 @@ class ExpiringLeaseTest(LeaseBase):
                         "old credentials served past the end of their lease")
         # no renewal storm on the capped lease
         self.assertLessEqual(len(self.renewals_of(lease["lease_id"])), 3)
+
+
+class AdminViewTest(LeaseBase):
+    """What the admin endpoint shows of Vault (issue 14): the KV version served, a
+    dynamic secret's lease end, the token's method and end (TTL 1h)."""
+
+    def test_status_and_metrics(self):
+        self.vault.add_database_role("app", ttl=60, max_ttl=3600, renewable=False)
+        self.config({"db/pass": "vault:database/creds/app#password",
+                     "app": {"from": "vault:secret/app#password", "refresh": "300ms"}})
+        addr = "unix:" + os.path.join(self.dir, "admin.sock")
+        t0 = time.time()
+        b = self.start_broker(args=["--admin", addr])
+        self.assertEqual(self.cold_start(b)["failed"], 0)
+        self.sensitive(self.read("db", "pass"))
+        st, j = adminenv.get_json(addr, "/status")
+        self.assertEqual(st, 200)
+        self.assertTrue(j["healthy"])
+        sec = {s["name"]: s for s in j["secrets"]}
+        self.assertEqual(sec["app"]["version"], "1")
+        self.assertIsNone(sec["db/pass"]["version"])      # a lease, not a KV version
+        self.assertIsNone(sec["app"]["lease_expiry"])
+        lease_end = rfc3339(sec["db/pass"]["lease_expiry"])
+        self.assertAlmostEqual(lease_end, t0 + 60, delta=10)
+        [vb] = j["backends"]
+        self.assertEqual((vb["name"], vb["type"], vb["up"], vb["auth"], vb["auth_method"]),
+                         (vaultenv.BACKEND, "vault", True, "ok", "token"))
+        self.assertAlmostEqual(rfc3339(vb["token_expiry"]), t0 + 3600, delta=60)
+        # A new KV version: /status follows it.
+        self.put_secret("secret", "app", {"password": rstest.random_value(16, "pw2-")})
+        rstest.wait_until(lambda: [s for s in adminenv.get_json(addr, "/status")[1]["secrets"]
+                                   if s["name"] == "app"][0]["version"] == "2", 10,
+                          "version 2 in /status")
+        _, _, text = adminenv.request(addr, "/metrics")
+        text = text.decode()
+        m = re.search(r'(?m)^runsecrets_lease_expiry_timestamp_seconds\{secret="db/pass"\} '
+                      r'([0-9.]+)$', text)
+        self.assertIsNotNone(m, text)
+        self.assertAlmostEqual(float(m.group(1)), lease_end, delta=1)
+        m = re.search(r'(?m)^runsecrets_token_expiry_timestamp_seconds\{backend="%s"\} ([0-9.]+)$'
+                      % vaultenv.BACKEND, text)
+        self.assertIsNotNone(m, text)
+        self.assertRegex(text, r'(?m)^runsecrets_backend_up\{backend="%s"\} 1$' % vaultenv.BACKEND)
+        self.assertRegex(text, r'(?m)^runsecrets_fetches_total\{backend="%s",result="ok"\} [1-9]'
+                         % vaultenv.BACKEND)
+        for v in self.sensitive_values:
+            self.assertNotIn(v.decode(errors="replace"), text)
+        b.stop()
+
+
+def rfc3339(s):
+    """Seconds since the epoch of "2026-12-02T12:00:00.000Z"."""
+    return calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float(s[19:-1] or 0)
 
 
 class ShutdownTest(LeaseBase):
