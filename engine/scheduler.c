@@ -496,8 +496,9 @@ static void publish_fetch(struct scheduler *sc, size_t gi, int rc, const struct 
     }
     metrics_fetch(bm, what, seconds);
     if (bm)
-        /* Up: the service answered, whatever it said; down: no answer
-         * (transport, 5xx, 429), which is what retryable means. */
+        /* Down: a failure the provider calls worth retrying (transport,
+         * 5xx, 429; the file backend's read errors). Up: a value, not
+         * found, or a refusal (the service answered). */
         atomic_store_explicit(&bm->up, rc == 0 || action == SCHED_REMOVED || !r->retryable,
                               memory_order_relaxed);
     long long now = clock_mono_ms();
