@@ -205,7 +205,11 @@ struct reading {
     char version[METRICS_VERSION_MAX];
 };
 
-static void read_secret(struct metrics_secret *s, const struct now *n, struct reading *r)
+/* with_text: also copy the error and version (under the secret's
+ * text_lock): /status and a failing secret in /health; /metrics needs
+ * neither. */
+static void read_secret(struct metrics_secret *s, const struct now *n, struct reading *r,
+                        bool with_text)
 {
     r->state = (enum metrics_state)atomic_load_explicit(&s->state, memory_order_relaxed);
     r->size = atomic_load_explicit(&s->size, memory_order_relaxed);
@@ -222,7 +226,9 @@ static void read_secret(struct metrics_secret *s, const struct now *n, struct re
     long long max_stale = atomic_load_explicit(&s->max_stale_ms, memory_order_relaxed);
     if (r->size >= 0 && r->age_ms > max_stale && r->state != METRICS_ABSENT)
         r->state = METRICS_EXPIRED;
-    metrics_secret_text_get(s, r->error, sizeof(r->error), r->version, sizeof(r->version));
+    r->error[0] = r->version[0] = '\0';
+    if (with_text)
+        metrics_secret_text_get(s, r->error, sizeof(r->error), r->version, sizeof(r->version));
 }
 
 /* What /health says of a secret that is not ok ("stale 5m12s: ..."). */
@@ -251,9 +257,10 @@ static int page_health(struct broker *b, struct admin_reply *out)
         return -ENOMEM;
     metrics_view_begin(b->metrics, &v);
     for (size_t i = 0; i < v.n; i++) {
-        read_secret(v.secrets[i], &n, r);
+        read_secret(v.secrets[i], &n, r, false);
         if (!r->required || r->state == METRICS_FRESH)
             continue;
+        metrics_secret_text_get(v.secrets[i], r->error, sizeof(r->error), NULL, 0);
         char line[METRICS_ERROR_MAX + 64];
         health_line(r, line, sizeof(line));
         text_add(&t, "%s", bad++ ? "," : "{\"status\":\"degraded\",\"secrets\":{");
@@ -361,8 +368,8 @@ static const char *const bucket_names[METRICS_BUCKETS] = {"0.005", "0.01", "0.02
 static const char *const read_names[METRICS_READ_N] = {"allow", "deny", "error"};
 static const char *const fetch_names[METRICS_FETCH_N] = {"ok", "unchanged", "not_found", "error"};
 
-static void metrics_secrets(struct text *t, const struct metrics_view *v, const struct now *n,
-                            struct reading *r, long long *cache_bytes)
+static void metrics_secrets(struct text *t, const struct metrics_view *v, unsigned long long opens,
+                            const struct now *n, struct reading *r, long long *cache_bytes)
 {
     head(t, "runsecrets_reads_total", "counter",
          "Opens of a secret's file by outcome: allow (served), deny (refused by the access "
@@ -377,12 +384,14 @@ static void metrics_secrets(struct text *t, const struct metrics_view *v, const 
         }
     head(t, "runsecrets_opens_total", "counter",
          "Opens of secret files, every outcome, every secret ever configured.");
-    text_add(t, "runsecrets_opens_total %llu\n", v->opens);
+    text_str(t, "runsecrets_opens_total ");
+    text_ull(t, opens);
+    text_put(t, "\n", 1);
 
     struct text age = {0}, stale = {0}, present = {0}, lease = {0};
     for (size_t i = 0; i < v->n; i++) {
         const char *name = v->secrets[i]->name;
-        read_secret(v->secrets[i], n, r);
+        read_secret(v->secrets[i], n, r, false);
         if (r->size >= 0)
             *cache_bytes += (long long)cache_sealed_size((size_t)r->size);
         if (r->age_ms >= 0) {
@@ -493,7 +502,7 @@ static int page_metrics(struct broker *b, struct admin_reply *out)
     text_add(&t, "\"} 1\n");
     metrics_view_begin(b->metrics, &v);
     text_reserve(&t, 8192 + v.n * 360 + v.nb * 1500);   /* one allocation, as a rule */
-    metrics_secrets(&t, &v, &n, r, &cache_bytes);
+    metrics_secrets(&t, &v, metrics_view_opens(b->metrics), &n, r, &cache_bytes);
     metrics_backends(&t, &v, &n);
     unsigned long long ok = v.reloads_ok, failed = v.reloads_failed;
     metrics_view_end(b->metrics);
@@ -588,7 +597,7 @@ static int page_status(struct broker *b, struct admin_reply *out)
     text_reserve(&t, 4096 + v.n * 400 + v.nb * 300);
     text_add(&t, ",\"generation\":%llu,\"secrets\":[", v.reloads_ok);
     for (size_t i = 0; i < v.n; i++) {
-        read_secret(v.secrets[i], &n, r);
+        read_secret(v.secrets[i], &n, r, true);
         healthy = healthy && (!r->required || r->state == METRICS_FRESH);
         text_str(&t, i ? ",{\"name\":" : "{\"name\":");
         text_json(&t, v.secrets[i]->name);

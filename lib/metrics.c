@@ -212,14 +212,19 @@ void metrics_view_begin(struct metrics *m, struct metrics_view *v)
     v->n = m->n_pub_secrets;
     v->backends = m->pub_backends;
     v->nb = m->n_pub_backends;
-    v->opens = 0;
+    v->reloads_ok = atomic_load_explicit(&m->reloads[1], memory_order_relaxed);
+    v->reloads_failed = atomic_load_explicit(&m->reloads[0], memory_order_relaxed);
+}
+
+unsigned long long metrics_view_opens(struct metrics *m)
+{
+    unsigned long long opens = 0;
     for (size_t i = 0; i < m->secrets.cap; i++) {
         struct metrics_secret *s = m->secrets.slots[i];
         for (int r = 0; s && r < METRICS_READ_N; r++)
-            v->opens += atomic_load_explicit(&s->reads[r], memory_order_relaxed);
+            opens += atomic_load_explicit(&s->reads[r], memory_order_relaxed);
     }
-    v->reloads_ok = atomic_load_explicit(&m->reloads[1], memory_order_relaxed);
-    v->reloads_failed = atomic_load_explicit(&m->reloads[0], memory_order_relaxed);
+    return opens;
 }
 
 void metrics_view_end(struct metrics *m)

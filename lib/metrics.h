@@ -105,10 +105,12 @@ struct metrics_view {
     size_t n;
     struct metrics_backend *const *backends;
     size_t nb;
-    unsigned long long opens;          /* reads of every secret ever made, all results */
     unsigned long long reloads_ok, reloads_failed;
 };
 void metrics_view_begin(struct metrics *m, struct metrics_view *v);
+/* Between begin and end: the opens of every secret ever made, whatever
+ * their outcome (runsecrets_opens_total; a walk of the whole registry). */
+unsigned long long metrics_view_opens(struct metrics *m);
 void metrics_view_end(struct metrics *m);
 
 /* ---- writers: each a no-op on NULL ---- */
