@@ -956,6 +956,16 @@ fail:
     return rc;
 }
 
+/* Raise *flag under lock, wake t through cond, join it. */
+static void stop_thread(pthread_mutex_t *lock, pthread_cond_t *cond, bool *flag, pthread_t t)
+{
+    pthread_mutex_lock(lock);
+    *flag = true;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(lock);
+    pthread_join(t, NULL);
+}
+
 void admin_stop(struct admin *a)
 {
     if (!a)
@@ -964,25 +974,15 @@ void admin_stop(struct admin *a)
      * with a connection suspended); requests after that build their page
      * at once. Then the server: no page is built after it returns (MHD
      * joins its threads, which finish the request they are in). */
-    if (a->builder_started) {
-        pthread_mutex_lock(&a->build_lock);
-        a->build_stop = true;
-        pthread_cond_broadcast(&a->build_wake);
-        pthread_mutex_unlock(&a->build_lock);
-        pthread_join(a->builder, NULL);
-    }
+    if (a->builder_started)
+        stop_thread(&a->build_lock, &a->build_wake, &a->build_stop, a->builder);
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
     if (a->listen_fd >= 0)
         close(a->listen_fd);
-    if (a->sweeper_started) {
-        pthread_mutex_lock(&a->conn_lock);
-        a->sweep_stop = true;
-        pthread_cond_broadcast(&a->sweep_wake);
-        pthread_mutex_unlock(&a->conn_lock);
-        pthread_join(a->sweeper, NULL);
-    }
+    if (a->sweeper_started)
+        stop_thread(&a->conn_lock, &a->sweep_wake, &a->sweep_stop, a->sweeper);
     watch_stop(a);
     if (a->locks_ready) {
         pthread_cond_destroy(&a->sweep_wake);

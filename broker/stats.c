@@ -303,6 +303,17 @@ static void close_ull(struct text *t, unsigned long long v)
     text_put(t, "\n", 1);
 }
 
+/* metric{label="value",result="result"} n */
+static void by_result(struct text *t, const char *metric, const char *label, const char *value,
+                      const char *result, unsigned long long n)
+{
+    series(t, metric, label, value);
+    text_put(t, ",result=\"", 9);
+    text_str(t, result);
+    text_put(t, "\"", 1);
+    close_ull(t, n);
+}
+
 static void close_fixed(struct text *t, long long v, int digits)
 {
     text_put(t, "} ", 2);
@@ -376,11 +387,8 @@ static void metrics_secrets(struct text *t, const struct metrics_view *v, unsign
          "check), error (no value to serve).");
     for (size_t i = 0; i < v->n; i++)
         for (int k = 0; k < METRICS_READ_N; k++) {
-            series(t, "runsecrets_reads_total", "secret", v->secrets[i]->name);
-            text_put(t, ",result=\"", 9);
-            text_str(t, read_names[k]);
-            text_put(t, "\"", 1);
-            close_ull(t, atomic_load_explicit(&v->secrets[i]->reads[k], memory_order_relaxed));
+            by_result(t, "runsecrets_reads_total", "secret", v->secrets[i]->name, read_names[k],
+                      atomic_load_explicit(&v->secrets[i]->reads[k], memory_order_relaxed));
         }
     head(t, "runsecrets_opens_total", "counter",
          "Opens of secret files, every outcome, every secret ever configured.");
@@ -433,11 +441,9 @@ static void metrics_backends(struct text *t, const struct metrics_view *v, const
          "current), not_found, error.");
     for (size_t i = 0; i < v->nb; i++)
         for (int k = 0; k < METRICS_FETCH_N; k++) {
-            series(t, "runsecrets_fetches_total", "backend", v->backends[i]->name);
-            text_put(t, ",result=\"", 9);
-            text_str(t, fetch_names[k]);
-            text_put(t, "\"", 1);
-            close_ull(t, atomic_load_explicit(&v->backends[i]->fetches[k], memory_order_relaxed));
+            by_result(t, "runsecrets_fetches_total", "backend", v->backends[i]->name,
+                      fetch_names[k],
+                      atomic_load_explicit(&v->backends[i]->fetches[k], memory_order_relaxed));
         }
     head(t, "runsecrets_fetch_duration_seconds", "histogram",
          "Time of one request to a backend (a batch counts once).");

@@ -116,63 +116,58 @@ void metrics_free(struct metrics *m)
     free(m);
 }
 
-struct metrics_secret *metrics_secret_get(struct metrics *m, const char *name)
+/* The object named name in t, made by make() on first use; under
+ * metrics.lock. NULL on ENOMEM. */
+static void *table_get(struct metrics *m, struct table *t, const char *(*name_of)(const void *),
+                       void *(*make)(const char *name, size_t len), const char *name)
 {
-    struct metrics_secret *s = NULL;
+    void *o = NULL;
     pthread_mutex_lock(&m->lock);
-    if (table_grow(&m->secrets, secret_name) < 0)
-        goto out;
-    size_t i = table_slot(&m->secrets, name, secret_name);
-    if (m->secrets.slots[i]) {
-        s = m->secrets.slots[i];
-        goto out;
+    if (table_grow(t, name_of) == 0) {
+        size_t i = table_slot(t, name, name_of);
+        o = t->slots[i];
+        if (!o && (o = make(name, strlen(name)))) {
+            t->slots[i] = o;
+            t->n++;
+        }
     }
-    size_t len = strlen(name);
-    s = calloc(1, sizeof(*s) + len + 1);
-    if (!s)
-        goto out;
-    if (pthread_mutex_init(&s->text_lock, NULL) != 0) {
+    pthread_mutex_unlock(&m->lock);
+    return o;
+}
+
+static void *secret_make(const char *name, size_t len)
+{
+    struct metrics_secret *s = calloc(1, sizeof(*s) + len + 1);
+    if (!s || pthread_mutex_init(&s->text_lock, NULL) != 0) {
         free(s);
-        s = NULL;
-        goto out;
+        return NULL;
     }
     memcpy(s->name, name, len + 1);
     atomic_init(&s->size, -1);
-    m->secrets.slots[i] = s;
-    m->secrets.n++;
-out:
-    pthread_mutex_unlock(&m->lock);
     return s;
 }
 
-struct metrics_backend *metrics_backend_get(struct metrics *m, const char *name)
+static void *backend_make(const char *name, size_t len)
 {
-    struct metrics_backend *b = NULL;
-    pthread_mutex_lock(&m->lock);
-    if (table_grow(&m->backends, backend_name_of) < 0)
-        goto out;
-    size_t i = table_slot(&m->backends, name, backend_name_of);
-    if (m->backends.slots[i]) {
-        b = m->backends.slots[i];
-        goto out;
-    }
-    size_t len = strlen(name);
-    b = calloc(1, sizeof(*b) + len + 1);
-    if (!b)
-        goto out;
-    if (pthread_mutex_init(&b->text_lock, NULL) != 0) {
+    struct metrics_backend *b = calloc(1, sizeof(*b) + len + 1);
+    if (!b || pthread_mutex_init(&b->text_lock, NULL) != 0) {
         free(b);
-        b = NULL;
-        goto out;
+        return NULL;
     }
     memcpy(b->name, name, len + 1);
     atomic_init(&b->up, -1);
     atomic_init(&b->type, "");
-    m->backends.slots[i] = b;
-    m->backends.n++;
-out:
-    pthread_mutex_unlock(&m->lock);
     return b;
+}
+
+struct metrics_secret *metrics_secret_get(struct metrics *m, const char *name)
+{
+    return table_get(m, &m->secrets, secret_name, secret_make, name);
+}
+
+struct metrics_backend *metrics_backend_get(struct metrics *m, const char *name)
+{
+    return table_get(m, &m->backends, backend_name_of, backend_make, name);
 }
 
 int metrics_publish(struct metrics *m, struct metrics_secret *const *secrets, size_t n,

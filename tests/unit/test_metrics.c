@@ -161,16 +161,26 @@ static void fill(struct broker *b)
     ck_assert_int_eq(metrics_publish(b->metrics, list, 3, &vb, 1), 0);
 }
 
+/* A page that must be JSON, with the status expected. */
+static json_t *page_json(struct broker *b, enum admin_page page, int status)
+{
+    struct admin_reply r;
+    json_error_t je;
+    ck_assert_int_eq(stats_page(b, page, &r), 0);
+    ck_assert_int_eq(r.status, status);
+    ck_assert_str_eq(r.content_type, "application/json");
+    json_t *j = json_loadb(r.body, r.len, 0, &je);
+    ck_assert_msg(j != NULL, "not JSON (%s): %s", je.text, r.body);
+    free(r.body);
+    return j;
+}
+
 START_TEST(health_page)
 {
     struct broker b;
     struct admin_reply r;
     fill(&b);
-    ck_assert_int_eq(stats_page(&b, ADMIN_PAGE_HEALTH, &r), 0);
-    ck_assert_int_eq(r.status, 503);
-    json_error_t je;
-    json_t *j = json_loadb(r.body, r.len, 0, &je);
-    ck_assert_msg(j != NULL, "not JSON: %s", r.body);
+    json_t *j = page_json(&b, ADMIN_PAGE_HEALTH, 503);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "degraded");
     json_t *secrets = json_object_get(j, "secrets");
     ck_assert_str_eq(json_string_value(json_object_get(secrets, "api")),
@@ -178,7 +188,6 @@ START_TEST(health_page)
     /* Fresh, and not required: neither is listed. */
     ck_assert_int_eq((int)json_object_size(secrets), 1);
     json_decref(j);
-    free(r.body);
 
     /* The value comes: healthy. */
     struct metrics_secret *gone = metrics_secret_get(b.metrics, "api");
@@ -252,13 +261,8 @@ END_TEST
 START_TEST(status_page)
 {
     struct broker b;
-    struct admin_reply r;
     fill(&b);
-    ck_assert_int_eq(stats_page(&b, ADMIN_PAGE_STATUS, &r), 0);
-    ck_assert_int_eq(r.status, 200);
-    json_error_t je;
-    json_t *j = json_loadb(r.body, r.len, 0, &je);
-    ck_assert_msg(j != NULL, "not JSON (%s): %s", je.text, r.body);
+    json_t *j = page_json(&b, ADMIN_PAGE_STATUS, 200);
     ck_assert(json_is_false(json_object_get(j, "healthy")));
     json_t *ss = json_object_get(j, "secrets");
     ck_assert_int_eq((int)json_array_size(ss), 3);
@@ -287,7 +291,6 @@ START_TEST(status_page)
     ck_assert_int_eq(json_integer_value(json_object_get(b0, "failures")), 1);
     ck_assert(json_is_true(json_object_get(b0, "up")));
     json_decref(j);
-    free(r.body);
     metrics_free(b.metrics);
 }
 END_TEST
