@@ -325,7 +325,7 @@ static void close_fixed(struct text *t, long long v, int digits)
 struct proc {
     long long rss, vsize, locked;   /* bytes; -1 unknown */
     long long fds, max_fds;
-    double cpu_seconds, start_seconds;
+    double cpu_seconds;
 };
 
 static long long status_kb(const char *line, const char *key)
@@ -336,11 +336,10 @@ static long long status_kb(const char *line, const char *key)
     return strtoll(line + k, NULL, 10) * 1024;
 }
 
-static void read_proc(struct proc *p, const struct broker *b)
+static void read_proc(struct proc *p)
 {
     p->rss = p->vsize = p->locked = p->fds = p->max_fds = -1;
     p->cpu_seconds = -1;
-    p->start_seconds = (double)b->started_real_ms / 1000.0;
     FILE *f = fopen("/proc/self/status", "re");
     char line[256];
     while (f && fgets(line, sizeof(line), f)) {
@@ -500,7 +499,7 @@ static int page_metrics(struct broker *b, struct admin_reply *out)
     long long cache_bytes = 0;
     if (!r)
         return -ENOMEM;
-    read_proc(&p, b);   /* before the lock: /proc reads are slow */
+    read_proc(&p);   /* before the lock: /proc reads are slow */
 
     head(&t, "runsecrets_build_info", "gauge", "The version running; always 1.");
     text_add(&t, "runsecrets_build_info{version=\"");
@@ -517,36 +516,37 @@ static int page_metrics(struct broker *b, struct admin_reply *out)
     head(&t, "runsecrets_reload_total", "counter", "Configuration reloads by outcome.");
     text_add(&t, "runsecrets_reload_total{result=\"ok\"} %llu\n", ok);
     text_add(&t, "runsecrets_reload_total{result=\"failed\"} %llu\n", failed);
-    head(&t, "runsecrets_cache_bytes", "gauge",
-         "Memory of the sealed (encrypted) values served, headers included.");
-    text_add(&t, "runsecrets_cache_bytes %lld\n", cache_bytes);
-    if (p.locked >= 0) {
-        head(&t, "runsecrets_secure_memory_bytes", "gauge",
-             "Locked memory (VmLck): keys, plaintext being served, guard pages.");
-        text_add(&t, "runsecrets_secure_memory_bytes %lld\n", p.locked);
+    /* One unlabelled sample each; a negative value: not known here. */
+    const struct {
+        const char *name, *type, *help;
+        long long v;       /* thousandths when milli */
+        bool milli;
+    } plain[] = {
+        {"runsecrets_cache_bytes", "gauge",
+         "Memory of the sealed (encrypted) values served, headers included.", cache_bytes, false},
+        {"runsecrets_secure_memory_bytes", "gauge",
+         "Locked memory (VmLck): keys, plaintext being served, guard pages.", p.locked, false},
+        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.rss, false},
+        {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p.vsize, false},
+        {"process_open_fds", "gauge", "Number of open file descriptors.", p.fds, false},
+        {"process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds, false},
+        {"process_cpu_seconds_total", "counter", "User and system CPU time in seconds.",
+         p.cpu_seconds < 0 ? -1 : (long long)(p.cpu_seconds * 1000 + 0.5), true},
+        {"process_start_time_seconds", "gauge", "Start time of the process (Unix time).",
+         b->started_real_ms, true},
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        if (plain[i].v < 0)
+            continue;
+        head(&t, plain[i].name, plain[i].type, plain[i].help);
+        text_str(&t, plain[i].name);
+        text_put(&t, " ", 1);
+        if (plain[i].milli)
+            text_fixed(&t, plain[i].v, 3);
+        else
+            text_ll(&t, plain[i].v);
+        text_put(&t, "\n", 1);
     }
-    if (p.rss >= 0) {
-        head(&t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        text_add(&t, "process_resident_memory_bytes %lld\n", p.rss);
-    }
-    if (p.vsize >= 0) {
-        head(&t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-        text_add(&t, "process_virtual_memory_bytes %lld\n", p.vsize);
-    }
-    if (p.fds >= 0) {
-        head(&t, "process_open_fds", "gauge", "Number of open file descriptors.");
-        text_add(&t, "process_open_fds %lld\n", p.fds);
-    }
-    if (p.max_fds >= 0) {
-        head(&t, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-        text_add(&t, "process_max_fds %lld\n", p.max_fds);
-    }
-    if (p.cpu_seconds >= 0) {
-        head(&t, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.");
-        text_add(&t, "process_cpu_seconds_total %.3f\n", p.cpu_seconds);
-    }
-    head(&t, "process_start_time_seconds", "gauge", "Start time of the process (Unix time).");
-    text_add(&t, "process_start_time_seconds %.3f\n", p.start_seconds);
     return text_reply(&t, out, 200, "text/plain; version=0.0.4; charset=utf-8");
 }
 
