@@ -414,23 +414,26 @@ static void metrics_secrets(struct text *t, const struct metrics_view *v, unsign
             close_fixed(&lease, to_real(n, r->lease), 3);
         }
     }
-    head(t, "runsecrets_secret_age_seconds", "gauge",
-         "Seconds since the value served was last fetched or confirmed.");
-    text_put(t, age.p ? age.p : "", age.len);
-    head(t, "runsecrets_secret_stale", "gauge",
-         "1 while refreshes fail: the value served is stale, or withheld past max_stale.");
-    text_put(t, stale.p ? stale.p : "", stale.len);
-    head(t, "runsecrets_secret_present", "gauge",
-         "1 while the secret's file serves a value.");
-    text_put(t, present.p ? present.p : "", present.len);
-    head(t, "runsecrets_lease_expiry_timestamp_seconds", "gauge",
-         "When the value's lease or TTL ends (Unix time), for values that have one.");
-    text_put(t, lease.p ? lease.p : "", lease.len);
-    t->failed = t->failed || age.failed || stale.failed || present.failed || lease.failed;
-    free(age.p);
-    free(stale.p);
-    free(present.p);
-    free(lease.p);
+    /* Each family's samples were gathered in a buffer of its own (one pass
+     * over the secrets); now they go out under their heads. */
+    const struct {
+        const char *name, *help;
+        struct text *samples;
+    } fams[] = {
+        {"runsecrets_secret_age_seconds",
+         "Seconds since the value served was last fetched or confirmed.", &age},
+        {"runsecrets_secret_stale",
+         "1 while refreshes fail: the value served is stale, or withheld past max_stale.", &stale},
+        {"runsecrets_secret_present", "1 while the secret's file serves a value.", &present},
+        {"runsecrets_lease_expiry_timestamp_seconds",
+         "When the value's lease or TTL ends (Unix time), for values that have one.", &lease},
+    };
+    for (size_t k = 0; k < sizeof(fams) / sizeof(fams[0]); k++) {
+        head(t, fams[k].name, "gauge", fams[k].help);
+        text_put(t, fams[k].samples->p ? fams[k].samples->p : "", fams[k].samples->len);
+        t->failed = t->failed || fams[k].samples->failed;
+        free(fams[k].samples->p);
+    }
 }
 
 static void metrics_backends(struct text *t, const struct metrics_view *v, const struct now *n)
