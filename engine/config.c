@@ -410,6 +410,14 @@ static int expect_object(struct cfg_ctx *c, const json_t *v, const char *const *
     return 0;
 }
 
+/* An object at path with only the allowed keys. */
+static int expect_keys(struct cfg_ctx *c, json_t *obj, const char *const *allowed,
+                       const char *const *path, size_t n)
+{
+    int rc = expect_object(c, obj, path, n);
+    return rc < 0 ? rc : check_keys(c, obj, allowed, path, n);
+}
+
 static int load_backends(struct cfg_ctx *c, struct config *cfg, json_t *obj)
 {
     const char *path[CFG_MAX_PATH] = {"backends"};
@@ -677,9 +685,7 @@ static int load_exec(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     };
     if (!obj)
         return 0;
-    rc = expect_object(c, obj, path, 1);
-    if (rc == 0)
-        rc = check_keys(c, obj, exec_keys, path, 1);
+    rc = expect_keys(c, obj, exec_keys, path, 1);
     if (rc < 0)
         return rc;
     json_object_foreach(obj, key, v) {
@@ -825,9 +831,7 @@ static int load_admin(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     if (!obj)
         return 0;
     a->given = true;
-    rc = expect_object(c, obj, path, 1);
-    if (rc == 0)
-        rc = check_keys(c, obj, admin_keys, path, 1);
+    rc = expect_keys(c, obj, admin_keys, path, 1);
     if (rc < 0)
         return rc;
     json_object_foreach(obj, key, v) {
