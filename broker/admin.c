@@ -463,6 +463,7 @@ static void deadline_after(struct timespec *ts, long long ms)
  * starved the pages under load. */
 static void *build_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-admin-page");
     struct admin *a = arg;
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ADMIN_PAGE_NICE);
     pthread_mutex_lock(&a->build_lock);
@@ -532,6 +533,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void *watch_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-admin-watch");
     struct admin_watch *w = arg;
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
@@ -690,6 +692,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * deadline; MHD sees the end of the stream and closes it. */
 static void *sweep_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-admin-sweep");
     struct admin *a = arg;
     pthread_mutex_lock(&a->conn_lock);
     while (!a->sweep_stop) {

@@ -230,6 +230,7 @@ int broker_run(struct broker *b)
 
 static void *loop_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-fuse");
     struct broker *b = arg;
     b->loop_rc = fs_run(b->fs);
     atomic_store(&b->loop_ended, true);

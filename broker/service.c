@@ -253,6 +253,7 @@ static void reload_once(struct broker *b)
 
 static void *reload_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-reload");
     struct broker *b = arg;
     struct pollfd pfd[2] = {{.fd = b->reload_sig_fd, .events = POLLIN},
                             {.fd = b->reload_stop_fd, .events = POLLIN}};

@@ -567,6 +567,12 @@ static long long apply_result(struct scheduler *sc, size_t gi, int rc, const str
     case SCHED_NOTHING:
         break;
     }
+    /* The members' values are sealed: the last plaintext this thread
+     * touched (extraction, sealing) may still be in vector registers,
+     * and what follows (metrics, the backend's next item, a lock it may
+     * sleep on) is no reason to keep it there: a dump of a thread that
+     * runs or sleeps holds its registers (docs/reliability.md). */
+    secmem_scrub_regs();
     publish_fetch(sc, gi, rc, r, d.action, d.delay_ms, seconds);
     return d.delay_ms;
 }
@@ -777,6 +783,7 @@ static void run_worker(struct scheduler *sc, struct pool *p)
 
 static void *net_worker(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-fetch");
     struct scheduler *sc = arg;
     run_worker(sc, &sc->pools[POOL_NET]);
     return NULL;
@@ -784,6 +791,7 @@ static void *net_worker(void *arg)
 
 static void *local_worker(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-fetch-local");
     struct scheduler *sc = arg;
     run_worker(sc, &sc->pools[POOL_LOCAL]);
     return NULL;
@@ -791,6 +799,7 @@ static void *local_worker(void *arg)
 
 static void *timer_thread(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-timer");
     struct scheduler *sc = arg;
     pthread_mutex_lock(&sc->lock);
     while (!sc->stop) {

@@ -1004,6 +1004,7 @@ static void loop_serve(struct fs *fs);
 
 static void *loop_thread(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-fuse");
     loop_serve(arg);
     return NULL;
 }

@@ -317,6 +317,7 @@ int azure_guess_scope(const char *vault_host, const char *allowed, char **scope)
  * until the challenge has named the same scope (azure_scope). */
 static void *guess_login(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-azure-guess");
     struct azure *a = arg;
     char msg[AZURE_MSG_MAX] = "";
     /* Its outcome is not this thread's to report: a failure stands in

@@ -122,6 +122,7 @@ static void abort_active_locked(struct http_engine *e)
 
 static void *driver(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rs-http");
     struct http_engine *e = arg;
     int running = 0;
 
@@ -144,6 +145,9 @@ static void *driver(void *arg)
         pthread_mutex_unlock(&e->lock);
 
         curl_multi_perform(e->multi, &running);
+        /* TLS records were decrypted in there; the locks below may put
+         * this thread to sleep, registers and all. */
+        secmem_scrub_regs();
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(e->multi, &left))) {

@@ -106,8 +106,10 @@ class CoreIndex:
     """Where a file offset of an ELF core lies: a PT_LOAD segment (mapped at
     some address, named from /proc/PID/maps) or a PT_NOTE (registers)."""
 
-    def __init__(self, path, maps):
+    def __init__(self, path, maps, threads=None):
         self.segments = []
+        self.path = path
+        self.threads = threads or {}   # LWP -> name, read at the dump
         with open(path, "rb") as f:
             eh = f.read(64)
             phoff, = struct.unpack_from("<Q", eh, 32)
@@ -123,13 +125,52 @@ class CoreIndex:
         for p_type, s_off, vaddr, size in self.segments:
             if s_off <= off < s_off + size:
                 if p_type == 4:
-                    return "register/thread notes (PT_NOTE)"
+                    return "registers (PT_NOTE) %s" % self.note_of(s_off, size, off)
                 addr = vaddr + off - s_off
                 for lo, hi, desc in self.maps:
                     if lo <= addr < hi:
                         return "0x%x in %s" % (addr, desc)
                 return "0x%x (unnamed)" % addr
         return "offset %d (headers)" % off
+
+
+NOTE_TYPES = {1: "NT_PRSTATUS", 2: "NT_FPREGSET", 0x202: "NT_X86_XSTATE"}
+
+
+def _note_of(self, seg_off, seg_size, off):
+    """Which thread's note holds off: notes run NT_PRSTATUS (its pr_pid at
+    byte 32), then that thread's FP and XSTATE notes."""
+    lwp, kind = None, "?"
+    with open(self.path, "rb") as f:
+        f.seek(seg_off)
+        data = f.read(seg_size)
+    pos = 0
+    while pos + 12 <= len(data):
+        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+        desc = pos + 12 + ((namesz + 3) & ~3)
+        end = desc + ((descsz + 3) & ~3)
+        if ntype == 1 and descsz >= 36:
+            lwp, = struct.unpack_from("<i", data, desc + 32)
+        if seg_off + pos <= off < seg_off + end:
+            kind = NOTE_TYPES.get(ntype, "type 0x%x" % ntype)
+            break
+        pos = end
+    return "of thread %s (%s), %s" % (lwp, self.threads.get(str(lwp), "?"), kind)
+
+
+CoreIndex.note_of = _note_of
+
+
+def read_threads(pid):
+    """LWP -> thread name (comm), for naming a finding in registers."""
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                out[t] = f.read().strip()
+        except OSError:
+            pass
+    return out
 
 
 def read_maps(pid):
@@ -304,6 +345,7 @@ class LeakUnderLoadTest(vaultenv.VaultTestCase, awsenv.AwsTestCase):
             time.sleep(random.uniform(*GAP))
             self.assertTrue(b.running(), b.describe())
             maps = read_maps(b.pid)
+            threads = read_threads(b.pid)
             t_dump = time.monotonic()
             if keys is None:
                 key, hashkey, core, _ = rstest.gdb_dump(self, b.pid)
@@ -319,7 +361,7 @@ class LeakUnderLoadTest(vaultenv.VaultTestCase, awsenv.AwsTestCase):
                                 % r.stdout.decode("utf-8", "replace")[-3000:])
             final = os.path.join(self.dir, "dump-%02d.core" % d)
             os.rename(core, final)
-            dumps.append((d, final, maps))
+            dumps.append((d, final, (maps, threads)))
             if VERBOSE:
                 sys.stderr.write("dump %d: %d MiB in %.1f s, %.0f s since the first\n"
                                  % (d, os.path.getsize(final) >> 20, time.monotonic() - t_dump,
@@ -344,8 +386,8 @@ class LeakUnderLoadTest(vaultenv.VaultTestCase, awsenv.AwsTestCase):
         # Searched once the load is off: dumps were taken under it.
         findings = []
         t1 = time.monotonic()
-        for d, core, maps in dumps:
-            findings += self.search(d, core, maps, marker, keys, srv, f_rot, v_rot, a_rot,
+        for d, core, (maps, threads) in dumps:
+            findings += self.search(d, core, maps, threads, marker, keys, srv, f_rot, v_rot, a_rot,
                                     rotated, extra)
         sys.stderr.write("\nleak test: %d dumps in %.0f s (searched in %.0f s), %d reads by %d "
                          "readers, rotations written %s, distinct values served %s, CPU hogs %s\n"
@@ -360,7 +402,7 @@ class LeakUnderLoadTest(vaultenv.VaultTestCase, awsenv.AwsTestCase):
         for k, n in served.items():
             self.assertGreaterEqual(n, DUMPS // 20 + 1, "the readers saw few values of %s" % k)
 
-    def search(self, d, core, maps, marker, keys, srv, f_rot, v_rot, a_rot, rotated, extra):
+    def search(self, d, core, maps, threads, marker, keys, srv, f_rot, v_rot, a_rot, rotated, extra):
         """Search one dump (then delete it); returns finding strings."""
         needles = {}
         for i in range(rotated["f"] + 1):
@@ -388,7 +430,7 @@ class LeakUnderLoadTest(vaultenv.VaultTestCase, awsenv.AwsTestCase):
         # this one, and a search holding our GIL would starve them.
         spec_path = os.path.join(self.dir, "search-%d.json" % d)
         with open(spec_path, "w") as f:
-            json.dump({"core": core, "marker": marker, "maps": maps,
+            json.dump({"core": core, "marker": marker, "maps": maps, "threads": threads,
                        "forms": {form.hex(): label for form, label in forms.items()}}, f)
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--search", spec_path],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
@@ -408,7 +450,7 @@ def search_core(spec_path):
         spec = json.load(f)
     core = spec["core"]
     forms = {bytes.fromhex(h): label for h, label in spec["forms"].items()}
-    idx = CoreIndex(core, [tuple(m) for m in spec["maps"]])
+    idx = CoreIndex(core, [tuple(m) for m in spec["maps"]], spec.get("threads"))
     hits = set()
     printable = [f for f in forms if all(32 < c < 127 for c in f)]
     with open(core, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:

@@ -1,0 +1,74 @@
+/* proc.h - what the access policy knows of a caller (issue 15): the facts
+ * about one process, read once per open from /proc through a pidfd, and
+ * the container a cgroup path names.
+ *
+ * The facts are read in the order that makes pid reuse harmless:
+ * pidfd_open(pid) first, then /proc/PID/{exe,status,cgroup,stat,ns/pid},
+ * then pidfd_send_signal(pidfd, 0): if the process the pidfd names is
+ * gone, the pid may now be another's and everything read is thrown away
+ * (-ESRCH). An executable is known by (st_dev, st_ino) of /proc/PID/exe's
+ * target, never by its path: a copy elsewhere is another file, a
+ * same-named file in another mount namespace is another file, a hard link
+ * is the same file.
+ */
+#ifndef RS_POLICY_PROC_H
+#define RS_POLICY_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define POLICY_PROC_MAX_GROUPS 64
+#define POLICY_PROC_CGROUP_MAX 512
+#define POLICY_CONTAINER_ID_MAX 80
+
+/* The runtimes recognised from a cgroup path. */
+enum policy_runtime {
+    POLICY_RUNTIME_NONE,
+    POLICY_RUNTIME_DOCKER,          /* "docker:<id>" */
+    POLICY_RUNTIME_LIBPOD,          /* "libpod:<id>" (podman) */
+    POLICY_RUNTIME_CRI_CONTAINERD,  /* "cri-containerd:<id>" */
+    POLICY_RUNTIME_CRIO,            /* "crio:<id>" */
+};
+
+/* The facts about one caller. pid 0 (the caller is in a pid namespace the
+ * broker cannot see) has only uid, gid (from the FUSE request) and
+ * has_pid false: the rest is unknown, and a rule that needs it does not
+ * match (policy_decide). */
+struct policy_proc {
+    pid_t pid;
+    bool has_pid;                    /* the facts below were read and checked */
+    uid_t uid;                       /* the FUSE request's (fsuid) */
+    gid_t gid;
+    gid_t groups[POLICY_PROC_MAX_GROUPS];   /* supplementary, from /proc/PID/status */
+    size_t n_groups;
+    bool has_exe;                    /* /proc/PID/exe could be stat'ed */
+    dev_t exe_dev;
+    ino_t exe_ino;
+    char cgroup[POLICY_PROC_CGROUP_MAX];    /* v2 "0::" path, else v1 name=systemd, else the first; "" unknown */
+    enum policy_runtime runtime;     /* from cgroup */
+    char container[POLICY_CONTAINER_ID_MAX];  /* the id (hex), "" when none */
+    bool same_pid_ns;                /* in the broker's pid namespace */
+    unsigned long long start_time;   /* /proc/PID/stat field 22: with pid, a process's identity */
+};
+
+/* Read the facts of pid for a request by uid/gid (the FUSE context's).
+ * pid 0: out has only uid and gid, and 0 is returned. 0; -ESRCH when the
+ * process is gone or was replaced while being read (deny); another
+ * negative errno with err (deny, and say why). */
+int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, struct policy_proc *out, char *err,
+                     size_t errlen) __attribute__((warn_unused_result));
+
+/* The container a cgroup path names, in the cgroupfs and the systemd
+ * layouts of Docker, Podman, containerd's CRI and CRI-O, e.g.
+ *   /docker/<64 hex>                         /system.slice/docker-<64 hex>.scope
+ *   /machine.slice/libpod-<64 hex>.scope     /libpod_parent/libpod-<64 hex>
+ *   /kubepods/burstable/pod<uid>/<64 hex>    /kubepods.slice/.../cri-containerd-<64 hex>.scope
+ *   .../crio-<64 hex>.scope
+ * (the innermost one wins: a container in a container is the inner one).
+ * POLICY_RUNTIME_NONE and id "" when none. */
+enum policy_runtime policy_container_of(const char *cgroup, char *id, size_t idlen);
+/* "docker", "libpod", "cri-containerd", "crio"; "" for NONE. */
+const char *policy_runtime_name(enum policy_runtime r);
+
+#endif
