@@ -285,7 +285,8 @@ static int read_start_time(int dir, const char *where, unsigned long long *start
         if (r == 0)
             break;
         len += (size_t)r;
-        if (len == sizeof(buf) - 1)
+        /* One line: its '\n' is the end, no read for EOF needed. */
+        if (len == sizeof(buf) - 1 || buf[len - 1] == '\n')
             break;
     }
     close(fd);
