@@ -473,15 +473,17 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, struct policy_proc *out, c
     out->has_pid = true;
     rc = 0;
 out:
+    /* A file missing because the process is gone: one answer, -ESRCH,
+     * whichever file noticed first. Missing while the process lives (a
+     * /proc of another pid namespace than FUSE's pids): -ENOENT, with err. */
+    if (rc == -ENOENT &&
+        (pidfd < 0 || (pidfd_send_signal(pidfd, 0, NULL, 0) != 0 && errno != EPERM)))
+        rc = -ESRCH;
     if (dir >= 0)
         close(dir);
     if (pidfd >= 0)
         close(pidfd);
     if (rc < 0) {
-        /* Gone before or while reading: one answer, -ESRCH, whichever
-         * file noticed first. */
-        if (rc == -ENOENT || rc == -ESRCH)
-            rc = -ESRCH;
         memset(out, 0, sizeof(*out));
         out->pid = pid;
         out->uid = uid;
