@@ -34,28 +34,44 @@ enum policy_runtime {
 /* The facts about one caller. pid 0 (the caller is in a pid namespace the
  * broker cannot see) has only uid, gid (from the FUSE request) and
  * has_pid false: the rest is unknown, and a rule that needs it does not
- * match (policy_decide). */
+ * match (policy_decide).
+ *
+ * An unknown fact fails closed the same way: a rule that needs it is
+ * treated as not matching an allow and as matching a deny. Unknown are:
+ * everything but uid/gid when !has_pid; the exe when !has_exe; the pid
+ * namespace when !has_pid_ns; the cgroup *and the container* when cgroup
+ * is "" (a real path is never empty: the root is "/"); a gid not among
+ * groups[] when groups_truncated. */
 struct policy_proc {
-    pid_t pid;
+    pid_t pid;                       /* as FUSE gives it: the calling *thread*'s id */
     bool has_pid;                    /* the facts below were read and checked */
     uid_t uid;                       /* the FUSE request's (fsuid) */
-    gid_t gid;
+    gid_t gid;                       /* the FUSE request's (fsgid) */
     gid_t groups[POLICY_PROC_MAX_GROUPS];   /* supplementary, from /proc/PID/status */
     size_t n_groups;
-    bool has_exe;                    /* /proc/PID/exe could be stat'ed */
+    bool groups_truncated;           /* the caller has more than POLICY_PROC_MAX_GROUPS:
+                                        the first ones are in groups[], the rest unknown */
+    bool has_exe;                    /* /proc/PID/exe could be stat'ed (not: a kernel
+                                        thread, or no ptrace-read access to the caller) */
     dev_t exe_dev;
     ino_t exe_ino;
-    char cgroup[POLICY_PROC_CGROUP_MAX];    /* v2 "0::" path, else v1 name=systemd, else the first; "" unknown */
-    enum policy_runtime runtime;     /* from cgroup */
-    char container[POLICY_CONTAINER_ID_MAX];  /* the id (hex), "" when none */
-    bool same_pid_ns;                /* in the broker's pid namespace */
+    char cgroup[POLICY_PROC_CGROUP_MAX];    /* v2 "0::" path, else v1 name=systemd, else the
+                                               first; "" unknown (e.g. longer than this) */
+    enum policy_runtime runtime;     /* from the cgroup lines (docs/internals/policy.md) */
+    char container[POLICY_CONTAINER_ID_MAX];  /* the id (64 hex), "" when none */
+    bool has_pid_ns;                 /* /proc/PID/ns/pid could be stat'ed (ptrace-read) */
+    bool same_pid_ns;                /* in the broker's pid namespace (with has_pid_ns) */
     unsigned long long start_time;   /* /proc/PID/stat field 22: with pid, a process's identity */
 };
 
 /* Read the facts of pid for a request by uid/gid (the FUSE context's).
  * pid 0: out has only uid and gid, and 0 is returned. 0; -ESRCH when the
  * process is gone or was replaced while being read (deny); another
- * negative errno with err (deny, and say why). */
+ * negative errno with err (deny, and say why). On error out has only pid,
+ * uid and gid. No allocation, no stdio: safe on a FUSE thread; about
+ * 8 KiB of stack. pid may be a thread's id (FUSE gives the calling
+ * thread's): its own /proc/PID/task entry is read, through a PIDFD_THREAD
+ * pidfd on Linux >= 6.9, else through its thread group's pidfd. */
 int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, struct policy_proc *out, char *err,
                      size_t errlen) __attribute__((warn_unused_result));
 
