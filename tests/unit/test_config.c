@@ -158,7 +158,7 @@ END_TEST
 START_TEST(bad_top_level)
 {
     load_bad("{\n  \"mout\": \"/x\"\n}",
-             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, admin, include, "
+             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, admin, policy, include, "
              "backends, secrets)");
     load_bad("{\"mount\": \"relative\"}", "config.json:1:11: mount: expected an absolute path");
     load_bad("{\"mount\": 5}", "config.json:1:11: mount: expected an absolute path");
@@ -327,7 +327,7 @@ START_TEST(columns_count_characters)
 {
     /* jansson counts columns in characters; so do we (é is two bytes). */
     load_bad("{\"défauts\": 1}", "config.json:1:2: [\"défauts\"]: unknown key (expected one of: mount, "
-             "defaults, exec, admin, include, backends, secrets)");
+             "defaults, exec, admin, policy, include, backends, secrets)");
 }
 END_TEST
 
@@ -340,7 +340,7 @@ START_TEST(keys_in_messages_stay_one_line)
     ck_assert_ptr_null(strchr(err, '\n'));
     load_bad("{\"a\\\"b\\\\c\\u001b\": 1}",
              "config.json:1:2: [\"a\\x22b\\\\c\\x1b\"]: unknown key (expected one of: mount, "
-             "defaults, exec, admin, include, backends, secrets)");
+             "defaults, exec, admin, policy, include, backends, secrets)");
 }
 END_TEST
 
