@@ -123,10 +123,10 @@ static bool match_segment(const char *p, const char *pe, const char *s, const ch
     return p == pe;
 }
 
-bool policy_glob_match(const char *pattern, const char *s)
+bool policy_glob_match(const char *pattern, const char *string)
 {
     /* Cursors at the start of a segment; NULL once the last one is used. */
-    const char *p = pattern, *star_p = NULL, *star_s = NULL;
+    const char *p = pattern, *s = string, *star_p = NULL, *star_s = NULL;
     bool starred = false;
     while (s) {
         const char *se = str_seg_end(s);
