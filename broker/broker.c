@@ -50,6 +50,8 @@ int broker_open(struct broker *b, const char *config_path, char *err, size_t err
         b->config_path = NULL;
         return rc;
     }
+    for (size_t i = 0; i < b->cfg->n_warnings; i++)
+        log_warn("%s", b->cfg->warnings[i]);
     b->backends = calloc(b->cfg->n_backends + 1, sizeof(*b->backends));
     if (!b->backends)
         goto nomem;

@@ -21,6 +21,7 @@
 #include "rs_config.h"
 #include "engine/scheduler.h"
 #include "engine/store.h"
+#include "policy/rules.h"
 #include "fuse/fs.h"
 #include "fuse/mountns.h"
 
@@ -779,6 +780,12 @@ static int cmd_check(struct broker *b, const struct cli_opts *o)
     printf("config ok: %s%s: %zu backend%s, %zu secret%s, mount %s\n", path, frags,
            b->cfg->n_backends, b->cfg->n_backends == 1 ? "" : "s", b->cfg->n_secrets,
            b->cfg->n_secrets == 1 ? "" : "s", mount);
+    const struct policy_rules *pol = b->cfg->policy;
+    if (pol)
+        printf("access policy: %zu rule%s, default %s\n", pol->n_rules,
+               pol->n_rules == 1 ? "" : "s", pol->dflt == POLICY_ALLOW ? "allow" : "deny");
+    else
+        printf("no access policy: file modes only\n");
     if (!o->fetch)
         return 0;
 

@@ -11,6 +11,7 @@
 #include "lib/jsonpos.h"
 #include "lib/listen.h"
 #include "lib/name.h"
+#include "policy/rules.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,10 +56,12 @@ struct cfg_ctx {
     size_t file;                 /* index into config.files */
 };
 
-/* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode.
+/* Format a JSON path for people: secrets.db.from, secrets["tls.crt"].mode,
+ * policy.rules[2].allow (bit i of index_mask: path[i] is an array index).
  * Keys come from the file as they are: escaped, so a "\n" or an ESC in one
  * cannot split the line or reach the terminal. */
-static void format_path(char *out, size_t cap, const char *const *path, size_t n)
+static void format_path(char *out, size_t cap, const char *const *path, size_t n,
+                        unsigned index_mask)
 {
     size_t o = 0;
     out[0] = '\0';
@@ -68,12 +71,35 @@ static void format_path(char *out, size_t cap, const char *const *path, size_t n
                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/")
                                                 == strlen(path[i]);
         escape_str(key, sizeof(key), path[i], ESCAPE_DQUOTE);
-        int w = plain ? snprintf(out + o, cap - o, "%s%s", i ? "." : "", key)
-                      : snprintf(out + o, cap - o, "[\"%s\"]", key);
+        int w = (index_mask >> i) & 1u ? snprintf(out + o, cap - o, "[%s]", key)
+                : plain ? snprintf(out + o, cap - o, "%s%s", i ? "." : "", key)
+                        : snprintf(out + o, cap - o, "[\"%s\"]", key);
         if (w < 0)
             break;
         o += (size_t)w;
     }
+}
+
+/* "<file>:<line>:<col>: <path>: <what>" into out, at the closest
+ * enclosing value that exists in the text. */
+static void cfg_locate(const struct cfg_ctx *c, bool at_key, const char *const *path, size_t n,
+                       unsigned index_mask, const char *raw, char *out, size_t cap)
+{
+    char where[512], what[512];
+    int line = 0, col = 0;
+
+    /* Messages from the validators may quote config text: whatever escapes
+     * they made stay, any raw control byte does not. */
+    escape_str(what, sizeof(what), raw, ESCAPE_KEEP_BACKSLASH);
+    format_path(where, sizeof(where), path, n, index_mask);
+    for (size_t k = n + 1; k-- > 0;) {
+        if (jsonpos_find(c->text, c->len, path, k, at_key && k == n, &line, &col) == 0)
+            break;
+    }
+    if (line > 0)
+        snprintf(out, cap, "%s:%d:%d: %s%s%s", c->label, line, col, where, n ? ": " : "", what);
+    else
+        snprintf(out, cap, "%s: %s%s%s", c->label, where, n ? ": " : "", what);
 }
 
 static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, size_t n,
@@ -81,27 +107,13 @@ static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, siz
 static int cfg_fail(struct cfg_ctx *c, bool at_key, const char *const *path, size_t n,
                     const char *fmt, ...)
 {
-    char where[512], raw[512], what[512];
-    int line = 0, col = 0;
+    char raw[512];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    /* Messages from the validators may quote config text: whatever escapes
-     * they made stay, any raw control byte does not. */
-    escape_str(what, sizeof(what), raw, ESCAPE_KEEP_BACKSLASH);
-    format_path(where, sizeof(where), path, n);
-    /* Fall back to the closest enclosing value that exists in the text. */
-    for (size_t k = n + 1; k-- > 0;) {
-        if (jsonpos_find(c->text, c->len, path, k, at_key && k == n, &line, &col) == 0)
-            break;
-    }
-    if (line > 0)
-        snprintf(c->err, c->errlen, "%s:%d:%d: %s%s%s", c->label, line, col, where,
-                 n ? ": " : "", what);
-    else
-        snprintf(c->err, c->errlen, "%s: %s%s%s", c->label, where, n ? ": " : "", what);
+    cfg_locate(c, at_key, path, n, 0, raw, c->err, c->errlen);
     return -EINVAL;
 }
 
@@ -663,8 +675,8 @@ static int load_secrets(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     return 0;
 }
 
-static const char *const top_keys[] = {"mount", "defaults", "exec", "admin", "include",
-                                       "backends", "secrets", NULL};
+static const char *const top_keys[] = {"mount", "defaults", "exec", "admin", "policy",
+                                       "include", "backends", "secrets", NULL};
 static const char *const fragment_keys[] = {"backends", "secrets", NULL};
 static const char *const default_keys[] = {"refresh", "max_stale", "mode", "uid", "gid",
                                            "required", "on_change", NULL};
@@ -875,6 +887,66 @@ static int load_admin(struct cfg_ctx *c, struct config *cfg, json_t *obj)
     return 0;
 }
 
+/* A policy error or warning's path below "policy" as config paths:
+ * path[] (n returned) with numbers in num[] and their bits in *mask. */
+static size_t policy_path(const struct policy_error *e, const char **path,
+                          char num[][24], unsigned *mask)
+{
+    size_t n = 0;
+    *mask = 0;
+    path[n++] = "policy";
+    for (size_t i = 0; i < e->n && n < CFG_MAX_PATH; i++, n++) {
+        if (e->key[i]) {
+            path[n] = e->key[i];
+        } else {
+            snprintf(num[i], sizeof(num[i]), "%zu", e->idx[i]);
+            path[n] = num[i];
+            *mask |= 1u << n;
+        }
+    }
+    return n;
+}
+
+static void policy_message(const struct cfg_ctx *c, const struct policy_error *e, char *out,
+                           size_t cap)
+{
+    const char *path[CFG_MAX_PATH];
+    char num[POLICY_PATH_MAX][24];
+    unsigned mask;
+    size_t n = policy_path(e, path, num, &mask);
+    cfg_locate(c, e->at_key, path, n, mask, e->msg, out, cap);
+}
+
+/* The "policy" object (main file only): parsed by policy/rules.c, whose
+ * errors name a place below "policy" that is located here. Its warnings
+ * (an executable missing under missing_ok) become cfg->warnings. */
+static int load_policy(struct cfg_ctx *c, struct config *cfg, json_t *obj)
+{
+    struct policy_error e;
+    if (!obj)
+        return 0;
+    int rc = policy_rules_parse(obj, c->flags & CFG_BACKEND_TYPES_ONLY ? POLICY_PARSE_FORM_ONLY : 0,
+                                &cfg->policy, &e);
+    if (rc == -EINVAL) {
+        policy_message(c, &e, c->err, c->errlen);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    cfg->warnings = calloc(cfg->policy->n_warnings + 1, sizeof(*cfg->warnings));
+    if (!cfg->warnings)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->policy->n_warnings; i++) {
+        char line[1024];
+        policy_message(c, &cfg->policy->warnings[i], line, sizeof(line));
+        cfg->warnings[i] = strdup(line);
+        if (!cfg->warnings[i])
+            return -ENOMEM;
+        cfg->n_warnings++;
+    }
+    return 0;
+}
+
 /* The main file's own settings: mount, defaults, exec, admin. */
 static int load_main(struct cfg_ctx *c, struct config *cfg, json_t *root)
 {
@@ -931,6 +1003,8 @@ static int load_main(struct cfg_ctx *c, struct config *cfg, json_t *root)
     rc = load_exec(c, cfg, json_object_get(root, "exec"));
     if (rc == 0)
         rc = load_admin(c, cfg, json_object_get(root, "admin"));
+    if (rc == 0)
+        rc = load_policy(c, cfg, json_object_get(root, "policy"));
     return rc;
 }
 
@@ -1456,6 +1530,10 @@ void cfg_free(struct config *c)
     free(c->mount);
     free(c->admin.listen);
     free(c->admin.token_file);
+    policy_rules_free(c->policy);
+    for (size_t i = 0; i < c->n_warnings; i++)
+        free(c->warnings[i]);
+    free(c->warnings);
     free(c->path);
     free(c);
 }

@@ -26,6 +26,7 @@ struct cfg_attrs {
 };
 
 struct backend_conf;
+struct policy_rules;
 
 struct cfg_backend {
     char *name;
@@ -97,6 +98,13 @@ struct config {
     struct cfg_attrs defaults;
     struct cfg_exec exec;
     struct cfg_admin admin;
+    /* The access policy (policy/rules.h; docs/config.md "policy"), owned;
+     * NULL without a "policy" key: file modes alone decide. */
+    struct policy_rules *policy;
+    /* Load-time warnings, one located line each ("file:line:col: path:
+     * what"), owned: for the caller to log (check prints them). */
+    char **warnings;
+    size_t n_warnings;
     struct cfg_backend *backends;
     size_t n_backends;
     struct cfg_secret *secrets;

@@ -383,3 +383,36 @@ for i, r in enumerate(["db-password", "db-password?version=3#user", "projects/my
                         "projects/123/locations/us-east1/secrets/a_b-C?version=12#/x/0", "projects/P/secrets/s",
                         "a/b", "projects/my-project/secrets/s/versions/2?version=2"]):
     put("gcp", "name-%02d" % i, bytes([5, i & 3]) + r.encode())
+
+# ---- policy (tests/unit/test_policy_rules.c, test_policy_glob.c; byte 0
+# as in fuzz_policy.c: 0 policy JSON, 2 the same checking form only,
+# 1 "PATTERN\nSTRING") ----
+issue15 = {
+    "default": "deny",
+    "rules": [
+        {"secrets": ["db/*", "api_key"], "allow": {"uids": [1000], "exe": ["/bin/sh"]}},
+        {"secrets": ["**"], "allow": {"containers": ["docker:*", "libpod:*"], "gids": [2000]}},
+        {"secrets": ["admin/**"], "deny": {"cgroups": ["/system.slice/ssh*.service"]}},
+    ],
+    "audit": {"sink": "stderr", "repeat_after": "1m"},
+}
+put("policy", "issue15.json", b"\x00" + j(issue15).encode())
+put("policy", "issue15-form.json", b"\x02" + j(issue15).encode())
+put("policy", "pid0.json", b"\x00" + j({"default": "allow", "rules": [
+    {"secrets": ["a"], "deny": {"uids": [1000], "exe": ["/bin/sh"]}},
+    {"secrets": ["a", "b/*"], "allow": {"uids": ["root", 1001], "gids": [1000, 2000]}},
+    {"secrets": ["c"], "deny": {"pids_ns": "same"}},
+    {"secrets": ["c/**"], "allow": {"containers": ["crio:0123456789ab", "cri-containerd:*"]}},
+]}).encode())
+put("policy", "missing-ok.json", b"\x00" + j({"missing_ok": True, "rules": [
+    {"secrets": ["x"], "missing_ok": True, "allow": {"exe": ["/nonexistent/app", "/bin/sh"]}},
+], "audit": {"sink": "file:/var/log/rs.log", "repeat_after": 90}}).encode())
+put("policy", "bad-both.json", b"\x00" + j({"rules": [
+    {"secrets": ["a"], "allow": {"uids": [1]}, "deny": {"uids": [2]}}]}).encode())
+put("policy", "bad-empty.json", b"\x00" + j({"rules": [{"secrets": ["a"], "allow": {}}]}).encode())
+for name, pat, s in [("star", "db/*", "db/password"), ("globstar", "a/**/b", "a/x/y/b"),
+                     ("set", "[!a-c]x?[]]", "dxy]"), ("escape", "\\*\\?", "*?"),
+                     ("cgroup", "/kubepods.slice/**/cri-containerd-*.scope",
+                      "/kubepods.slice/k.slice/p.slice/cri-containerd-ab.scope"),
+                     ("slow", "*a" * 20 + "*b", "a" * 200), ("bad", "a**", "a")]:
+    put("policy", "glob-" + name, b"\x01" + (pat + "\n" + s).encode())

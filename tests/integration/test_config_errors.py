@@ -239,6 +239,7 @@ class ConfigErrorTest(rstest.BrokerTestCase):
         r = rstest.run_cli("check", "--config", path)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.decode(), "config ok: %s: 1 backend, 2 secrets, mount %s\n"
+                         "no access policy: file modes only\n"
                          % (path, self.mnt))
         value = rstest.random_value()
         self.write_secret("db_password", value)

@@ -59,6 +59,7 @@ class FragmentTest(rstest.BrokerTestCase):
         rc, out, err = self.check()
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, "config ok: %s (and 2 fragments): 2 backends, 3 secrets, mount %s\n"
+                         "no access policy: file modes only\n"
                          % (self.config_path, self.mnt))
         self.start_broker()
         self.assertEqual(self.read("a"), self.value_a.encode())
@@ -71,6 +72,7 @@ class FragmentTest(rstest.BrokerTestCase):
         rc, out, err = self.check()
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, "config ok: %s: 1 backend, 1 secret, mount %s\n"
+                         "no access policy: file modes only\n"
                          % (self.config_path, self.mnt))
 
     def test_relative_to_the_main_file_not_the_working_directory(self):

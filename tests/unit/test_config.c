@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/config.h"
+#include "policy/rules.h"
 #include "backends/backend.h"
 #include "backends/core/provider.h"
 #include "lib/secmem.h"
@@ -158,7 +159,7 @@ END_TEST
 START_TEST(bad_top_level)
 {
     load_bad("{\n  \"mout\": \"/x\"\n}",
-             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, admin, include, "
+             "config.json:2:3: mout: unknown key (expected one of: mount, defaults, exec, admin, policy, include, "
              "backends, secrets)");
     load_bad("{\"mount\": \"relative\"}", "config.json:1:11: mount: expected an absolute path");
     load_bad("{\"mount\": 5}", "config.json:1:11: mount: expected an absolute path");
@@ -327,7 +328,7 @@ START_TEST(columns_count_characters)
 {
     /* jansson counts columns in characters; so do we (é is two bytes). */
     load_bad("{\"défauts\": 1}", "config.json:1:2: [\"défauts\"]: unknown key (expected one of: mount, "
-             "defaults, exec, admin, include, backends, secrets)");
+             "defaults, exec, admin, policy, include, backends, secrets)");
 }
 END_TEST
 
@@ -340,7 +341,7 @@ START_TEST(keys_in_messages_stay_one_line)
     ck_assert_ptr_null(strchr(err, '\n'));
     load_bad("{\"a\\\"b\\\\c\\u001b\": 1}",
              "config.json:1:2: [\"a\\x22b\\\\c\\x1b\"]: unknown key (expected one of: mount, "
-             "defaults, exec, admin, include, backends, secrets)");
+             "defaults, exec, admin, policy, include, backends, secrets)");
 }
 END_TEST
 
@@ -812,6 +813,76 @@ START_TEST(bad_admin)
 }
 END_TEST
 
+/* "policy" (policy/rules.h): absent is NULL (file modes only); its errors
+ * and warnings are located like every other key's. */
+#define POL(p) "{" BACKENDS ", \"policy\": " p "}"
+
+START_TEST(policy_parsed)
+{
+    struct config *c = load_ok("{" BACKENDS "}");
+    ck_assert_ptr_null(c->policy);
+    ck_assert_uint_eq(c->n_warnings, 0);
+    cfg_free(c);
+    c = load_ok(POL("{\"default\": \"allow\", \"rules\": [{\"secrets\": [\"db/*\"], "
+                    "\"deny\": {\"uids\": [\"root\", 1000]}}]}"));
+    ck_assert_ptr_nonnull(c->policy);
+    ck_assert_uint_eq(c->policy->n_rules, 1);
+    ck_assert_int_eq(c->policy->dflt, POLICY_ALLOW);
+    cfg_free(c);
+    c = load_ok("{\n"
+                "  " BACKENDS ",\n"
+                "  \"policy\": {\n"
+                "    \"missing_ok\": true,\n"
+                "    \"rules\": [\n"
+                "      {\"secrets\": [\"a\"], \"allow\": {\"exe\": [\"/nonexistent/app\"]}}\n"
+                "    ]\n"
+                "  }\n"
+                "}\n");
+    ck_assert_uint_eq(c->n_warnings, 1);
+    ck_assert_str_eq(c->warnings[0], "config.json:6:44: policy.rules[0].allow.exe[0]: "
+                     "/nonexistent/app: No such file or directory (missing_ok: this rule matches "
+                     "no executable there until a reload finds it)");
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(bad_policy)
+{
+    load_bad("{\n"
+             "  " BACKENDS ",\n"
+             "  \"policy\": {\n"
+             "    \"rules\": [\n"
+             "      {\"secrets\": [\"a\"], \"allow\": {\"uids\": [1]}},\n"
+             "      {\"secrets\": [\"b\"], \"allow\": {\"exe\": [\"/nonexistent/app\"]}}\n"
+             "    ]\n"
+             "  }\n"
+             "}\n",
+             "config.json:6:44: policy.rules[1].allow.exe[0]: /nonexistent/app: No such file or "
+             "directory");
+    load_bad(POL("[]"), "config.json:1:91: policy: expected an object, got an array");
+    load_bad(POL("{\"rules\": [], \"dflt\": \"deny\"}"),
+             "config.json:1:105: policy.dflt: unknown key (expected one of: default, rules, audit, "
+             "missing_ok)");
+    load_bad(POL("{\"rules\": [{\"secrets\": [\"a\"], \"allow\": {\"uids\": [1]}, \"deny\": "
+                 "{\"uids\": [2]}}]}"),
+             "config.json:1:145: policy.rules[0].deny: a rule has one of \"allow\" and \"deny\", not "
+             "both: write two rules");
+    load_bad(POL("{\"rules\": [{\"secrets\": [\"a\"], \"allow\": {}}]}"),
+             "config.json:1:130: policy.rules[0].allow: empty: it would match every caller by "
+             "accident; name at least one of uids, gids, exe, cgroups, containers, pids_ns");
+    load_bad(POL("{\"rules\": [{\"secrets\": [\"x\", \"[\"], \"allow\": {\"uids\": [1]}}]}"),
+             "config.json:1:120: policy.rules[0].secrets[1]: bad glob: '[' at character 1 is not "
+             "closed by ']'");
+    load_bad(POL("{\"rules\": [{\"secrets\": [\"a\"], \"allow\": {\"gid\": [1]}}]}"),
+             "config.json:1:131: policy.rules[0].allow.gid: unknown key (expected one of: uids, "
+             "gids, exe, cgroups, containers, pids_ns)");
+    load_bad(POL("{\"rules\": [], \"audit\": {\"sink\": \"file:x\"}}"),
+             "config.json:1:123: policy.audit.sink: the audit file must be an absolute path");
+    load_bad(POL("{}"), "config.json:1:91: policy: missing \"rules\" (an array of {\"secrets\": "
+             "[...], \"allow\" or \"deny\": {...}}; [] for the default alone)");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -842,6 +913,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, backend_types_only);
     tcase_add_test(tc, admin_parsed);
     tcase_add_test(tc, bad_admin);
+    tcase_add_test(tc, policy_parsed);
+    tcase_add_test(tc, bad_policy);
     suite_add_tcase(s, tc);
     return s;
 }
