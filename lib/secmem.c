@@ -267,11 +267,18 @@ int secbuf_reserve(struct secbuf *b, size_t n)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < n)
         cap = cap > b->max / 2 ? b->max : cap * 2;
+    /* Allocating and freeing secret memory are system calls (mmap, mlock,
+     * munmap) that may sleep on the address space's lock; the bytes just
+     * copied, or the caller's last ones, are not to sit in vector
+     * registers meanwhile (a core of a sleeping thread holds them:
+     * docs/reliability.md). */
+    secmem_scrub_regs();
     unsigned char *p = secmem_alloc(cap);
     if (!p)
         return -ENOMEM;
     if (b->len)
         memcpy(p, b->data, b->len);
+    secmem_scrub_regs();
     secmem_free(b->data);
     b->data = p;
     b->cap = cap;

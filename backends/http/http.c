@@ -377,7 +377,11 @@ void http_response_cleanup(struct http_response *r)
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     struct xfer *x = arg;
-    if (secbuf_append(x->body, p, size * n) < 0) {
+    int rc = secbuf_append(x->body, p, size * n);
+    /* The decrypted bytes went through vector registers; curl's next step
+     * is a system call (recv, poll) that may put this thread to sleep. */
+    secmem_scrub_regs();
+    if (rc < 0) {
         x->too_big = true;
         return 0;   /* aborts the transfer with CURLE_WRITE_ERROR */
     }
