@@ -124,7 +124,7 @@ int hardening_init_process(char *err, size_t errlen)
     hook_allocators();
 
 #if defined(__x86_64__)
-    __builtin_cpu_init();   /* secmem_scrub_regs asks which registers exist */
+    __builtin_cpu_init();   /* regs_scrub asks which registers exist */
 #endif
     secmem_hide_stack();
 #if !RS_PLAIN_ALLOC

@@ -22,6 +22,7 @@
 #include "engine/scheduler.h"
 #include "engine/sched_policy.h"
 #include "lib/secmem.h"
+#include "lib/regs.h"
 #include "backends/backend.h"
 #include "backends/extract.h"
 #include "lib/log.h"
@@ -572,7 +573,7 @@ static long long apply_result(struct scheduler *sc, size_t gi, int rc, const str
      * and what follows (metrics, the backend's next item, a lock it may
      * sleep on) is no reason to keep it there: a dump of a thread that
      * runs or sleeps holds its registers (docs/reliability.md). */
-    secmem_scrub_regs();
+    regs_scrub();
     publish_fetch(sc, gi, rc, r, d.action, d.delay_ms, seconds);
     return d.delay_ms;
 }
@@ -728,7 +729,7 @@ static void run_worker(struct scheduler *sc, struct pool *p)
     pthread_mutex_lock(&sc->lock);
     while (!sc->stop) {
         if (p->qlen == 0 || sc->paused) {
-            secmem_scrub_regs();   /* the last job's plaintext, before sleeping */
+            regs_scrub();   /* the last job's plaintext, before sleeping */
             pthread_cond_wait(&p->work, &sc->lock);
             continue;
         }

@@ -14,6 +14,7 @@
 #include "fuse/tree.h"
 #include "engine/store.h"
 #include "lib/name.h"
+#include "lib/regs.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
 #include "lib/log.h"
@@ -637,7 +638,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         fuse_reply_buf(req, (const char *)pt + off, n);
     }
     secpool_put(fs->pool, pt, len);   /* wipes */
-    secmem_scrub_regs();              /* the decrypted bytes, before this thread waits */
+    regs_scrub();              /* the decrypted bytes, before this thread waits */
 }
 
 /* Drop ino's pages from the kernel's page cache, after the reply to the

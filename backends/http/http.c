@@ -11,6 +11,7 @@
 #include "backends/http/http.h"
 #include "backends/http/url.h"
 #include "lib/encode.h"
+#include "lib/regs.h"
 #include "rs_config.h"
 
 #include <curl/curl.h>
@@ -147,7 +148,7 @@ static void *driver(void *arg)
         curl_multi_perform(e->multi, &running);
         /* TLS records were decrypted in there; the locks below may put
          * this thread to sleep, registers and all. */
-        secmem_scrub_regs();
+        regs_scrub();
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(e->multi, &left))) {
@@ -162,7 +163,7 @@ static void *driver(void *arg)
             finish_locked(x, res);
             pthread_mutex_unlock(&e->lock);
         }
-        secmem_scrub_regs();   /* decrypted records and tokens, before waiting */
+        regs_scrub();   /* decrypted records and tokens, before waiting */
         curl_multi_poll(e->multi, NULL, 0, HTTP_POLL_MS, NULL);
         pthread_mutex_lock(&e->lock);
     }
@@ -380,7 +381,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     int rc = secbuf_append(x->body, p, size * n);
     /* The decrypted bytes went through vector registers; curl's next step
      * is a system call (recv, poll) that may put this thread to sleep. */
-    secmem_scrub_regs();
+    regs_scrub();
     if (rc < 0) {
         x->too_big = true;
         return 0;   /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -520,7 +521,7 @@ static CURLcode run(struct http_engine *e, struct xfer *x)
     e->pending = x;
     pthread_mutex_unlock(&e->lock);
     curl_multi_wakeup(e->multi);
-    secmem_scrub_regs();   /* a request body or token built here, before waiting */
+    regs_scrub();   /* a request body or token built here, before waiting */
     pthread_mutex_lock(&e->lock);
     while (!x->done)
         pthread_cond_wait(&x->cond, &e->lock);
