@@ -140,28 +140,13 @@ static int cfg_fail_sub(struct cfg_ctx *c, const char *const *base, size_t n, co
     return cfg_fail(c, false, path, n, "%s", sub);
 }
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "a value";
-}
-
 static int parse_mode(struct cfg_ctx *c, const json_t *v, const char *const *path, size_t n,
                       unsigned *out)
 {
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     if (!s || s[0] == '\0' || strlen(s) > 4 || strspn(s, "01234567") != strlen(s))
         return cfg_fail(c, false, path, n, "expected an octal mode string such as \"0440\", got %s",
-                        json_is_string(v) ? "an invalid string" : json_kind(v));
+                        json_is_string(v) ? "an invalid string" : jsonpos_kind(v));
     unsigned long m = strtoul(s, NULL, 8);
     if (m > 0777)
         return cfg_fail(c, false, path, n,
@@ -175,7 +160,7 @@ static int parse_id(struct cfg_ctx *c, const json_t *v, const char *const *path,
 {
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > CFG_MAX_UID)
         return cfg_fail(c, false, path, n, "expected a numeric id between 0 and %lld, got %s",
-                        CFG_MAX_UID, json_is_integer(v) ? "an out-of-range integer" : json_kind(v));
+                        CFG_MAX_UID, json_is_integer(v) ? "an out-of-range integer" : jsonpos_kind(v));
     *out = (unsigned)json_integer_value(v);
     return 0;
 }
@@ -262,7 +247,7 @@ static int parse_on_change(struct cfg_ctx *c, const json_t *v, const char *const
 
     on_change_hint(hint, sizeof(hint));
     if (!s)
-        return cfg_fail(c, false, path, n, "%s, got %s", hint, json_kind(v));
+        return cfg_fail(c, false, path, n, "%s, got %s", hint, jsonpos_kind(v));
     /* No "\u0000" gets here: the file is parsed without JSON_ALLOW_NUL. */
     escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
     if (strcmp(s, "none") == 0) {
@@ -304,7 +289,7 @@ static int parse_env(struct cfg_ctx *c, const json_t *v, const char *const *path
     char shown[64];
     if (!json_is_string(v))
         return cfg_fail(c, false, path, n, "expected an environment variable name such as "
-                        "\"DB_PASSWORD_FILE\", got %s", json_kind(v));
+                        "\"DB_PASSWORD_FILE\", got %s", jsonpos_kind(v));
     const char *s = json_string_value(v);
     size_t len = strlen(s);
     escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
@@ -341,7 +326,7 @@ static int parse_exec_keys(struct cfg_ctx *c, json_t *obj, const char *const *ba
         if (strcmp(key, "required") == 0) {
             if (!json_is_boolean(v))
                 return cfg_fail(c, false, path, n + 1, "expected true or false, got %s",
-                                json_kind(v));
+                                jsonpos_kind(v));
             d->required = json_is_true(v);
         } else if (strcmp(key, "on_change") == 0) {
             rc = parse_on_change(c, v, path, n + 1, d);
@@ -418,7 +403,7 @@ static int check_keys(struct cfg_ctx *c, json_t *obj, const char *const *allowed
 static int expect_object(struct cfg_ctx *c, const json_t *v, const char *const *path, size_t n)
 {
     if (!json_is_object(v))
-        return cfg_fail(c, false, path, n, "expected an object, got %s", json_kind(v));
+        return cfg_fail(c, false, path, n, "expected an object, got %s", jsonpos_kind(v));
     return 0;
 }
 
@@ -616,11 +601,11 @@ static int load_secret(struct cfg_ctx *c, struct config *cfg, const char *name, 
                             name);
     } else if (!json_is_string(v)) {
         return cfg_fail(c, false, path, 2, "expected an object or a reference string, got %s",
-                        json_kind(v));
+                        jsonpos_kind(v));
     }
     size_t n = json_is_object(v) ? 3 : 2;
     if (!json_is_string(from))
-        return cfg_fail(c, false, path, n, "expected a reference string, got %s", json_kind(from));
+        return cfg_fail(c, false, path, n, "expected a reference string, got %s", jsonpos_kind(from));
     if (ref_parse(json_string_value(from), &s->ref, msg, sizeof(msg)) < 0)
         return cfg_fail(c, false, path, n, "%s", msg);
     long bi = cfg_backend_index(cfg, s->ref.backend);
@@ -754,7 +739,7 @@ static int parse_admin_group(struct cfg_ctx *c, const json_t *v, const char *con
     char shown[CFG_MAX_SHOWN];
     if (!s || s[0] == '\0')
         return cfg_fail(c, false, path, 2, "expected a group name or number, got %s",
-                        s ? "an empty string" : json_kind(v));
+                        s ? "an empty string" : jsonpos_kind(v));
     escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
     if (strspn(s, "0123456789") == strlen(s)) {
         unsigned long long id = strtoull(s, NULL, 10);
@@ -852,7 +837,7 @@ static int load_admin(struct cfg_ctx *c, struct config *cfg, json_t *obj)
             if (!json_is_string(v))
                 return cfg_fail(c, false, path, 2, "expected an address such as "
                                 "\"unix:/run/runsecrets/admin.sock\" or \"127.0.0.1:9464\", got %s",
-                                json_kind(v));
+                                jsonpos_kind(v));
             if (listen_addr_parse(json_string_value(v), 0, &addr, msg, sizeof(msg)) < 0)
                 return cfg_fail(c, false, path, 2, "%s", msg);
             a->listen = strdup(json_string_value(v));
@@ -865,7 +850,7 @@ static int load_admin(struct cfg_ctx *c, struct config *cfg, json_t *obj)
             rc = rc > 0 ? 0 : rc;
         } else if (strcmp(key, "allow_remote") == 0) {
             if (!json_is_boolean(v))
-                return cfg_fail(c, false, path, 2, "expected true or false, got %s", json_kind(v));
+                return cfg_fail(c, false, path, 2, "expected true or false, got %s", jsonpos_kind(v));
             a->allow_remote = json_is_true(v);
         } else {
             rc = parse_admin_token_file(c, v, path, &a->token_file);
@@ -957,7 +942,7 @@ static int load_main(struct cfg_ctx *c, struct config *cfg, json_t *root)
 
     if (!json_is_object(root))
         return cfg_fail(c, false, path, 0, "the configuration must be a JSON object, got %s",
-                        json_kind(root));
+                        jsonpos_kind(root));
     rc = check_keys(c, root, top_keys, path, 0);
     if (rc < 0)
         return rc;
@@ -1231,7 +1216,7 @@ static int load_includes(struct cfg_loader *L, json_t *inc)
 
     if (!json_is_array(inc))
         return cfg_fail(&L->f[0].c, false, path, 1, "expected an array of file names or globs "
-                        "such as [\"conf.d/*.json\"], got %s", json_kind(inc));
+                        "such as [\"conf.d/*.json\"], got %s", jsonpos_kind(inc));
     /* Relative entries are relative to the main file's folder, not the
      * working directory: the same file means the same thing from anywhere. */
     const char *main_path = L->cfg->path;
@@ -1240,7 +1225,7 @@ static int load_includes(struct cfg_loader *L, json_t *inc)
     json_array_foreach(inc, idx, v) {
         if (!json_is_string(v) || json_string_value(v)[0] == '\0')
             return include_fail(L, idx, "expected a non-empty file name or glob, got %s",
-                                json_is_string(v) ? "an empty string" : json_kind(v));
+                                json_is_string(v) ? "an empty string" : jsonpos_kind(v));
         const char *e = json_string_value(v);
         int w = e[0] == '/' ? snprintf(pattern, sizeof(pattern), "%s", e)
                             : snprintf(pattern, sizeof(pattern), "%.*s%s", dirlen, main_path, e);
@@ -1285,7 +1270,7 @@ static int check_fragment(struct cfg_loader *L, struct cfg_file *f)
 
     if (!json_is_object(f->root))
         return cfg_fail(&f->c, false, path, 0, "a fragment must be a JSON object, got %s",
-                        json_kind(f->root));
+                        jsonpos_kind(f->root));
     json_object_foreach(f->root, key, v) {
         for (size_t i = 0; top_keys[i]; i++) {
             if (strcmp(key, top_keys[i]) == 0 && strcmp(key, "backends") != 0 &&

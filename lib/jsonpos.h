@@ -8,11 +8,15 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <jansson.h>
 
 /* path: object keys and array indexes (as decimal strings), n of them.
  * want_key: position of the last key itself instead of its value.
  * Returns 0 and 1-based line/column (in characters) or -ENOENT. */
 int jsonpos_find(const char *text, size_t len, const char *const *path, size_t n,
                  bool want_key, int *line, int *col) __attribute__((warn_unused_result));
+
+/* "an object", "an array", "a string", ... for "expected X, got Y" messages. */
+const char *jsonpos_kind(const json_t *v);
 
 #endif

@@ -2,6 +2,7 @@
  * object) and decide (rules.h, docs/internals/policy.md). */
 #include "policy/rules.h"
 #include "policy/glob.h"
+#include "lib/jsonpos.h"
 #include "lib/duration.h"
 #include "lib/escape.h"
 
@@ -99,21 +100,6 @@ static int warn(struct pctx *c, const char *fmt, ...)
     return 0;
 }
 
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "a value";
-}
-
 /* The key in our table that key is (so a path keeps a literal), or NULL. */
 static const char *known_key(const char *const *allowed, const char *key)
 {
@@ -129,7 +115,7 @@ static int expect_keys(struct pctx *c, json_t *obj, const char *const *allowed)
     const char *key;
     json_t *v;
     if (!json_is_object(obj))
-        return fail(c, false, "expected an object, got %s", kind(obj));
+        return fail(c, false, "expected an object, got %s", jsonpos_kind(obj));
     json_object_foreach(obj, key, v) {
         (void)v;
         if (known_key(allowed, key))
@@ -149,7 +135,7 @@ static int expect_keys(struct pctx *c, json_t *obj, const char *const *allowed)
 static int expect_bool(struct pctx *c, const json_t *v, bool *out)
 {
     if (!json_is_boolean(v))
-        return fail(c, false, "expected true or false, got %s", kind(v));
+        return fail(c, false, "expected true or false, got %s", jsonpos_kind(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -158,7 +144,7 @@ static int expect_bool(struct pctx *c, const json_t *v, bool *out)
 static int expect_list(struct pctx *c, const json_t *v, const char *example)
 {
     if (!json_is_array(v))
-        return fail(c, false, "expected an array such as %s, got %s", example, kind(v));
+        return fail(c, false, "expected an array such as %s, got %s", example, jsonpos_kind(v));
     if (json_array_size(v) == 0)
         return fail(c, false, "empty list: it would match nothing (leave the key out instead)");
     return 0;
@@ -180,7 +166,7 @@ static int parse_id(struct pctx *c, const json_t *v, bool group, unsigned *out)
     char shown[SHOWN];
     if (!s || s[0] == '\0')
         return fail(c, false, "expected a %s name or number, got %s", what,
-                    s ? "an empty string" : kind(v));
+                    s ? "an empty string" : jsonpos_kind(v));
     escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
     if (strspn(s, "0123456789") == strlen(s)) {
         unsigned long long id = strtoull(s, NULL, 10);
@@ -269,7 +255,7 @@ static int parse_exes(struct pctx *c, const json_t *v, bool missing_ok, struct p
         push_idx(c, i);
         if (!s || s[0] != '/')
             return fail(c, false, "expected an absolute path to an executable, got %s",
-                        s ? "a relative path" : kind(x));
+                        s ? "a relative path" : jsonpos_kind(x));
         if (strlen(s) >= PATH_MAX)
             return fail(c, false, "path too long");
         escape_str(shown, sizeof(shown), s, 0);
@@ -318,7 +304,7 @@ static int parse_globs(struct pctx *c, const json_t *v, bool cgroup, char ***out
         char msg[256];
         push_idx(c, i);
         if (!s)
-            return fail(c, false, "expected a glob string, got %s", kind(x));
+            return fail(c, false, "expected a glob string, got %s", jsonpos_kind(x));
         if (policy_glob_check(s, msg, sizeof(msg)) < 0)
             return fail(c, false, "%s", msg);
         if (cgroup && s[0] != '/')
@@ -351,7 +337,7 @@ static int parse_container(struct pctx *c, const json_t *x, struct policy_contai
     const char *s = json_is_string(x) ? json_string_value(x) : NULL;
     char shown[SHOWN];
     if (!s)
-        return fail(c, false, "%s, got %s", hint, kind(x));
+        return fail(c, false, "%s, got %s", hint, jsonpos_kind(x));
     escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
     const char *colon = strchr(s, ':');
     size_t k;
@@ -439,7 +425,7 @@ static int parse_match(struct pctx *c, json_t *obj, bool missing_ok, struct poli
             m->keys |= POLICY_KEY_PIDS_NS;
             if (!json_is_string(v) || strcmp(json_string_value(v), "same") != 0)
                 rc = fail(c, false, "expected \"same\" (the caller is in the broker's pid "
-                          "namespace), got %s", json_is_string(v) ? "another string" : kind(v));
+                          "namespace), got %s", json_is_string(v) ? "another string" : jsonpos_kind(v));
         }
         if (rc < 0)
             return rc;
@@ -503,7 +489,7 @@ static int parse_audit(struct pctx *c, json_t *obj, struct policy_audit *a)
         const char *s = json_is_string(v) ? json_string_value(v) : NULL;
         push_key(c, "sink");
         if (!s)
-            return fail(c, false, "%s, got %s", hint, kind(v));
+            return fail(c, false, "%s, got %s", hint, jsonpos_kind(v));
         if (strcmp(s, "stderr") == 0) {
             a->sink = POLICY_AUDIT_STDERR;
         } else if (strcmp(s, "syslog") == 0) {
@@ -557,7 +543,7 @@ static int parse_policy(struct pctx *c, json_t *conf)
         push_key(c, "default");
         if (strcmp(s, "allow") != 0 && strcmp(s, "deny") != 0)
             return fail(c, false, "expected \"allow\" or \"deny\", got %s",
-                        json_is_string(v) ? "another string" : kind(v));
+                        json_is_string(v) ? "another string" : jsonpos_kind(v));
         p->dflt = s[0] == 'a' ? POLICY_ALLOW : POLICY_DENY;
         pop(c);
     }
@@ -575,7 +561,7 @@ static int parse_policy(struct pctx *c, json_t *conf)
                     "\"deny\": {...}}; [] for the default alone)");
     push_key(c, "rules");
     if (!json_is_array(rules))
-        return fail(c, false, "expected an array of rules, got %s", kind(rules));
+        return fail(c, false, "expected an array of rules, got %s", jsonpos_kind(rules));
     if (json_array_size(rules) > INT_MAX)
         return fail(c, false, "too many rules");
     p->rules = calloc(json_array_size(rules) + 1, sizeof(*p->rules));
