@@ -52,6 +52,11 @@ struct backend *store_backend(const struct store *s, size_t idx)
     return s->secrets[idx].backend;
 }
 
+const struct policy_rules *store_policy(const struct store *s)
+{
+    return s->cfg->policy;
+}
+
 const char *store_backend_name(const struct store *s, size_t idx)
 {
     return s->secrets[idx].backend ? backend_name(s->secrets[idx].backend) : "";

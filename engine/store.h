@@ -60,6 +60,11 @@ size_t store_count(const struct store *s);
 const struct cfg_secret *store_cfg(const struct store *s, size_t idx);
 struct backend *store_backend(const struct store *s, size_t idx);
 const char *store_backend_name(const struct store *s, size_t idx);
+/* The access policy of the configuration the store was built from
+ * (borrowed, valid while the store lives); NULL: file modes alone decide.
+ * A reload builds a new store from the new configuration, so whoever asks
+ * the store it serves gets the policy of the same generation. */
+const struct policy_rules *store_policy(const struct store *s);
 /* Unseal a value of secret idx (bound to its name) into pt. */
 int store_unseal(const struct store *s, size_t idx, const struct cache_value *v, void *pt)
     __attribute__((warn_unused_result));

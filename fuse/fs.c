@@ -17,6 +17,8 @@
 #include "lib/regs.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
+#include "policy/proc.h"
+#include "policy/rules.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 
@@ -47,6 +49,9 @@
 struct fs_gen {
     struct fs_tree *tree;          /* owned */
     struct store *st;              /* borrowed: the caller frees it after fs_finish */
+    const struct policy_rules *policy;   /* borrowed from st's configuration; NULL: modes
+                                            alone decide. Swapped with the generation, so
+                                            a reload's policy applies from the next open */
     unsigned users;                /* protected by fs->gen_lock: requests using it */
 };
 
@@ -112,6 +117,11 @@ struct waiter {
     struct fuse_file_info fi;        /* open */
     struct policy_subject subj;      /* open: who, for the audit (groups not kept) */
     enum policy_decision d;
+    /* open: the access policy's decision, made before parking and kept:
+     * a reload while parked does not ask the new policy again. */
+    bool has_verdict;
+    int rule;
+    struct policy_proc proc;
     struct waiter *next;
 };
 
@@ -202,6 +212,7 @@ static int gen_build(struct fs *fs, struct store *st, struct fs_gen **out)
         for (size_t i = 0; i < n; i++)
             names[i] = store_cfg(st, i)->name;
         g->st = st;
+        g->policy = store_policy(st);
         rc = fs_tree_build(&fs->inodes, names, n, &g->tree);
     }
     free(names);
@@ -439,7 +450,27 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
                         const struct fs_node *node, struct fuse_file_info *fi,
                         const struct policy_subject *subj, enum policy_decision d,
-                        struct cache_value *value, int rc);
+                        const struct policy_verdict *v, struct cache_value *value, int rc);
+
+/* The access policy's decision for an open the file modes allowed: the
+ * caller's facts through a pidfd (policy/proc.h), then policy_decide.
+ * Facts that cannot be read (the caller gone or replaced: -ESRCH) deny,
+ * and *why says so. Costs one policy_proc_load per open (about 25-30 us):
+ * there is no decision cache yet. */
+static enum policy_decision policy_at_open(const struct policy_rules *pol, const char *secret,
+                                           const struct fuse_ctx *ctx, struct policy_proc *proc,
+                                           int *rule, char *why, size_t whylen)
+{
+    char err[160];
+    *rule = -1;
+    int rc = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, proc, err, sizeof(err));
+    if (rc < 0) {
+        snprintf(why, whylen, "policy: caller facts: %s",
+                 rc == -ESRCH ? "the process exited or was replaced" : err);
+        return POLICY_DENY;
+    }
+    return policy_decide(pol, secret, proc, rule);
+}
 
 /* open in generation g; false: g was replaced meanwhile, start over. */
 static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t ino,
@@ -467,7 +498,7 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
         rc = -EROFS;
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
-        policy_audit_open(&subj, &obj, POLICY_DENY, rc);
+        policy_audit_open(&subj, &obj, POLICY_DENY, rc, NULL);
         fuse_reply_err(req, -rc);
         return true;
     }
@@ -483,13 +514,29 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     }
     if (d == POLICY_DENY) {
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
-        policy_audit_open(&subj, &obj, d, 0);
+        policy_audit_open(&subj, &obj, d, 0, NULL);
         fuse_reply_err(req, EACCES);
         return true;
     }
     subj.groups = NULL;
     subj.ngroups = 0;
     struct waiter w = {.req = req, .open = true, .ino = ino, .fi = *fi, .subj = subj, .d = d};
+    struct policy_verdict v = {.rule = -1};
+    char why[224] = "";
+    if (g->policy) {
+        /* At open only: lookup and getattr answers are cached by the kernel
+         * for every caller, an open's answer is this caller's alone. */
+        w.has_verdict = true;
+        d = policy_at_open(g->policy, sec->name, ctx, &w.proc, &w.rule, why, sizeof(why));
+        w.d = d;
+        v = (struct policy_verdict){.rule = w.rule, .proc = &w.proc, .why = why[0] ? why : NULL};
+        if (d == POLICY_DENY) {
+            metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
+            fuse_reply_err(req, EACCES);
+            policy_audit_open(&subj, &obj, d, 0, &v);
+            return true;
+        }
+    }
     struct cache_value *value = NULL;
     rc = store_acquire(g->st, node->secret, &value);
     if (rc == -ENOENT) {
@@ -498,7 +545,7 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
             return r == PARK_YES;   /* PARK_YES: answered when the first fetch settles */
         rc = store_acquire(g->st, node->secret, &value);   /* settled meanwhile */
     }
-    finish_open(fs, g, req, node, fi, &subj, d, value, rc);
+    finish_open(fs, g, req, node, fi, &subj, d, w.has_verdict ? &v : NULL, value, rc);
     return true;
 }
 
@@ -519,7 +566,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
                         const struct fs_node *node, struct fuse_file_info *fi,
                         const struct policy_subject *subj, enum policy_decision d,
-                        struct cache_value *value, int rc)
+                        const struct policy_verdict *v, struct cache_value *value, int rc)
 {
     const struct cfg_secret *sec = store_cfg(g->st, node->secret);
     const struct cfg_attrs *a = &sec->attrs;
@@ -533,7 +580,7 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
     }
     if (rc < 0) {
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_ERROR);
-        policy_audit_open(subj, &obj, d, rc);
+        policy_audit_open(subj, &obj, d, rc, v);
         free(of);
         fuse_reply_err(req, -rc);
         return;
@@ -553,7 +600,7 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
     metrics_read(store_metrics(g->st, node->secret),
                  rc == 0 ? METRICS_READ_ALLOW : METRICS_READ_ERROR);
     /* Audit after replying: the log write stays off the caller's path. */
-    policy_audit_open(subj, &obj, d, rc);
+    policy_audit_open(subj, &obj, d, rc, v);
 }
 
 /* Answer the requests parked on inode ino whose secret, in g (the current
@@ -579,7 +626,9 @@ static void drain(struct fs *fs, const struct fs_gen *g, fuse_ino_t ino)
         } else if (w->open) {
             struct cache_value *value = NULL;
             int rc = store_acquire(g->st, node->secret, &value);
-            finish_open(fs, g, w->req, node, &w->fi, &w->subj, w->d, value, rc);
+            struct policy_verdict v = {.rule = w->rule, .proc = &w->proc};
+            finish_open(fs, g, w->req, node, &w->fi, &w->subj, w->d,
+                        w->has_verdict ? &v : NULL, value, rc);
         } else {
             struct stat st;
             if (node_attr(g, node, &st) < 0)

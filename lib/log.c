@@ -197,6 +197,10 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_json_str(&l, "result", f->result);
             if (f->has_caller)
                 line_printf(&l, ",\"uid\":%ld,\"gid\":%ld,\"pid\":%ld", f->uid, f->gid, f->pid);
+            line_json_str(&l, "rule", f->rule);
+            line_json_str(&l, "exe", f->exe);
+            line_json_str(&l, "cgroup", f->cgroup);
+            line_json_str(&l, "container", f->container);
             if (f->has_counts)
                 line_printf(&l, ",\"ok\":%ld,\"failed\":%ld,\"ms\":%ld", f->ok, f->failed, f->ms);
             for (size_t i = 0; i < f->n_nums; i++)
@@ -218,6 +222,10 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
             line_text_kv(&l, "result", f->result);
             if (f->has_caller)
                 line_printf(&l, " uid=%ld gid=%ld pid=%ld", f->uid, f->gid, f->pid);
+            line_text_kv(&l, "rule", f->rule);
+            line_text_kv(&l, "exe", f->exe);
+            line_text_kv(&l, "cgroup", f->cgroup);
+            line_text_kv(&l, "container", f->container);
             if (f->has_counts)
                 line_printf(&l, " ok=%ld failed=%ld ms=%ld", f->ok, f->failed, f->ms);
             for (size_t i = 0; i < f->n_nums; i++)

@@ -25,6 +25,13 @@ struct log_fields {
     const char *address; /* a listen address ("unix:/run/x.sock", "127.0.0.1:9464") */
     bool has_caller;
     long uid, gid, pid;
+    /* The access policy's part of an open's audit line (issue 15), each
+     * NULL when not known: the rule that decided ("2", or "default"), the
+     * caller's executable ("dev:ino"), cgroup path and container. */
+    const char *rule;
+    const char *exe;
+    const char *cgroup;
+    const char *container;
     bool has_counts;     /* a summary: how many ok / failed, in how long */
     long ok, failed, ms;
     /* More integer fields, in order ("generation", "secrets"...): keys are

@@ -32,8 +32,19 @@ enum policy_decision { POLICY_ALLOW, POLICY_DENY };
 /* May subject read object? Root may always read (as the kernel allows). */
 enum policy_decision policy_check_read(const struct policy_subject *s, const struct policy_object *o);
 
-/* Write one audit line for an open: decision or, for rc < 0, the error. */
+struct policy_proc;
+
+/* The access policy's part of an open (issue 15), for its audit line. */
+struct policy_verdict {
+    int rule;                        /* the rule that decided; -1: the default */
+    const struct policy_proc *proc;  /* the caller's facts (borrowed); NULL: not read */
+    const char *why;                 /* the facts could not be read (a deny): why, one line */
+};
+
+/* Write one audit line for an open: decision or, for rc < 0, the error.
+ * v (may be NULL: no access policy, file modes alone decided) adds the
+ * deciding rule and the caller's exe, cgroup and container when known. */
 void policy_audit_open(const struct policy_subject *s, const struct policy_object *o,
-                       enum policy_decision d, int rc);
+                       enum policy_decision d, int rc, const struct policy_verdict *v);
 
 #endif
