@@ -510,8 +510,10 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
             const char **slot[] = {&o->explain.secret, &o->explain.uid, &o->explain.gid,
                                    &o->explain.groups, &o->explain.exe, &o->explain.cgroup,
                                    &o->explain.pid};
+            static const char *const names[] = {"--explain", "--uid", "--gid", "--groups",
+                                                "--exe", "--cgroup", "--pid"};
             if (!(c->flags & CLI_OPT_EXPLAIN))
-                return usage_error(cmd, "%s is an option of 'check'", argv[optind - 1]);
+                return usage_error(cmd, "%s is an option of 'check'", names[ch - OPT_EXPLAIN]);
             *slot[ch - OPT_EXPLAIN] = optarg;
             break;
         }
