@@ -5,6 +5,7 @@
 #include "broker/broker.h"
 #include "broker/compose.h"
 #include "broker/exec.h"
+#include "broker/explain.h"
 #include "broker/hardening.h"
 #include "broker/pidfile.h"
 #include "broker/service.h"
@@ -73,6 +74,7 @@ struct cli_opts {
     const char *token_file;   /* status, health: --token-file */
     bool json;                /* status --json */
     bool live;                /* health --live */
+    struct explain_opts explain;   /* check --explain SECRET and its caller */
     /* $NOTIFY_SOCKET as found at start (mount), then removed from the
      * environment: children (credential_process) must not notify. */
     char notify_socket[128];
@@ -126,6 +128,7 @@ enum {
     CLI_OPT_MOUNT_NS = 1 << 14, /* accepts --mount-namespace PATH */
     CLI_OPT_ADMIN = 1 << 15,   /* accepts --admin ADDR */
     CLI_OPT_STATUS = 1 << 16,  /* accepts --token-file, --json */
+    CLI_OPT_EXPLAIN = 1 << 17, /* accepts --explain SECRET and its caller's options */
 };
 
 /* One command (OpenSSH monitor.c's mon_dispatch): what it needs is set up
@@ -206,12 +209,26 @@ static const char usage_reload[] =
 
 static const char usage_check[] =
     "usage: runsecrets check [options] [--fetch]\n"
+    "       runsecrets check [options] --explain SECRET --uid U [--gid G] [--groups A,B]\n"
+    "                        [--exe PATH] [--cgroup PATH]\n"
+    "       runsecrets check [options] --explain SECRET --pid PID\n"
     "\n"
     "Validate the configuration. With --fetch, fetch every secret once and print a\n"
     "table of name, backend and status (never values); exit 1 if any failed.\n"
+    "With --explain, print the access decision for SECRET and the rules that made it,\n"
+    "for a hypothetical caller (facts not given are unknown: they fail closed) or a\n"
+    "live process; exit 0 when allowed, 1 when denied, 2 on an unknown SECRET or a\n"
+    "bad option.\n"
     "\n"
     "options:\n"
-    "      --fetch            fetch every secret once\n";
+    "      --fetch            fetch every secret once\n"
+    "      --explain SECRET   explain the decision for SECRET (a configured name)\n"
+    "      --uid U            the caller's uid (number or user name)\n"
+    "      --gid G            its gid (default: the user's primary group)\n"
+    "      --groups A,B       its supplementary groups (numbers or names)\n"
+    "      --exe PATH         the executable it runs (compared by inode)\n"
+    "      --cgroup PATH      its cgroup (as in /proc/PID/cgroup); names its container\n"
+    "      --pid PID          a live process instead: its own facts\n";
 
 static const char usage_get[] =
     "usage: runsecrets get [options] REF|NAME\n"
@@ -315,7 +332,8 @@ static int usage_detail(const char *cmd, const char *opt, const char *detail, co
 
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
        OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP, OPT_PID_FILE, OPT_NO_PID_FILE, OPT_TIMEOUT,
-       OPT_NO_WAIT, OPT_MOUNT_NS, OPT_ADMIN, OPT_TOKEN_FILE, OPT_JSON, OPT_LIVE };
+       OPT_NO_WAIT, OPT_MOUNT_NS, OPT_ADMIN, OPT_TOKEN_FILE, OPT_JSON, OPT_LIVE,
+       OPT_EXPLAIN, OPT_UID, OPT_GID, OPT_GROUPS, OPT_EXE, OPT_CGROUP, OPT_PID };
 
 /* An exec option given to another command: the message names it. */
 static int exec_only(const struct cli_command *c, int opt)
@@ -355,6 +373,13 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"json", no_argument, NULL, OPT_JSON},
         {"live", no_argument, NULL, OPT_LIVE},
+        {"explain", required_argument, NULL, OPT_EXPLAIN},
+        {"uid", required_argument, NULL, OPT_UID},
+        {"gid", required_argument, NULL, OPT_GID},
+        {"groups", required_argument, NULL, OPT_GROUPS},
+        {"exe", required_argument, NULL, OPT_EXE},
+        {"cgroup", required_argument, NULL, OPT_CGROUP},
+        {"pid", required_argument, NULL, OPT_PID},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -473,6 +498,25 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
                 return usage_error(cmd, "%s is an option of 'health'", "--live");
             o->live = true;
             break;
+        case OPT_EXPLAIN:
+        case OPT_UID:
+        case OPT_GID:
+        case OPT_GROUPS:
+        case OPT_EXE:
+        case OPT_CGROUP:
+        case OPT_PID: {
+            /* Only stored here: their values are checked by explain_run,
+             * which resolves names and paths. */
+            const char **slot[] = {&o->explain.secret, &o->explain.uid, &o->explain.gid,
+                                   &o->explain.groups, &o->explain.exe, &o->explain.cgroup,
+                                   &o->explain.pid};
+            static const char *const names[] = {"--explain", "--uid", "--gid", "--groups",
+                                                "--exe", "--cgroup", "--pid"};
+            if (!(c->flags & CLI_OPT_EXPLAIN))
+                return usage_error(cmd, "%s is an option of 'check'", names[ch - OPT_EXPLAIN]);
+            *slot[ch - OPT_EXPLAIN] = optarg;
+            break;
+        }
         case 'h':
             fputs(c->usage, stdout);
             if (!(c->flags & CLI_OPT_RELOAD))
@@ -497,6 +541,11 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
     } else if (c->flags & CLI_ARG_REQUIRED) {
         return usage_error(cmd, "%s", "missing argument");
     }
+    if (explain_opts_any(&o->explain) && !o->explain.secret)
+        return usage_error(cmd, "%s", "--uid, --gid, --groups, --exe, --cgroup and --pid go "
+                                      "with --explain SECRET");
+    if (o->explain.secret && o->fetch)
+        return usage_error(cmd, "%s", "--explain and --fetch exclude each other");
     if ((c->flags & CLI_OPT_MOUNT) && !(c->flags & CLI_CMD) && o->arg && o->mount)
         return usage_error(cmd, "%s", "MOUNTPOINT and --mount exclude each other");
     return -1;
@@ -770,6 +819,8 @@ static int cmd_reload(struct broker *b, const struct cli_opts *o)
 
 static int cmd_check(struct broker *b, const struct cli_opts *o)
 {
+    if (o->explain.secret)
+        return explain_run(b->cfg, &o->explain, "check");
     char path[256], mount[256];
     escape_str(path, sizeof(path), b->cfg->path, 0);
     escape_str(mount, sizeof(mount), b->cfg->mount, 0);
@@ -1007,7 +1058,7 @@ static const struct cli_command commands[] = {
      usage_reload, NEEDS_NOTHING, CLI_OPT_PIDFILE | CLI_OPT_RELOAD, cmd_reload},
     {{"check"}, "check [--fetch]",
      "validate the configuration; --fetch also fetches every secret",
-     usage_check, NEEDS_BROKER, CLI_QUIET | CLI_OPT_FETCH, cmd_check},
+     usage_check, NEEDS_BROKER, CLI_QUIET | CLI_OPT_FETCH | CLI_OPT_EXPLAIN, cmd_check},
     {{"get"}, "get REF|NAME", "print one secret on stdout",
      usage_get, NEEDS_BROKER, CLI_QUIET | CLI_ARG | CLI_ARG_REQUIRED, cmd_get},
     {{"exec"}, "exec -- CMD [ARG...]",

@@ -659,7 +659,7 @@ void policy_error_format(const struct policy_error *e, char *out, size_t cap)
 /* ---- decision ---- */
 
 /* A key's answer: the facts match, do not, or are not known. */
-enum tri { NO, YES, UNKNOWN };
+enum tri { NO = POLICY_TRI_NO, YES = POLICY_TRI_YES, UNKNOWN = POLICY_TRI_UNKNOWN };
 
 static enum tri match_gids(const struct policy_match *m, const struct policy_proc *who)
 {
@@ -670,8 +670,9 @@ static enum tri match_gids(const struct policy_match *m, const struct policy_pro
             if (m->gids[i] == who->groups[k])
                 return YES;
     }
-    /* Without a pid the supplementary groups are unknown. */
-    return who->has_pid ? NO : UNKNOWN;
+    /* Without a pid the supplementary groups are unknown; past the first
+     * POLICY_PROC_MAX_GROUPS, the rest are. */
+    return who->has_pid && !who->groups_truncated ? NO : UNKNOWN;
 }
 
 static bool container_is(const struct policy_container *c, const struct policy_proc *who)
@@ -712,6 +713,9 @@ static enum tri match_key(const struct policy_match *m, unsigned key,
                 return YES;
         return NO;
     case POLICY_KEY_PIDS_NS:
+        /* Unreadable without ptrace access: unknown, not "another". */
+        if (!who->has_pid_ns)
+            return UNKNOWN;
         return who->same_pid_ns ? YES : NO;
     }
     return NO;
@@ -732,6 +736,12 @@ static enum tri match_all(const struct policy_match *m, const struct policy_proc
             all = UNKNOWN;
     }
     return all;
+}
+
+enum policy_tri policy_match_key(const struct policy_match *m, unsigned key,
+                                 const struct policy_proc *who)
+{
+    return (enum policy_tri)match_key(m, key, who);
 }
 
 static bool names(const struct policy_rule *r, const char *secret)

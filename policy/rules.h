@@ -135,4 +135,10 @@ enum policy_decision policy_decide(const struct policy_rules *p, const char *sec
                                    const struct policy_proc *who, int *rule)
     __attribute__((nonnull(1, 2, 3)));
 
+/* One key's answer, for `check --explain`: what policy_decide sees. */
+enum policy_tri { POLICY_TRI_NO, POLICY_TRI_YES, POLICY_TRI_UNKNOWN };
+/* How key (one POLICY_KEY_*, given in m->keys) of m answers for who. */
+enum policy_tri policy_match_key(const struct policy_match *m, unsigned key,
+                                 const struct policy_proc *who) __attribute__((nonnull));
+
 #endif

@@ -113,6 +113,7 @@ static struct policy_proc caller(uid_t uid, gid_t gid)
     w.has_pid = true;
     w.uid = uid;
     w.gid = gid;
+    w.has_pid_ns = true;
     w.same_pid_ns = true;
     snprintf(w.cgroup, sizeof(w.cgroup), "/user.slice/user-%u.slice/session-1.scope",
              (unsigned)uid);
@@ -343,6 +344,32 @@ START_TEST(pid_zero_fails_closed)
 }
 END_TEST
 
+/* A visible process whose pid namespace could not be read (no ptrace
+ * access) or whose groups were cut at POLICY_PROC_MAX_GROUPS: those facts
+ * are unknown, not "another namespace" or "not a member". */
+START_TEST(unreadable_facts_fail_closed)
+{
+    struct policy_rules *p = parse_ok(
+        "{\"default\": \"allow\", \"rules\": ["
+        " {\"secrets\": [\"n\"], \"deny\": {\"pids_ns\": \"same\"}},"
+        " {\"secrets\": [\"g\"], \"deny\": {\"gids\": [3000]}},"
+        " {\"secrets\": [\"a\"], \"allow\": {\"gids\": [3000]}},"
+        " {\"secrets\": [\"a\"], \"deny\": {\"uids\": [1]}}]}");
+    struct policy_proc w = caller(1000, 1000);
+    DECIDES(p, "n", &w, POLICY_DENY, 0);
+    w.same_pid_ns = false;
+    DECIDES(p, "n", &w, POLICY_ALLOW, -1);
+    w.has_pid_ns = false;
+    DECIDES(p, "n", &w, POLICY_DENY, 0);         /* unknown: a deny applies */
+    ck_assert_int_eq(policy_match_key(&p->rules[0].match, POLICY_KEY_PIDS_NS, &w),
+                     POLICY_TRI_UNKNOWN);
+    DECIDES(p, "g", &w, POLICY_ALLOW, -1);        /* known: not a member */
+    w.groups_truncated = true;
+    DECIDES(p, "g", &w, POLICY_DENY, 1);          /* maybe one of the dropped groups */
+    policy_rules_free(p);
+}
+END_TEST
+
 START_TEST(containers)
 {
     struct policy_rules *p = parse_ok(
@@ -550,6 +577,7 @@ static Suite *rules_suite(void)
     tcase_add_test(tc, and_or_and_groups);
     tcase_add_test(tc, exe_by_inode);
     tcase_add_test(tc, pid_zero_fails_closed);
+    tcase_add_test(tc, unreadable_facts_fail_closed);
     tcase_add_test(tc, containers);
     tcase_add_test(tc, missing_ok);
     tcase_add_test(tc, refused);
