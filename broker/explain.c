@@ -4,6 +4,7 @@
 #include "broker/explain.h"
 #include "engine/config.h"
 #include "lib/escape.h"
+#include "lib/ids.h"
 #include "policy/glob.h"
 #include "policy/policy.h"
 #include "policy/proc.h"
@@ -69,23 +70,16 @@ static bool parse_number(const char *s, unsigned long max, unsigned long *out)
 static int parse_uid(const char *s, uid_t *out, gid_t *pgid, bool *found)
 {
     unsigned long v;
-    char buf[4096];
-    struct passwd pw, *res = NULL;
     *found = false;
     if (parse_number(s, (uid_t)-1, &v)) {
         *out = (uid_t)v;
-        if (getpwuid_r(*out, &pw, buf, sizeof(buf), &res) == 0 && res) {
-            *pgid = pw.pw_gid;
-            *found = true;
-        }
+        *found = ids_user(NULL, out, pgid) == 0;
         return 0;
     }
     if (s[0] == '\0')
         return -EINVAL;
-    if (getpwnam_r(s, &pw, buf, sizeof(buf), &res) != 0 || !res)
+    if (ids_user(s, out, pgid) < 0)
         return -ENOENT;
-    *out = pw.pw_uid;
-    *pgid = pw.pw_gid;
     *found = true;
     return 0;
 }
@@ -93,18 +87,13 @@ static int parse_uid(const char *s, uid_t *out, gid_t *pgid, bool *found)
 static int parse_gid(const char *s, gid_t *out)
 {
     unsigned long v;
-    char buf[4096];
-    struct group gr, *res = NULL;
     if (parse_number(s, (gid_t)-1, &v)) {
         *out = (gid_t)v;
         return 0;
     }
     if (s[0] == '\0')
         return -EINVAL;
-    if (getgrnam_r(s, &gr, buf, sizeof(buf), &res) != 0 || !res)
-        return -ENOENT;
-    *out = gr.gr_gid;
-    return 0;
+    return ids_group(s, out) < 0 ? -ENOENT : 0;
 }
 
 /* "(alice)" or "" for an id the databases do not name. */

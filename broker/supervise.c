@@ -3,6 +3,7 @@
 #include "broker/supervise.h"
 #include "lib/spawn.h"
 #include "lib/clock.h"
+#include "lib/ids.h"
 #include "lib/log.h"
 
 #include <ctype.h>
@@ -161,37 +162,6 @@ static int lookup_user(const char *name, uid_t uid, struct passwd *pw, char **bu
     }
 }
 
-static int lookup_group(const char *name, gid_t *gid)
-{
-    size_t size = nss_buf_size(_SC_GETGR_R_SIZE_MAX);
-    char *buf = NULL;
-    int rc;
-    for (;;) {
-        struct group gr, *res = NULL;
-        char *nb = realloc(buf, size);
-        if (!nb) {
-            rc = -ENOMEM;
-            break;
-        }
-        buf = nb;
-        rc = getgrnam_r(name, &gr, buf, size, &res);
-        if (rc == ERANGE && size < (1u << 20)) {
-            size *= 2;
-            continue;
-        }
-        if (rc == 0 || rc == ENOENT || rc == ESRCH) {
-            rc = res ? 1 : 0;
-            if (res)
-                *gid = gr.gr_gid;
-        } else {
-            rc = -rc;
-        }
-        break;
-    }
-    free(buf);
-    return rc;
-}
-
 /* The user's groups from /etc/group, gid first (getgrouplist puts it in). */
 static int user_groups(const char *name, gid_t gid, struct supervise_user *u)
 {
@@ -270,14 +240,12 @@ int supervise_user_parse(const char *spec, struct supervise_user *out, char *err
         }
         u.gid = (gid_t)id;
     } else if (group) {
-        rc = lookup_group(group, &u.gid);
-        if (rc == 0) {
-            rc = -ENOENT;
+        rc = ids_group(group, &u.gid);
+        if (rc == -ENOENT)
             snprintf(err, errlen, "--user: no group '%s' in /etc/group", group);
-        } else if (rc < 0) {
+        else if (rc < 0)
             snprintf(err, errlen, "--user: cannot read /etc/group: %s", strerror(-rc));
-        }
-        if (rc <= 0)
+        if (rc < 0)
             goto out;
     }
 

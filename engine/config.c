@@ -8,6 +8,7 @@
 #include "backends/backend.h"
 #include "lib/duration.h"
 #include "lib/escape.h"
+#include "lib/ids.h"
 #include "lib/jsonpos.h"
 #include "lib/listen.h"
 #include "lib/name.h"
@@ -755,27 +756,12 @@ static int parse_admin_group(struct cfg_ctx *c, const json_t *v, const char *con
         *out = (gid_t)-1;
         return 1;
     }
-    long size = sysconf(_SC_GETGR_R_SIZE_MAX);
-    size_t cap = size > 0 ? (size_t)size : 4096;
-    for (;;) {
-        struct group gr, *res = NULL;
-        char *buf = malloc(cap);
-        if (!buf)
-            return -ENOMEM;
-        int e = getgrnam_r(s, &gr, buf, cap, &res);
-        if (e == 0 && res)
-            *out = gr.gr_gid;
-        free(buf);
-        if (e == ERANGE && cap < (1u << 20)) {
-            cap *= 2;
-            continue;
-        }
-        if (e == 0 && res)
-            return 0;
-        if (e == 0 || e == ENOENT || e == ESRCH)
-            return cfg_fail(c, false, path, 2, "unknown group '%s'", shown);
-        return cfg_fail(c, false, path, 2, "cannot look up group '%s': %s", shown, strerror(e));
-    }
+    int e = ids_group(s, out);
+    if (e == -ENOENT)
+        return cfg_fail(c, false, path, 2, "unknown group '%s'", shown);
+    if (e < 0)
+        return cfg_fail(c, false, path, 2, "cannot look up group '%s': %s", shown, strerror(-e));
+    return 0;
 }
 
 /* admin.token_file: absolute, a regular file we can read, and nobody

@@ -2,6 +2,7 @@
  * object) and decide (rules.h, docs/internals/policy.md). */
 #include "policy/rules.h"
 #include "policy/glob.h"
+#include "lib/ids.h"
 #include "lib/jsonpos.h"
 #include "lib/duration.h"
 #include "lib/escape.h"
@@ -179,40 +180,23 @@ static int parse_id(struct pctx *c, const json_t *v, bool group, unsigned *out)
         *out = (unsigned)-1;
         return 0;
     }
-    long hint = sysconf(group ? _SC_GETGR_R_SIZE_MAX : _SC_GETPW_R_SIZE_MAX);
-    size_t cap = hint > 0 ? (size_t)hint : 4096;
-    for (;;) {
-        char *buf = malloc(cap);
-        int e;
-        bool found = false;
-        if (!buf)
-            return -ENOMEM;
-        if (group) {
-            struct group gr, *res = NULL;
-            e = getgrnam_r(s, &gr, buf, cap, &res);
-            if (e == 0 && res) {
-                *out = gr.gr_gid;
-                found = true;
-            }
-        } else {
-            struct passwd pw, *res = NULL;
-            e = getpwnam_r(s, &pw, buf, cap, &res);
-            if (e == 0 && res) {
-                *out = pw.pw_uid;
-                found = true;
-            }
-        }
-        free(buf);
-        if (e == ERANGE && cap < (1u << 20)) {
-            cap *= 2;
-            continue;
-        }
-        if (found)
-            return 0;
-        if (e == 0 || e == ENOENT || e == ESRCH)
-            return fail(c, false, "unknown %s '%s'", what, shown);
-        return fail(c, false, "cannot look up %s '%s': %s", what, shown, strerror(e));
+    int e;
+    if (group) {
+        gid_t g;
+        e = ids_group(s, &g);
+        if (e == 0)
+            *out = g;
+    } else {
+        uid_t u;
+        e = ids_user(s, &u, NULL);
+        if (e == 0)
+            *out = u;
     }
+    if (e == -ENOENT)
+        return fail(c, false, "unknown %s '%s'", what, shown);
+    if (e < 0)
+        return fail(c, false, "cannot look up %s '%s': %s", what, shown, strerror(-e));
+    return 0;
 }
 
 static int parse_ids(struct pctx *c, const json_t *v, bool group, unsigned **out, size_t *n)

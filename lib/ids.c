@@ -1,0 +1,70 @@
+/* ids.c - user and group names to ids (ids.h). */
+#include "lib/ids.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Entries larger than this are refused rather than chased. */
+#define IDS_BUF_MAX (1u << 20)
+
+static size_t first_size(int which)
+{
+    long n = sysconf(which);
+    return n > 0 ? (size_t)n : 4096;
+}
+
+/* glibc reports "no such entry" as 0 with no result, others as ENOENT or
+ * ESRCH: all mean not found. */
+static int outcome(int e, const void *res)
+{
+    if (e == 0 || e == ENOENT || e == ESRCH)
+        return res ? 0 : -ENOENT;
+    return -e;
+}
+
+int ids_user(const char *name, uid_t *uid, gid_t *gid)
+{
+    size_t size = first_size(_SC_GETPW_R_SIZE_MAX);
+    for (;;) {
+        struct passwd pw, *res = NULL;
+        char *buf = malloc(size);
+        if (!buf)
+            return -ENOMEM;
+        int e = name ? getpwnam_r(name, &pw, buf, size, &res)
+                     : getpwuid_r(*uid, &pw, buf, size, &res);
+        if (e == 0 && res) {
+            *uid = pw.pw_uid;
+            if (gid)
+                *gid = pw.pw_gid;
+        }
+        free(buf);
+        if (e == ERANGE && size < IDS_BUF_MAX) {
+            size *= 2;
+            continue;
+        }
+        return outcome(e, res);
+    }
+}
+
+int ids_group(const char *name, gid_t *gid)
+{
+    size_t size = first_size(_SC_GETGR_R_SIZE_MAX);
+    for (;;) {
+        struct group gr, *res = NULL;
+        char *buf = malloc(size);
+        if (!buf)
+            return -ENOMEM;
+        int e = getgrnam_r(name, &gr, buf, size, &res);
+        if (e == 0 && res)
+            *gid = gr.gr_gid;
+        free(buf);
+        if (e == ERANGE && size < IDS_BUF_MAX) {
+            size *= 2;
+            continue;
+        }
+        return outcome(e, res);
+    }
+}

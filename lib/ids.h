@@ -1,0 +1,18 @@
+/* ids.h - user and group names to ids through NSS (getpwnam_r,
+ * getgrnam_r), with a buffer that grows on ERANGE: the one lookup the
+ * configuration, the access policy, `check --explain` and `exec --user`
+ * share. */
+#ifndef RS_IDS_H
+#define RS_IDS_H
+
+#include <sys/types.h>
+
+/* The user name (or, with name NULL, the uid *uid) in the passwd
+ * database: *uid and *gid (its primary group; may be NULL). 0; -ENOENT
+ * when there is no such user; another negative errno when the lookup
+ * failed. */
+int ids_user(const char *name, uid_t *uid, gid_t *gid) __attribute__((warn_unused_result));
+/* The group name: *gid. 0, -ENOENT or another negative errno. */
+int ids_group(const char *name, gid_t *gid) __attribute__((warn_unused_result));
+
+#endif
