@@ -202,19 +202,22 @@ static int check_folder(const char *sock, char *err, size_t errlen)
     dir[n] = '\0';
     if (stat(dir, &st) < 0 && errno == ENOENT) {
         if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+            int saved = errno;
             snprintf(err, errlen, "cannot create the socket's folder %s: %s", dir,
-                     strerror(errno));
-            return -errno;
+                     strerror(saved));
+            return -saved;
         }
         /* The umask may have taken bits that clients need to get in. */
         if (chmod(dir, 0755) < 0) {
-            snprintf(err, errlen, "cannot set the mode of %s: %s", dir, strerror(errno));
-            return -errno;
+            int saved = errno;
+            snprintf(err, errlen, "cannot set the mode of %s: %s", dir, strerror(saved));
+            return -saved;
         }
     }
     if (stat(dir, &st) < 0) {
-        snprintf(err, errlen, "socket folder %s: %s", dir, strerror(errno));
-        return -errno;
+        int saved = errno;
+        snprintf(err, errlen, "socket folder %s: %s", dir, strerror(saved));
+        return -saved;
     }
     if (!S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "socket folder %s is not a folder", dir);
@@ -249,8 +252,9 @@ static int clear_stale(const struct sockaddr_un *sa, char *err, size_t errlen)
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -errno;
+        int saved = errno;
+        snprintf(err, errlen, "socket: %s", strerror(saved));
+        return -saved;
     }
     int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
     int e = errno;
@@ -266,9 +270,10 @@ static int clear_stale(const struct sockaddr_un *sa, char *err, size_t errlen)
         return -e;
     }
     if (unlink(sa->sun_path) < 0 && errno != ENOENT) {
+        int saved = errno;
         snprintf(err, errlen, "cannot remove the stale socket %s: %s", sa->sun_path,
-                 strerror(errno));
-        return -errno;
+                 strerror(saved));
+        return -saved;
     }
     log_f(LOG_INFO, &(struct log_fields){.path = sa->sun_path}, "stale admin socket removed");
     return 0;
@@ -290,8 +295,9 @@ static int bind_unix(struct admin *a, const struct cfg_admin *conf, int *out, ch
         return rc;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -errno;
+        int saved = errno;
+        snprintf(err, errlen, "socket: %s", strerror(saved));
+        return -saved;
     }
     /* The file bind creates takes the socket's mode less the umask: set
      * before bind, it is never wider than asked; the chmod after bind puts
@@ -357,8 +363,9 @@ static int bind_tcp(struct admin *a, int *out, char *err, size_t errlen)
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -errno;
+        int saved = errno;
+        snprintf(err, errlen, "socket: %s", strerror(saved));
+        return -saved;
     }
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (a->addr.ipv6)
