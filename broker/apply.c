@@ -10,6 +10,7 @@
 #include "fuse/fs.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "policy/audit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -173,6 +174,10 @@ int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen
     rc = plan_backends(b, next, &p, err, errlen);
     if (rc == 0)
         rc = plan_secrets(b, next, &p);
+    /* A sink that cannot be opened fails the reload, before anything
+     * changes; the switch itself is after the swap. */
+    if (rc == 0 && b->audit)
+        rc = policy_audit_check(policy_audit_of(next->policy), err, errlen);
     if (rc < 0)
         goto fail;
 
@@ -232,6 +237,12 @@ int broker_apply(struct broker *b, struct config *next, char *err, size_t errlen
               "\"admin\" changed: the admin endpoint keeps its settings until the broker "
               "restarts");
     cfg_free(old_cfg);
+    if (b->audit) {
+        char aerr[512];
+        if (policy_audit_log_configure(b->audit, policy_audit_of(next->policy), aerr, sizeof(aerr)) < 0)
+            log_f(LOG_WARN, &(struct log_fields){.error = aerr},
+                  "the audit trail keeps its previous sink");
+    }
     b->last_apply = p.counts;
     log_f(LOG_INFO, &(struct log_fields){.path = next->path},
           "configuration applied: secrets %zu added, %zu removed, %zu changed, %zu unchanged; "

@@ -15,6 +15,7 @@
 #include "fuse/fs.h"
 #include "fuse/mountns.h"
 #include "fuse/mountpoint.h"
+#include "policy/audit.h"
 #include "backends/http/http.h"
 
 #include <errno.h>
@@ -106,6 +107,7 @@ void broker_close(struct broker *b)
     b->admin = NULL;
     scheduler_free(b->sched);   /* first: its hooks reach the filesystem */
     fs_free(b->fs);
+    policy_audit_log_free(b->audit);   /* after the last open's line */
     store_free(b->store);
     metrics_free(b->metrics);   /* after every store that wrote to it */
     secpool_free(b->pool);
@@ -166,6 +168,15 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
     }
     /* From here on, the resolved path: the one mountinfo will show. */
     lf.path = b->mountpoint;
+    /* The audit trail before the mount, so no decision goes unwritten; a
+     * sink that cannot be opened is the configuration's error. */
+    rc = policy_audit_log_new(policy_audit_of(b->cfg->policy), &b->audit, err, sizeof(err));
+    if (rc < 0) {
+        lf.error = err;
+        log_f(LOG_ERROR, &lf, "cannot open the audit trail");
+        b->mountpoint[0] = '\0';
+        return rc;
+    }
     /* Mount first, then fetch everything in parallel (broker_run): a file
      * appears as soon as its value is cached, and a lookup of one still
      * being fetched waits for that fetch. */
@@ -177,6 +188,7 @@ int broker_mount(struct broker *b, const char *mountpoint, bool debug_fuse)
         .debug = debug_fuse,
         .attr_timeout = 1.0,
         .mount_ns = b->mount_ns,
+        .audit = b->audit,
     };
     /* Hold asynchronous signals from the mount until their actions are in
      * place: a TERM in between would kill us and leave the mount behind. */

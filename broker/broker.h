@@ -44,6 +44,7 @@
 
 struct backend;
 struct cache;
+struct policy_audit_log;
 struct store;
 struct scheduler;
 struct secpool;
@@ -82,6 +83,10 @@ struct broker {
     struct scheduler *sched;
     struct secpool *pool;          /* scratch plaintext for reads */
     struct fs *fs;                 /* while mounted */
+    /* The access policy's audit trail (policy/audit.h), opened by
+     * broker_mount; a reload reconfigures it, SIGHUP and SIGUSR1 reopen it
+     * (service.c). */
+    struct policy_audit_log *audit;
     /* The admin endpoint (admin.h), started by the command once mounted;
      * NULL: none. Stopped first by broker_stop: its pages read the store
      * and the scheduler the rest of the stop tears down. Main thread. */

@@ -243,7 +243,7 @@ static int live(const struct explain_opts *o, struct explain_ctx *x, struct poli
     x->live = true;
     int rc = proc_fs_ids(pid, &uid, &gid);
     if (rc == 0)
-        rc = policy_proc_load(pid, uid, gid, who, load_err, errlen);
+        rc = policy_proc_load(pid, uid, gid, POLICY_FACTS_ALL, who, load_err, errlen);
     if (rc == -ENOENT || rc == -ESRCH)
         return usage(cmd, "--pid", o->pid, "no such process");
     if (rc < 0 && !load_err[0])

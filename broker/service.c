@@ -6,6 +6,7 @@
 #include "broker/signals.h"
 #include "engine/store.h"
 #include "lib/log.h"
+#include "policy/audit.h"
 #include "lib/metrics.h"
 #include "lib/notify.h"
 
@@ -40,7 +41,17 @@ void service_block_reload_signal(void)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* logrotate's postrotate: the audit file is opened again by its path. */
+static void reopen_audit(struct broker *b)
+{
+    char err[512];
+    if (b->audit && policy_audit_log_reopen(b->audit, err, sizeof(err)) < 0)
+        log_f(LOG_WARN, &(struct log_fields){.error = err},
+              "the audit trail keeps writing to the file it had open");
 }
 
 /* The status file: the outcome of the latest reload (pidfile.h). */
@@ -265,13 +276,20 @@ static void *reload_main(void *arg)
             break;
         if (!(pfd[0].revents & POLLIN))
             continue;
-        /* Take every pending SIGHUP: however many came, one reload reads
-         * the files as they are now. */
+        /* Take every pending signal: however many came, one reload reads
+         * the files as they are now. HUP reopens the audit file too, first,
+         * so a reload that fails still follows logrotate; USR1 only that. */
         struct signalfd_siginfo si;
-        bool any = false;
-        while (read(b->reload_sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-            any = true;
-        if (any)
+        bool hup = false, usr1 = false;
+        while (read(b->reload_sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if (si.ssi_signo == SIGHUP)
+                hup = true;
+            else
+                usr1 = true;
+        }
+        if (hup || usr1)
+            reopen_audit(b);
+        if (hup)
             reload_once(b);
     }
     return NULL;
@@ -284,6 +302,7 @@ int service_start(struct broker *b)
     sigset_t hup, old;
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
+    sigaddset(&hup, SIGUSR1);
     b->reload_sig_fd = signalfd(-1, &hup, SFD_NONBLOCK | SFD_CLOEXEC);
     b->reload_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int rc = 0;

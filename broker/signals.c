@@ -22,8 +22,11 @@ static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SI
  * from a signalfd by the reload thread (service.h). */
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ};
 /* Their default would kill the broker and leave the mount: nothing here
- * means anything by them. Realtime signals are added at run time. */
-static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+ * means anything by them. Realtime signals are added at run time. USR1
+ * is not here: under `mount` it is blocked and read by the reload thread
+ * like HUP (it reopens the audit file; an ignored signal would be dropped
+ * before the signalfd saw it). */
+static const int ignored_signals[] = {SIGPIPE, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
                                       SIGPOLL, SIGPWR, SIGSTKFLT, SIGTSTP, SIGTTIN, SIGTTOU};
 /* Exec mode: the same minus USR1 and USR2, which the supervisor forwards
  * (an ignored signal is dropped when it is sent, never read from the

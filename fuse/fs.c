@@ -16,6 +16,7 @@
 #include "lib/name.h"
 #include "lib/regs.h"
 #include "lib/secmem.h"
+#include "policy/audit.h"
 #include "policy/policy.h"
 #include "policy/proc.h"
 #include "policy/rules.h"
@@ -69,6 +70,7 @@ struct fs {
     unsigned max_threads;
     bool mounted;
     const struct mountns *mount_ns;   /* borrowed: mounted in there (fs_options) */
+    struct policy_audit_log *audit;   /* borrowed (fs_options); NULL: none */
     char *mountpoint;                 /* with mount_ns: where, for the unmount */
     /* fs_exit's wake-up: an eventfd every loop thread polls with /dev/fuse,
      * written once and never read, so it stays readable for all of them. */
@@ -121,6 +123,8 @@ struct waiter {
      * a reload while parked does not ask the new policy again. */
     bool has_verdict;
     int rule;
+    bool audit_due;
+    unsigned long long repeats;
     struct policy_proc proc;
     struct waiter *next;
 };
@@ -400,6 +404,51 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     } while (!done);
 }
 
+/* Under an access policy, readdir lists only what its caller may open
+ * (docs/internals/policy.md): the caller's facts are read once per
+ * readdir call, then each entry is decided as an open would be, by the
+ * file modes and the policy. Not audited: a listing opens nothing. */
+struct lister {
+    fuse_req_t req;
+    const struct fs_gen *g;
+    bool ok;                          /* the facts were read: else nothing is listed */
+    struct policy_proc proc;
+    struct policy_subject subj;
+    bool groups_tried;
+    gid_t groups[FS_MAX_GROUPS];
+};
+
+static bool may_open(struct lister *l, const struct fs_node *file)
+{
+    const struct cfg_secret *sec = store_cfg(l->g->st, file->secret);
+    const struct cfg_attrs *a = &sec->attrs;
+    struct policy_object obj = {.name = sec->name, .mode = a->mode, .uid = a->uid, .gid = a->gid};
+    if (policy_check_read(&l->subj, &obj) == POLICY_DENY) {
+        if (l->groups_tried || l->subj.uid == obj.uid || !(obj.mode & 040))
+            return false;
+        l->groups_tried = true;
+        int ng = fuse_req_getgroups(l->req, FS_MAX_GROUPS, l->groups);
+        if (ng <= 0)
+            return false;
+        l->subj.groups = l->groups;
+        l->subj.ngroups = (size_t)(ng < FS_MAX_GROUPS ? ng : FS_MAX_GROUPS);
+        if (policy_check_read(&l->subj, &obj) == POLICY_DENY)
+            return false;
+    }
+    return policy_decide(l->g->policy, sec->name, &l->proc, NULL) == POLICY_ALLOW;
+}
+
+/* A directory is listed when something below it may be opened. */
+static bool may_list(struct lister *l, const struct fs_node *n)
+{
+    if (!n->is_dir)
+        return may_open(l, n);
+    for (size_t i = 0; i < n->n_children; i++)
+        if (may_list(l, &l->g->tree->nodes[n->children[i]]))
+            return true;
+    return false;
+}
+
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
@@ -412,6 +461,22 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         gen_put(fs, g);
         fuse_reply_err(req, !dir ? ENOENT : !dir->is_dir ? ENOTDIR : ENOMEM);
         return;
+    }
+    struct lister *l = NULL;
+    if (g->policy && (size_t)off < dir->n_children + 2) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        char err[160];
+        l = malloc(sizeof(*l));
+        if (!l) {
+            gen_put(fs, g);
+            free(buf);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        *l = (struct lister){.req = req, .g = g,
+                             .subj = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid}};
+        l->ok = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, g->policy->facts, &l->proc, err,
+                                 sizeof(err)) == 0;
     }
     /* Offsets: 1 is ".", 2 is "..", 3 + i is child i; stable while the tree
      * is fixed, whatever appears or disappears between calls (a reload
@@ -434,6 +499,8 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             const struct fs_node *c = &g->tree->nodes[dir->children[o - 2]];
             if (node_attr(g, c, &st) < 0)
                 continue;  /* no value right now: not listed */
+            if (l && (!l->ok || !may_list(l, c)))
+                continue;  /* not the caller's to open */
             snprintf(tmp, sizeof(tmp), "%.*s", (int)c->name_len, c->name);
             name = tmp;
         }
@@ -445,6 +512,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     gen_put(fs, g);
     fuse_reply_buf(req, buf, used);
     free(buf);
+    free(l);
 }
 
 static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
@@ -453,23 +521,44 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
                         const struct policy_verdict *v, struct cache_value *value, int rc);
 
 /* The access policy's decision for an open the file modes allowed: the
- * caller's facts through a pidfd (policy/proc.h), then policy_decide.
- * Facts that cannot be read (the caller gone or replaced: -ESRCH) deny,
- * and *why says so. Costs one policy_proc_load per open (about 25-30 us):
- * there is no decision cache yet. */
-static enum policy_decision policy_at_open(const struct policy_rules *pol, const char *secret,
-                                           const struct fuse_ctx *ctx, struct policy_proc *proc,
-                                           int *rule, char *why, size_t whylen)
+ * caller's facts through a pidfd (policy/proc.h), only those the rules
+ * need and the start time (the audit's repeats are per process), then
+ * policy_decide. Facts that cannot be read (the caller gone or replaced:
+ * -ESRCH) deny, and *why says so. When the audit line is due (not folded
+ * into a later one's repeats), the facts it shows are read too, before
+ * the reply, while the caller still waits in open(2). The cost is
+ * measured in docs/performance.md ("The access policy at open"). */
+static enum policy_decision policy_at_open(const struct fs *fs, const struct policy_rules *pol,
+                                           const char *secret, const struct fuse_ctx *ctx,
+                                           struct waiter *w, char *why, size_t whylen)
 {
     char err[160];
-    *rule = -1;
-    int rc = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, proc, err, sizeof(err));
+    unsigned facts = pol->facts | (fs->audit ? POLICY_FACT_START : POLICY_FACTS_ALL);
+    enum policy_decision d;
+    w->rule = -1;
+    w->audit_due = true;
+    w->repeats = 0;
+    int rc = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, facts, &w->proc, err, sizeof(err));
     if (rc < 0) {
         snprintf(why, whylen, "policy: caller facts: %s",
                  rc == -ESRCH ? "the process exited or was replaced" : err);
-        return POLICY_DENY;
+        d = POLICY_DENY;
+    } else {
+        d = policy_decide(pol, secret, &w->proc, &w->rule);
     }
-    return policy_decide(pol, secret, proc, rule);
+    if (!fs->audit)
+        return d;
+    w->audit_due = policy_audit_log_admit(fs->audit, secret, &w->proc, d, &w->repeats);
+    if (w->audit_due && rc == 0 && ctx->pid != 0 && facts != POLICY_FACTS_ALL) {
+        /* For the line only; the decision stands on the facts it read. A
+         * process replaced in between keeps the first read's facts. */
+        struct policy_proc all;
+        if (policy_proc_load(ctx->pid, ctx->uid, ctx->gid, POLICY_FACTS_ALL, &all, err,
+                             sizeof(err)) == 0 &&
+            all.start_time == w->proc.start_time)
+            w->proc = all;
+    }
+    return d;
 }
 
 /* open in generation g; false: g was replaced meanwhile, start over. */
@@ -527,9 +616,10 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
         /* At open only: lookup and getattr answers are cached by the kernel
          * for every caller, an open's answer is this caller's alone. */
         w.has_verdict = true;
-        d = policy_at_open(g->policy, sec->name, ctx, &w.proc, &w.rule, why, sizeof(why));
+        d = policy_at_open(fs, g->policy, sec->name, ctx, &w, why, sizeof(why));
         w.d = d;
-        v = (struct policy_verdict){.rule = w.rule, .proc = &w.proc, .why = why[0] ? why : NULL};
+        v = (struct policy_verdict){.rule = w.rule, .proc = &w.proc, .why = why[0] ? why : NULL,
+                                    .log = fs->audit, .due = w.audit_due, .repeats = w.repeats};
         if (d == POLICY_DENY) {
             metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
             fuse_reply_err(req, EACCES);
@@ -626,7 +716,8 @@ static void drain(struct fs *fs, const struct fs_gen *g, fuse_ino_t ino)
         } else if (w->open) {
             struct cache_value *value = NULL;
             int rc = store_acquire(g->st, node->secret, &value);
-            struct policy_verdict v = {.rule = w->rule, .proc = &w->proc};
+            struct policy_verdict v = {.rule = w->rule, .proc = &w->proc, .log = fs->audit,
+                                       .due = w->audit_due, .repeats = w->repeats};
             finish_open(fs, g, w->req, node, &w->fi, &w->subj, w->d,
                         w->has_verdict ? &v : NULL, value, rc);
         } else {
@@ -974,6 +1065,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     fs->cache = store_cache(st);
     fs->pool = pool;
     fs->timeout = o->attr_timeout;
+    fs->audit = o->audit;
     fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
     fs->loop_threads = calloc(fs->max_threads, sizeof(*fs->loop_threads));
     fs->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -19,6 +19,9 @@ struct fs_options {
     /* NULL, or mount (and unmount) in that namespace rather than ours
      * (mountns.h); borrowed, and must outlive the fs. */
     const struct mountns *mount_ns;
+    /* The access policy's audit trail (policy/audit.h), borrowed, outliving
+     * the fs; NULL: a policy's decisions go to the broker's log, unfolded. */
+    struct policy_audit_log *audit;
 };
 
 /* Build the inode tree from st's secret names (st borrowed: it must outlive

@@ -66,6 +66,33 @@ static const char *level_name(enum log_level level)
     return "info";
 }
 
+/* The length of the valid UTF-8 character at p (a byte >= 0x80), 0 when
+ * it is not one (a stray continuation byte, an overlong form, a surrogate,
+ * past U+10FFFF, or cut by the string's end). */
+static size_t utf8_seq(const unsigned char *p)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if (*p >= 0xc2 && *p <= 0xdf) {
+        n = 2, min = 0x80, cp = *p & 0x1fu;
+    } else if (*p >= 0xe0 && *p <= 0xef) {
+        n = 3, min = 0x800, cp = *p & 0x0fu;
+    } else if (*p >= 0xf0 && *p <= 0xf4) {
+        n = 4, min = 0x10000, cp = *p & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)   /* also the terminating NUL */
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 size_t log_json_escape(char *out, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -93,12 +120,25 @@ size_t log_json_escape(char *out, size_t cap, const char *s)
                 n = 1;
             }
         }
-        /* Keep a multi-byte UTF-8 character whole: stop before a lead byte
-         * whose sequence does not fit. */
-        if (n == 1 && *p >= 0xc0) {
-            size_t seq = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+        if (*p >= 0x80) {
+            /* A byte of a multi-byte UTF-8 character: the whole character,
+             * or, for bytes that are not valid UTF-8 (a path may hold any),
+             * U+FFFD per byte, so the line stays JSON a strict parser
+             * reads. Stop before a character that does not fit. */
+            size_t seq = utf8_seq(p);
+            if (seq == 0) {
+                if (o + 6 >= cap)
+                    break;
+                memcpy(out + o, "\\ufffd", 6);
+                o += 6;
+                continue;
+            }
             if (o + seq >= cap)
                 break;
+            memcpy(out + o, p, seq);
+            o += seq;
+            p += seq - 1;
+            continue;
         }
         if (o + n >= cap)
             break;

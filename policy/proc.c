@@ -380,8 +380,8 @@ fail:;
     return -e;
 }
 
-int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, struct policy_proc *out, char *err,
-                     size_t errlen)
+int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct policy_proc *out,
+                     char *err, size_t errlen)
 {
     int rc;
     int pidfd = -1, dir = -1;
@@ -421,28 +421,49 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, struct policy_proc *out, c
      * thread, or a process past exit; EACCES: we may not ptrace-read it
      * (e.g. a broker without CAP_SYS_PTRACE, a caller of another uid) —
      * the exe is then unknown, and a rule naming one fails closed. */
-    if (fstatat(dir, "exe", &st, 0) == 0) {
-        out->has_exe = true;
-        out->exe_dev = st.st_dev;
-        out->exe_ino = st.st_ino;
-    } else if (errno != ENOENT && errno != EACCES && errno != EPERM) {
-        rc = -errno;
-        snprintf(err, errlen, "%s/exe: %s", where, strerror(-rc));
-        goto out;
+    if (facts & POLICY_FACT_EXE) {
+        if (fstatat(dir, "exe", &st, 0) == 0) {
+            out->has_exe = true;
+            out->exe_dev = st.st_dev;
+            out->exe_ino = st.st_ino;
+        } else if (errno != ENOENT && errno != EACCES && errno != EPERM) {
+            rc = -errno;
+            snprintf(err, errlen, "%s/exe: %s", where, strerror(-rc));
+            goto out;
+        }
+    }
+    if (facts & POLICY_FACT_EXE_PATH) {
+        /* For people reading the audit: a path longer than kept is left
+         * out rather than shown cut. */
+        ssize_t n = readlinkat(dir, "exe", out->exe_path, sizeof(out->exe_path));
+        if (n > 0 && (size_t)n < sizeof(out->exe_path))
+            out->exe_path[n] = '\0';
+        else
+            out->exe_path[0] = '\0';
     }
 
-    rc = read_status(dir, where, out, &(pid_t){0}, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = read_cgroup(dir, where, out, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = read_start_time(dir, where, &out->start_time, err, errlen);
-    if (rc < 0)
-        goto out;
+    if (facts & POLICY_FACT_GROUPS) {
+        rc = read_status(dir, where, out, &(pid_t){0}, err, errlen);
+        if (rc < 0)
+            goto out;
+    } else {
+        out->groups_truncated = true;   /* supplementary groups unknown */
+    }
+    if (facts & POLICY_FACT_CGROUP) {
+        rc = read_cgroup(dir, where, out, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    if (facts & POLICY_FACT_START) {
+        rc = read_start_time(dir, where, &out->start_time, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
 
     /* The pid namespace, by the nsfs inode (ptrace-read gated like exe). */
-    if (fstatat(dir, "ns/pid", &st, 0) == 0) {
+    if (!(facts & POLICY_FACT_PID_NS)) {
+        /* not asked for: unknown */
+    } else if (fstatat(dir, "ns/pid", &st, 0) == 0) {
         if (stat("/proc/self/ns/pid", &self_ns) != 0) {
             rc = -errno;
             snprintf(err, errlen, "/proc/self/ns/pid: %s", strerror(-rc));

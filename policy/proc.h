@@ -21,6 +21,20 @@
 #define POLICY_PROC_MAX_GROUPS 64
 #define POLICY_PROC_CGROUP_MAX 512
 #define POLICY_CONTAINER_ID_MAX 80
+#define POLICY_PROC_EXE_PATH_MAX 1024
+
+/* Which facts policy_proc_load reads (each costs /proc work; a policy
+ * reads only what its rules ask, policy_rules_facts). A fact not asked
+ * for is unknown, as one that could not be read. */
+enum {
+    POLICY_FACT_EXE = 1u << 0,       /* exe_dev, exe_ino: one stat */
+    POLICY_FACT_GROUPS = 1u << 1,    /* groups: /proc/PID/status */
+    POLICY_FACT_CGROUP = 1u << 2,    /* cgroup, runtime, container: /proc/PID/cgroup */
+    POLICY_FACT_PID_NS = 1u << 3,    /* has_pid_ns, same_pid_ns: two stats */
+    POLICY_FACT_START = 1u << 4,     /* start_time: /proc/PID/stat */
+    POLICY_FACT_EXE_PATH = 1u << 5,  /* exe_path, for the audit line: one readlink */
+};
+#define POLICY_FACTS_ALL 0x3fu
 
 /* The runtimes recognised from a cgroup path. */
 enum policy_runtime {
@@ -59,12 +73,19 @@ struct policy_proc {
                                                first; "" unknown (e.g. longer than this) */
     enum policy_runtime runtime;     /* from the cgroup lines (docs/internals/policy.md) */
     char container[POLICY_CONTAINER_ID_MAX];  /* the id (64 hex), "" when none */
+    char exe_path[POLICY_PROC_EXE_PATH_MAX];   /* /proc/PID/exe's text, as the caller's
+                                               mount namespace names it (" (deleted)"
+                                               when so); "" unknown. Shown, never compared */
     bool has_pid_ns;                 /* /proc/PID/ns/pid could be stat'ed (ptrace-read) */
     bool same_pid_ns;                /* in the broker's pid namespace (with has_pid_ns) */
-    unsigned long long start_time;   /* /proc/PID/stat field 22: with pid, a process's identity */
+    unsigned long long start_time;   /* /proc/PID/stat field 22: with pid, a process's
+                                        identity; 0 when not read */
 };
 
-/* Read the facts of pid for a request by uid/gid (the FUSE context's).
+/* Read the facts (POLICY_FACT_* bits) of pid for a request by uid/gid
+ * (the FUSE context's); the others are left unknown (groups: only the
+ * primary gid known, groups_truncated set). With any fact asked for, the
+ * pidfd and the liveness check below are always done.
  * pid 0: out has only uid and gid, and 0 is returned. 0; -ESRCH when the
  * process is gone or was replaced while being read (deny); another
  * negative errno with err (deny, and say why). On error out has only pid,
@@ -72,8 +93,8 @@ struct policy_proc {
  * 8 KiB of stack. pid may be a thread's id (FUSE gives the calling
  * thread's): its own /proc/PID/task entry is read, through a PIDFD_THREAD
  * pidfd on Linux >= 6.9, else through its thread group's pidfd. */
-int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, struct policy_proc *out, char *err,
-                     size_t errlen) __attribute__((warn_unused_result));
+int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct policy_proc *out,
+                     char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The container a cgroup path names, in the cgroupfs and the systemd
  * layouts of Docker, Podman, containerd's CRI and CRI-O, e.g.

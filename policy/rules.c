@@ -469,25 +469,38 @@ static int parse_audit(struct pctx *c, json_t *obj, struct policy_audit *a)
         return rc;
     v = json_object_get(obj, "sink");
     if (v) {
-        static const char hint[] = "expected \"stderr\", \"syslog\" or \"file:/absolute/path\"";
+        static const char hint[] = "expected \"stderr\", \"syslog\", \"syslog:/socket/path\" "
+                                   "or \"file:/absolute/path\"";
         const char *s = json_is_string(v) ? json_string_value(v) : NULL;
         push_key(c, "sink");
         if (!s)
             return fail(c, false, "%s, got %s", hint, jsonpos_kind(v));
+        const char *path = NULL;
+        bool known = true;
         if (strcmp(s, "stderr") == 0) {
             a->sink = POLICY_AUDIT_STDERR;
         } else if (strcmp(s, "syslog") == 0) {
             a->sink = POLICY_AUDIT_SYSLOG;
+        } else if (strncmp(s, "syslog:", 7) == 0) {
+            a->sink = POLICY_AUDIT_SYSLOG;
+            path = s + 7;
         } else if (strncmp(s, "file:", 5) == 0) {
-            if (s[5] != '/')
-                return fail(c, false, "the audit file must be an absolute path");
-            if (strlen(s + 5) >= PATH_MAX)
-                return fail(c, false, "path too long");
             a->sink = POLICY_AUDIT_FILE;
-            a->file = strdup(s + 5);
-            if (!a->file)
-                return -ENOMEM;
+            path = s + 5;
         } else {
+            known = false;
+        }
+        if (path) {
+            if (path[0] != '/')
+                return fail(c, false, "the audit %s must be an absolute path",
+                            a->sink == POLICY_AUDIT_FILE ? "file" : "syslog socket");
+            /* sun_path's size, for the socket. */
+            if (strlen(path) >= (a->sink == POLICY_AUDIT_FILE ? PATH_MAX : 108))
+                return fail(c, false, "path too long");
+            a->path = strdup(path);
+            if (!a->path)
+                return -ENOMEM;
+        } else if (!known) {
             char shown[SHOWN];
             escape_str(shown, sizeof(shown), s, ESCAPE_SQUOTE);
             return fail(c, false, "unknown sink '%s'; %s", shown, hint);
@@ -561,6 +574,17 @@ static int parse_policy(struct pctx *c, json_t *conf)
         pop(c);
     }
     pop(c);
+    for (size_t k = 0; k < p->n_rules; k++) {
+        unsigned keys = p->rules[k].match.keys;
+        if (keys & POLICY_KEY_GIDS)
+            p->facts |= POLICY_FACT_GROUPS;
+        if (keys & POLICY_KEY_EXE)
+            p->facts |= POLICY_FACT_EXE;
+        if (keys & (POLICY_KEY_CGROUPS | POLICY_KEY_CONTAINERS))
+            p->facts |= POLICY_FACT_CGROUP;
+        if (keys & POLICY_KEY_PIDS_NS)
+            p->facts |= POLICY_FACT_PID_NS;
+    }
     return 0;
 }
 
@@ -614,7 +638,7 @@ void policy_rules_free(struct policy_rules *p)
         free_match(&p->rules[i].match);
     }
     free(p->rules);
-    free(p->audit.file);
+    free(p->audit.path);
     free(p->warnings);
     free(p);
 }

@@ -82,10 +82,11 @@ struct policy_rule {
 enum policy_audit_sink { POLICY_AUDIT_STDERR, POLICY_AUDIT_FILE, POLICY_AUDIT_SYSLOG };
 #define POLICY_AUDIT_DEFAULT_REPEAT (60 * 1000LL)
 
-/* "audit": validated and kept for the audit trail (not used yet). */
+/* "audit": where the audit trail goes (policy/audit.h). */
 struct policy_audit {
     enum policy_audit_sink sink;   /* default stderr */
-    char *file;                    /* owned: POLICY_AUDIT_FILE's absolute path, else NULL */
+    char *path;                    /* owned: FILE's absolute path; SYSLOG's socket
+                                      ("syslog:/path"; NULL: /dev/log); else NULL */
     long long repeat_after;        /* milliseconds; default POLICY_AUDIT_DEFAULT_REPEAT */
 };
 
@@ -108,6 +109,7 @@ struct policy_rules {
     struct policy_rule *rules;
     size_t n_rules;
     struct policy_audit audit;
+    unsigned facts;       /* POLICY_FACT_*: what the rules need of a caller */
     /* Load-time warnings (an exe missing under missing_ok): their keys
      * are all literals, so they outlive the JSON. */
     struct policy_error *warnings;

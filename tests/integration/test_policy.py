@@ -77,15 +77,16 @@ class PolicyTest(rstest.BrokerTestCase):
         mark = self.broker.mark()
         pid = self.assertReads(1000, ["a"], "a")
         rec = self.broker.wait_log("open", since=mark, secret="a", uid=1000)
-        self.assertEqual((rec.get("result"), rec.get("rule"), rec.get("pid")), ("allow", "0", pid),
-                         rec)
+        self.assertEqual((rec.get("decision"), rec.get("rule"), rec.get("pid"), rec.get("audit")),
+                         ("allow", 0, pid, True), rec)
         pid = self.assertDenied(1001, ["a"])
         rec = self.broker.wait_log("open", since=mark, secret="a", uid=1001)
-        self.assertEqual((rec.get("result"), rec.get("rule"), rec.get("pid")),
+        self.assertEqual((rec.get("decision"), rec.get("rule"), rec.get("pid")),
                          ("deny", "default", pid), rec)
         # The forked reader runs this interpreter, in this cgroup.
         st = os.stat("/proc/self/exe")
-        self.assertEqual(rec.get("exe"), "%d:%d" % (st.st_dev, st.st_ino), rec)
+        self.assertEqual(rec.get("exe_id"), "%d:%d" % (st.st_dev, st.st_ino), rec)
+        self.assertEqual(rec.get("exe"), os.readlink("/proc/self/exe"), rec)
         self.assertEqual(rec.get("cgroup"), _cgroup_v2(os.getpid()), rec)
         self.assertNotIn("container", rec)
         # root is no exception to a policy.
@@ -124,7 +125,7 @@ class PolicyTest(rstest.BrokerTestCase):
         mark = self.broker.mark()
         self.assertDenied(1000, ["both"])
         rec = self.broker.wait_log("open", since=mark, secret="both", uid=1000)
-        self.assertEqual((rec.get("result"), rec.get("rule")), ("deny", "3"), rec)
+        self.assertEqual((rec.get("decision"), rec.get("rule")), ("deny", 3), rec)
 
     def test_reload_applies_to_next_open(self):
         self.assertDenied(1001, ["a"])
@@ -166,7 +167,7 @@ class PolicyTest(rstest.BrokerTestCase):
             os.waitpid(pid, 0)
             self.assertEqual(res, repr(self.values["cg"].encode()).encode())
             rec = self.broker.wait_log("open", secret="cg/x", pid=pid)
-            self.assertEqual((rec.get("result"), rec.get("rule")), ("allow", "4"), rec)
+            self.assertEqual((rec.get("decision"), rec.get("rule")), ("allow", 4), rec)
             self.assertTrue(rec.get("cgroup", "").endswith("/" + self.cg_name), rec)
         finally:
             os.rmdir(cg)

@@ -107,7 +107,7 @@ static void tmp_teardown(void)
 static int load(pid_t pid, struct policy_proc *p)
 {
     char err[256] = "";
-    int rc = policy_proc_load(pid, 4242, 4343, p, err, sizeof(err));
+    int rc = policy_proc_load(pid, 4242, 4343, POLICY_FACTS_ALL, p, err, sizeof(err));
     if (rc != 0 && (rc != -ESRCH || getenv("RS_TEST_VERBOSE")))
         fprintf(stderr, "policy_proc_load(%d): %s\n", (int)pid, err);
     if (rc != 0)

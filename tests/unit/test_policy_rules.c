@@ -513,9 +513,9 @@ static const struct {
     {"{\"rules\": [], \"audit\": {\"sink\": \"file:log\"}}",
      "audit.sink: the audit file must be an absolute path"},
     {"{\"rules\": [], \"audit\": {\"sink\": \"journal\"}}",
-     "audit.sink: unknown sink 'journal'; expected \"stderr\", \"syslog\" or \"file:/absolute/path\""},
+     "audit.sink: unknown sink 'journal'; expected \"stderr\", \"syslog\", \"syslog:/socket/path\" or \"file:/absolute/path\""},
     {"{\"rules\": [], \"audit\": {\"sink\": 1}}",
-     "audit.sink: expected \"stderr\", \"syslog\" or \"file:/absolute/path\", got an integer"},
+     "audit.sink: expected \"stderr\", \"syslog\", \"syslog:/socket/path\" or \"file:/absolute/path\", got an integer"},
     {"{\"rules\": [], \"audit\": {\"repeat\": \"1m\"}}",
      "audit.repeat: unknown key (expected one of: sink, repeat_after)"},
     {"{\"rules\": [], \"audit\": []}", "audit: expected an object, got an array"},
@@ -542,7 +542,7 @@ START_TEST(audit_kept)
     struct policy_rules *p = parse_ok("{\"rules\": [], \"audit\": {\"sink\": \"file:/var/log/rs.log\","
                                       " \"repeat_after\": 90}}");
     ck_assert_int_eq(p->audit.sink, POLICY_AUDIT_FILE);
-    ck_assert_str_eq(p->audit.file, "/var/log/rs.log");
+    ck_assert_str_eq(p->audit.path, "/var/log/rs.log");
     ck_assert_int_eq(p->audit.repeat_after, 90000);
     policy_rules_free(p);
     p = parse_ok("{\"rules\": [], \"audit\": {\"sink\": \"syslog\"}}");
