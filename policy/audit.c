@@ -59,37 +59,46 @@ struct policy_audit_log {
 
 /* ---- the line ---- */
 
+/* A line being built: fields are appended whole or not at all, and room
+ * for "}\n" and the NUL is always kept, so a line cut to fit is JSON. */
+#define BUF_RESERVE 3
+
 struct buf {
     char *p;
     size_t cap, len;
 };
 
-static void put(struct buf *b, const char *s)
+static size_t room(const struct buf *b)
 {
-    size_t n = strlen(s);
-    if (b->len + n >= b->cap - 2)   /* room for "}\n" */
-        n = b->len < b->cap - 2 ? b->cap - 2 - b->len : 0;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    return b->cap > b->len + BUF_RESERVE ? b->cap - b->len - BUF_RESERVE : 0;
 }
 
+static bool put(struct buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > room(b))
+        return false;
+    memcpy(b->p + b->len, s, n + 1);
+    b->len += n;
+    return true;
+}
+
+/* ,"key":"value" with value escaped, cut (on a character) to fit. */
 static void put_str(struct buf *b, const char *key, const char *val)
 {
-    char esc[2 * PATH_MAX];
-    if (!val)
+    if (!val || strlen(key) + 7 > room(b))
         return;
-    log_json_escape(esc, sizeof(esc), val);
     put(b, ",\"");
     put(b, key);
     put(b, "\":\"");
-    put(b, esc);
+    /* room(b) - 1 characters leave room for the closing quote. */
+    b->len += log_json_escape(b->p + b->len, room(b), val);
     put(b, "\"");
 }
 
 static void put_num(struct buf *b, const char *key, long long v)
 {
-    char num[48];
+    char num[64];
     snprintf(num, sizeof(num), ",\"%s\":%lld", key, v);
     put(b, num);
 }

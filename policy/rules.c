@@ -510,7 +510,13 @@ static int parse_audit(struct pctx *c, json_t *obj, struct policy_audit *a)
     v = json_object_get(obj, "repeat_after");
     if (v) {
         push_key(c, "repeat_after");
-        if (duration_parse(v, &a->repeat_after, msg, sizeof(msg)) < 0)
+        /* 0: every decision on its own line (durations are otherwise > 0). */
+        bool zero = (json_is_integer(v) && json_integer_value(v) == 0) ||
+                    (json_is_string(v) && (strcmp(json_string_value(v), "0") == 0 ||
+                                           strcmp(json_string_value(v), "0s") == 0));
+        if (zero)
+            a->repeat_after = 0;
+        else if (duration_parse(v, &a->repeat_after, msg, sizeof(msg)) < 0)
             return fail(c, false, "%s", msg);
         pop(c);
     }

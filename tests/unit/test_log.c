@@ -109,6 +109,13 @@ START_TEST(escape)
     ck_assert_str_eq(out, "ab");
     ck_assert_uint_eq(log_json_escape(out, 4, "a\xc3\xa9\xc3\xa9"), 3);
     ck_assert_str_eq(out, "a\xc3\xa9");
+    /* Bytes that are not UTF-8 (a path may hold any): U+FFFD each, so a
+     * strict JSON reader takes the line; a character cut by the string's
+     * end, an overlong form and a surrogate are not UTF-8 either. */
+    log_json_escape(out, sizeof(out), "a\xff\xc3");
+    ck_assert_str_eq(out, "a\\ufffd\\ufffd");
+    log_json_escape(out, sizeof(out), "\xc0\xaf|\xed\xa0\x80|\xf0\x9f\x98\x80");
+    ck_assert_str_eq(out, "\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|\xf0\x9f\x98\x80");
 }
 END_TEST
 
