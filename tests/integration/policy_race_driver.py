@@ -48,7 +48,7 @@ def spawn(exe, path):
                             stderr=subprocess.PIPE, close_fds=True)
 
 
-def outcome(p, role, value, killed, reused=None):
+def outcome(p, role, value, victim=False, reused=None):
     try:
         out, err = p.communicate(timeout=CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -57,7 +57,7 @@ def outcome(p, role, value, killed, reused=None):
     rec = {"role": role, "pid": p.pid, "killed": p.returncode == -signal.SIGKILL,
            "rc": p.returncode, "read": value in out,
            "eacces": p.returncode == 1 and b"Permission denied" in err}
-    if killed is not None:
+    if victim:
         rec["victim"] = True
     if reused is not None:
         rec["reused"] = reused
@@ -99,7 +99,7 @@ def main():
                 victim.send_signal(signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            rec = outcome(victim, vrole, value, killed=True)
+            rec = outcome(victim, vrole, value, victim=True)
             res["procs"].append(rec)
             try:
                 with open(NS_LAST_PID, "w") as f:
@@ -108,8 +108,7 @@ def main():
                 res["setup"] = "cannot write %s: %s" % (NS_LAST_PID, e)
                 break
             succ = spawn(sexe, a["secret"])
-            res["procs"].append(outcome(succ, srole, value, killed=None,
-                                        reused=succ.pid == victim.pid))
+            res["procs"].append(outcome(succ, srole, value, reused=succ.pid == victim.pid))
     finally:
         broker.send_signal(signal.SIGTERM)
         try:

@@ -15,6 +15,10 @@ binary, the libraries ldd lists, a static busybox, /etc/passwd and
 - a host `runsecrets mount` bind-mounted read-only into an unprivileged
   container (--cap-drop ALL --read-only --user 1000): uid 1000 reads a 0444
   file and is refused a 0400 root file.
+- the access policy's containers (issue 15): a host mount whose policy
+  allows c to any container of the runtime (docker:*, libpod:*) and p to
+  one container's id, bound into --network none containers: that container
+  reads both, the host neither (EACCES), another container c only.
 - `runsecrets exec --user app` as the entrypoint (test_exec_*): the app
   runs as uid 1000 with right bytes, modes and owners, a 0400 root file
   refused, DB_PASSWORD_FILE a path and no value in its environ, PID 1's or

@@ -1,6 +1,8 @@
 """The access policy at open (issue 15): real processes of other uids, other
 executables and another cgroup read through a mount whose configuration has
-a "policy"; the audit line's policy fields and the deny counter."""
+a "policy"; the audit line's policy fields and the deny counter; callers the
+broker sees as pid 0 (PidZeroTest: the broker in a pid namespace of its own).
+Containers: test_containers.py; pid reuse: test_policy_race.py."""
 
 import errno
 import json
