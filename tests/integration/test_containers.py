@@ -15,6 +15,10 @@ binary, the libraries ldd lists, a static busybox, /etc/passwd and
 - a host `runsecrets mount` bind-mounted read-only into an unprivileged
   container (--cap-drop ALL --read-only --user 1000): uid 1000 reads a 0444
   file and is refused a 0400 root file.
+- the access policy's containers (issue 15): a host mount whose policy
+  allows c to any container of the runtime (docker:*, libpod:*) and p to
+  one container's id, bound into --network none containers: that container
+  reads both, the host neither (EACCES), another container c only.
 - `runsecrets exec --user app` as the entrypoint (test_exec_*): the app
   runs as uid 1000 with right bytes, modes and owners, a 0400 root file
   refused, DB_PASSWORD_FILE a path and no value in its environ, PID 1's or
@@ -39,6 +43,7 @@ At the end nothing is left: no daemon, container, mount or directory.
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -362,6 +367,90 @@ class ContainerCase(EngineCase):
         self.assertNotEqual(field(out, "priv_rc"), "0")
         self.assertIn("Permission denied", err)
         self.assertNotEqual(field(out, "write_rc"), "0")
+        self.assertEqual(b.stop(), 0, b.describe())
+
+
+    # ---- the access policy's containers (issue 15)
+
+    RUNTIMES = {"docker": "docker", "podman": "libpod"}
+
+    def create_waiting(self, volumes, extra=()):
+        """Create (not start) a container that waits for /tmp/done (at most
+        30 s): its id is known before it runs. Returns (name, id)."""
+        name = self.eng.env.new_name()
+        args = ["create", "--name", name] + self.eng._create_args(
+            ["sh", "-c", UNTIL_DONE], False, None, "none", volumes, None, False, False, None,
+            list(extra))
+        self.eng.started.append(name)      # removed by rm() below, or teardown at the latest
+        rc, out, err = self.eng.cli(*args)
+        if rc != 0:
+            self.eng.rm(name)
+            self.fail("%s create: %r %s" % (self.ENGINE, rc, err.strip()))
+        cid = out.strip().splitlines()[-1]
+        self.assertRegex(cid, r"^[0-9a-f]{64}$")
+        return name, cid
+
+    def test_policy_recognises_containers(self):
+        """A host mount with a policy naming containers, bound into --network
+        none containers: this container reads c (any container of its
+        runtime) and p (its own id); the host reads neither; another
+        container reads c and not p. Decisions only (the bytes read or
+        EACCES), never the audit line."""
+        runtime = self.RUNTIMES[self.ENGINE]
+        values = {"c": rstest.random_value(), "p": rstest.random_value()}
+        for n, v in values.items():
+            self.write_secret(n, v)
+        vol = [(self.mnt, "/run/secrets", "ro")]
+        # Docker: dockerd runs with --cgroup-parent /rsct-RUN (containers.py),
+        # so its cgroupfs layout is /rsct-RUN/<id>, which policy_container_of
+        # does not take for Docker's (a bare id under a parent not named
+        # "docker"). The containers here get Docker's default layout,
+        # .../docker/<id>, still under the run's cgroup for the cleanup.
+        extra = (["--cgroup-parent", "/%s/docker" % self.eng.env.cgroup]
+                 if self.ENGINE == "docker" else [])
+        name, cid = self.create_waiting(vol, extra)
+        self.write_config({n: {"from": "local:" + n, "mode": "0444", "uid": 0, "gid": 0}
+                           for n in values})
+        with open(self.config_path) as f:
+            cfg = json.load(f)
+        cfg["policy"] = {"default": "deny", "rules": [
+            {"secrets": ["c"], "allow": {"containers": ["%s:*" % runtime]}},
+            {"secrets": ["p"], "allow": {"containers": ["%s:%s" % (runtime, cid[:12])]}},
+        ]}
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        b = self.start_broker()
+        try:
+            rc, _, err = self.eng.cli("start", name)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = self.eng.cli("inspect", "--format", "{{.State.Pid}}", name)
+            self.assertEqual(rc, 0, err)
+            pid = int(out.strip())
+            with open("/proc/%d/cgroup" % pid) as f:
+                cg = f.read()
+            print("\n[%s] container cgroup:\n  %s" % (self.ENGINE, cg.strip().replace("\n", "\n  ")),
+                  file=sys.stderr)
+            # What the broker makes of this process (explain reads /proc as it does).
+            r = rstest.run_cli("check", "-c", self.config_path, "--explain", "p", "--pid", pid)
+            self.assertIn("container: %s:%s\n" % (runtime, cid), r.stdout.decode(),
+                          "cgroup:\n%s" % cg)
+            for n, v in values.items():
+                rc, out, err = self.eng.exec(name, ["cat", "/run/secrets/" + n])
+                self.assertEqual((rc, out), (0, v), "%s in the container: %s" % (n, err))
+            # The host, in no container.
+            for n in values:
+                self.assertEqual(self.try_read(n), errno.EACCES, n)
+            # Another container: another id.
+            script = ("echo '<<c'; cat /run/secrets/c; echo; echo '>>c'; "
+                      "cat /run/secrets/p; echo \"p_rc=$?\"")
+            rc, out, err = self.eng.run(["sh", "-c", script], volumes=vol, extra=extra)
+            self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
+            self.assertEqual(between(out, "<<c\n", ">>c"), values["c"])
+            self.assertNotIn(values["p"], out)
+            self.assertNotEqual(field(out, "p_rc"), "0")
+            self.assertIn("Permission denied", err)
+        finally:
+            self.eng.rm(name)
         self.assertEqual(b.stop(), 0, b.describe())
 
 

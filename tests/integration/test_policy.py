@@ -1,6 +1,8 @@
 """The access policy at open (issue 15): real processes of other uids, other
 executables and another cgroup read through a mount whose configuration has
-a "policy"; the audit line's policy fields and the deny counter."""
+a "policy"; the audit line's policy fields and the deny counter; callers the
+broker sees as pid 0 (PidZeroTest: the broker in a pid namespace of its own).
+Containers: test_containers.py; pid reuse: test_policy_race.py."""
 
 import errno
 import json
@@ -171,6 +173,109 @@ class PolicyTest(rstest.BrokerTestCase):
             self.assertTrue(rec.get("cgroup", "").endswith("/" + self.cg_name), rec)
         finally:
             os.rmdir(cg)
+
+
+
+def _children(pid):
+    """The pids of pid's children (its main thread's, which is all unshare has)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+class PidZeroTest(rstest.BrokerTestCase):
+    """The broker in a pid namespace of its own (unshare --pid --fork; the
+    mount namespace is the test's, so the mount is ours to read): FUSE
+    gives the daemon pid 0 for every caller of the host's pid namespace,
+    which the broker cannot see. Rules that need no pid (uids) still
+    decide; an allow that needs one (exe, cgroups) does not apply; a deny
+    that needs one applies to the uids it names (fail closed)."""
+
+    PY = os.path.realpath("/proc/self/exe")
+
+    def setUp(self):
+        super().setUp()
+        self.values = {n: rstest.random_value() for n in ("u", "e", "c", "d")}
+        for n, v in self.values.items():
+            self.write_secret(n, v)
+        self.write_config({n: {"from": "local:" + n} for n in self.values},
+                          defaults={"refresh": "1h", "max_stale": "1h", "mode": "0444",
+                                    "uid": 0, "gid": 0})
+        with open(self.config_path) as f:
+            cfg = json.load(f)
+        cfg["policy"] = {"default": "deny", "rules": [
+            {"secrets": ["u"], "allow": {"uids": [1000]}},
+            # Both would allow the readers below, which run this interpreter
+            # in this cgroup, if the broker could see them (the control).
+            {"secrets": ["e"], "allow": {"exe": [self.PY]}},
+            {"secrets": ["c"], "allow": {"cgroups": ["/**"]}},
+            {"secrets": ["d"], "allow": {"uids": [1000, 1001]}},
+            {"secrets": ["d"], "deny": {"uids": [1000], "exe": [self.PY]}},
+        ]}
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+
+    def start_in_pid_ns(self):
+        """The broker as pid 1 of a new pid namespace; b.pid is then the
+        broker's own pid (as this namespace sees it), so stop() signals it
+        and not unshare, which passes no signal on. --kill-child: should
+        unshare be killed (cleanup), the broker gets a TERM."""
+        b = self.start_broker(wait=False,
+                              wrap=["unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--"])
+        kids = rstest.wait_until(lambda: _children(b.pid), rstest.MOUNT_TIMEOUT,
+                                 "unshare's child (the broker)")
+        b.pid = kids[0]
+        b.wait_mounted()
+        b.wait_log("mounted")
+        b.wait_log("cold start done")
+        # The broker really is in another pid namespace than ours.
+        self.assertNotEqual(os.stat("/proc/%d/ns/pid" % b.pid).st_ino,
+                            os.stat("/proc/self/ns/pid").st_ino)
+        return b
+
+    def explain_live(self, secret, pid):
+        r = rstest.run_cli("check", "-c", self.config_path, "--explain", secret, "--pid", pid)
+        return r.returncode, r.stdout.decode()
+
+    def reads(self, uid, name):
+        return rstest.run_as(uid, uid, _read(self.mpath(name)))
+
+    def test_pid_zero_caller(self):
+        # Control, without a mount: for a live process of ours, the exe and
+        # cgroups rules apply (so below, only the missing pid denies).
+        for name in ("e", "c"):
+            rc, out = self.explain_live(name, os.getpid())
+            self.assertEqual(rc, 0, out)
+            self.assertIn("decision: allow", out)
+        rc, out = self.explain_live("d", os.getpid())
+        self.assertIn("exe yes", out)   # the deny's exe is ours (its uids are not)
+
+        b = self.start_in_pid_ns()
+        mark = b.mark()
+        status, res, pid = self.reads(1000, "u")
+        self.assertEqual((status, res), ("ok", self.values["u"].encode()))
+        # The setup's point: FUSE gave the broker pid 0 for this caller. Only
+        # the open line's pid is looked at (its other fields are not this
+        # test's); without such a line, the denials below still need pid 0.
+        opens = [r for r in b.logs()[mark:] if r.get("msg") == "open" and "pid" in r]
+        if opens:
+            self.assertEqual({r["pid"] for r in opens}, {0}, opens)
+        self.assertNotEqual(pid, 0)
+        # uid 1000 reads u only because of its uid rule: 1001 is denied.
+        self.assertEqual(self.reads(1001, "u")[:2], ("err", errno.EACCES))
+
+        # Allow rules needing a pid do not apply: default deny, for root too.
+        for name in ("e", "c"):
+            self.assertEqual(self.try_read(name), errno.EACCES, name)
+            self.assertEqual(self.reads(1000, name)[:2], ("err", errno.EACCES), name)
+
+        # A deny rule needing a pid applies to the uid it names (fail
+        # closed) and not to another uid.
+        self.assertEqual(self.reads(1000, "d")[:2], ("err", errno.EACCES))
+        self.assertEqual(self.reads(1001, "d")[:2], ("ok", self.values["d"].encode()))
+        self.assertEqual(b.stop(), 0, b.describe())
 
 
 if __name__ == "__main__":
