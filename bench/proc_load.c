@@ -3,7 +3,7 @@
  * facts -n times (default 10,000) per round, -k rounds (default 5), and
  * prints each round's µs/call and the median. -f MASK: which facts
  * (POLICY_FACT_* bits, e.g. 0x11 exe and start time, what an exe-only
- * policy reads at open; default all). Not a test: run by hand
+ * policy reads at open; default all; 0x100 adds POLICY_PROC_PIDFS). Not a test: run by hand
  * (docs/performance.md). */
 #include "policy/proc.h"
 
@@ -36,7 +36,7 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "n:k:f:")) != -1) {
         if (opt == 'f')
-            facts = (unsigned)strtoul(optarg, NULL, 0) & POLICY_FACTS_ALL;
+            facts = (unsigned)strtoul(optarg, NULL, 0) & (POLICY_FACTS_ALL | POLICY_PROC_PIDFS);
         else if (opt == 'n')
             n = strtol(optarg, NULL, 10);
         else if (opt == 'k')

@@ -71,6 +71,7 @@ struct fs {
     bool mounted;
     const struct mountns *mount_ns;   /* borrowed: mounted in there (fs_options) */
     struct policy_audit_log *audit;   /* borrowed (fs_options); NULL: none */
+    unsigned proc_flags;              /* POLICY_PROC_PIDFS when the kernel has pidfs */
     char *mountpoint;                 /* with mount_ns: where, for the unmount */
     /* fs_exit's wake-up: an eventfd every loop thread polls with /dev/fuse,
      * written once and never read, so it stays readable for all of them. */
@@ -534,11 +535,13 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
 {
     char err[160];
     unsigned facts = pol->facts | (fs->audit ? POLICY_FACT_START : POLICY_FACTS_ALL);
+    unsigned flags = fs->proc_flags;
     enum policy_decision d;
     w->rule = -1;
     w->audit_due = true;
     w->repeats = 0;
-    int rc = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, facts, &w->proc, err, sizeof(err));
+    int rc = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, facts | flags, &w->proc, err,
+                              sizeof(err));
     if (rc < 0) {
         snprintf(why, whylen, "policy: caller facts: %s",
                  rc == -ESRCH ? "the process exited or was replaced" : err);
@@ -553,7 +556,7 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
         /* For the line only; the decision stands on the facts it read. A
          * process replaced in between keeps the first read's facts. */
         struct policy_proc all;
-        if (policy_proc_load(ctx->pid, ctx->uid, ctx->gid, POLICY_FACTS_ALL, &all, err,
+        if (policy_proc_load(ctx->pid, ctx->uid, ctx->gid, POLICY_FACTS_ALL | flags, &all, err,
                              sizeof(err)) == 0 &&
             all.start_time == w->proc.start_time)
             w->proc = all;
@@ -1066,6 +1069,7 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
     fs->pool = pool;
     fs->timeout = o->attr_timeout;
     fs->audit = o->audit;
+    fs->proc_flags = policy_proc_pidfs() ? POLICY_PROC_PIDFS : 0;
     fs->max_threads = o->max_threads ? o->max_threads : FS_DEFAULT_THREADS;
     fs->loop_threads = calloc(fs->max_threads, sizeof(*fs->loop_threads));
     fs->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -15,9 +15,15 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "policy/proc_i.h"
+
+/* linux/magic.h, Linux 6.9: pidfds' own file system. */
+#ifndef PIDFS_MAGIC
+#define PIDFS_MAGIC 0x50494446
+#endif
 
 /* Linux 6.9: a pidfd for a thread that is not its group's leader. */
 #ifndef PIDFD_THREAD
@@ -104,10 +110,26 @@ static int lr_next(struct line_reader *lr, char **line, size_t *n, bool *cut)
     }
 }
 
-/* Open name under dir (a /proc/PID or /proc/PID/task/TID directory). */
+/* name under where (a /proc/PID or /proc/PID/task/TID directory): through
+ * dir, where's descriptor, or, when dir is -1 (one or two files to read:
+ * the directory's own open and close would cost more than it saves), by
+ * the whole path into buf. */
+static const char *at(int dir, const char *where, const char *name, char *buf, size_t cap,
+                      int *atfd)
+{
+    *atfd = dir >= 0 ? dir : AT_FDCWD;
+    if (dir >= 0)
+        return name;
+    snprintf(buf, cap, "%s/%s", where, name);
+    return buf;
+}
+
 static int open_at(int dir, const char *name, int *fd, char *err, size_t errlen, const char *where)
 {
-    *fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+    char path[96];
+    int atfd;
+    const char *p = at(dir, where, name, path, sizeof(path), &atfd);
+    *fd = openat(atfd, p, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s/%s: %s", where, name, strerror(e));
@@ -386,7 +408,8 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct pol
     int rc;
     int pidfd = -1, dir = -1;
     pid_t tgid;
-    char where[64];
+    char where[64], path[96];
+    int atfd;
     struct stat st, self_ns;
 
     memset(out, 0, sizeof(*out));
@@ -407,12 +430,38 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct pol
         snprintf(where, sizeof(where), "/proc/%d/task/%d", (int)tgid, (int)pid);
     else
         snprintf(where, sizeof(where), "/proc/%d", (int)pid);
-    /* One lookup of the directory; every file below is relative to it. */
-    dir = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", where, strerror(-rc));
+    /* The identity on pidfs (Linux 6.9): the pidfd's inode, which no
+     * other process gets while this boot lasts; nothing to read. */
+    bool id_from_pidfd = (facts & POLICY_FACT_START) && (facts & POLICY_PROC_PIDFS);
+    if (id_from_pidfd) {
+        if (fstat(pidfd, &st) != 0) {
+            rc = -errno;
+            snprintf(err, errlen, "pidfd of %d: %s", (int)pid, strerror(-rc));
+            goto out;
+        }
+        out->start_time = (unsigned long long)st.st_ino;
+    }
+    /* The /proc files to read; none: no liveness check either, as nothing
+     * was read by the pid's number that another process could answer. */
+    unsigned files = (facts & POLICY_FACT_EXE ? 1 : 0) + (facts & POLICY_FACT_EXE_PATH ? 1 : 0) +
+                     (facts & POLICY_FACT_GROUPS ? 1 : 0) + (facts & POLICY_FACT_CGROUP ? 1 : 0) +
+                     (facts & POLICY_FACT_START && !id_from_pidfd ? 1 : 0) +
+                     (facts & POLICY_FACT_PID_NS ? 1 : 0);
+    if (files == 0) {
+        out->has_pid = true;
+        out->groups_truncated = !(facts & POLICY_FACT_GROUPS);
+        rc = 0;
         goto out;
+    }
+    /* Three or more: one lookup of the directory, every file relative to
+     * it; fewer: by their whole paths. */
+    if (files >= 3) {
+        dir = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: %s", where, strerror(-rc));
+            goto out;
+        }
     }
 
     /* The executable by what it is, not by its name. stat follows the
@@ -422,7 +471,8 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct pol
      * (e.g. a broker without CAP_SYS_PTRACE, a caller of another uid) —
      * the exe is then unknown, and a rule naming one fails closed. */
     if (facts & POLICY_FACT_EXE) {
-        if (fstatat(dir, "exe", &st, 0) == 0) {
+        const char *name = at(dir, where, "exe", path, sizeof(path), &atfd);
+        if (fstatat(atfd, name, &st, 0) == 0) {
             out->has_exe = true;
             out->exe_dev = st.st_dev;
             out->exe_ino = st.st_ino;
@@ -435,7 +485,8 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct pol
     if (facts & POLICY_FACT_EXE_PATH) {
         /* For people reading the audit: a path longer than kept is left
          * out rather than shown cut. */
-        ssize_t n = readlinkat(dir, "exe", out->exe_path, sizeof(out->exe_path));
+        const char *name = at(dir, where, "exe", path, sizeof(path), &atfd);
+        ssize_t n = readlinkat(atfd, name, out->exe_path, sizeof(out->exe_path));
         if (n > 0 && (size_t)n < sizeof(out->exe_path))
             out->exe_path[n] = '\0';
         else
@@ -454,16 +505,17 @@ int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct pol
         if (rc < 0)
             goto out;
     }
-    if (facts & POLICY_FACT_START) {
+    if ((facts & POLICY_FACT_START) && !id_from_pidfd) {
         rc = read_start_time(dir, where, &out->start_time, err, errlen);
         if (rc < 0)
             goto out;
     }
 
     /* The pid namespace, by the nsfs inode (ptrace-read gated like exe). */
+    const char *ns_name = at(dir, where, "ns/pid", path, sizeof(path), &atfd);
     if (!(facts & POLICY_FACT_PID_NS)) {
         /* not asked for: unknown */
-    } else if (fstatat(dir, "ns/pid", &st, 0) == 0) {
+    } else if (fstatat(atfd, ns_name, &st, 0) == 0) {
         if (stat("/proc/self/ns/pid", &self_ns) != 0) {
             rc = -errno;
             snprintf(err, errlen, "/proc/self/ns/pid: %s", strerror(-rc));
@@ -511,6 +563,16 @@ out:
         out->gid = gid;
     }
     return rc;
+}
+
+bool policy_proc_pidfs(void)
+{
+    int fd = pidfd_open(getpid(), 0);
+    struct statfs sf;
+    bool yes = fd >= 0 && fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == PIDFS_MAGIC;
+    if (fd >= 0)
+        close(fd);
+    return yes;
 }
 
 /* ---- containers from cgroup paths ---- */

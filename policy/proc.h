@@ -35,6 +35,10 @@ enum {
     POLICY_FACT_EXE_PATH = 1u << 5,  /* exe_path, for the audit line: one readlink */
 };
 #define POLICY_FACTS_ALL 0x3fu
+/* A flag with the facts, not a fact: pidfds live on pidfs (Linux 6.9,
+ * policy_proc_pidfs), so POLICY_FACT_START is the pidfd's inode, a number
+ * no other process gets in this boot, read with one fstat. */
+#define POLICY_PROC_PIDFS 0x100u
 
 /* The runtimes recognised from a cgroup path. */
 enum policy_runtime {
@@ -78,8 +82,9 @@ struct policy_proc {
                                                when so); "" unknown. Shown, never compared */
     bool has_pid_ns;                 /* /proc/PID/ns/pid could be stat'ed (ptrace-read) */
     bool same_pid_ns;                /* in the broker's pid namespace (with has_pid_ns) */
-    unsigned long long start_time;   /* /proc/PID/stat field 22: with pid, a process's
-                                        identity; 0 when not read */
+    unsigned long long start_time;   /* with pid, a process's identity: /proc/PID/stat
+                                        field 22, or with POLICY_PROC_PIDFS its pidfd's
+                                        inode; 0 when not read */
 };
 
 /* Read the facts (POLICY_FACT_* bits) of pid for a request by uid/gid
@@ -95,6 +100,10 @@ struct policy_proc {
  * pidfd on Linux >= 6.9, else through its thread group's pidfd. */
 int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct policy_proc *out,
                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Do pidfds live on pidfs here (one probe: a pidfd of our own)? Called
+ * once when a filesystem is made; its answer goes with the facts. */
+bool policy_proc_pidfs(void);
 
 /* The container a cgroup path names, in the cgroupfs and the systemd
  * layouts of Docker, Podman, containerd's CRI and CRI-O, e.g.

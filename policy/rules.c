@@ -772,18 +772,22 @@ enum policy_decision policy_decide(const struct policy_rules *p, const char *sec
     int allow = -1;
     for (size_t i = 0; i < p->n_rules; i++) {
         const struct policy_rule *r = &p->rules[i];
-        if (!names(r, secret))
+        /* An allow after the first that applies changes nothing. */
+        if (r->effect == POLICY_ALLOW && allow >= 0)
             continue;
+        /* The caller before the name: comparing ids is cheaper than
+         * matching globs, and most rules are about other callers. */
         enum tri t = match_all(&r->match, who);
         /* Fail closed: an unknown fact never lets an allow apply and
          * never keeps a deny from applying. */
-        if (r->effect == POLICY_DENY && t != NO) {
+        if (t == NO || (r->effect == POLICY_ALLOW && t != YES) || !names(r, secret))
+            continue;
+        if (r->effect == POLICY_DENY) {
             if (rule)
                 *rule = (int)i;
             return POLICY_DENY;
         }
-        if (r->effect == POLICY_ALLOW && t == YES && allow < 0)
-            allow = (int)i;
+        allow = (int)i;
     }
     if (rule)
         *rule = allow;
