@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -706,6 +707,58 @@ START_TEST(container_edges)
 }
 END_TEST
 
+/* ---- only the facts asked for ---- */
+
+START_TEST(facts_asked_for)
+{
+    static const gid_t g777[] = {777};
+    struct creds c = {.set = true, .uid = 4242, .gid = 4343, .groups = g777, .ngroups = 1};
+    pid_t pid = spawn_sleep("/bin/sleep", &c);
+    struct policy_proc all, some, again;
+    char err[256];
+    ck_assert_int_eq(load(pid, &all), 0);
+    ck_assert(all.has_exe && all.cgroup[0] && all.has_pid_ns && all.start_time);
+    ck_assert(!all.groups_truncated && all.n_groups == 1);
+    char real[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath("/bin/sleep", real));
+    ck_assert_str_eq(all.exe_path, real);
+
+    /* The executable alone: everything else unknown, which the rules
+     * treat as failing closed. */
+    ck_assert_int_eq(policy_proc_load(pid, 1, 2, POLICY_FACT_EXE, &some, err, sizeof(err)), 0);
+    ck_assert(some.has_pid && some.has_exe);
+    ck_assert(some.exe_dev == all.exe_dev && some.exe_ino == all.exe_ino);
+    ck_assert_str_eq(some.cgroup, "");
+    ck_assert(!some.has_pid_ns && some.groups_truncated && some.n_groups == 0);
+    ck_assert_uint_eq(some.start_time, 0);
+    ck_assert_str_eq(some.exe_path, "");
+
+    /* The identity: the start time, or on pidfs the pidfd's inode; the
+     * same for the same process, another for another one. */
+    pid_t other = spawn_sleep("/bin/sleep", NULL);
+    unsigned modes[2] = {0, policy_proc_pidfs() ? POLICY_PROC_PIDFS : 0};
+    for (int m = 0; m < 2; m++) {
+        unsigned f = POLICY_FACT_START | modes[m];
+        ck_assert_int_eq(policy_proc_load(pid, 1, 2, f, &some, err, sizeof(err)), 0);
+        ck_assert_int_eq(policy_proc_load(pid, 1, 2, f, &again, err, sizeof(err)), 0);
+        ck_assert(some.has_pid && some.start_time != 0);
+        ck_assert_uint_eq(some.start_time, again.start_time);
+        if (m == 0)
+            ck_assert_uint_eq(some.start_time, all.start_time);
+        ck_assert_int_eq(policy_proc_load(other, 1, 2, f, &again, err, sizeof(err)), 0);
+        if (modes[m])   /* start times may tie within a clock tick; inodes never */
+            ck_assert_uint_ne(some.start_time, again.start_time);
+    }
+    reap(other);
+    reap(pid);
+    /* Gone: -ESRCH whichever facts were asked for. */
+    ck_assert_int_eq(policy_proc_load(pid, 1, 2, POLICY_FACT_EXE, &some, err, sizeof(err)),
+                     -ESRCH);
+    ck_assert_int_eq(policy_proc_load(pid, 1, 2, POLICY_FACT_START | modes[1], &some, err,
+                                      sizeof(err)), -ESRCH);
+}
+END_TEST
+
 static Suite *policy_proc_suite(void)
 {
     Suite *s = suite_create("policy_proc");
@@ -713,6 +766,7 @@ static Suite *policy_proc_suite(void)
     tcase_add_checked_fixture(t, tmp_setup, tmp_teardown);
     tcase_set_timeout(t, 20);
     tcase_add_test(t, exe_by_inode);
+    tcase_add_test(t, facts_asked_for);
     tcase_add_test(t, exe_in_other_mount_ns);
     tcase_add_test(t, groups_read_back);
     tcase_add_test(t, cgroup_v2_folder);
