@@ -202,7 +202,7 @@ static void line_text_kv(struct line *l, const char *key, const char *val)
         line_printf(l, " %s=%s", key, shown);
 }
 
-static void format_time(char *out, size_t cap)
+void log_time(char *out, size_t cap)
 {
     struct timespec ts;
     struct tm tm;
@@ -224,7 +224,7 @@ static void log_vat(enum log_level level, const char *func, const struct log_fie
     if (!log_enabled(level))
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    format_time(when, sizeof(when));
+    log_time(when, sizeof(when));
 
     if (log_fmt == LOG_FORMAT_JSON) {
         line_printf(&l, "{\"time\":\"%s\",\"level\":\"%s\"", when, level_name(level));

@@ -57,6 +57,9 @@ bool log_enabled(enum log_level level);
 void log_at(enum log_level level, const char *func, const struct log_fields *f,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Now, as every line's "time": "2026-12-02T16:07:08.123Z" (UTC, ms). */
+void log_time(char *out, size_t cap);
+
 /* Append s to out as a JSON string body (no quotes), escaped. Returns the
  * number of bytes written, truncating on a character boundary. Exposed for
  * tests and for modules that build JSON by hand. */

@@ -108,13 +108,8 @@ size_t policy_audit_format(char *out, size_t cap, const struct policy_audit_line
     struct buf b = {.p = out, .cap = cap, .len = 0};
     const struct policy_proc *w = a->who;
     char when[40];
-    struct timespec ts;
-    struct tm tm;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    log_time(when, sizeof(when));
 
     /* "level" and "msg" as the broker's own log lines, so one reader of
      * stderr takes both; "audit" tells them apart. */
@@ -122,8 +117,9 @@ size_t policy_audit_format(char *out, size_t cap, const struct policy_audit_line
     put(&b, when);
     put(&b, a->d == POLICY_ALLOW && !a->error ? "\",\"level\":\"info\"" : "\",\"level\":\"warn\"");
     put(&b, summary ? ",\"msg\":\"open repeats\",\"audit\":true" : ",\"msg\":\"open\",\"audit\":true");
-    put_str(&b, "secret", a->secret);
-    put_str(&b, "backend", a->backend);
+    /* The fixed fields first, then the strings, those a caller chooses
+     * (its executable's path, its cgroup's name) last: a line cut to fit
+     * loses the end of what the caller chose, never the decision. */
     put_str(&b, "decision", a->d == POLICY_ALLOW ? "allow" : "deny");
     if (!summary) {
         if (a->rule < 0)
@@ -134,25 +130,27 @@ size_t policy_audit_format(char *out, size_t cap, const struct policy_audit_line
     put_num(&b, "pid", (long long)w->pid);
     put_num(&b, "uid", (long long)w->uid);
     put_num(&b, "gid", (long long)w->gid);
+    if (a->repeats)
+        put_num(&b, "repeats", (long long)a->repeats);
+    put_str(&b, "secret", a->secret);
+    put_str(&b, "backend", a->backend);
+    put_str(&b, "error", a->error);
     if (!summary && w->has_pid) {
         char id[64];
-        put_str(&b, "exe", w->exe_path[0] ? w->exe_path : NULL);
         if (w->has_exe) {
             /* What rules compare: a path names whatever is there now. */
             snprintf(id, sizeof(id), "%llu:%llu", (unsigned long long)w->exe_dev,
                      (unsigned long long)w->exe_ino);
             put_str(&b, "exe_id", id);
         }
-        put_str(&b, "cgroup", w->cgroup[0] ? w->cgroup : NULL);
         if (w->runtime != POLICY_RUNTIME_NONE && w->container[0]) {
             char c[POLICY_CONTAINER_ID_MAX + 24];
             snprintf(c, sizeof(c), "%s:%s", policy_runtime_name(w->runtime), w->container);
             put_str(&b, "container", c);
         }
+        put_str(&b, "cgroup", w->cgroup[0] ? w->cgroup : NULL);
+        put_str(&b, "exe", w->exe_path[0] ? w->exe_path : NULL);
     }
-    if (a->repeats)
-        put_num(&b, "repeats", (long long)a->repeats);
-    put_str(&b, "error", a->error);
     b.p[b.len++] = '}';
     b.p[b.len++] = '\n';
     b.p[b.len] = '\0';

@@ -7,11 +7,16 @@
  *     is allowed without the pid's facts is allowed with any of them.
  *   bit 0 set: the rest is "PATTERN\nSTRING": check, then match (a refused
  *     pattern too: match must never crash or hang on one).
+ *   bits 0 and 2 set: an audit line (policy/audit.c) of the rest's bytes as
+ *     secret, exe path, cgroup and error ("\n"-separated), into a buffer
+ *     of the next byte's size: whatever the bytes and however cut, the
+ *     line must be one JSON object naming the decision.
  */
 #include "fuzz.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include "policy/audit.h"
 #include "policy/glob.h"
 #include "policy/rules.h"
 
@@ -108,11 +113,52 @@ static void fuzz_glob(const uint8_t *data, size_t size)
     free(s);
 }
 
+static void fuzz_audit(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return;
+    size_t cap = 16 + (size_t)data[0] * 40;   /* 16 .. 10,216 bytes */
+    char *s = fuzz_cstr(data + 1, size - 1);
+    char *f[4] = {s, NULL, NULL, NULL};
+    for (int i = 1; i < 4 && f[i - 1]; i++) {
+        char *nl = strchr(f[i - 1], '\n');
+        if (nl) {
+            *nl = '\0';
+            f[i] = nl + 1;
+        }
+    }
+    struct policy_proc who = {.pid = 42, .uid = 1, .gid = 2, .has_pid = true, .has_exe = true,
+                              .runtime = POLICY_RUNTIME_DOCKER};
+    snprintf(who.exe_path, sizeof(who.exe_path), "%s", f[1] ? f[1] : "");
+    snprintf(who.cgroup, sizeof(who.cgroup), "%s", f[2] ? f[2] : "");
+    snprintf(who.container, sizeof(who.container), "%s", f[2] ? f[2] : "");
+    struct policy_audit_line a = {.secret = f[0], .backend = f[3], .who = &who,
+                                  .d = (size & 1) ? POLICY_DENY : POLICY_ALLOW, .rule = (int)size % 7 - 1,
+                                  .error = f[3], .repeats = size};
+    char *out = malloc(cap);
+    FUZZ_ASSERT(out != NULL);
+    size_t n = policy_audit_format(out, cap, &a, data[0] & 1);
+    FUZZ_ASSERT(n < cap && out[n] == '\0' && out[n - 1] == '\n');
+    json_error_t je;
+    json_t *o = json_loadb(out, n, 0, &je);
+    /* A buffer too small for even the fixed fields may hold a cut line;
+     * from 512 bytes on, every line is whole JSON. */
+    if (cap >= 512) {
+        FUZZ_ASSERT(o != NULL);
+        FUZZ_ASSERT(json_is_string(json_object_get(o, "decision")));
+    }
+    json_decref(o);
+    free(out);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    if (data[0] & 1)
+    if ((data[0] & 5) == 5)
+        fuzz_audit(data + 1, size - 1);
+    else if (data[0] & 1)
         fuzz_glob(data + 1, size - 1);
     else
         policy(data + 1, size - 1, data[0] & 2 ? POLICY_PARSE_FORM_ONLY : 0);

@@ -416,3 +416,8 @@ for name, pat, s in [("star", "db/*", "db/password"), ("globstar", "a/**/b", "a/
                       "/kubepods.slice/k.slice/p.slice/cri-containerd-ab.scope"),
                      ("slow", "*a" * 20 + "*b", "a" * 200), ("bad", "a**", "a")]:
     put("policy", "glob-" + name, b"\x01" + (pat + "\n" + s).encode())
+# Byte 0 = 5: an audit line; byte 1 its buffer's size / 40; then secret, exe
+# path, cgroup and error, "\n"-separated (bytes that are not UTF-8 too).
+put("policy", "audit-line", b"\x05\xc8" + b"db/password\n/usr/bin/app\n/docker/" + b"a" * 64
+    + b"\nInput/output error")
+put("policy", "audit-bytes", b"\x05\x10" + b"s\xff\xfe\"\\\n/opt/\xc0\xaf\x01\n/c\xed\xa0\x80\n")
