@@ -832,10 +832,20 @@ static int cmd_check(struct broker *b, const struct cli_opts *o)
            b->cfg->n_backends, b->cfg->n_backends == 1 ? "" : "s", b->cfg->n_secrets,
            b->cfg->n_secrets == 1 ? "" : "s", mount);
     const struct policy_rules *pol = b->cfg->policy;
-    if (pol)
+    if (pol) {
+        const struct policy_audit *a = &pol->audit;
         printf("access policy: %zu rule%s, default %s\n", pol->n_rules,
                pol->n_rules == 1 ? "" : "s", pol->dflt == POLICY_ALLOW ? "allow" : "deny");
-    else
+        char every[64] = "every decision written";
+        if (a->repeat_after > 0 && a->repeat_after % 1000 == 0)
+            snprintf(every, sizeof(every), "repeats folded for %llds", a->repeat_after / 1000);
+        else if (a->repeat_after > 0)
+            snprintf(every, sizeof(every), "repeats folded for %lldms", a->repeat_after);
+        printf("audit trail: %s%s%s, %s\n",
+               a->sink == POLICY_AUDIT_STDERR ? "stderr" : a->sink == POLICY_AUDIT_FILE ? "file:"
+                                                                                     : "syslog",
+               a->sink == POLICY_AUDIT_SYSLOG && a->path ? ":" : "", a->path ? a->path : "", every);
+    } else
         printf("no access policy: file modes only\n");
     if (!o->fetch)
         return 0;

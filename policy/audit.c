@@ -329,10 +329,12 @@ bool policy_audit_log_admit(struct policy_audit_log *l, const char *secret,
     uint64_t h = slot_hash(secret, who->pid, id, d);
     long long now = clock_mono_ms();
     *repeats = 0;
-    if (l->repeat_ms <= 0)
-        return true;
 
     pthread_mutex_lock(&l->lock);
+    if (l->repeat_ms <= 0) {   /* every decision on its own line */
+        pthread_mutex_unlock(&l->lock);
+        return true;
+    }
     struct slot *set = &l->slots[(h % AUDIT_BUCKETS) * AUDIT_WAYS];
     struct slot *s = NULL, *victim = NULL;
     for (size_t i = 0; i < AUDIT_WAYS; i++) {

@@ -187,6 +187,13 @@ class FileSinkTest(AuditCase):
             os.unlink(rotated)
         self.assertTrue(self.broker.running())
 
+    def test_check_names_the_trail(self):
+        r = rstest.run_cli("check", "-c", self.config_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("access policy: 3 rules, default deny\n"
+                      "audit trail: file:%s, repeats folded for 60s\n" % self.audit_path,
+                      r.stdout.decode())
+
     def test_reload_with_a_bad_sink_keeps_the_old(self):
         self.set_policy("file:/proc/no/such/audit.log")
         mark = self.broker.mark()
@@ -267,6 +274,8 @@ class StderrSinkTest(AuditCase):
         return "stderr"
 
     def test_every_decision_with_repeat_after_zero(self):
+        r = rstest.run_cli("check", "-c", self.config_path)
+        self.assertIn("audit trail: stderr, every decision written\n", r.stdout.decode())
         status, res, pid = rstest.run_as(1000, 1000, _open_n(self.mpath("a"), 5))
         self.assertEqual(res, [0] * 5)
         rstest.wait_until(lambda: len(self.broker.find_logs("open", pid=pid)) == 5, 5 * slow(),
