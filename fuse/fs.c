@@ -126,6 +126,10 @@ struct waiter {
     int rule;
     bool audit_due;
     unsigned long long repeats;
+    char why[224];                   /* the facts could not be read: why ("" when they were) */
+    /* Parked with a verdict: the secret's and backend's names (owned), for
+     * the audit line if the secret is gone when the waiter is answered. */
+    char *audit_names;
     struct policy_proc proc;
     struct waiter *next;
 };
@@ -332,6 +336,19 @@ static enum park_result park(struct fs *fs, const struct fs_gen *g, size_t secre
         struct waiter *copy = malloc(sizeof(*copy));
         if (copy) {
             *copy = *w;
+            copy->audit_names = NULL;
+            if (w->has_verdict && fs->audit) {
+                /* "secret\0backend": a reload may free both names before the
+                 * waiter is answered, and its line must still name them. */
+                const char *n = store_cfg(g->st, secret)->name;
+                const char *b = store_backend_name(g->st, secret);
+                size_t nl = strlen(n) + 1, bl = strlen(b) + 1;
+                copy->audit_names = malloc(nl + bl);
+                if (copy->audit_names) {
+                    memcpy(copy->audit_names, n, nl);
+                    memcpy(copy->audit_names + nl, b, bl);
+                }
+            }
             copy->next = fs->waiters[w->ino];
             fs->waiters[w->ino] = copy;
             r = PARK_YES;
@@ -439,11 +456,13 @@ static bool may_open(struct lister *l, const struct fs_node *file)
     return policy_decide(l->g->policy, sec->name, &l->proc, NULL) == POLICY_ALLOW;
 }
 
-/* A directory is listed when something below it may be opened. */
+/* A directory is listed when something below it may be opened (and has a
+ * value: what readdir lists at the top). */
 static bool may_list(struct lister *l, const struct fs_node *n)
 {
+    struct stat st;
     if (!n->is_dir)
-        return may_open(l, n);
+        return node_attr(l->g, n, &st) == 0 && may_open(l, n);
     for (size_t i = 0; i < n->n_children; i++)
         if (may_list(l, &l->g->tree->nodes[n->children[i]]))
             return true;
@@ -553,20 +572,24 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
         return d;
     w->audit_due = policy_audit_log_admit(fs->audit, secret, &w->proc, d, &w->repeats);
     if (w->audit_due && rc == 0 && ctx->pid != 0 && facts != POLICY_FACTS_ALL) {
-        /* For the line only; the decision stands on the facts it read. A
+        /* For the line only: the facts the decision did not read are
+         * added, the ones it read stay (a cgroup move in between must not
+         * show a decision made in one cgroup as made in another). A
          * process replaced in between keeps the first read's facts. */
         struct policy_proc all;
         if (policy_proc_load(ctx->pid, ctx->uid, ctx->gid, POLICY_FACTS_ALL | flags, &all, err,
                              sizeof(err)) == 0 &&
             all.start_time == w->proc.start_time)
-            w->proc = all;
+            policy_proc_merge(&w->proc, &all, facts);
     }
     return d;
 }
 
-/* open in generation g; false: g was replaced meanwhile, start over. */
+/* open in generation g; false: g was replaced meanwhile, start over with
+ * the same w, whose verdict (once made) stands: a retry is not a second
+ * decision nor a second audit line. */
 static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t ino,
-                    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi, struct waiter *w)
 {
     const struct fs_node *node = node_get(g, ino);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -587,10 +610,13 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     struct policy_object obj = {.name = sec->name, .backend = store_backend_name(g->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
 
+    /* Under a policy, the refusals before it go to the audit trail too. */
+    struct policy_verdict by_modes = {.rule = POLICY_RULE_MODES, .log = fs->audit, .due = true};
+    const struct policy_verdict *mv = g->policy && fs->audit ? &by_modes : NULL;
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
         rc = -EROFS;
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
-        policy_audit_open(&subj, &obj, POLICY_DENY, rc, NULL);
+        policy_audit_open(&subj, &obj, POLICY_DENY, rc, mv);
         fuse_reply_err(req, -rc);
         return true;
     }
@@ -606,23 +632,31 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     }
     if (d == POLICY_DENY) {
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
-        policy_audit_open(&subj, &obj, d, 0, NULL);
+        policy_audit_open(&subj, &obj, d, 0, mv);
         fuse_reply_err(req, EACCES);
         return true;
     }
     subj.groups = NULL;
     subj.ngroups = 0;
-    struct waiter w = {.req = req, .open = true, .ino = ino, .fi = *fi, .subj = subj, .d = d};
+    w->req = req;
+    w->open = true;
+    w->ino = ino;
+    w->fi = *fi;
+    w->subj = subj;
     struct policy_verdict v = {.rule = -1};
-    char why[224] = "";
-    if (g->policy) {
+    if (!w->has_verdict)
+        w->d = d;
+    if (g->policy || w->has_verdict) {
         /* At open only: lookup and getattr answers are cached by the kernel
          * for every caller, an open's answer is this caller's alone. */
-        w.has_verdict = true;
-        d = policy_at_open(fs, g->policy, sec->name, ctx, &w, why, sizeof(why));
-        w.d = d;
-        v = (struct policy_verdict){.rule = w.rule, .proc = &w.proc, .why = why[0] ? why : NULL,
-                                    .log = fs->audit, .due = w.audit_due, .repeats = w.repeats};
+        if (!w->has_verdict) {
+            w->has_verdict = true;
+            w->d = policy_at_open(fs, g->policy, sec->name, ctx, w, w->why, sizeof(w->why));
+        }
+        d = w->d;
+        v = (struct policy_verdict){.rule = w->rule, .proc = &w->proc,
+                                    .why = w->why[0] ? w->why : NULL, .log = fs->audit,
+                                    .due = w->audit_due, .repeats = w->repeats};
         if (d == POLICY_DENY) {
             metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
             fuse_reply_err(req, EACCES);
@@ -633,22 +667,23 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     struct cache_value *value = NULL;
     rc = store_acquire(g->st, node->secret, &value);
     if (rc == -ENOENT) {
-        enum park_result r = park(fs, g, node->secret, &w);
+        enum park_result r = park(fs, g, node->secret, w);
         if (r != PARK_NO)
             return r == PARK_YES;   /* PARK_YES: answered when the first fetch settles */
         rc = store_acquire(g->st, node->secret, &value);   /* settled meanwhile */
     }
-    finish_open(fs, g, req, node, fi, &subj, d, w.has_verdict ? &v : NULL, value, rc);
+    finish_open(fs, g, req, node, fi, &subj, d, w->has_verdict ? &v : NULL, value, rc);
     return true;
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
+    struct waiter w = {0};
     bool done;
     do {
         struct fs_gen *g = gen_get(fs);
-        done = open_in(fs, g, req, ino, fi);
+        done = open_in(fs, g, req, ino, fi, &w);
         gen_put(fs, g);
     } while (!done);
 }
@@ -696,6 +731,23 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
     policy_audit_open(subj, &obj, d, rc, v);
 }
 
+/* A parked open answered ENOENT (its secret went in a reload, or the
+ * filesystem stops): its audit line, if it had one due or a count taken,
+ * still goes out. Frees w. */
+static void waiter_gone(struct fs *fs, struct waiter *w)
+{
+    fuse_reply_err(w->req, ENOENT);
+    if (w->open && w->has_verdict && w->audit_names) {
+        const char *name = w->audit_names;
+        struct policy_object obj = {.name = name, .backend = name + strlen(name) + 1};
+        struct policy_verdict v = {.rule = w->rule, .proc = &w->proc, .log = fs->audit,
+                                   .due = w->audit_due, .repeats = w->repeats};
+        policy_audit_open(&w->subj, &obj, w->d, -ENOENT, &v);
+    }
+    free(w->audit_names);
+    free(w);
+}
+
 /* Answer the requests parked on inode ino whose secret, in g (the current
  * generation), has settled or no longer exists; the others stay parked.
  * Parked requests are kept by inode, which every generation shares, and
@@ -715,11 +767,15 @@ static void drain(struct fs *fs, const struct fs_gen *g, fuse_ino_t ino)
     while (w) {
         struct waiter *next = w->next;
         if (!node || node->is_dir) {
-            fuse_reply_err(w->req, ENOENT);
-        } else if (w->open) {
+            waiter_gone(fs, w);
+            w = next;
+            continue;
+        }
+        if (w->open) {
             struct cache_value *value = NULL;
             int rc = store_acquire(g->st, node->secret, &value);
             struct policy_verdict v = {.rule = w->rule, .proc = &w->proc, .log = fs->audit,
+                                       .why = w->why[0] ? w->why : NULL,
                                        .due = w->audit_due, .repeats = w->repeats};
             finish_open(fs, g, w->req, node, &w->fi, &w->subj, w->d,
                         w->has_verdict ? &v : NULL, value, rc);
@@ -730,6 +786,7 @@ static void drain(struct fs *fs, const struct fs_gen *g, fuse_ino_t ino)
             else
                 fuse_reply_attr(w->req, &st, fs->timeout);
         }
+        free(w->audit_names);
         free(w);
         w = next;
     }
@@ -1400,8 +1457,7 @@ void fs_free(struct fs *fs)
         while (fs->waiters[i]) {
             struct waiter *w = fs->waiters[i];
             fs->waiters[i] = w->next;
-            fuse_reply_err(w->req, ENOENT);
-            free(w);
+            waiter_gone(fs, w);
         }
     if (fs->se) {
         if (fs->mounted && !fs->mount_ns)

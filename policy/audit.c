@@ -48,7 +48,10 @@ struct slot {
 };
 
 struct policy_audit_log {
-    pthread_mutex_t lock;         /* audit.lock: protects everything below */
+    pthread_mutex_t lock;         /* audit.lock: protects everything below but ticker */
+    pthread_cond_t tick;          /* the ticker's wait (CLOCK_MONOTONIC); stop wakes it */
+    bool stopping;
+    pthread_t ticker;             /* set once by new, joined by free */
     enum policy_audit_sink sink;
     char *path;                   /* owned: the file or socket path; NULL otherwise */
     int fd;                       /* the sink: 2, the file, the socket; -1 none */
@@ -122,7 +125,9 @@ size_t policy_audit_format(char *out, size_t cap, const struct policy_audit_line
      * loses the end of what the caller chose, never the decision. */
     put_str(&b, "decision", a->d == POLICY_ALLOW ? "allow" : "deny");
     if (!summary) {
-        if (a->rule < 0)
+        if (a->rule == POLICY_RULE_MODES)
+            put_str(&b, "rule", "file modes");
+        else if (a->rule < 0)
             put_str(&b, "rule", "default");
         else
             put_num(&b, "rule", a->rule);
@@ -250,7 +255,9 @@ static void emit(struct policy_audit_log *l, const char *line, size_t len, bool 
         int n = snprintf(msg, sizeof(msg), "<%d>%s runsecrets[%ld]: %.*s", pri, when,
                          (long)getpid(), (int)(len - 1), line);
         size_t mlen = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-        rc = send(l->fd, msg, mlen, MSG_NOSIGNAL);
+        /* MSG_DONTWAIT: a stalled syslog daemon (its queue full) costs
+         * lines, counted in the warning, never a FUSE thread. */
+        rc = send(l->fd, msg, mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (rc < 0 && (errno == ECONNREFUSED || errno == ENOTCONN)) {
             /* The syslog daemon restarted: connect again, once. */
             char err[256];
@@ -258,7 +265,7 @@ static void emit(struct policy_audit_log *l, const char *line, size_t len, bool 
             if (open_syslog(l->path ? l->path : AUDIT_SYSLOG_DEFAULT, &fd, err, sizeof(err)) == 0) {
                 close(l->fd);
                 l->fd = fd;
-                rc = send(l->fd, msg, mlen, MSG_NOSIGNAL);
+                rc = send(l->fd, msg, mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
             }
         }
     } else {
@@ -319,6 +326,38 @@ static void flush_all(struct policy_audit_log *l, bool clear)
             l->slots[i] = (struct slot){0};
         }
     }
+}
+
+/* Under audit.lock: the counts whose window has passed with no new open
+ * to carry them, each on a line of its own — so a burst of denials that
+ * stops is written within a second, not at the next one. */
+static void tick_locked(struct policy_audit_log *l)
+{
+    long long now = clock_mono_ms();
+    for (size_t i = 0; i < (size_t)AUDIT_BUCKETS * AUDIT_WAYS; i++) {
+        struct slot *s = &l->slots[i];
+        if (s->name && s->repeats && now - s->last_ms >= interval_ms(l, s->d)) {
+            flush_slot(l, s);
+            s->last_ms = now;
+        }
+    }
+}
+
+static void *ticker_main(void *arg)
+{
+    struct policy_audit_log *l = arg;
+    pthread_setname_np(pthread_self(), "rs-audit");
+    pthread_mutex_lock(&l->lock);
+    while (!l->stopping) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        t.tv_sec += 1;
+        int rc = pthread_cond_timedwait(&l->tick, &l->lock, &t);
+        if (rc == ETIMEDOUT && !l->stopping)
+            tick_locked(l);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
 }
 
 bool policy_audit_log_admit(struct policy_audit_log *l, const char *secret,
@@ -391,12 +430,15 @@ void policy_audit_open(const struct policy_subject *s, const struct policy_objec
     if (rc < 0)
         snprintf(error, sizeof(error), "%s", strerror(-rc));
     if (v && v->log) {
-        if (!v->due)
+        /* A failed open is always written (its count stays with the allows
+         * of its slot); a decision only when due. */
+        if (!v->due && rc >= 0)
             return;
         struct policy_proc bare = {.pid = s->pid, .uid = s->uid, .gid = s->gid};
         struct policy_audit_line a = {
             .secret = o->name, .backend = o->backend, .who = v->proc ? v->proc : &bare,
-            .d = d, .rule = v->rule, .error = rc < 0 ? error : v->why, .repeats = v->repeats,
+            .d = d, .rule = v->rule, .error = rc < 0 ? error : v->why,
+            .repeats = v->due ? v->repeats : 0,
         };
         policy_audit_log_write(v->log, &a);
         return;
@@ -462,6 +504,19 @@ int policy_audit_log_new(const struct policy_audit *cfg, struct policy_audit_log
     if (rc < 0)
         goto fail;
     pthread_mutex_init(&l->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->tick, &ca);
+    pthread_condattr_destroy(&ca);
+    rc = -pthread_create(&l->ticker, NULL, ticker_main, l);
+    if (rc < 0) {
+        snprintf(err, errlen, "audit: cannot start its thread: %s", strerror(-rc));
+        pthread_cond_destroy(&l->tick);
+        pthread_mutex_destroy(&l->lock);
+        sink_close(l->sink, l->fd);
+        goto fail;
+    }
     *out = l;
     return 0;
 oom:
@@ -495,8 +550,14 @@ void policy_audit_log_free(struct policy_audit_log *l)
 {
     if (!l)
         return;
+    pthread_mutex_lock(&l->lock);
+    l->stopping = true;
+    pthread_cond_signal(&l->tick);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->ticker, NULL);
     flush_all(l, true);
     sink_close(l->sink, l->fd);
+    pthread_cond_destroy(&l->tick);
     pthread_mutex_destroy(&l->lock);
     free(l->slots);
     free(l->path);

@@ -5,16 +5,19 @@
  * Repeats: the same (secret, caller, decision) is written at most once
  * per repeat_after; the opens in between are counted, and the count goes
  * on the next line written for it ("repeats"), or on a line of its own
- * when its slot is reused, the configuration is reloaded or the broker
- * stops. A denial is never folded for longer than one second. The
- * caller is the process (pid and start time, so a reused pid is another
- * caller); for pid 0 (a caller in a pid namespace the broker cannot see),
- * the uid.
+ * ("open repeats") once its window has passed with no new open (a thread,
+ * rs-audit, looks every second), when its slot is reused, the
+ * configuration is reloaded or the broker stops. A denial's window is at
+ * most one second. The caller is what FUSE names: the calling thread (its
+ * id and identity: start time, or its pidfd's inode, so a reused id is
+ * another caller); for pid 0 (a caller in a pid namespace the broker
+ * cannot see), the uid.
  *
  * One lock, audit.lock, a leaf: it protects the sink and the repeats
- * table; every line is one write(2) or send(2) under it, so lines never
- * interleave and a reopen never loses one. Never called with a lock of
- * another module held.
+ * table; every line is one write(2) or send(2) under it (a syslog send
+ * never waits: a full queue drops the line), so lines never interleave and
+ * a reopen never splits one. Never called with a lock of another module
+ * held.
  */
 #ifndef RS_POLICY_AUDIT_H
 #define RS_POLICY_AUDIT_H
@@ -28,9 +31,15 @@
 
 struct policy_audit_log;
 
+/* policy_verdict.rule and policy_audit_line.rule beside a rule's index:
+ * the default decided; the file modes (or a write) refused before the
+ * access policy was asked. */
+#define POLICY_RULE_DEFAULT (-1)
+#define POLICY_RULE_MODES (-2)
+
 /* The access policy's part of an open, for its audit line. */
 struct policy_verdict {
-    int rule;                        /* the rule that decided; -1: the default */
+    int rule;                        /* the rule that decided, or POLICY_RULE_* */
     const struct policy_proc *proc;  /* the caller's facts (borrowed); NULL: not read */
     const char *why;                 /* the facts could not be read (a deny): why, one line */
     struct policy_audit_log *log;    /* the audit trail (borrowed); NULL: the broker's log */
@@ -81,7 +90,7 @@ struct policy_audit_line {
     const char *backend;           /* may be NULL */
     const struct policy_proc *who; /* uid, gid, pid; the rest when has_pid */
     enum policy_decision d;
-    int rule;                      /* -1: the default */
+    int rule;                      /* the rule's index, or POLICY_RULE_* */
     const char *error;             /* NULL, or why (facts unreadable; the open failed) */
     unsigned long long repeats;    /* from policy_audit_log_admit */
 };

@@ -565,6 +565,33 @@ out:
     return rc;
 }
 
+void policy_proc_merge(struct policy_proc *into, const struct policy_proc *from, unsigned facts)
+{
+    if (!from->has_pid)
+        return;
+    if (!(facts & POLICY_FACT_EXE_PATH))
+        memcpy(into->exe_path, from->exe_path, sizeof(into->exe_path));
+    if (!(facts & POLICY_FACT_EXE)) {
+        into->has_exe = from->has_exe;
+        into->exe_dev = from->exe_dev;
+        into->exe_ino = from->exe_ino;
+    }
+    if (!(facts & POLICY_FACT_GROUPS)) {
+        memcpy(into->groups, from->groups, sizeof(into->groups));
+        into->n_groups = from->n_groups;
+        into->groups_truncated = from->groups_truncated;
+    }
+    if (!(facts & POLICY_FACT_CGROUP)) {
+        memcpy(into->cgroup, from->cgroup, sizeof(into->cgroup));
+        into->runtime = from->runtime;
+        memcpy(into->container, from->container, sizeof(into->container));
+    }
+    if (!(facts & POLICY_FACT_PID_NS)) {
+        into->has_pid_ns = from->has_pid_ns;
+        into->same_pid_ns = from->same_pid_ns;
+    }
+}
+
 bool policy_proc_pidfs(void)
 {
     int fd = pidfd_open(getpid(), 0);

@@ -89,8 +89,9 @@ struct policy_proc {
 
 /* Read the facts (POLICY_FACT_* bits) of pid for a request by uid/gid
  * (the FUSE context's); the others are left unknown (groups: only the
- * primary gid known, groups_truncated set). With any fact asked for, the
- * pidfd and the liveness check below are always done.
+ * primary gid known, groups_truncated set). The pidfd is always opened;
+ * the liveness check below is done whenever a /proc file was read (with
+ * POLICY_PROC_PIDFS and only the identity asked for, none is).
  * pid 0: out has only uid and gid, and 0 is returned. 0; -ESRCH when the
  * process is gone or was replaced while being read (deny); another
  * negative errno with err (deny, and say why). On error out has only pid,
@@ -100,6 +101,11 @@ struct policy_proc {
  * pidfd on Linux >= 6.9, else through its thread group's pidfd. */
 int policy_proc_load(pid_t pid, uid_t uid, gid_t gid, unsigned facts, struct policy_proc *out,
                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Add to into the facts of from that into's read (asked as facts) lacks:
+ * the facts into has stay as they are. For one process read twice. */
+void policy_proc_merge(struct policy_proc *into, const struct policy_proc *from, unsigned facts)
+    __attribute__((nonnull));
 
 /* Do pidfds live on pidfs here (one probe: a pidfd of our own)? Called
  * once when a filesystem is made; its answer goes with the facts. */
