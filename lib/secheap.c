@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,16 @@
 #define CLASS_LARGE 0xffffu
 #define HDR_MAGIC 0x5ec4ea95u
 
+struct slab;
+
 /* 16 bytes in front of every block: keeps payloads max_align_t aligned. */
 struct hdr {
     uint32_t magic;        /* HDR_MAGIC while allocated; 0 once wiped */
     uint32_t cls;          /* size class, or CLASS_LARGE */
-    size_t cap;            /* usable bytes after the header */
+    union {
+        size_t cap;        /* CLASS_LARGE: usable bytes after the header */
+        struct slab *slab; /* a size class's block: the slab it was carved from */
+    } u;
 };
 _Static_assert(sizeof(struct hdr) == 16, "the header keeps payloads 16-byte aligned");
 
@@ -31,10 +37,25 @@ struct free_block {
     struct free_block *next;
 };
 
+/* One slab of a size class. Each slab keeps its own free blocks and a
+ * count of live ones, so a slab whose blocks are all free again can go
+ * back to the system: the heap's size follows what is live, not its peak
+ * (a 10,000-secret config's JSON tree left 7 MiB of locked slabs behind:
+ * docs/internals/memory.md). Ordinary malloc memory: it holds only
+ * pointers and counts, never a secret byte. All under its class's lock. */
+struct slab {
+    struct slab *prev, *next;          /* the class's list of slabs with room */
+    unsigned char *base;
+    struct free_block *free;
+    unsigned char *bump;               /* never-used rest: bump..base+SLAB_BYTES */
+    unsigned live;                     /* blocks handed out */
+    bool listed;                       /* on the class's list */
+};
+
 struct size_class {
     pthread_mutex_t lock;
-    struct free_block *free;           /* protected by lock */
-    unsigned char *bump, *end;         /* protected by lock: the current slab's rest */
+    struct slab *room;                 /* protected by lock: slabs with a free or unused block */
+    unsigned empty;                    /* protected by lock: slabs with no live block (at most 1) */
 };
 
 /* Allocator-hook state (see secheap.h): set up once, then only through
@@ -91,6 +112,50 @@ static void *map_pages(size_t len)
     return p;
 }
 
+static void unmap_pages(void *p, size_t len)
+{
+    munmap(p, len);
+    atomic_fetch_sub_explicit(&mapped_bytes, len, memory_order_relaxed);
+}
+
+static void room_unlink(struct size_class *sc, struct slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        sc->room = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->listed = false;
+}
+
+/* at_head: a slab with live blocks goes first, so the empty one (the one
+ * that may be released) is used last. */
+static void room_link(struct size_class *sc, struct slab *s, bool at_head)
+{
+    s->listed = true;
+    if (at_head || !sc->room) {
+        s->prev = NULL;
+        s->next = sc->room;
+        if (sc->room)
+            sc->room->prev = s;
+        sc->room = s;
+        return;
+    }
+    struct slab *t = sc->room;
+    while (t->next)
+        t = t->next;
+    t->next = s;
+    s->prev = t;
+    s->next = NULL;
+}
+
+static bool slab_has_room(const struct slab *s, size_t bs)
+{
+    return s->free || (size_t)(s->base + SLAB_BYTES - s->bump) >= bs;
+}
+
 static unsigned class_of(size_t total)
 {
     unsigned shift = MIN_SHIFT;
@@ -110,7 +175,7 @@ static void *alloc_large(size_t len)
         return NULL;
     h->magic = HDR_MAGIC;
     h->cls = CLASS_LARGE;
-    h->cap = total - sizeof(*h);
+    h->u.cap = total - sizeof(*h);
     return h + 1;
 }
 
@@ -125,29 +190,37 @@ void *secheap_alloc(size_t len)
     unsigned char *b = NULL;
 
     lock_class(sc);
-    if (sc->free) {
-        b = (unsigned char *)sc->free;
-        sc->free = sc->free->next;
-    } else {
-        if (!sc->bump || (size_t)(sc->end - sc->bump) < bs) {
-            unsigned char *slab = map_pages(SLAB_BYTES);
-            if (slab) {
-                sc->bump = slab;
-                sc->end = slab + SLAB_BYTES;
-            }
+    struct slab *s = sc->room;
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (s && !(s->base = map_pages(SLAB_BYTES))) {
+            free(s);
+            s = NULL;
         }
-        if (sc->bump && (size_t)(sc->end - sc->bump) >= bs) {
-            b = sc->bump;
-            sc->bump += bs;
+        if (!s) {
+            pthread_mutex_unlock(&sc->lock);
+            return NULL;
         }
+        s->bump = s->base;
+        sc->empty++;
+        room_link(sc, s, true);
     }
+    if (s->free) {
+        b = (unsigned char *)s->free;
+        s->free = s->free->next;
+    } else {
+        b = s->bump;
+        s->bump += bs;
+    }
+    if (s->live++ == 0)
+        sc->empty--;
+    if (!slab_has_room(s, bs))
+        room_unlink(sc, s);
     pthread_mutex_unlock(&sc->lock);
-    if (!b)
-        return NULL;
     struct hdr *h = (struct hdr *)b;
     h->magic = HDR_MAGIC;
     h->cls = c;
-    h->cap = bs - sizeof(*h);
+    h->u.slab = s;
     return h + 1;
 }
 
@@ -161,31 +234,61 @@ static struct hdr *header_of(const void *p)
     return h;
 }
 
+static size_t cap_of(const struct hdr *h)
+{
+    if (h->cls == CLASS_LARGE)
+        return h->u.cap;
+    return ((size_t)1 << (h->cls + MIN_SHIFT)) - sizeof(*h);
+}
+
 void secheap_free(void *p)
 {
     if (!p)
         return;
     struct hdr *h = header_of(p);
-    size_t total = h->cap + sizeof(*h);
+    size_t total = cap_of(h) + sizeof(*h);
     uint32_t c = h->cls;
+    struct slab *s = c == CLASS_LARGE ? NULL : h->u.slab;
 
     sodium_memzero(h, total);          /* the whole block, header included */
     if (c == CLASS_LARGE) {
-        munmap(h, total);
-        atomic_fetch_sub_explicit(&mapped_bytes, total, memory_order_relaxed);
+        unmap_pages(h, total);
         return;
     }
     struct size_class *sc = &classes[c];
     struct free_block *fb = (struct free_block *)h;
+    unsigned char *release = NULL;
     lock_class(sc);
-    fb->next = sc->free;
-    sc->free = fb;
+    fb->next = s->free;
+    s->free = fb;
+    if (--s->live == 0) {
+        /* Every block of s is free (and wiped). One empty slab per class
+         * stays, so a class that goes up and down by a block (a fetch's
+         * buffers) does not map and unmap a slab each time; a second goes
+         * back to the system. */
+        if (sc->empty > 0) {
+            if (s->listed)
+                room_unlink(sc, s);
+            release = s->base;
+        } else {
+            sc->empty++;
+            if (s->listed)
+                room_unlink(sc, s);
+            room_link(sc, s, false);
+        }
+    } else if (!s->listed) {
+        room_link(sc, s, true);
+    }
     pthread_mutex_unlock(&sc->lock);
+    if (release) {
+        unmap_pages(release, SLAB_BYTES);
+        free(s);
+    }
 }
 
 size_t secheap_usable(const void *p)
 {
-    return header_of(p)->cap;
+    return cap_of(header_of(p));
 }
 
 void *secheap_realloc(void *p, size_t len)

@@ -11,9 +11,10 @@
  * touch, never swapped), and every block is wiped when freed.
  *
  * Small blocks come from power-of-two size classes carved out of 256 KiB
- * slabs; a freed block goes back to its class, never to the system, so the
- * heap's size is its peak. Blocks over 64 KiB are mappings of their own,
- * wiped and unmapped on free.
+ * slabs; a freed block goes back to its slab, and a slab whose blocks are
+ * all free goes back to the system (one empty slab per class stays), so
+ * the heap follows what is live, not its peak. Blocks over 64 KiB are
+ * mappings of their own, wiped and unmapped on free.
  *
  * The state is process-wide: it is part of the allocator hooks, which
  * ARCHITECTURE.md ("Process-wide state") lists among the only process-wide
