@@ -864,7 +864,8 @@ static int cmd_check(struct broker *b, const struct cli_opts *o)
     printf("%-*s  %-*s  %s\n", wn, "NAME", wb, "BACKEND", "STATUS");
     for (size_t i = 0; i < n; i++) {
         const char *name = store_cfg(b->store, i)->name, *bn = store_backend_name(b->store, i);
-        const char *e = scheduler_last_error(b->sched, i);
+        char e[512];
+        scheduler_last_error(b->sched, i, e, sizeof(e));
         if (e[0])
             printf("%-*s  %-*s  error: %s\n", wn, name, wb, bn, e);
         else

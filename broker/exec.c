@@ -353,8 +353,9 @@ static bool secret_ready(const struct exec_run *x, size_t idx, char *why, size_t
         if (v.present)
             return true;
         if (why) {
-            const char *e = scheduler_last_error(x->b->sched, idx);
-            snprintf(why, cap, "%s", e[0] ? e : "no value yet");
+            scheduler_last_error(x->b->sched, idx, why, cap);
+            if (!why[0])
+                snprintf(why, cap, "no value yet");
         }
         return false;
     }

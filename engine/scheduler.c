@@ -103,7 +103,13 @@ struct scheduler {
     unsigned nstarted;             /* entries of workers; main or reload thread only */
     bool timer_started;
 
-    char (*errors)[SCHED_ERR_MAX]; /* per secret; written by the worker of its group */
+    /* Per secret: its last error, or NULL. A copy of its own, made only
+     * when a fetch fails: a fixed SCHED_ERR_MAX array per secret was 5 MiB
+     * at 10,000 secrets, all of it touched by clearing it on success
+     * (docs/internals/memory.md). Written by the worker of its group, the
+     * pointer swapped under lock for scheduler_last_error. */
+    char **errors;
+    size_t nerrors;                /* entries of errors (the store's count when made) */
 };
 
 
@@ -286,6 +292,7 @@ int scheduler_new(struct store *st, struct backend **backends, size_t nb, struct
         goto nomem;
     sc->items = calloc(nitems(sc) + 1, sizeof(*sc->items));
     sc->errors = calloc(store_count(st) + 1, sizeof(*sc->errors));
+    sc->nerrors = store_count(st);
     if (!sc->items || !sc->errors)
         goto nomem;
     for (unsigned p = 0; p < N_POOLS; p++)
@@ -304,6 +311,13 @@ nomem:
 void scheduler_set_hooks(struct scheduler *sc, const struct sched_hooks *hooks)
 {
     sc->hooks = *hooks;
+}
+
+static void free_errors(char **errors, size_t n)
+{
+    for (size_t i = 0; errors && i < n; i++)
+        free(errors[i]);
+    free(errors);
 }
 
 void scheduler_free(struct scheduler *sc)
@@ -326,13 +340,32 @@ void scheduler_free(struct scheduler *sc)
         free(sc->batches[i].groups);
     free(sc->batches);
     free(sc->items);
-    free(sc->errors);
+    free_errors(sc->errors, sc->nerrors);
     free(sc);
 }
 
-const char *scheduler_last_error(const struct scheduler *sc, size_t idx)
+char *scheduler_last_error(struct scheduler *sc, size_t idx, char *buf, size_t len)
 {
-    return sc->errors[idx];
+    pthread_mutex_lock(&sc->lock);
+    snprintf(buf, len, "%s", sc->errors[idx] ? sc->errors[idx] : "");
+    pthread_mutex_unlock(&sc->lock);
+    return buf;
+}
+
+/* Record (msg non-empty) or clear secret idx's last error. Only the worker
+ * of its group calls it, so reading the pointer needs no lock; the swap is
+ * under lock for scheduler_last_error. The copy and the free are outside
+ * it. Out of memory: the error is lost, the outcome is not. */
+static void set_error(struct scheduler *sc, size_t idx, const char *msg)
+{
+    if (!msg[0] && !sc->errors[idx])
+        return;   /* the usual success: nothing to clear */
+    char *copy = msg[0] ? strndup(msg, SCHED_ERR_MAX - 1) : NULL;
+    pthread_mutex_lock(&sc->lock);
+    char *old = sc->errors[idx];
+    sc->errors[idx] = copy;
+    pthread_mutex_unlock(&sc->lock);
+    free(old);
 }
 
 static void notify(struct scheduler *sc, size_t idx, bool removed)
@@ -349,7 +382,7 @@ static void member_failure(struct scheduler *sc, size_t idx, bool removed, const
     const struct cfg_secret *sec = store_cfg(sc->st, idx);
     struct log_fields lf = {.secret = sec->name, .backend = store_backend_name(sc->st, idx), .error = msg};
 
-    snprintf(sc->errors[idx], SCHED_ERR_MAX, "%s", msg);
+    set_error(sc, idx, msg);
     if (removed) {
         if (store_remove(sc->st, idx)) {
             log_f(LOG_WARN, &lf, "secret removed");
@@ -408,7 +441,7 @@ static void member_success(struct scheduler *sc, size_t idx, const struct fetch_
         member_failure(sc, idx, false, msg);
         return;
     }
-    sc->errors[idx][0] = '\0';
+    set_error(sc, idx, "");
     switch (change) {
     case STORE_NEW:
         log_f(LOG_INFO, &lf, "secret fetched");
@@ -509,7 +542,7 @@ static void publish_fetch(struct scheduler *sc, size_t gi, int rc, const struct 
         struct metrics_secret *ms = store_metrics(sc->st, idx);
         if (!ms)
             continue;
-        metrics_secret_text(ms, sc->errors[idx], ok ? r->version : NULL);
+        metrics_secret_text(ms, sc->errors[idx] ? sc->errors[idx] : "", ok ? r->version : NULL);
         atomic_store_explicit(&ms->last_attempt_ms, now, memory_order_relaxed);
         atomic_store_explicit(&ms->next_ms, delay_ms >= 0 ? now + delay_ms : 0,
                               memory_order_relaxed);
@@ -1044,7 +1077,7 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
     /* The new layout is built aside, where failing changes nothing. */
     struct scheduler n = {.st = st, .backends = backends, .nb = nb};
     struct item *items = NULL;
-    char (*errors)[SCHED_ERR_MAX] = NULL;
+    char **errors = NULL;
     size_t *queues[N_POOLS] = {NULL};
     int rc = build_groups(&n);
     if (rc == 0) {
@@ -1057,7 +1090,7 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
     if (rc < 0) {
         free_layout(n.groups, n.ng, NULL, 0);
         free(items);
-        free(errors);
+        free_errors(errors, store_count(st));
         for (unsigned p = 0; p < N_POOLS; p++)
             free(queues[p]);
         return rc;
@@ -1073,7 +1106,7 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
         pthread_mutex_unlock(&sc->lock);
         free_layout(n.groups, n.ng, NULL, 0);
         free(items);
-        free(errors);
+        free_errors(errors, store_count(st));
         for (unsigned p = 0; p < N_POOLS; p++)
             free(queues[p]);
         return -ENOMEM;
@@ -1124,9 +1157,12 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
                 *it = sc->items[sc->ng + j];
         it->inflight = false;
     }
+    /* Copies, not moves: the old list is freed whole below. Rare (only
+     * secrets whose last fetch failed), and an error lost to ENOMEM is
+     * only text. */
     for (size_t i = 0; i < store_count(st); i++)
-        if (carry[i] >= 0)
-            memcpy(errors[i], sc->errors[carry[i]], SCHED_ERR_MAX);
+        if (carry[i] >= 0 && sc->errors[carry[i]])
+            errors[i] = strdup(sc->errors[carry[i]]);
     plan_pools(&n, items, sc->pools);
     free(old_keys);
 
@@ -1134,7 +1170,8 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
     struct batch *old_batches = sc->batches;
     size_t old_ng = sc->ng, old_nbatch = sc->nbatch;
     struct item *old_items = sc->items;
-    char (*old_errors)[SCHED_ERR_MAX] = sc->errors;
+    char **old_errors = sc->errors;
+    size_t old_n = sc->nerrors;
     size_t *old_queues[N_POOLS];
     sc->st = st;
     sc->backends = backends;
@@ -1145,6 +1182,7 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
     sc->nbatch = 0;
     sc->items = items;
     sc->errors = errors;
+    sc->nerrors = store_count(st);
     for (unsigned p = 0; p < N_POOLS; p++) {
         old_queues[p] = sc->pools[p].queue;
         sc->pools[p].queue = queues[p];
@@ -1158,7 +1196,7 @@ int scheduler_apply(struct scheduler *sc, struct store *st, struct backend **bac
 
     free_layout(old_groups, old_ng, old_batches, old_nbatch);
     free(old_items);
-    free(old_errors);
+    free_errors(old_errors, old_n);
     for (unsigned p = 0; p < N_POOLS; p++)
         free(old_queues[p]);
     return 0;

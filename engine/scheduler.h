@@ -34,8 +34,9 @@ void scheduler_set_hooks(struct scheduler *sc, const struct sched_hooks *hooks);
 /* Fetch every secret once, now, in parallel; returns when every attempt has
  * finished. Returns the number of secrets that failed. Not while started. */
 size_t scheduler_fetch_all(struct scheduler *sc);
-/* Last error text of a secret ("" when none). Borrowed until the next refresh. */
-const char *scheduler_last_error(const struct scheduler *sc, size_t idx);
+/* Copies secret idx's last error text ("" when none) into buf (len bytes,
+ * cut to fit) and returns buf. Safe while workers run. */
+char *scheduler_last_error(struct scheduler *sc, size_t idx, char *buf, size_t len);
 /* Background work: fetches every secret at once (the cold start, logged as
  * "cold start done" when every first attempt has finished), then keeps
  * them fresh. Start once; stop joins every thread. */
