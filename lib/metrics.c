@@ -89,6 +89,7 @@ static void secret_free(struct metrics_secret *s)
 {
     pthread_mutex_destroy(&s->text_lock);
     free(s->error);
+    free(s->version);
     free(s);
 }
 
@@ -259,7 +260,7 @@ void metrics_secret_text(struct metrics_secret *s, const char *error, const char
 {
     if (!s)
         return;
-    char *e = NULL;
+    char *e = NULL, *v = NULL, *old_v = NULL;
     if (error && error[0]) {
         size_t n = strlen(error);
         n = n < METRICS_ERROR_MAX - 1 ? n : METRICS_ERROR_MAX - 1;
@@ -267,13 +268,26 @@ void metrics_secret_text(struct metrics_secret *s, const char *error, const char
         if (e)
             copy_text(e, n + 1, error);
     }
+    if (version && version[0]) {
+        /* Most backends have no versions, and a version seldom changes:
+         * a copy of its own only when there is one (no fixed array in
+         * each of 10,000 objects). Out of memory: the old one stays. */
+        size_t n = strlen(version);
+        n = n < METRICS_VERSION_MAX - 1 ? n : METRICS_VERSION_MAX - 1;
+        v = malloc(n + 1);
+        if (v)
+            copy_text(v, n + 1, version);
+    }
     pthread_mutex_lock(&s->text_lock);
     char *old = s->error;
     s->error = e;
-    if (version && version[0])
-        copy_text(s->version, sizeof(s->version), version);
+    if (v) {
+        old_v = s->version;
+        s->version = v;
+    }
     pthread_mutex_unlock(&s->text_lock);
     free(old);
+    free(old_v);
 }
 
 void metrics_secret_text_get(struct metrics_secret *s, char *error, size_t errlen, char *version,
@@ -283,7 +297,7 @@ void metrics_secret_text_get(struct metrics_secret *s, char *error, size_t errle
     if (error && errlen)
         copy_text(error, errlen, s->error ? s->error : "");
     if (version && verlen)
-        copy_text(version, verlen, s->version);
+        copy_text(version, verlen, s->version ? s->version : "");
     pthread_mutex_unlock(&s->text_lock);
 }
 

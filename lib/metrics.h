@@ -61,20 +61,21 @@ struct metrics_secret {
     atomic_ullong reads[METRICS_READ_N];      /* one per open: allowed, refused, failed */
     /* The store's mirror, written under the secret's own lock (store.c): */
     atomic_int state;              /* enum metrics_state */
+    /* (The two flags sit here, in state's padding: 10,000 objects.) */
+    atomic_bool settled;           /* the scheduler's: the first attempt has ended */
+    atomic_bool required;          /* set when bound */
     atomic_llong size;             /* bytes served; -1: none */
     atomic_llong last_success_ms;  /* CLOCK_MONOTONIC ms of the last good fetch; 0: never */
     /* The scheduler's, written by the worker of the secret's group: */
     atomic_llong last_attempt_ms;  /* CLOCK_MONOTONIC ms; 0: never */
     atomic_llong next_ms;          /* CLOCK_MONOTONIC ms of the next attempt; 0: unknown */
     atomic_llong lease_expiry_ms;  /* CLOCK_MONOTONIC ms its lease or TTL ends; 0: none */
-    atomic_bool settled;           /* the first attempt has ended */
-    /* Set when bound (a reload may change them): */
+    /* Set when bound (a reload may change them), with required: */
     atomic_llong max_stale_ms;
-    atomic_bool required;
     _Atomic(struct metrics_backend *) backend;
     pthread_mutex_t text_lock;     /* protects error and version */
     char *error;                   /* NULL: none */
-    char version[METRICS_VERSION_MAX];
+    char *version;                 /* NULL: none; at most METRICS_VERSION_MAX-1 bytes */
     char name[];
 };
 
