@@ -7,12 +7,19 @@
 
 #define FS_INODES_MIN_CAP 64
 
+/* 16 bytes: the table holds every name ever served (a reload keeps it),
+ * at most half full, so 10,000 secrets make 32,768 slots; 32-byte slots
+ * (with the length and the flag apart) were 1 MiB, every page touched
+ * (docs/internals/memory.md). The length is the path's strlen. */
 struct fs_inode_slot {
-    char *path;            /* NULL: empty slot; else owned, len bytes + '\0' */
-    size_t len;
-    bool is_dir;
-    uint64_t ino;
+    char *path;            /* NULL: empty slot; else owned, NUL-terminated */
+    uint64_t ino_dir;      /* ino << 1 | is_dir */
 };
+
+static bool slot_is(const struct fs_inode_slot *s, const char *path, size_t len, bool is_dir)
+{
+    return (s->ino_dir & 1) == is_dir && strncmp(s->path, path, len) == 0 && s->path[len] == '\0';
+}
 
 /* ---- name -> inode ---- */
 
@@ -50,7 +57,7 @@ static struct fs_inode_slot *slot_find(struct fs_inode_slot *slots, size_t cap, 
     size_t i = path_hash(path, len, is_dir) & (cap - 1);
     for (;;) {
         struct fs_inode_slot *s = &slots[i];
-        if (!s->path || (s->len == len && s->is_dir == is_dir && memcmp(s->path, path, len) == 0))
+        if (!s->path || slot_is(s, path, len, is_dir))
             return s;
         i = (i + 1) & (cap - 1);
     }
@@ -64,8 +71,8 @@ static int inodes_grow(struct fs_inodes *t)
         return -ENOMEM;
     for (size_t i = 0; i < t->cap; i++)
         if (t->slots[i].path)
-            *slot_find(slots, cap, t->slots[i].path, t->slots[i].len, t->slots[i].is_dir) =
-                t->slots[i];
+            *slot_find(slots, cap, t->slots[i].path, strlen(t->slots[i].path),
+                       t->slots[i].ino_dir & 1) = t->slots[i];
     free(t->slots);
     t->slots = slots;
     t->cap = cap;
@@ -84,10 +91,10 @@ int fs_inodes_get(struct fs_inodes *t, const char *path, size_t len, bool is_dir
             return -ENOMEM;
         memcpy(copy, path, len);
         copy[len] = '\0';
-        *s = (struct fs_inode_slot){.path = copy, .len = len, .is_dir = is_dir, .ino = t->next++};
+        *s = (struct fs_inode_slot){.path = copy, .ino_dir = t->next++ << 1 | is_dir};
         t->used++;
     }
-    *out = s->ino;
+    *out = s->ino_dir >> 1;
     return 0;
 }
 
