@@ -99,8 +99,10 @@ def classify(maps, stacks):
             kind = "thread stacks"
         elif "lo" in flags and "dd" in flags and m["f"].get("Size", 0) <= 64:
             kind = "sodium_malloc blocks (small, lo+dd)"
+        elif "dd" in flags and "lo" in flags:
+            kind = "locked dontdump (secheap slabs, sodium)"
         elif "dd" in flags:
-            kind = "other dontdump (secheap slabs, big sodium)"
+            kind = "dontdump, not locked (hidden thread stacks)"
         else:
             kind = "anon (malloc arenas, other)"
         add(kind, m)
@@ -123,6 +125,29 @@ def thread_info(pid):
     return names, sps
 
 
+def daemon_pid(proc, wrapped):
+    """The daemon's pid: proc's own, or under --wrap the descendant named runsecrets."""
+    if not wrapped:
+        return proc.pid
+    todo = [proc.pid]
+    while todo:
+        parent = todo.pop()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            comm = st[st.index("(") + 1:st.rindex(")")]
+            if int(st[st.rindex(")") + 2:].split()[1]) == parent:
+                if comm == "runsecrets":
+                    return int(d)
+                todo.append(int(d))
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=10000, help="secrets (default 10000)")
@@ -134,6 +159,8 @@ def main():
                     help="also list each anonymous mapping with at least KB kB resident")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (daemon log)")
     ap.add_argument("--wrap", default="", help="words run in front of the daemon (e.g. heaptrack -o F)")
+    ap.add_argument("--hold", type=float, default=0,
+                    help="seconds to keep the daemon running after sampling (to attach gdb)")
     ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args()
 
@@ -184,28 +211,41 @@ def main():
                 break
             time.sleep(0.05)
         res["listed_s"] = round(time.monotonic() - t0, 3)
+        pid = daemon_pid(proc, bool(args.wrap))
         if listed < args.n:
             sys.exit("mem_scale.py: only %d of %d listed after %.0f s" % (listed, args.n, args.timeout))
-        res["after_list"] = status(proc.pid)
+        res["after_list"] = status(pid)
         for n in names:
             with open(os.path.join(mnt, n), "rb") as f:
                 if len(f.read()) != args.size:
                     sys.exit("mem_scale.py: %s: short read" % n)
         time.sleep(0.5)
-        res["after_read"] = status(proc.pid)
-        res["rollup_kB"] = smaps_rollup(proc.pid)
-        tnames, sps = thread_info(proc.pid)
+        res["after_read"] = status(pid)
+        res["rollup_kB"] = smaps_rollup(pid)
+        tnames, sps = thread_info(pid)
         res["threads"] = tnames
-        maps = smaps(proc.pid)
+        maps = smaps(pid)
         groups = classify(maps, sps)
         res["mappings"] = groups
+        files = {}
+        for m in maps:
+            if m["name"].startswith("/"):
+                files[m["name"]] = files.get(m["name"], 0) + m["f"].get("Rss", 0)
+        res["files_kB"] = files
         if args.each:
             for m in maps:
                 if not m["name"].startswith("/") and m["f"].get("Rss", 0) >= args.each:
                     print("%x-%x %s %-8s size %7d rss %7d lck %7d  %s" % (
                         m["lo"], m["hi"], m["perms"], m["name"][:8], m["f"].get("Size", 0),
                         m["f"].get("Rss", 0), m["f"].get("Locked", 0), m["flags"]))
+        if args.hold:
+            print("holding pid %d for %.0f s" % (pid, args.hold), flush=True)
+            time.sleep(args.hold)
     finally:
+        if args.wrap:
+            p = daemon_pid(proc, True)
+            if p:
+                os.kill(p, signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
@@ -231,6 +271,9 @@ def main():
             print("%-44s %6s %10s %10s %10s" % ("mappings by kind", "count", "size kB", "rss kB", "lck kB"))
             for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["rss"]):
                 print("%-44s %6d %10d %10d %10d" % (k, g["maps"], g["size"], g["rss"], g["lck"]))
+    if args.each:
+        for k, v in sorted(files.items(), key=lambda kv: -kv[1])[:12]:
+            print("%7d kB  %s" % (v, k))
     if args.keep:
         print("kept", tmp)
     else:
