@@ -73,6 +73,43 @@ START_TEST(large_blocks_go_back_to_the_system)
 }
 END_TEST
 
+/* A peak (a large config's JSON tree) must not stay mapped and locked:
+ * slabs whose blocks are all free go back, but one per class stays. Blocks
+ * of 1 KiB: 256 per 256 KiB slab, so 2,000 fill 8 slabs. */
+START_TEST(empty_slabs_go_back_to_the_system)
+{
+    enum { N = 2000, LEN = 1000 };
+    static unsigned char *p[N];
+    size_t before = secheap_mapped();
+    for (size_t i = 0; i < N; i++) {
+        p[i] = secheap_alloc(LEN);
+        ck_assert_ptr_nonnull(p[i]);
+        memset(p[i], 's', LEN);
+    }
+    /* (The class may have had a slab with room already.) */
+    ck_assert_uint_ge(secheap_mapped(), before + (size_t)N * LEN - 256 * 1024);
+    /* Every other block first: no slab is empty yet, nothing goes back. */
+    size_t peak = secheap_mapped();
+    for (size_t i = 0; i < N; i += 2)
+        secheap_free(p[i]);
+    ck_assert_uint_eq(secheap_mapped(), peak);
+    /* Freed blocks are reused before a new slab is mapped. */
+    for (size_t i = 0; i < N; i += 2) {
+        p[i] = secheap_alloc(LEN);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    ck_assert_uint_eq(secheap_mapped(), peak);
+    for (size_t i = 0; i < N; i++)
+        secheap_free(p[i]);
+    ck_assert_uint_le(secheap_mapped(), before + 256 * 1024);
+    /* The class still works, from the slab it kept. */
+    unsigned char *q = secheap_alloc(LEN);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_le(secheap_mapped(), before + 256 * 1024);
+    secheap_free(q);
+}
+END_TEST
+
 START_TEST(free_wipes_the_whole_block)
 {
     unsigned char *p = secheap_alloc(200);
@@ -175,6 +212,7 @@ static Suite *secheap_suite(void)
     tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_add_test(tc, small_and_large_blocks_are_never_dumped);
     tcase_add_test(tc, large_blocks_go_back_to_the_system);
+    tcase_add_test(tc, empty_slabs_go_back_to_the_system);
     tcase_add_test(tc, free_wipes_the_whole_block);
     tcase_add_test(tc, realloc_keeps_content_and_wipes_the_old_block);
     tcase_add_test(tc, library_allocators_use_it);
