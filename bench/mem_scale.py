@@ -10,10 +10,14 @@ guarded blocks, secheap slabs, libraries), and stops the daemon with SIGTERM.
 Needs root and /dev/fuse; re-runs itself in a private mount namespace, so
 the mount never outlives it. Standard library only.
 
-  sudo bench/mem_scale.py [-n 10000] [-s 40] [--build build] [--smaps] [--json]
+  sudo bench/mem_scale.py [-n 10000] [-s 40] [--readers 8] [--admin] [--build build]
+                          [--smaps] [--each KB] [--json]
+
+--hold keeps the daemon for gdb, --wrap runs it under e.g. heaptrack.
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import secrets
@@ -159,6 +163,10 @@ def main():
                     help="also list each anonymous mapping with at least KB kB resident")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (daemon log)")
     ap.add_argument("--wrap", default="", help="words run in front of the daemon (e.g. heaptrack -o F)")
+    ap.add_argument("--admin", action="store_true",
+                    help="with the admin endpoint (a unix socket in the temp dir); default: --admin none")
+    ap.add_argument("--readers", type=int, default=1,
+                    help="threads reading the secrets at once (default 1)")
     ap.add_argument("--hold", type=float, default=0,
                     help="seconds to keep the daemon running after sampling (to attach gdb)")
     ap.add_argument("--timeout", type=float, default=120)
@@ -194,7 +202,8 @@ def main():
 
     log = open(os.path.join(tmp, "runsecrets.log"), "w")
     t0 = time.monotonic()
-    proc = subprocess.Popen(args.wrap.split() + [daemon, "mount", "--config", cpath, "--no-pid-file", "--admin", "none",
+    proc = subprocess.Popen(args.wrap.split() + [daemon, "mount", "--config", cpath, "--no-pid-file", "--admin",
+                             "unix:" + os.path.join(tmp, "admin.sock") if args.admin else "none",
                              "--log-level", "warn", mnt],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     res = {"n": args.n, "size": args.size, "plaintext_bytes": total}
@@ -215,10 +224,13 @@ def main():
         if listed < args.n:
             sys.exit("mem_scale.py: only %d of %d listed after %.0f s" % (listed, args.n, args.timeout))
         res["after_list"] = status(pid)
-        for n in names:
+        def read_one(n):
             with open(os.path.join(mnt, n), "rb") as f:
-                if len(f.read()) != args.size:
-                    sys.exit("mem_scale.py: %s: short read" % n)
+                return len(f.read()) == args.size
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.readers) as ex:
+            bad = [n for n, ok in zip(names, ex.map(read_one, names)) if not ok]
+        if bad:
+            sys.exit("mem_scale.py: %s: short read" % bad[0])
         time.sleep(0.5)
         res["after_read"] = status(pid)
         res["rollup_kB"] = smaps_rollup(pid)
@@ -260,8 +272,8 @@ def main():
     else:
         print("# mem_scale.py: %s, %s CPUs %s, kernel %s, commit %s" % (
             info["date"], info["nproc"], info["model"], info["kernel"], info["commit"]))
-        print("secrets %d x %d B (%.1f MiB plaintext)  listed after %.2f s" % (
-            args.n, args.size, total / 1048576, res["listed_s"]))
+        print("secrets %d x %d B (%.1f MiB plaintext), %d reader(s); listed after %.2f s" % (
+            args.n, args.size, total / 1048576, args.readers, res["listed_s"]))
         for when in ("after_list", "after_read"):
             s = res[when]
             print("%-10s VmRSS %s  VmLck %s  RssAnon %s  Threads %s" % (
