@@ -12,7 +12,10 @@
 #   tmpfs  from a tmpfs,
 # with bench/open_read (batches interleaved, every read verified), then prints
 # the ratios. Targets: mount/floor <= 1.3 (BENCH_TARGET); policy/mount <= 1.2
-# (BENCH_POLICY_TARGET).
+# (BENCH_POLICY_TARGET). Then BENCH_READERS (default 8; 0: skip) readers at
+# once on each path with bench/par_read (BENCH_PAR_ROUNDS rounds of
+# BENCH_PAR_MS ms, interleaved): ops/s, and mount/floor (target >= 0.9,
+# BENCH_PAR_TARGET).
 #
 # Needs root and /dev/fuse. Runs in a private mount namespace, so no mount
 # outlives it; both daemons get SIGTERM when it exits (or, via pdeathsig, when
@@ -56,7 +59,8 @@ build=$(cd "${1:-$src/build}" && pwd)
 daemon=$build/runsecrets
 floor=$build/bench/floor_ll
 driver=$build/bench/open_read
-for b in "$daemon" "$floor" "$driver"; do
+par=$build/bench/par_read
+for b in "$daemon" "$floor" "$driver" "$par"; do
     if [[ ! -x $b ]]; then
         echo "run-read.sh: $b: not built (ninja -C $build)" >&2
         exit 1
@@ -68,6 +72,10 @@ batches=${BENCH_BATCHES:-31}
 iters=${BENCH_ITERS:-2000}
 target=${BENCH_TARGET:-1.3}
 policy_target=${BENCH_POLICY_TARGET:-1.2}
+readers=${BENCH_READERS:-8}
+par_rounds=${BENCH_PAR_ROUNDS:-11}
+par_ms=${BENCH_PAR_MS:-500}
+par_target=${BENCH_PAR_TARGET:-0.9}
 verbose=()
 read -r -a daemon_args <<<"${BENCH_DAEMON_ARGS:-}"
 [[ ${BENCH_VERBOSE:-0} == 1 ]] && verbose=(-v)
@@ -179,6 +187,7 @@ chmod 600 "$tmp/config.json"
 # allowed by the last. The others are what a host's policy looks like:
 # other secrets' globs, other uids, other executables.
 driver_real=$(readlink -f "$driver")
+par_real=$(readlink -f "$par")
 {
     printf '{\n  "mount": "%s",\n' "$tmp/pmnt"
     printf '  "defaults": {"refresh": "5m", "max_stale": "1h", "mode": "0400", "uid": 0, "gid": 0},\n'
@@ -189,7 +198,7 @@ driver_real=$(readlink -f "$driver")
         printf '    {"secrets": ["app%d/**", "db_%d_*"], "allow": {"uids": [%d], "exe": ["/bin/true"]}},\n' \
             "$i" "$i" $((1000 + i))
     done
-    printf '    {"secrets": ["db_*"], "allow": {"uids": [0], "exe": ["%s"]}}\n' "$driver_real"
+    printf '    {"secrets": ["db_*"], "allow": {"uids": [0], "exe": ["%s", "%s"]}}\n' "$driver_real" "$par_real"
     printf '  ], "audit": {"sink": "stderr", "repeat_after": "1m"}}\n}\n'
 } >"$tmp/policy.json"
 chmod 600 "$tmp/policy.json"
@@ -245,3 +254,23 @@ awk -v target="$target" -v ptarget="$policy_target" '
         else
             printf "target mount/floor <= %s: MISSED by %.0f%% (%.2f; %.0f ns/op over the floor, %.0f ns/op allowed)\n", target, (r / target - 1) * 100, r, med["mount"] - med["floor"], (target - 1) * med["floor"]
     }' "$tmp/result.txt"
+
+if [[ $readers -gt 0 ]]; then
+    "$par" -e "$tmp/src/$name" -t "$readers" -k "$par_rounds" -m "$par_ms" \
+        "mount=$tmp/mnt/$name" "policy=$tmp/pmnt/$name" "floor=$tmp/floor/$name" \
+        | tee "$tmp/par.txt"
+    awk -v readers="$readers" -v target="$par_target" '
+        /^#/ { next }
+        { ops[$1] = $2 }
+        END {
+            if (!("mount" in ops) || !("floor" in ops)) {
+                print "run-read.sh: par_read output incomplete" > "/dev/stderr"; exit 1
+            }
+            r = ops["mount"] / ops["floor"]
+            printf "parallel %d: mount/floor ops/s %5.2f   policy/floor %5.2f\n", readers, r, ops["policy"] / ops["floor"]
+            if (r >= target)
+                printf "target parallel mount/floor >= %s: met (%.2f)\n", target, r
+            else
+                printf "target parallel mount/floor >= %s: MISSED (%.2f)\n", target, r
+        }' "$tmp/par.txt"
+fi

@@ -78,10 +78,11 @@ struct fs {
     int exit_fd;
 
     /* fs_run's threads: the caller's and the ones it starts. */
-    pthread_mutex_t loop_lock;       /* protects the fields below */
+    pthread_mutex_t loop_lock;       /* protects the fields below but n_idle */
     pthread_t *loop_threads;         /* the started ones (max_threads - 1 at most) */
     unsigned n_started;              /* protected by loop_lock */
-    unsigned n_idle;                 /* protected by loop_lock: waiting for a request */
+    atomic_int n_idle;               /* waiting for a request (or about to): an atomic, so
+                                        a request costs no loop_lock when others wait */
     int loop_error;                  /* protected by loop_lock: the first failure */
 
     /* Lock order: wait_lock, then the store's settle lock. gen_lock is a
@@ -1213,13 +1214,17 @@ static void *loop_thread(void *arg)
 }
 
 /* A request was taken: one thread fewer waits, and one more starts when
- * none is left. Called with loop_lock; 0, or pthread_create's error (the
- * caller logs it once the lock is released: the lock is a leaf). */
-static int take_locked(struct fs *fs)
+ * none is left (under loop_lock, which only the starting of a thread
+ * takes). 0, or pthread_create's error (the caller logs it). */
+static int take(struct fs *fs)
 {
-    fs->n_idle--;
-    if (fs->n_idle > 0 || fs->n_started + 1 >= fs->max_threads || fuse_session_exited(fs->se))
+    if (atomic_fetch_sub(&fs->n_idle, 1) > 1)
         return 0;
+    int rc = 0;
+    pthread_mutex_lock(&fs->loop_lock);
+    if (atomic_load(&fs->n_idle) > 0 || fs->n_started + 1 >= fs->max_threads ||
+        fuse_session_exited(fs->se))
+        goto out;
     /* Signals are the main thread's (mount) or the supervisor's (exec):
      * every asynchronous one blocked here; not the faults, whose handler
      * must run (a blocked fault signal kills without it, leaving the
@@ -1230,12 +1235,14 @@ static int take_locked(struct fs *fs)
     for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
         sigdelset(&set, faults[i]);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    int rc = pthread_create(&fs->loop_threads[fs->n_started], NULL, loop_thread, fs);
+    rc = pthread_create(&fs->loop_threads[fs->n_started], NULL, loop_thread, fs);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc == 0) {
         fs->n_started++;
-        fs->n_idle++;
+        atomic_fetch_add(&fs->n_idle, 1);
     }
+out:
+    pthread_mutex_unlock(&fs->loop_lock);
     return rc;
 }
 
@@ -1262,18 +1269,25 @@ static void loop_serve(struct fs *fs)
         loop_fail(fs, -errno);
         goto out;
     }
+    /* After answering a request, read again before waiting: under load
+     * the next one is already queued, and epoll_wait would only add a
+     * system call (and a wake-up of another thread) per request. */
+    bool busy = false;
     while (!fuse_session_exited(fs->se)) {
-        struct epoll_event got[2];
-        int n = epoll_wait(ep, got, 2, -1);
-        if (n < 0 && errno == EINTR)
-            continue;   /* a stop signal's handler called fs_exit: see the loop's test */
-        if (n < 0) {
-            loop_fail(fs, -errno);
-            break;
+        if (!busy) {
+            struct epoll_event got[2];
+            int n = epoll_wait(ep, got, 2, -1);
+            if (n < 0 && errno == EINTR)
+                continue;   /* a stop signal's handler called fs_exit: see the loop's test */
+            if (n < 0) {
+                loop_fail(fs, -errno);
+                break;
+            }
+            if (n == 2 || got[0].data.u32 == 1)
+                break;
         }
-        if (n == 2 || got[0].data.u32 == 1)
-            break;
         int res = fuse_session_receive_buf(fs->se, &buf);
+        busy = false;
         if (res == -EINTR || res == -EAGAIN)
             continue;
         if (res <= 0) {
@@ -1282,16 +1296,13 @@ static void loop_serve(struct fs *fs)
                 loop_fail(fs, res);
             break;
         }
-        pthread_mutex_lock(&fs->loop_lock);
-        int spawn_err = take_locked(fs);
-        pthread_mutex_unlock(&fs->loop_lock);
+        int spawn_err = take(fs);
         if (spawn_err != 0)
             log_f(LOG_WARN, &(struct log_fields){.error = strerror(spawn_err)},
                   "cannot start another filesystem thread");
         fuse_session_process_buf(fs->se, &buf);
-        pthread_mutex_lock(&fs->loop_lock);
-        fs->n_idle++;
-        pthread_mutex_unlock(&fs->loop_lock);
+        atomic_fetch_add(&fs->n_idle, 1);
+        busy = true;
     }
 out:
     fs_exit(fs);
@@ -1304,7 +1315,7 @@ int fs_run(struct fs *fs)
 {
     pthread_mutex_lock(&fs->loop_lock);
     fs->n_started = 0;
-    fs->n_idle = 1;
+    atomic_store(&fs->n_idle, 1);
     fs->loop_error = 0;
     pthread_mutex_unlock(&fs->loop_lock);
     loop_serve(fs);
