@@ -1,9 +1,11 @@
 /* vault_i.h - what the files of the Vault provider share.
  *
  *   conf.c    the config object, parsed once into struct vault_conf
- *   vault.c   the provider: create, destroy, check_ref, fetch, shutdown, ops
+ *   vault.c   the provider: create, destroy, check_ref, fetch, fetch_many
+ *             (the cold start's batch: every read at once), shutdown, ops
  *   client.c  requests: headers, namespace, Vault's errors, JSON replies,
- *             the authenticated request with its one re-login on a 403
+ *             the authenticated request with its one re-login on a 403,
+ *             many reads at once
  *   login.c   the auth methods (token, approle, kubernetes, jwt)
  *   token.c   the login token on top of backends/auth/token_cache: lookup,
  *             renewal, the scheduler's upkeep
