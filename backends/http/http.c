@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -496,30 +497,37 @@ static int map_curl_error(CURLcode res, const struct xfer *x, const char *errbuf
     return -EIO;
 }
 
-/* k slots at once (k <= max_parallel): a caller never holds some while
- * waiting for more, so callers cannot deadlock on each other. */
-static void slot_acquire(struct http_client *c, unsigned k)
+/* Up to want slots. A caller with transfers in flight takes what is free
+ * (maybe none: its own transfers give slots back as they finish); one
+ * with none in flight (wait) waits for at least one. So nobody waits for
+ * slots while holding some that are not in flight: no deadlock. */
+static unsigned slot_take(struct http_client *c, unsigned want, bool wait)
 {
     pthread_mutex_lock(&c->lock);
-    while (c->inflight + k > c->max_parallel)
+    while (wait && c->inflight >= c->max_parallel)
         pthread_cond_wait(&c->cond, &c->lock);
+    unsigned avail = c->inflight < c->max_parallel ? c->max_parallel - c->inflight : 0;
+    unsigned k = want < avail ? want : avail;
     c->inflight += k;
     pthread_mutex_unlock(&c->lock);
+    return k;
 }
 
-static void slot_release(struct http_client *c, unsigned k)
+static void slot_release(struct http_client *c)
 {
     pthread_mutex_lock(&c->lock);
-    c->inflight -= k;
-    pthread_cond_broadcast(&c->cond);
+    c->inflight--;
+    pthread_cond_signal(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Queue x[0..n) for the driver (or fail them all at shutdown). */
+/* Queue x[0..n) for the driver (or fail them at shutdown). */
 static void submit(struct http_engine *e, struct xfer *x, size_t n)
 {
     pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < n; i++) {
+        if (x[i].done)
+            continue;   /* failed before it was sent */
         if (e->stop || e->cancelled) {
             x[i].done = true;
             x[i].result = CURLE_ABORTED_BY_CALLBACK;
@@ -680,8 +688,8 @@ void http_perform_many(struct http_client *c, const struct http_request *reqs, s
                        void (*done)(void *arg, size_t i), void *arg)
 {
     pthread_cond_t cond;
-    size_t chunk = c->max_parallel;
-    struct xfer *x = calloc(n < chunk ? n : chunk, sizeof(*x));
+    struct xfer *x = calloc(n, sizeof(*x));
+    size_t sent = 0, told = 0;
 
     for (size_t i = 0; i < n; i++)
         errs[i * errlen] = '\0';
@@ -695,42 +703,31 @@ void http_perform_many(struct http_client *c, const struct http_request *reqs, s
         return;
     }
     pthread_cond_init(&cond, NULL);
-    /* In chunks of at most max_parallel: the slots of a chunk are taken
-     * together, and all its transfers run at once on the engine. */
-    for (size_t base = 0; base < n; base += chunk) {
-        size_t m = n - base < chunk ? n - base : chunk, ready = 0;
-        memset(x, 0, m * sizeof(*x));
-        for (size_t i = 0; i < m; i++) {
-            x[i].cond = &cond;
-            rcs[base + i] = xfer_setup(c, &reqs[base + i], &resps[base + i], &x[i]);
-            if (rcs[base + i] < 0) {
-                snprintf(errs + (base + i) * errlen, errlen, "out of memory");
-                break;
-            }
-            ready++;
-        }
-        if (ready == m) {
-            /* Each transfer gives its slot back and is reported as it
-             * finishes: a slow answer holds up no other. */
-            slot_acquire(c, (unsigned)m);
-            submit(c->e, x, m);
-            for (size_t i; (i = next_done(c->e, x, m, &cond)) < m;) {
-                slot_release(c, 1);
-                rcs[base + i] = xfer_finish(c, &x[i], &resps[base + i],
-                                            errs + (base + i) * errlen, errlen);
-                xfer_cleanup(&x[i]);
-                if (done)
-                    done(arg, base + i);
-            }
-        } else {
-            for (size_t i = 0; i < m; i++) {
-                xfer_cleanup(&x[i]);
-                rcs[base + i] = -ENOMEM;
-                snprintf(errs + (base + i) * errlen, errlen, "out of memory");
-                if (done)
-                    done(arg, base + i);
+    /* As many go out as there are free slots; each finished one gives
+     * its slot back, is reported, and makes room for the next: a slow
+     * answer holds up no other, and with max_parallel below n the
+     * requests flow through the slots rather than in waves. */
+    while (told < n) {
+        size_t want = n - sent, first = sent;
+        unsigned k = want ? slot_take(c, want > UINT_MAX ? UINT_MAX : (unsigned)want,
+                                      sent == told) : 0;
+        for (; k > 0; k--, sent++) {
+            x[sent].cond = &cond;
+            if (xfer_setup(c, &reqs[sent], &resps[sent], &x[sent]) < 0) {
+                x[sent].done = true;   /* finished at once, as "out of memory" */
+                x[sent].result = CURLE_OUT_OF_MEMORY;
             }
         }
+        submit(c->e, &x[first], sent - first);
+        size_t i = next_done(c->e, x, sent, &cond);
+        if (i >= sent)
+            continue;   /* cannot happen: sent > told after slot_take waited */
+        slot_release(c);
+        rcs[i] = xfer_finish(c, &x[i], &resps[i], errs + i * errlen, errlen);
+        xfer_cleanup(&x[i]);
+        told++;
+        if (done)
+            done(arg, i);
     }
     pthread_cond_destroy(&cond);
     free(x);
