@@ -273,11 +273,12 @@ void backend_free(struct backend *b)
 }
 
 bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs, size_t n,
-                        struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX])
+                        struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX],
+                        void (*ready)(void *arg, size_t i), void *arg)
 {
     if (backend_batch_max(b) == 0)
         return false;
-    b->ops->fetch_many(b->ctx, refs, n, outs, rcs, errs);
+    b->ops->fetch_many(b->ctx, refs, n, outs, rcs, errs, ready, arg);
     return true;
 }
 

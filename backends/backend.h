@@ -64,9 +64,11 @@ size_t backend_max_value(const struct backend *b);
 /* Backoff after failed fetches (retry_base, retry_max). */
 const struct backoff *backend_backoff(const struct backend *b);
 /* Up to batch_max refs at once when the backend batches (returns false
- * when it does not: fetch them one by one). */
+ * when it does not: fetch them one by one). ready (may be NULL) hears of
+ * each item the backend finishes before the call returns (provider.h). */
 bool backend_fetch_many(struct backend *b, const struct secret_ref *const *refs, size_t n,
-                        struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX]);
+                        struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX],
+                        void (*ready)(void *arg, size_t i), void *arg);
 size_t backend_batch_max(const struct backend *b);
 /* Upkeep and shutdown, see the ops. */
 long long backend_maintain(struct backend *b);

@@ -15,7 +15,7 @@ one run does); what is GCP's here:
   the same);
 - the broker's backend: `"type": "gcp"`, the fake's project, `credentials_file` = the service
   account's key file (0600; token_uri -> the fake), `endpoint` = the fake, `ca_file` = the test CA,
-  every other setting default (max_parallel 32); secrets `gcp:sNNN` (latest);
+  every other setting default (max_parallel 128 since issue 16; 32 before); secrets `gcp:sNNN` (latest);
 - curl gets, untimed, one access token from the token endpoint as the broker gets its own (an RS256
   JWT of the same account, grant_type jwt-bearer), in a 0600 header file (`Authorization: Bearer`,
   never in argv), and reads GET /v1/projects/P/secrets/sNNN/versions/latest:access;

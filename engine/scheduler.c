@@ -699,61 +699,107 @@ static void notify_settled(struct scheduler *sc, size_t gi)
         sc->hooks.settled(sc->hooks.arg, sc->groups[gi].members[k]);
 }
 
-/* One batch: a single backend call for its groups, then each group is
- * applied and scheduled as if it had been fetched alone. */
+/* A batch in progress (run_batch). */
+struct batch_run {
+    struct scheduler *sc;
+    struct batch *bt;
+    struct fetch_result *outs;
+    int *rcs;
+    char (*errs)[BACKEND_ERR_MAX];
+    bool *done;                    /* group k applied and settled */
+    long long t0;                  /* clock_mono_us at the call */
+    bool published;                /* the backend's auth state, once */
+};
+
+/* Group k of a batch is final: apply and schedule it as if it had been
+ * fetched alone, and tell its waiting readers at once. */
+static void batch_finish(struct batch_run *br, size_t k, double seconds)
+{
+    struct scheduler *sc = br->sc;
+    size_t g = br->bt->groups[k];
+    long long delay = apply_result(sc, g, br->rcs[k], &br->outs[k], br->errs[k], BACKEND_ERR_MAX,
+                                   seconds);
+    fetch_result_cleanup(&br->outs[k]);   /* wipes the plaintext */
+    br->done[k] = true;
+    pthread_mutex_lock(&sc->lock);
+    struct item *it = &sc->items[g];
+    it->inflight = false;
+    it->never = false;
+    clock_gettime(CLOCK_MONOTONIC, &it->due);
+    ts_add_ms(&it->due, delay);
+    bool first = settle_locked(sc, g);
+    pthread_cond_signal(&sc->timer);
+    pthread_mutex_unlock(&sc->lock);
+    if (first)
+        notify_settled(sc, g);
+}
+
+/* The backend's word that group k is final while others are still in
+ * flight (a backend that sends one request per object): a slow object
+ * holds up no other member of its batch. Its own time is observed. */
+static void batch_ready(void *arg, size_t k)
+{
+    struct batch_run *br = arg;
+    if (!br->published) {
+        publish_auth(br->bt->backend, group_metrics(br->sc, br->bt->groups[0]));
+        br->published = true;
+    }
+    batch_finish(br, k, (double)(clock_mono_us() - br->t0) / 1e6);
+}
+
+/* One batch: a single backend call for its groups, then each group the
+ * backend did not report ready is applied and scheduled as if it had
+ * been fetched alone. */
 static void run_batch(struct scheduler *sc, size_t bi)
 {
     struct batch *bt = &sc->batches[bi];
     size_t n = bt->n;
     const struct secret_ref **refs = calloc(n, sizeof(*refs));
-    struct fetch_result *outs = calloc(n, sizeof(*outs));
-    int *rcs = calloc(n, sizeof(*rcs));
-    char (*errs)[BACKEND_ERR_MAX] = calloc(n, sizeof(*errs));
-    long long *delays = calloc(n, sizeof(*delays));
+    struct batch_run br = {
+        .sc = sc, .bt = bt, .outs = calloc(n, sizeof(*br.outs)), .rcs = calloc(n, sizeof(int)),
+        .errs = calloc(n, sizeof(*br.errs)), .done = calloc(n, sizeof(bool)),
+    };
 
-    if (!refs || !outs || !rcs || !errs || !delays) {
-        for (size_t k = 0; k < n; k++)
-            if (delays)
-                delays[k] = refresh_group(sc, bt->groups[k]);
-            else
-                (void)refresh_group(sc, bt->groups[k]);
-    } else {
+    if (!refs || !br.outs || !br.rcs || !br.errs || !br.done) {
         for (size_t k = 0; k < n; k++) {
-            refs[k] = sc->groups[bt->groups[k]].ref;
-            fetch_result_init(&outs[k], backend_max_value(bt->backend));
+            long long delay = refresh_group(sc, bt->groups[k]);
+            pthread_mutex_lock(&sc->lock);
+            struct item *it = &sc->items[bt->groups[k]];
+            it->inflight = false;
+            it->never = false;
+            clock_gettime(CLOCK_MONOTONIC, &it->due);
+            ts_add_ms(&it->due, delay);
+            bool first = settle_locked(sc, bt->groups[k]);
+            pthread_mutex_unlock(&sc->lock);
+            if (first)
+                notify_settled(sc, bt->groups[k]);
         }
-        long long t0 = clock_mono_us();
-        (void)backend_fetch_many(bt->backend, refs, n, outs, rcs, errs);
-        /* One request for the lot: one observation of its time. */
-        double seconds = (double)(clock_mono_us() - t0) / 1e6;
-        publish_auth(bt->backend, group_metrics(sc, bt->groups[0]));
-        for (size_t k = 0; k < n; k++) {
-            delays[k] = apply_result(sc, bt->groups[k], rcs[k], &outs[k], errs[k], BACKEND_ERR_MAX,
-                                     k == 0 ? seconds : -1);
-            fetch_result_cleanup(&outs[k]);   /* wipes the plaintext */
-        }
+        goto out;
     }
-    bool first[SCHED_BATCH_LIMIT] = {false};
-    pthread_mutex_lock(&sc->lock);
     for (size_t k = 0; k < n; k++) {
-        struct item *it = &sc->items[bt->groups[k]];
-        it->inflight = false;
-        it->never = false;
-        clock_gettime(CLOCK_MONOTONIC, &it->due);
-        ts_add_ms(&it->due, delays ? delays[k] : 1000);
-        bool f = settle_locked(sc, bt->groups[k]);
-        if (k < SCHED_BATCH_LIMIT)
-            first[k] = f;
+        refs[k] = sc->groups[bt->groups[k]].ref;
+        fetch_result_init(&br.outs[k], backend_max_value(bt->backend));
     }
-    pthread_mutex_unlock(&sc->lock);
-    for (size_t k = 0; k < n && k < SCHED_BATCH_LIMIT; k++)
-        if (first[k])
-            notify_settled(sc, bt->groups[k]);
+    br.t0 = clock_mono_us();
+    (void)backend_fetch_many(bt->backend, refs, n, br.outs, br.rcs, br.errs, batch_ready, &br);
+    /* What was not reported ready came back with the call: one request
+     * for the lot, one observation of its time. */
+    double seconds = (double)(clock_mono_us() - br.t0) / 1e6;
+    bool observed = br.published;
+    if (!br.published)
+        publish_auth(bt->backend, group_metrics(sc, bt->groups[0]));
+    for (size_t k = 0; k < n; k++) {
+        if (br.done[k])
+            continue;
+        batch_finish(&br, k, observed ? -1 : seconds);
+        observed = true;
+    }
+out:
     free(refs);
-    free(outs);
-    free(rcs);
-    free(errs);
-    free(delays);
+    free(br.outs);
+    free(br.rcs);
+    free(br.errs);
+    free(br.done);
 }
 
 static void run_worker(struct scheduler *sc, struct pool *p)

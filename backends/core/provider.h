@@ -118,9 +118,13 @@ struct backend_ops {
                  char *err, size_t errlen);
     /* Optional: fetch n objects in as few requests as the service allows
      * (the cold start). Same per-item contract as fetch: rcs[i] and errs[i]
-     * for outs[i]; outs are initialised by the caller. */
+     * for outs[i]; outs are initialised by the caller. A backend that
+     * learns item i's outcome before the others' (one request per object)
+     * may call ready(arg, i) on the calling thread once outs[i], rcs[i]
+     * and errs[i] are final; it then leaves them alone. */
     void (*fetch_many)(void *ctx, const struct secret_ref *const *refs, size_t n,
-                       struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX]);
+                       struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX],
+                       void (*ready)(void *arg, size_t i), void *arg);
     /* Background upkeep such as renewing a login token, run by the
      * scheduler on a fetch worker. Returns milliseconds until it wants to
      * run again, or -1 for never. */

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,11 +31,15 @@
 struct xfer {
     CURL *easy;
     struct xfer *next;
-    pthread_cond_t cond;           /* waits on the engine lock */
-    bool done;
+    pthread_cond_t *cond;          /* its caller's, on the engine lock */
+    bool done, reported;
     CURLcode result;
     struct secbuf *body;
     bool too_big;
+    /* What the easy handle borrows, freed with it (xfer_cleanup). */
+    char *url;
+    struct curl_slist *hdrs, *connect_to;
+    char errbuf[CURL_ERROR_SIZE];
 };
 
 struct http_engine {
@@ -98,7 +103,7 @@ static void finish_locked(struct xfer *x, CURLcode result)
 {
     x->done = true;
     x->result = result;
-    pthread_cond_signal(&x->cond);
+    pthread_cond_signal(x->cond);
 }
 
 static void unlink_active(struct http_engine *e, struct xfer *x)
@@ -492,13 +497,20 @@ static int map_curl_error(CURLcode res, const struct xfer *x, const char *errbuf
     return -EIO;
 }
 
-static void slot_acquire(struct http_client *c)
+/* Up to want slots. A caller with transfers in flight takes what is free
+ * (maybe none: its own transfers give slots back as they finish); one
+ * with none in flight (wait) waits for at least one. So nobody waits for
+ * slots while holding some that are not in flight: no deadlock. */
+static unsigned slot_take(struct http_client *c, unsigned want, bool wait)
 {
     pthread_mutex_lock(&c->lock);
-    while (c->inflight >= c->max_parallel)
+    while (wait && c->inflight >= c->max_parallel)
         pthread_cond_wait(&c->cond, &c->lock);
-    c->inflight++;
+    unsigned avail = c->inflight < c->max_parallel ? c->max_parallel - c->inflight : 0;
+    unsigned k = want < avail ? want : avail;
+    c->inflight += k;
     pthread_mutex_unlock(&c->lock);
+    return k;
 }
 
 static void slot_release(struct http_client *c)
@@ -509,35 +521,68 @@ static void slot_release(struct http_client *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Wait for the driver to finish x. */
-static CURLcode run(struct http_engine *e, struct xfer *x)
+/* Queue x[0..n) for the driver (or fail them at shutdown). */
+static void submit(struct http_engine *e, struct xfer *x, size_t n)
 {
     pthread_mutex_lock(&e->lock);
-    if (e->stop || e->cancelled) {
-        pthread_mutex_unlock(&e->lock);
-        return CURLE_ABORTED_BY_CALLBACK;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i].done)
+            continue;   /* failed before it was sent */
+        if (e->stop || e->cancelled) {
+            x[i].done = true;
+            x[i].result = CURLE_ABORTED_BY_CALLBACK;
+            continue;
+        }
+        x[i].next = e->pending;
+        e->pending = &x[i];
     }
-    x->next = e->pending;
-    e->pending = x;
     pthread_mutex_unlock(&e->lock);
     curl_multi_wakeup(e->multi);
     regs_scrub();   /* a request body or token built here, before waiting */
-    pthread_mutex_lock(&e->lock);
-    while (!x->done)
-        pthread_cond_wait(&x->cond, &e->lock);
-    pthread_mutex_unlock(&e->lock);
-    return x->result;
 }
 
-int http_perform(struct http_client *c, const struct http_request *req,
-                 struct http_response *resp, char *err, size_t errlen)
+/* The next of x[0..n) the driver finished and nobody reported yet
+ * (waiting for one on cond); n when all are reported. */
+static size_t next_done(struct http_engine *e, struct xfer *x, size_t n, pthread_cond_t *cond)
 {
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdrs = NULL, *connect_to = NULL;
-    struct xfer x = {0};
-    char *url = NULL;
-    int rc = -ENOMEM;
+    size_t i = n;
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        bool left = false;
+        for (i = 0; i < n; i++) {
+            left = left || !x[i].reported;
+            if (x[i].done && !x[i].reported)
+                break;
+        }
+        if (i < n || !left)
+            break;
+        pthread_cond_wait(cond, &e->lock);
+    }
+    if (i < n)
+        x[i].reported = true;
+    pthread_mutex_unlock(&e->lock);
+    return i < n ? i : n;
+}
 
+static void xfer_cleanup(struct xfer *x)
+{
+    if (x->easy) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+    }
+    curl_slist_free_all(x->hdrs);
+    curl_slist_free_all(x->connect_to);
+    free(x->url);
+    x->hdrs = x->connect_to = NULL;
+    x->url = NULL;
+}
+
+/* An easy handle for req into x (x zeroed by the caller; xfer_cleanup
+ * after, whatever the outcome); resp is reset for the answer. 0 or
+ * -ENOMEM. */
+static int xfer_setup(struct http_client *c, const struct http_request *req,
+                      struct http_response *resp, struct xfer *x)
+{
     secbuf_cleanup(&resp->body);
     secbuf_init(&resp->body, c->max_response);
     resp->status = 0;
@@ -546,26 +591,27 @@ int http_perform(struct http_client *c, const struct http_request *req,
     free(resp->www_authenticate);
     resp->www_authenticate = NULL;
 
-    if (asprintf(&url, "%s%s", c->base, req->path) < 0)
+    if (asprintf(&x->url, "%s%s", c->base, req->path) < 0) {
+        x->url = NULL;
         return -ENOMEM;
-    x.easy = curl_easy_init();
-    if (!x.easy)
-        goto out;
-    pthread_cond_init(&x.cond, NULL);
-    x.body = &resp->body;
+    }
+    x->easy = curl_easy_init();
+    if (!x->easy)
+        return -ENOMEM;
+    x->body = &resp->body;
     for (const char *const *h = req->headers; h && *h; h++)
-        if (!(hdrs = curl_slist_append(hdrs, *h)))
-            goto out;
+        if (!(x->hdrs = curl_slist_append(x->hdrs, *h)))
+            return -ENOMEM;
     /* No 100-continue round trip for small bodies. */
-    if (!(hdrs = curl_slist_append(hdrs, "Expect:")))
-        goto out;
+    if (!(x->hdrs = curl_slist_append(x->hdrs, "Expect:")))
+        return -ENOMEM;
 
-    CURL *h = x.easy;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)&x);
+    CURL *h = x->easy;
+    curl_easy_setopt(h, CURLOPT_URL, x->url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(h, CURLOPT_SHARE, c->e->share);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);   /* never hand a token to another host */
     /* HTTP/1.1 only: over h2, libcurl 7.88's nghttp2 session allocates with
@@ -586,8 +632,8 @@ int http_perform(struct http_client *c, const struct http_request *req,
      * longer one is simply sent in several pieces. */
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
     if (c->e->openssl)
         curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
     if (c->ca_file)
@@ -599,9 +645,9 @@ int http_perform(struct http_client *c, const struct http_request *req,
     if (c->key_file)
         curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
     if (c->connect_to) {
-        if (!(connect_to = curl_slist_append(NULL, c->connect_to)))
-            goto out;
-        curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
+        if (!(x->connect_to = curl_slist_append(NULL, c->connect_to)))
+            return -ENOMEM;
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, x->connect_to);
     }
     if (strcmp(req->method, "GET") != 0) {
         /* The body stays in the caller's (secret) memory: no copy. */
@@ -610,30 +656,81 @@ int http_perform(struct http_client *c, const struct http_request *req,
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
     }
+    return 0;
+}
 
-    slot_acquire(c);
-    CURLcode res = run(c->e, &x);
-    slot_release(c);
-    if (res == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-        read_headers(h, resp);
-        rc = 0;
-    } else {
-        rc = map_curl_error(res, &x, errbuf, c->max_response, err, errlen);
-        if (rc != -E2BIG)
-            secbuf_cleanup(&resp->body);
+/* The outcome of a finished x into resp, as http_perform returns it. */
+static int xfer_finish(struct http_client *c, struct xfer *x, struct http_response *resp,
+                       char *err, size_t errlen)
+{
+    int rc;
+    if (x->result == CURLE_OK) {
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+        read_headers(x->easy, resp);
+        return 0;
     }
-out:
-    if (x.easy) {
-        curl_easy_cleanup(x.easy);
-        pthread_cond_destroy(&x.cond);
-    }
-    curl_slist_free_all(hdrs);
-    curl_slist_free_all(connect_to);
-    free(url);
-    if (rc == -ENOMEM && err[0] == '\0')
-        snprintf(err, errlen, "out of memory");
+    rc = map_curl_error(x->result, x, x->errbuf, c->max_response, err, errlen);
+    if (rc != -E2BIG)
+        secbuf_cleanup(&resp->body);
     return rc;
+}
+
+int http_perform(struct http_client *c, const struct http_request *req,
+                 struct http_response *resp, char *err, size_t errlen)
+{
+    int rc;
+    http_perform_many(c, req, 1, resp, &rc, err, errlen, NULL, NULL);
+    return rc;
+}
+
+void http_perform_many(struct http_client *c, const struct http_request *reqs, size_t n,
+                       struct http_response *resps, int *rcs, char *errs, size_t errlen,
+                       void (*done)(void *arg, size_t i), void *arg)
+{
+    pthread_cond_t cond;
+    struct xfer *x = calloc(n, sizeof(*x));
+    size_t sent = 0, told = 0;
+
+    for (size_t i = 0; i < n; i++)
+        errs[i * errlen] = '\0';
+    if (!x) {
+        for (size_t i = 0; i < n; i++) {
+            rcs[i] = -ENOMEM;
+            snprintf(errs + i * errlen, errlen, "out of memory");
+            if (done)
+                done(arg, i);
+        }
+        return;
+    }
+    pthread_cond_init(&cond, NULL);
+    /* As many go out as there are free slots; each finished one gives
+     * its slot back, is reported, and makes room for the next: a slow
+     * answer holds up no other, and with max_parallel below n the
+     * requests flow through the slots rather than in waves. */
+    while (told < n) {
+        size_t want = n - sent, first = sent;
+        unsigned k = want ? slot_take(c, want > UINT_MAX ? UINT_MAX : (unsigned)want,
+                                      sent == told) : 0;
+        for (; k > 0; k--, sent++) {
+            x[sent].cond = &cond;
+            if (xfer_setup(c, &reqs[sent], &resps[sent], &x[sent]) < 0) {
+                x[sent].done = true;   /* finished at once, as "out of memory" */
+                x[sent].result = CURLE_OUT_OF_MEMORY;
+            }
+        }
+        submit(c->e, &x[first], sent - first);
+        size_t i = next_done(c->e, x, sent, &cond);
+        if (i >= sent)
+            continue;   /* cannot happen: sent > told after slot_take waited */
+        slot_release(c);
+        rcs[i] = xfer_finish(c, &x[i], &resps[i], errs + i * errlen, errlen);
+        xfer_cleanup(&x[i]);
+        told++;
+        if (done)
+            done(arg, i);
+    }
+    pthread_cond_destroy(&cond);
+    free(x);
 }
 
 bool http_errno_retryable(int rc)

@@ -4,7 +4,8 @@
  * keep-alive) plus a share handle (DNS cache, TLS sessions), driven by one
  * thread. Backends call http_perform() from fetch worker threads; it blocks
  * that worker only, so as many requests run in parallel as there are
- * workers, over reused connections.
+ * workers, over reused connections; http_perform_many() lets one worker
+ * have many requests in flight at once (a cold start's batch).
  *
  * One client per configured backend: base address, TLS material, timeouts,
  * a cap on parallel requests and on response size.
@@ -78,6 +79,18 @@ void http_response_cleanup(struct http_response *r);
 int http_perform(struct http_client *c, const struct http_request *req,
                  struct http_response *resp, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Perform n requests at once and wait for them all: rcs[i], and the
+ * reason of a failure in errs + i * errlen, as http_perform returns them
+ * for reqs[i] into resps[i] (initialised by the caller). They go out
+ * together, up to max_parallel at a time: one round trip for what would
+ * take n workers one request each (a cold start's reads). done (may be
+ * NULL) is called on the calling thread, no lock held, as each request's
+ * outcome is final, in the order they finish. */
+void http_perform_many(struct http_client *c, const struct http_request *reqs, size_t n,
+                       struct http_response *resps, int *rcs, char *errs, size_t errlen,
+                       void (*done)(void *arg, size_t i), void *arg)
+    __attribute__((nonnull(1, 2, 4, 5, 6)));
 
 /* The shared retry classification: connection trouble, timeouts, 429 and
  * 5xx other than 501 are worth retrying. */

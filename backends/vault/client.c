@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vault_errors(const struct http_response *r, char *out, size_t cap)
@@ -114,6 +115,69 @@ int vault_raw_call(struct vault *v, const char *method, const char *path,
     if (rc < 0)
         snprintf(err, errlen, "%s %s: %s", method, path, msg);
     return rc;
+}
+
+/* vault_raw_many's requests: each failure's reason names its request
+ * before the caller hears of it. */
+struct raw_many {
+    const char *const *paths;
+    char *errs;
+    size_t errlen;
+    const int *rcs;
+    void (*done)(void *arg, size_t k);
+    void *arg;
+};
+
+static void raw_many_done(void *arg, size_t k)
+{
+    struct raw_many *rm = arg;
+    if (rm->rcs[k] < 0) {
+        char msg[384];
+        snprintf(msg, sizeof(msg), "%s", rm->errs + k * rm->errlen);
+        snprintf(rm->errs + k * rm->errlen, rm->errlen, "GET %s: %s", rm->paths[k], msg);
+    }
+    if (rm->done)
+        rm->done(rm->arg, k);
+}
+
+void vault_raw_many(struct vault *v, const char *const *paths, size_t n, const char *hdr_token,
+                    struct http_response *resps, int *rcs, char *errs, size_t errlen,
+                    void (*done)(void *arg, size_t k), void *arg)
+{
+    const char *headers[4];
+    size_t nh = 0;
+    struct http_request *reqs = calloc(n, sizeof(*reqs));
+    char **urls = calloc(n, sizeof(*urls));
+    struct raw_many rm = {paths, errs, errlen, rcs, done, arg};
+    bool ok = reqs && urls;
+
+    headers[nh++] = "X-Vault-Request: true";
+    if (v->ns_header)
+        headers[nh++] = v->ns_header;
+    if (hdr_token)
+        headers[nh++] = hdr_token;
+    headers[nh] = NULL;
+    for (size_t k = 0; ok && k < n; k++) {
+        if (asprintf(&urls[k], "/v1/%s", paths[k]) < 0) {
+            urls[k] = NULL;
+            ok = false;
+        }
+        reqs[k] = (struct http_request){.method = "GET", .path = urls[k], .headers = headers};
+    }
+    if (ok) {
+        http_perform_many(v->http, reqs, n, resps, rcs, errs, errlen, raw_many_done, &rm);
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            rcs[k] = -ENOMEM;
+            snprintf(errs + k * errlen, errlen, "out of memory");
+            if (done)
+                done(arg, k);
+        }
+    }
+    for (size_t k = 0; urls && k < n; k++)
+        free(urls[k]);
+    free(urls);
+    free(reqs);
 }
 
 int vault_call(struct vault *v, const char *method, const char *path, const struct secbuf *body,

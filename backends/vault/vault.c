@@ -123,6 +123,7 @@ static int vault_create(const struct backend_env *env, const void *parsed, void 
         unsetenv("VAULT_TOKEN");
     }
     v->revoke_on_shutdown = c->revoke_on_shutdown;
+    v->max_parallel = c->http.max_parallel;
     for (size_t i = 0; i < c->n_kv; i++)
         if (vault_add_mount(&v->overrides, c->kv[i].mount, strlen(c->kv[i].mount),
                             c->kv[i].kind) < 0)
@@ -214,51 +215,251 @@ UNITTEST_STATIC int vault_read_answer(const char *path, const struct http_respon
     return 0;
 }
 
-static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_result *out,
-                       char *err, size_t errlen)
+/* What a read of ref needs before its request: the mount serving it
+ * (probed once per mount when neither configured nor learnt), its kind,
+ * and the request path (*path new). */
+static int plan_read(struct vault *v, const struct secret_ref *ref, struct fetch_result *out,
+                     enum mount_kind *kind, char **path, char *err, size_t errlen)
 {
-    struct vault *v = ctx;
-    enum mount_kind kind = MOUNT_KV1;
-    char *mpath = NULL, path[2 * VAULT_PATH_MAX + 64];
-    struct http_response r;
-    json_t *root = NULL;
+    char *mpath = NULL, buf[2 * VAULT_PATH_MAX + 64];
     int rc;
 
-    http_response_init(&r);
-    rc = vault_mount_for(v, ref->path, out, &mpath, &kind, err, errlen);
+    *path = NULL;
+    *kind = MOUNT_KV1;
+    rc = vault_mount_for(v, ref->path, out, &mpath, kind, err, errlen);
     if (rc < 0)
         goto out;
-    if (ref->version && kind != MOUNT_KV2) {
+    if (ref->version && *kind != MOUNT_KV2) {
         snprintf(err, errlen, "?version= needs a KV version 2 mount; %s is %s", mpath,
-                 kind == MOUNT_KV1 ? "KV version 1" : "not a KV mount");
+                 *kind == MOUNT_KV1 ? "KV version 1" : "not a KV mount");
         out->retryable = false;
         rc = -EINVAL;
         goto out;
     }
+    if ((rc = vault_read_path(mpath, *kind, ref->path, ref->version, buf, sizeof(buf))) < 0) {
+        snprintf(err, errlen, "path too long");
+        out->retryable = false;
+        goto out;
+    }
+    if (strlen(buf) + sizeof("/v1/") > VAULT_PATH_MAX + 8) {   /* vault_raw_call's limit */
+        snprintf(err, errlen, "path too long");
+        out->retryable = false;
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    rc = (*path = strdup(buf)) ? 0 : -ENOMEM;
+out:
+    free(mpath);
+    return rc;
+}
+
+/* The answer r to a read of ref from a mount of kind: the value into
+ * out, and a dynamic secret's lease recorded. */
+static int read_done(struct vault *v, const struct secret_ref *ref, enum mount_kind kind,
+                     const struct http_response *r, struct fetch_result *out, char *err,
+                     size_t errlen)
+{
+    json_t *root = NULL;
+    int rc = vault_read_answer(ref->path, r, kind == MOUNT_KV2, out, &root, err, errlen);
+    if (rc == 0 && kind == MOUNT_OTHER)
+        rc = vault_record_lease(v, ref->path, root, out);
+    json_decref(root);
+    return rc;
+}
+
+static int vault_fetch(void *ctx, const struct secret_ref *ref, struct fetch_result *out,
+                       char *err, size_t errlen)
+{
+    struct vault *v = ctx;
+    enum mount_kind kind;
+    char *path = NULL;
+    struct http_response r;
+    int rc;
+
+    http_response_init(&r);
+    if ((rc = plan_read(v, ref, out, &kind, &path, err, errlen)) < 0)
+        goto out;
     if (kind == MOUNT_OTHER && out->cached) {
         rc = vault_renew_lease(v, ref->path, out, err, errlen);
         if (rc <= 0)
             goto out;
-    }
-    if ((rc = vault_read_path(mpath, kind, ref->path, ref->version, path, sizeof(path))) < 0) {
-        snprintf(err, errlen, "path too long");
-        out->retryable = false;
-        goto out;
     }
     rc = vault_call(v, "GET", path, NULL, &r, err, errlen);
     if (rc < 0) {
         out->retryable = http_errno_retryable(rc);
         goto out;
     }
-    if ((rc = vault_read_answer(ref->path, &r, kind == MOUNT_KV2, out, &root, err, errlen)) < 0)
-        goto out;
-    if (kind == MOUNT_OTHER)
-        rc = vault_record_lease(v, ref->path, root, out);
+    rc = read_done(v, ref, kind, &r, out, err, errlen);
 out:
-    json_decref(root);
     http_response_cleanup(&r);
-    free(mpath);
+    free(path);
     return rc;
+}
+
+/* A cold start's batch (vault_fetch_many) and one round of its reads. */
+struct many {
+    struct vault *v;
+    const struct secret_ref *const *refs;
+    struct fetch_result *outs;
+    int *rcs;
+    char (*errs)[BACKEND_ERR_MAX];
+    void (*ready)(void *arg, size_t i);
+    void *arg;
+    char **path;                   /* per item: its request path; NULL once final */
+    enum mount_kind *kind;
+    /* This round's requests, k for item idx[k]: */
+    size_t *idx;
+    const char **paths;
+    struct http_response *resps;
+    int *hrc;
+    char (*herr)[BACKEND_ERR_MAX];
+    bool hold_403;                 /* first round: a 403 waits for the token check */
+    bool denied;                   /* a 403 is waiting */
+};
+
+/* Item i is final: tell the scheduler. */
+static void many_final(struct many *mb, size_t i)
+{
+    free(mb->path[i]);
+    mb->path[i] = NULL;
+    if (mb->ready)
+        mb->ready(mb->arg, i);
+}
+
+/* Request k of this round answered (or failed): item idx[k]'s outcome,
+ * unless it is a 403 that may be a dead token's (decided after the round). */
+static void many_answer(void *arg, size_t k)
+{
+    struct many *mb = arg;
+    size_t i = mb->idx[k];
+    if (mb->hold_403 && mb->hrc[k] == 0 && mb->resps[k].status == 403) {
+        mb->denied = true;
+        return;
+    }
+    if (mb->hrc[k] < 0) {
+        mb->rcs[i] = mb->hrc[k];
+        snprintf(mb->errs[i], BACKEND_ERR_MAX, "%s", mb->herr[k]);
+        mb->outs[i].retryable = http_errno_retryable(mb->hrc[k]);
+    } else {
+        mb->rcs[i] = read_done(mb->v, mb->refs[i], mb->kind[i], &mb->resps[k], &mb->outs[i],
+                               mb->errs[i], BACKEND_ERR_MAX);
+    }
+    http_response_cleanup(&mb->resps[k]);
+    http_response_init(&mb->resps[k]);
+    many_final(mb, i);
+}
+
+/* Read every item not final yet at once with one token, each reported
+ * as its answer arrives. A 403 gets what vault_call gives a single read:
+ * one check of the token, and if Vault rejects it, one fresh login and
+ * one retry of the 403s. */
+static void read_many(struct many *mb, size_t n)
+{
+    for (int attempt = 0;; attempt++) {
+        char msg[384] = "", *hdr = NULL;
+        unsigned long gen = 0;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (mb->path[i]) {
+                mb->idx[m] = i;
+                mb->paths[m++] = mb->path[i];
+            }
+        if (m == 0)
+            return;
+        mb->hold_403 = attempt == 0;
+        mb->denied = false;
+        int rc = vault_token_header(mb->v, &hdr, &gen, msg, sizeof(msg));
+        if (rc == 0) {
+            vault_raw_many(mb->v, mb->paths, m, hdr, mb->resps, mb->hrc, mb->herr[0],
+                           BACKEND_ERR_MAX, many_answer, mb);
+        } else {
+            for (size_t k = 0; k < m; k++) {
+                mb->hrc[k] = rc;
+                snprintf(mb->herr[k], BACKEND_ERR_MAX, "GET %.200s: cannot log in: %s",
+                         mb->paths[k], msg);
+                many_answer(mb, k);
+            }
+        }
+        bool again = mb->denied && vault_token_rejected(mb->v, hdr);
+        secmem_free(hdr);
+        if (!again) {
+            mb->hold_403 = false;
+            for (size_t k = 0; k < m; k++)
+                if (mb->path[mb->idx[k]])
+                    many_answer(mb, k);   /* the 403s held: the path is denied */
+            return;
+        }
+        for (size_t k = 0; k < m; k++) {
+            http_response_cleanup(&mb->resps[k]);
+            http_response_init(&mb->resps[k]);
+        }
+        if ((rc = vault_relogin(mb->v, gen, msg, sizeof(msg))) < 0) {
+            for (size_t i = 0; i < n; i++)
+                if (mb->path[i]) {
+                    mb->rcs[i] = rc;
+                    snprintf(mb->errs[i], BACKEND_ERR_MAX,
+                             "GET %.200s: HTTP 403, and logging in again failed: %s", mb->path[i],
+                             msg);
+                    many_final(mb, i);
+                }
+            return;
+        }
+    }
+}
+
+/* A cold start's batch: each reference's mount as for a single fetch (one
+ * probe per mount, under mount_lock), then every read at once, each
+ * reported ready as its answer arrives. One worker so has the whole batch
+ * in flight (up to max_parallel), where one request per worker took a
+ * wave per pool's worth of secrets. A lease already served (not at a cold
+ * start) is renewed by vault_fetch. */
+static void vault_fetch_many(void *ctx, const struct secret_ref *const *refs, size_t n,
+                             struct fetch_result *outs, int *rcs, char (*errs)[BACKEND_ERR_MAX],
+                             void (*ready)(void *arg, size_t i), void *arg)
+{
+    struct many mb = {
+        .v = ctx, .refs = refs, .outs = outs, .rcs = rcs, .errs = errs, .ready = ready,
+        .arg = arg, .path = calloc(n, sizeof(char *)), .kind = calloc(n, sizeof(*mb.kind)),
+        .idx = calloc(n, sizeof(size_t)), .paths = calloc(n, sizeof(char *)),
+        .resps = calloc(n, sizeof(*mb.resps)), .hrc = calloc(n, sizeof(int)),
+        .herr = calloc(n, sizeof(*mb.herr)),
+    };
+    bool ok = mb.path && mb.kind && mb.idx && mb.paths && mb.resps && mb.hrc && mb.herr;
+
+    for (size_t i = 0; ok && i < n; i++)
+        http_response_init(&mb.resps[i]);
+    for (size_t i = 0; i < n; i++) {
+        errs[i][0] = '\0';
+        if (!ok) {
+            rcs[i] = vault_fetch(mb.v, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
+            continue;
+        }
+        rcs[i] = plan_read(mb.v, refs[i], &outs[i], &mb.kind[i], &mb.path[i], errs[i],
+                           BACKEND_ERR_MAX);
+        if (rcs[i] == 0 && mb.kind[i] == MOUNT_OTHER && outs[i].cached) {
+            free(mb.path[i]);
+            mb.path[i] = NULL;
+            rcs[i] = vault_fetch(mb.v, refs[i], &outs[i], errs[i], BACKEND_ERR_MAX);
+        }
+        if (!mb.path[i])
+            many_final(&mb, i);
+    }
+    if (ok)
+        read_many(&mb, n);
+    free(mb.path);
+    free(mb.kind);
+    free(mb.idx);
+    free(mb.paths);
+    free(mb.resps);
+    free(mb.hrc);
+    free(mb.herr);
+}
+
+/* A batch fills the client's max_parallel (the scheduler caps it). */
+static size_t vault_batch_max(void *ctx)
+{
+    const struct vault *v = ctx;
+    return v->max_parallel;
 }
 
 /* Revoke every live lease, then the token we logged in for, with the token
@@ -306,11 +507,13 @@ static void vault_auth_status(void *ctx, struct backend_auth *out)
 const struct backend_ops backend_vault_ops = {
     .type = "vault",
     .caps = BACKEND_CAP_VERSIONS,
+    .batch_max = vault_batch_max,
     .parse = vault_parse,
     .conf_free = vault_conf_free,
     .create = vault_create,
     .check_ref = vault_check_ref,
     .fetch = vault_fetch,
+    .fetch_many = vault_fetch_many,
     .maintain = vault_maintain,
     .shutdown = vault_shutdown,
     .destroy = vault_destroy,

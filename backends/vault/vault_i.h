@@ -1,9 +1,11 @@
 /* vault_i.h - what the files of the Vault provider share.
  *
  *   conf.c    the config object, parsed once into struct vault_conf
- *   vault.c   the provider: create, destroy, check_ref, fetch, shutdown, ops
+ *   vault.c   the provider: create, destroy, check_ref, fetch, fetch_many
+ *             (the cold start's batch: every read at once), shutdown, ops
  *   client.c  requests: headers, namespace, Vault's errors, JSON replies,
- *             the authenticated request with its one re-login on a 403
+ *             the authenticated request with its one re-login on a 403,
+ *             many reads at once
  *   login.c   the auth methods (token, approle, kubernetes, jwt)
  *   token.c   the login token on top of backends/auth/token_cache: lookup,
  *             renewal, the scheduler's upkeep
@@ -93,6 +95,7 @@ struct vault {
     char *token_file, *role, *role_id, *role_id_file, *secret_id_file, *jwt_file;
     char *env_token;               /* VAULT_TOKEN (secret memory) when no token_file */
     bool revoke_on_shutdown;
+    size_t max_parallel;           /* the client's: a cold-start batch's size */
     struct mount *overrides;       /* from kv_versions */
 
     /* The login token, its generation and lifetime; locks itself. */
@@ -127,6 +130,12 @@ int vault_dump_json(const json_t *v, struct secbuf *out, char *err, size_t errle
 int vault_raw_call(struct vault *v, const char *method, const char *path,
                    const struct secbuf *body, const char *hdr_token, struct http_response *resp,
                    char *err, size_t errlen);
+/* GET /v1/<paths[k]> for k < n at once with hdr_token: rcs[k], resps[k]
+ * (initialised by the caller) and errs + k * errlen as vault_raw_call
+ * gives them; done(arg, k) (may be NULL) as each is final. */
+void vault_raw_many(struct vault *v, const char *const *paths, size_t n, const char *hdr_token,
+                    struct http_response *resps, int *rcs, char *errs, size_t errlen,
+                    void (*done)(void *arg, size_t k), void *arg);
 /* An authenticated request: a 403 with a token Vault no longer accepts
  * gets one re-login and one retry. 0 with the response (any status), or a
  * transport / login error. */

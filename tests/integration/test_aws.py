@@ -178,7 +178,7 @@ class BatchTest(awsenv.AwsTestCase):
                          sorted(self.n(k) for k in self.values))
 
     def test_batch_false_fetches_in_parallel(self):
-        # one GetSecretValue per secret, but still many at once (max_parallel, default 32): with
+        # one GetSecretValue per secret, but still many at once (max_parallel, default 128): with
         # 100 ms per answer, 50 secrets one chunk of 20 at a time would take > 2 s
         secrets = self._make()
         self.proxy.set_latency(100)

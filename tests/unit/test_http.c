@@ -225,6 +225,52 @@ START_TEST(ok_body_status_and_keepalive)
 }
 END_TEST
 
+struct many_seen {
+    int calls[10];
+    const int *rcs;
+    const struct http_response *resps;
+    bool final_when_told;   /* each outcome was complete when done() heard of it */
+};
+
+static void many_done(void *arg, size_t i)
+{
+    struct many_seen *m = arg;
+    m->calls[i]++;
+    m->final_when_told = m->final_when_told && m->rcs[i] == 0 && m->resps[i].status == 200 &&
+                         m->resps[i].body.len == 11;
+}
+
+/* Ten requests at once with max_parallel 4: each reported once, complete,
+ * and never more than four connections. */
+START_TEST(perform_many_reports_each_within_max_parallel)
+{
+    struct server s;
+    server_start(&s, REPLY, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"a\":\"b c\"}");
+    struct http_client *c = client_for(s.port, "\"max_parallel\": 4");
+    static const char *const hdrs[] = {"X-Test: 1", NULL};
+    struct http_request reqs[10];
+    struct http_response resps[10];
+    int rcs[10];
+    char errs[10][128];
+    struct many_seen seen = {.rcs = rcs, .resps = resps, .final_when_told = true};
+    for (int i = 0; i < 10; i++) {
+        reqs[i] = (struct http_request){.method = "GET", .path = "/v1/x", .headers = hdrs};
+        http_response_init(&resps[i]);
+    }
+    http_perform_many(c, reqs, 10, resps, rcs, errs[0], sizeof(errs[0]), many_done, &seen);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_msg(rcs[i] == 0, "%d: %s", i, errs[i]);
+        ck_assert_int_eq(seen.calls[i], 1);
+        http_response_cleanup(&resps[i]);
+    }
+    ck_assert(seen.final_when_told);
+    http_client_free(c);
+    server_stop(&s);
+    ck_assert_int_eq(s.requests, 10);
+    ck_assert_int_le(s.accepts, 4);
+}
+END_TEST
+
 /* A request body several times libcurl's upload buffer (16 KiB, set to keep
  * it out of secheap's large-block path) arrives whole and in order. */
 START_TEST(post_body_larger_than_upload_buffer)
@@ -432,6 +478,7 @@ static Suite *http_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, ok_body_status_and_keepalive);
     tcase_add_test(tc, post_body_larger_than_upload_buffer);
+    tcase_add_test(tc, perform_many_reports_each_within_max_parallel);
     tcase_add_test(tc, retry_after_seconds);
     tcase_add_test(tc, www_authenticate);
     tcase_add_test(tc, body_over_cap);
