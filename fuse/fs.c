@@ -586,6 +586,24 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
     return d;
 }
 
+/* The audit line of an open the file modes decided (no access policy, or
+ * a refusal before it): folded by (secret, pid, uid, decision) with
+ * nothing read from /proc — a line per open would cost a fifth of a
+ * cached read (docs/performance.md). NULL without an audit trail: the
+ * broker's log then has a line per open. */
+static const struct policy_verdict *modes_verdict(const struct fs *fs,
+                                                  const struct policy_subject *subj,
+                                                  const char *secret, enum policy_decision d,
+                                                  struct policy_verdict *v, struct policy_proc *who)
+{
+    if (!fs->audit)
+        return NULL;
+    *who = (struct policy_proc){.pid = subj->pid, .uid = subj->uid, .gid = subj->gid};
+    *v = (struct policy_verdict){.rule = POLICY_RULE_MODES, .proc = who, .log = fs->audit};
+    v->due = policy_audit_log_admit(fs->audit, secret, who, d, &v->repeats);
+    return v;
+}
+
 /* open in generation g; false: g was replaced meanwhile, start over with
  * the same w, whose verdict (once made) stands: a retry is not a second
  * decision nor a second audit line. */
@@ -611,13 +629,14 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     struct policy_object obj = {.name = sec->name, .backend = store_backend_name(g->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
 
-    /* Under a policy, the refusals before it go to the audit trail too. */
-    struct policy_verdict by_modes = {.rule = POLICY_RULE_MODES, .log = fs->audit, .due = true};
-    const struct policy_verdict *mv = g->policy && fs->audit ? &by_modes : NULL;
+    /* The refusals before the policy (or with none) go to the audit trail. */
+    struct policy_verdict by_modes;
+    struct policy_proc bare;
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
         rc = -EROFS;
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
-        policy_audit_open(&subj, &obj, POLICY_DENY, rc, mv);
+        policy_audit_open(&subj, &obj, POLICY_DENY, rc,
+                          modes_verdict(fs, &subj, sec->name, POLICY_DENY, &by_modes, &bare));
         fuse_reply_err(req, -rc);
         return true;
     }
@@ -633,7 +652,8 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
     }
     if (d == POLICY_DENY) {
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
-        policy_audit_open(&subj, &obj, d, 0, mv);
+        policy_audit_open(&subj, &obj, d, 0,
+                          modes_verdict(fs, &subj, sec->name, d, &by_modes, &bare));
         fuse_reply_err(req, EACCES);
         return true;
     }
@@ -701,6 +721,10 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
     const struct cfg_attrs *a = &sec->attrs;
     struct policy_object obj = {.name = sec->name, .backend = store_backend_name(g->st, node->secret),
                                 .mode = a->mode, .uid = a->uid, .gid = a->gid};
+    struct policy_verdict by_modes;
+    struct policy_proc bare;
+    if (!v)
+        v = modes_verdict(fs, subj, sec->name, d, &by_modes, &bare);
     size_t name_len = strlen(sec->name);
     struct open_file *of = rc == 0 ? malloc(sizeof(*of) + name_len + 1) : NULL;
     if (rc == 0 && !of) {

@@ -50,6 +50,11 @@ int log_parse_level(const char *s, enum log_level *out)
     return -EINVAL;
 }
 
+bool log_is_text(void)
+{
+    return log_fmt == LOG_FORMAT_TEXT;
+}
+
 bool log_enabled(enum log_level level)
 {
     return level <= log_min;

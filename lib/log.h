@@ -53,6 +53,8 @@ int log_parse_format(const char *s, enum log_format *out) __attribute__((warn_un
 int log_parse_level(const char *s, enum log_level *out) __attribute__((warn_unused_result));
 
 bool log_enabled(enum log_level level);
+/* The log is text (--log-format text), not JSON lines. */
+bool log_is_text(void);
 
 void log_at(enum log_level level, const char *func, const struct log_fields *f,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -304,6 +304,46 @@ static long long interval_ms(const struct policy_audit_log *l, enum policy_decis
 }
 
 /* Under audit.lock: the pending count of s on a line of its own. */
+/* Under audit.lock: one line to the sink. On stderr beside a text log
+ * (--log-format text) the line is one of the log's, in its format (and
+ * level); elsewhere JSON. */
+static void emit_line(struct policy_audit_log *l, const struct policy_audit_line *a, bool summary)
+{
+    bool allow = a->d == POLICY_ALLOW && !a->error;
+    if (l->sink == POLICY_AUDIT_STDERR && log_is_text()) {
+        const struct policy_proc *w = a->who;
+        char rule[24], id[64], c[POLICY_CONTAINER_ID_MAX + 24];
+        struct log_num rep = {"repeats", (long long)a->repeats};
+        struct log_fields f = {.secret = a->secret, .backend = a->backend,
+                               .result = a->d == POLICY_ALLOW ? "allow" : "deny",
+                               .error = a->error, .has_caller = true, .uid = (long)w->uid,
+                               .gid = (long)w->gid, .pid = (long)w->pid,
+                               .nums = a->repeats ? &rep : NULL, .n_nums = a->repeats ? 1 : 0};
+        if (!summary) {
+            if (a->rule >= 0)
+                snprintf(rule, sizeof(rule), "%d", a->rule);
+            f.rule = a->rule >= 0 ? rule : a->rule == POLICY_RULE_MODES ? "file modes" : "default";
+        }
+        if (!summary && w->has_pid) {
+            if (w->has_exe) {
+                snprintf(id, sizeof(id), "%llu:%llu", (unsigned long long)w->exe_dev,
+                         (unsigned long long)w->exe_ino);
+                f.exe = w->exe_path[0] ? w->exe_path : id;
+            }
+            f.cgroup = w->cgroup[0] ? w->cgroup : NULL;
+            if (w->runtime != POLICY_RUNTIME_NONE && w->container[0]) {
+                snprintf(c, sizeof(c), "%s:%s", policy_runtime_name(w->runtime), w->container);
+                f.container = c;
+            }
+        }
+        log_f(allow ? LOG_INFO : LOG_WARN, &f, summary ? "open repeats" : "open");
+        return;
+    }
+    char line[AUDIT_LINE_MAX];
+    size_t n = policy_audit_format(line, sizeof(line), a, summary);
+    emit(l, line, n, allow);
+}
+
 static void flush_slot(struct policy_audit_log *l, struct slot *s)
 {
     if (!s->name || s->repeats == 0)
@@ -311,9 +351,7 @@ static void flush_slot(struct policy_audit_log *l, struct slot *s)
     struct policy_proc who = {.pid = s->pid, .uid = s->uid, .gid = s->gid};
     struct policy_audit_line a = {.secret = s->name, .who = &who, .d = s->d, .rule = -1,
                                   .repeats = s->repeats};
-    char line[AUDIT_LINE_MAX];
-    size_t n = policy_audit_format(line, sizeof(line), &a, true);
-    emit(l, line, n, s->d == POLICY_ALLOW);
+    emit_line(l, &a, true);
     s->repeats = 0;
 }
 
@@ -364,7 +402,10 @@ bool policy_audit_log_admit(struct policy_audit_log *l, const char *secret,
                             const struct policy_proc *who, enum policy_decision d,
                             unsigned long long *repeats)
 {
-    unsigned long long id = who->pid ? who->start_time : (unsigned long long)who->uid;
+    /* The identity when it was read; else (pid 0, or no policy: nothing
+     * read from /proc) the uid, so a pid reused by another user is another
+     * caller. */
+    unsigned long long id = who->start_time ? who->start_time : (unsigned long long)who->uid;
     uint64_t h = slot_hash(secret, who->pid, id, d);
     long long now = clock_mono_ms();
     *repeats = 0;
@@ -413,10 +454,8 @@ bool policy_audit_log_admit(struct policy_audit_log *l, const char *secret,
 
 void policy_audit_log_write(struct policy_audit_log *l, const struct policy_audit_line *a)
 {
-    char line[AUDIT_LINE_MAX];
-    size_t n = policy_audit_format(line, sizeof(line), a, false);
     pthread_mutex_lock(&l->lock);
-    emit(l, line, n, a->d == POLICY_ALLOW && !a->error);
+    emit_line(l, a, false);
     pthread_mutex_unlock(&l->lock);
 }
 

@@ -216,7 +216,7 @@ class ContentsTest(rstest.BrokerTestCase):
         nonjson = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("{")]
         self.assertEqual(nonjson, [], "non-JSON lines in the JSON log")
         allowed = {"time", "level", "msg", "secret", "backend", "error", "path", "uid", "gid",
-                   "pid", "result", "ok", "failed", "ms"}
+                   "pid", "result", "ok", "failed", "ms", "audit", "decision", "rule", "repeats"}
         for r in recs:
             with self.subTest(line=r):
                 for k in ("time", "level", "msg"):
