@@ -74,6 +74,8 @@ def parse_args(argv):
     ap.add_argument("--log-level", default="info", choices=("error", "warn", "info", "debug"))
     ap.add_argument("--perf", type=int, default=0, metavar="N",
                     help="also record `perf record -g` of the broker's start at file N (0: no)")
+    ap.add_argument("--perf-refresh", type=int, default=0, metavar="N",
+                    help="then `perf record -g -p` the refresh window of file N, in a run of its own (0: no)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args(argv)
     try:
@@ -274,7 +276,7 @@ class Bench:
             raise benchlib.BenchError("the broker is gone")
         return c1 - c0
 
-    def cycles_window(self, r, interval, k):
+    def cycles_window(self, r, interval, k, perf_out=None):
         """CPU over the window holding exactly K refresh cycles after a start R (see the top)."""
         lo = r["t_served"] + 1.1 * k * interval + 0.02 * interval   # + a fetch's time
         hi = r["t0"] + 0.9 * (k + 1) * interval
@@ -284,11 +286,22 @@ class Bench:
         ws = time.monotonic()
         c0 = benchlib.cpu_ms(self.pid)
         we = (lo + hi) / 2
+        perf = None
+        if perf_out:   # its own CPU is not the broker's: /proc/PID/stat counts the broker only
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", perf_out, "-p", str(self.pid), "--",
+                                     "sleep", "%.1f" % (we - ws)], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while time.monotonic() < we:
             if self.proc.poll() is not None:
                 raise benchlib.BenchError("the broker exited during the refresh window")
             time.sleep(min(1.0, max(0.0, we - time.monotonic())))
         c1 = benchlib.cpu_ms(self.pid)
+        if perf:
+            try:
+                perf.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                perf.kill()
+                perf.wait()
         return c1 - c0, time.monotonic() - ws
 
     # one N -----------------------------------------------------------------------------------
@@ -327,11 +340,11 @@ class Bench:
                 shutil.rmtree(os.path.join(self.tmp, "src-%d" % n), ignore_errors=True)
         return row
 
-    def refresh_run(self, backend_kind, n, values, backend, ref, interval, k, idle_rate):
+    def refresh_run(self, backend_kind, n, values, backend, ref, interval, k, idle_rate, perf_out=None):
         tag = "%s-%d-b%d" % (backend_kind, n, interval)
         cfg = self.config(tag, values, backend, ref, "%ds" % interval, "2h")
         r = self.start(tag, cfg, values)
-        cpu, window = self.cycles_window(r, interval, k)
+        cpu, window = self.cycles_window(r, interval, k, perf_out)
         st = proc_status(self.pid)
         self.stop()
         cycle = (cpu - idle_rate * window) / k
@@ -426,6 +439,14 @@ def main():
                 f.write(header + "\n" + rc_text + "\n")
         if a.perf:
             b.perf_start(a.perf, os.path.join(out, "perf-start-%d.data" % a.perf))
+        if a.perf_refresh:   # a run of its own: perf's sampling is not in the figures above
+            n = a.perf_refresh
+            values, backend, ref = b.file_source(n)
+            interval = next((r["refresh_s"] for r in rows if r["backend"] == "file" and r["n"] == n
+                             and r.get("refresh_s")), a.refresh_s)
+            b.refresh_run("file", n, values, backend, ref, interval, a.cycles, 0.0,
+                          os.path.join(out, "perf-refresh-%d.data" % n))
+            b.stop()
         log("wrote %s" % out)
     except benchlib.BenchError as e:
         log(str(e))
