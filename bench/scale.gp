@@ -1,7 +1,7 @@
 # scale.gp - the curves of bench/scale.sh (issue 16) from its CSV.
 # gnuplot -e "csv='OUT/scale.csv'; outdir='docs/img'; title_note='...'" bench/scale.gp
 # Columns: 1 backend, 2 n, 3 status, 6 start_ms, 9 rss_kib, 10 vmlck_kib, 11 threads,
-# 17 cycle_cpu_ms (see FIELDS in bench/scale.py). Rows whose status is not "ok" are left out.
+# 18 cycle_cpu_ms (see FIELDS in bench/scale.py). Rows whose status is not "ok" are left out.
 if (!exists("csv")) csv = 'scale.csv'
 if (!exists("outdir")) outdir = 'docs/img'
 if (!exists("title_note")) title_note = ''
@@ -43,8 +43,8 @@ set autoscale y
 set logscale y 10
 set ylabel "ms CPU (utime+stime)"
 set title "one refresh cycle of all N, minus idle"
-plot csv skip 1 using 2:(F("file",17)) with linespoints @st_f title "file", \
-     '' skip 1 using 2:(F("vault",17)) with linespoints @st_v title "fake Vault"
+plot csv skip 1 using 2:(F("file",18)) with linespoints @st_f title "file", \
+     '' skip 1 using 2:(F("vault",18)) with linespoints @st_v title "fake Vault"
 unset multiplot
 
 set output outdir . '/scale-per-secret.png'
@@ -64,6 +64,6 @@ plot csv skip 1 using 2:(P("file",10,1)) with linespoints @st_f title "file", \
      '' skip 1 using 2:(P("vault",10,1)) with linespoints @st_v title "fake Vault"
 set ylabel "µs CPU per secret"
 set title "one refresh cycle, per secret"
-plot csv skip 1 using 2:(P("file",17,1000)) with linespoints @st_f title "file", \
-     '' skip 1 using 2:(P("vault",17,1000)) with linespoints @st_v title "fake Vault"
+plot csv skip 1 using 2:(P("file",18,1000)) with linespoints @st_f title "file", \
+     '' skip 1 using 2:(P("vault",18,1000)) with linespoints @st_v title "fake Vault"
 unset multiplot

@@ -35,6 +35,10 @@ temp dir is removed (unless --keep). Exit status: 0 measured, 1 failure, 2 usage
 
 import argparse
 import csv
+import ctypes
+import select
+import struct
+import threading
 import json
 import os
 import secrets
@@ -54,7 +58,7 @@ log = benchlib.logger("scale")
 
 FIELDS = ["backend", "n", "status", "mount_ms", "listed_ms", "start_ms", "start_b_ms", "cold_log_ms",
           "rss_kib", "vmlck_kib", "threads", "idle_cpu_ms_per_s", "refresh_s", "cycles",
-          "window_s", "window_cpu_ms", "cycle_cpu_ms", "cycle_cpu_us_per_secret", "rss_after_kib",
+          "window_s", "window_cpu_ms", "fetches", "cycle_cpu_ms", "cycle_cpu_us_per_secret", "rss_after_kib",
           "threads_after"]
 
 
@@ -121,6 +125,48 @@ class Fake(benchlib.FakeServer):
 
 class Skip(Exception):
     pass
+
+
+IN_OPEN, IN_Q_OVERFLOW = 0x20, 0x4000
+
+
+class OpenCounter:
+    """The file backend's fetches, counted: inotify IN_OPEN on the source folder (each fetch opens
+    its file once), drained by a thread so the kernel's queue (16,384 events) never overflows
+    unnoticed. Only opens while counting is on count."""
+
+    def __init__(self, folder):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(0o4000 | 0o2000000)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, folder.encode(), IN_OPEN) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+        self.count, self.overflow, self.on = 0, False, False
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.is_set():
+            r, _, _ = select.select([self.fd], [], [], 0.1)
+            if not r:
+                continue
+            try:
+                buf = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                continue
+            off = 0
+            while off < len(buf):
+                _wd, mask, _c, n = struct.unpack_from("iIII", buf, off)
+                off += 16 + n
+                if mask & IN_Q_OVERFLOW:
+                    self.overflow = True
+                elif mask & IN_OPEN and n and self.on:
+                    self.count += 1
+
+    def close(self):
+        self.done.set()
+        self.thread.join(1.0)
+        os.close(self.fd)
 
 
 class Bench:
@@ -276,13 +322,17 @@ class Bench:
             raise benchlib.BenchError("the broker is gone")
         return c1 - c0
 
-    def cycles_window(self, r, interval, k, perf_out=None):
-        """CPU over the window holding exactly K refresh cycles after a start R (see the top)."""
+    def cycles_window(self, r, interval, k, perf_out=None, counter=None):
+        """CPU over the window holding exactly K refresh cycles after a start R (see the top), and
+        the fetches counted in it (None where not counted)."""
         lo = r["t_served"] + 1.1 * k * interval + 0.02 * interval   # + a fetch's time
         hi = r["t0"] + 0.9 * (k + 1) * interval
         if lo >= hi:
             raise benchlib.BenchError("start too slow (%.1f s) for %d exact cycles at %.0f s"
                                       % (r["start_ms"] / 1e3, k, interval))
+        time.sleep(0.2)   # the last reads' FUSE replies
+        if counter:
+            counter.on = True
         ws = time.monotonic()
         c0 = benchlib.cpu_ms(self.pid)
         we = (lo + hi) / 2
@@ -296,13 +346,23 @@ class Bench:
                 raise benchlib.BenchError("the broker exited during the refresh window")
             time.sleep(min(1.0, max(0.0, we - time.monotonic())))
         c1 = benchlib.cpu_ms(self.pid)
+        t_end = time.monotonic()
+        fetches = None
+        if counter:
+            time.sleep(0.2)   # events already queued
+            counter.on = False
+            fetches = None if counter.overflow else counter.count
+        elif self.fake:
+            fetches = sum(1 for e in self.fake.control("requests")
+                          if ws <= e["mono"] <= t_end and e["status"] == 200
+                          and (e.get("rel") or "").startswith("secret/data/"))
         if perf:
             try:
                 perf.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 perf.kill()
                 perf.wait()
-        return c1 - c0, time.monotonic() - ws
+        return c1 - c0, t_end - ws, fetches
 
     # one N -----------------------------------------------------------------------------------
     def measure(self, backend_kind, n):
@@ -327,9 +387,16 @@ class Bench:
                 "%d threads, idle %.2f ms/s" % (backend_kind, n, r["start_ms"], r["listed_ms"],
                                                 benchlib.fmt(r["cold_log_ms"]), st["VmRSS"], st["VmLck"],
                                                 st["Threads"], row["idle_cpu_ms_per_s"]))
-            interval = max(a.refresh_s, r["start_ms"] / 1e3 / 0.2)
+            # K cycles need S < (0.88 - 0.2K) I; a slow start gets one cycle at I = 2 S instead
+            # of three at 5 S (a 100,000-secret window would otherwise take many minutes).
+            start_s = r["start_ms"] / 1e3
+            k = a.cycles
+            if start_s / 0.2 > a.refresh_s and k > 1:
+                k, interval = 1, max(a.refresh_s, start_s * 2)
+            else:
+                interval = max(a.refresh_s, start_s / 0.2)
             interval = float(int(interval + 0.999))
-            row.update(self.refresh_run(backend_kind, n, values, backend, ref, interval, a.cycles,
+            row.update(self.refresh_run(backend_kind, n, values, backend, ref, interval, k,
                                         row["idle_cpu_ms_per_s"]))
         except Skip as e:
             log("%s N=%d: skipped: %s" % (backend_kind, n, e))
@@ -343,17 +410,27 @@ class Bench:
     def refresh_run(self, backend_kind, n, values, backend, ref, interval, k, idle_rate, perf_out=None):
         tag = "%s-%d-b%d" % (backend_kind, n, interval)
         cfg = self.config(tag, values, backend, ref, "%ds" % interval, "2h")
-        r = self.start(tag, cfg, values)
-        cpu, window = self.cycles_window(r, interval, k, perf_out)
+        counter = OpenCounter(backend["path"]) if backend_kind == "file" else None
+        try:
+            r = self.start(tag, cfg, values)
+            if self.fake:
+                self.fake.control("clear_requests")
+            cpu, window, fetches = self.cycles_window(r, interval, k, perf_out, counter)
+        finally:
+            if counter:
+                counter.close()
         st = proc_status(self.pid)
         self.stop()
-        cycle = (cpu - idle_rate * window) / k
-        log("%s N=%d: B: start %.0f ms; refresh %.0f s, %d cycles in %.1f s: %.0f ms CPU, %.1f ms per cycle "
-            "(%.2f us per secret); RSS after %d KiB" % (backend_kind, n, r["start_ms"], interval, k, window,
-                                                     cpu, cycle, cycle * 1e3 / n, st["VmRSS"]))
-        return {"start_b_ms": r["start_ms"], "refresh_s": interval, "cycles": k, "window_s": window,
+        # Cycles as counted (fetches / N) where counted; the window's design (K) otherwise.
+        cycles = fetches / n if fetches else k
+        cycle = (cpu - idle_rate * window) / cycles
+        log("%s N=%d: B: start %.0f ms; refresh %.0f s, window %.1f s (designed for %d cycles, fetched %s = "
+            "%.3f cycles): %.0f ms CPU, %.1f ms per cycle (%.2f us per secret); RSS after %d KiB"
+            % (backend_kind, n, r["start_ms"], interval, window, k, fetches, cycles, cpu, cycle,
+               cycle * 1e3 / n, st["VmRSS"]))
+        return {"start_b_ms": r["start_ms"], "refresh_s": interval, "cycles": cycles, "window_s": window,
                 "window_cpu_ms": cpu, "cycle_cpu_ms": cycle, "cycle_cpu_us_per_secret": cycle * 1e3 / n,
-                "rss_after_kib": st["VmRSS"], "threads_after": st["Threads"]}
+                "fetches": fetches, "rss_after_kib": st["VmRSS"], "threads_after": st["Threads"]}
 
     def perf_start(self, n, out):
         values, backend, ref = self.file_source(n)
