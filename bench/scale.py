@@ -211,6 +211,8 @@ class Bench:
 
     def config(self, tag, values, backend, ref, refresh, max_stale):
         path = os.path.join(self.tmp, "config-%s.json" % tag)
+        if os.path.exists(path):   # the same N and refresh again (--perf-refresh)
+            os.unlink(path)
         bname = "local" if backend["type"] == "file" else "vault"
         cfg = {"mount": self.mnt,
                "defaults": {"refresh": refresh, "max_stale": max_stale, "mode": "0400", "uid": 0, "gid": 0},
