@@ -39,6 +39,7 @@
 
 #define SCHED_ERR_MAX 512
 #define SCHED_MAX_WORKERS 64
+#define SCHED_TIMER_SLACK_MS 10
 #define SCHED_BATCH_LIMIT 256   /* largest batch a backend may ask for */
 
 /* The two pools (see the top of the file). */
@@ -99,6 +100,11 @@ struct scheduler {
     struct timespec started_at;
 
     pthread_t timer_thread;
+    /* When the timer will next walk the items (under lock, set as it
+     * waits): a finished fetch whose next due time is later need not wake
+     * it. timer_at_any: it waits with no deadline. */
+    struct timespec timer_at;
+    bool timer_at_any;
     pthread_t workers[SCHED_MAX_WORKERS + 1];   /* in the order started, either pool */
     unsigned nstarted;             /* entries of workers; main or reload thread only */
     bool timer_started;
@@ -653,6 +659,16 @@ static int ts_cmp(const struct timespec *a, const struct timespec *b)
     return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
 }
 
+/* An item's next due time was set (under lock): wake the timer only when
+ * it falls before the timer's next walk. Waking it for every finished
+ * fetch made a refresh cycle of N secrets cost N walks of N items
+ * (docs/performance.md, "Scaling curve"). */
+static void due_changed_locked(struct scheduler *sc, const struct timespec *due)
+{
+    if (sc->timer_at_any || ts_cmp(due, &sc->timer_at) < 0)
+        pthread_cond_signal(&sc->timer);
+}
+
 /* Called with sc->lock held. */
 static void enqueue_locked(struct scheduler *sc, size_t item)
 {
@@ -728,7 +744,7 @@ static void batch_finish(struct batch_run *br, size_t k, double seconds)
     clock_gettime(CLOCK_MONOTONIC, &it->due);
     ts_add_ms(&it->due, delay);
     bool first = settle_locked(sc, g);
-    pthread_cond_signal(&sc->timer);
+    due_changed_locked(sc, &it->due);
     pthread_mutex_unlock(&sc->lock);
     if (first)
         notify_settled(sc, g);
@@ -848,7 +864,8 @@ static void run_worker(struct scheduler *sc, struct pool *p)
             ts_add_ms(&it->due, delay);
         }
         bool first = item < sc->ng && settle_locked(sc, item);
-        pthread_cond_signal(&sc->timer);
+        if (delay >= 0)
+            due_changed_locked(sc, &it->due);
         pthread_cond_broadcast(&sc->idle);
         if (first) {
             pthread_mutex_unlock(&sc->lock);
@@ -897,10 +914,19 @@ static void *timer_thread(void *arg)
                 have_next = true;
             }
         }
+        /* Walks at most every SCHED_TIMER_SLACK_MS: deadlines closer than
+         * that (jitter spreads them) are taken together, a few ms late. */
+        struct timespec soonest = now;
+        ts_add_ms(&soonest, SCHED_TIMER_SLACK_MS);
+        if (have_next && ts_cmp(&next, &soonest) < 0)
+            next = soonest;
+        sc->timer_at = next;
+        sc->timer_at_any = !have_next;
         if (have_next)
             pthread_cond_timedwait(&sc->timer, &sc->lock, &next);
         else
             pthread_cond_wait(&sc->timer, &sc->lock);
+        sc->timer_at_any = true;   /* awake: anything may need a walk */
     }
     pthread_mutex_unlock(&sc->lock);
     return NULL;
