@@ -10,9 +10,7 @@
 #include "policy/proc.h"
 #include "policy/rules.h"
 #include <errno.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,20 +97,18 @@ static int parse_gid(const char *s, gid_t *out)
 /* "(alice)" or "" for an id the databases do not name. */
 static void user_name(uid_t uid, char *out, size_t cap)
 {
-    char buf[4096];
-    struct passwd pw, *res = NULL;
+    char name[256];
     out[0] = '\0';
-    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
-        snprintf(out, cap, " (%s)", pw.pw_name);
+    if (ids_user_name(uid, name, sizeof(name)) == 0)
+        snprintf(out, cap, " (%s)", name);
 }
 
 static void group_name(gid_t gid, char *out, size_t cap)
 {
-    char buf[4096];
-    struct group gr, *res = NULL;
+    char name[256];
     out[0] = '\0';
-    if (getgrgid_r(gid, &gr, buf, sizeof(buf), &res) == 0 && res)
-        snprintf(out, cap, " (%s)", gr.gr_name);
+    if (ids_group_name(gid, name, sizeof(name)) == 0)
+        snprintf(out, cap, " (%s)", name);
 }
 
 /* --groups A,B: numbers or names, at most POLICY_PROC_MAX_GROUPS. */

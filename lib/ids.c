@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -25,7 +26,9 @@ static int outcome(int e, const void *res)
     return -e;
 }
 
-int ids_user(const char *name, uid_t *uid, gid_t *gid)
+/* By name, or with name NULL by *uid: *uid, *gid (may be NULL) and, when
+ * out is given, the name into out (cap bytes, cut to fit). */
+static int user_lookup(const char *name, uid_t *uid, gid_t *gid, char *out, size_t cap)
 {
     size_t size = first_size(_SC_GETPW_R_SIZE_MAX);
     for (;;) {
@@ -39,6 +42,8 @@ int ids_user(const char *name, uid_t *uid, gid_t *gid)
             *uid = pw.pw_uid;
             if (gid)
                 *gid = pw.pw_gid;
+            if (out)
+                snprintf(out, cap, "%s", pw.pw_name);
         }
         free(buf);
         if (e == ERANGE && size < IDS_BUF_MAX) {
@@ -49,7 +54,8 @@ int ids_user(const char *name, uid_t *uid, gid_t *gid)
     }
 }
 
-int ids_group(const char *name, gid_t *gid)
+/* As user_lookup, for groups. */
+static int group_lookup(const char *name, gid_t *gid, char *out, size_t cap)
 {
     size_t size = first_size(_SC_GETGR_R_SIZE_MAX);
     for (;;) {
@@ -57,9 +63,13 @@ int ids_group(const char *name, gid_t *gid)
         char *buf = malloc(size);
         if (!buf)
             return -ENOMEM;
-        int e = getgrnam_r(name, &gr, buf, size, &res);
-        if (e == 0 && res)
+        int e = name ? getgrnam_r(name, &gr, buf, size, &res)
+                     : getgrgid_r(*gid, &gr, buf, size, &res);
+        if (e == 0 && res) {
             *gid = gr.gr_gid;
+            if (out)
+                snprintf(out, cap, "%s", gr.gr_name);
+        }
         free(buf);
         if (e == ERANGE && size < IDS_BUF_MAX) {
             size *= 2;
@@ -67,4 +77,24 @@ int ids_group(const char *name, gid_t *gid)
         }
         return outcome(e, res);
     }
+}
+
+int ids_user(const char *name, uid_t *uid, gid_t *gid)
+{
+    return user_lookup(name, uid, gid, NULL, 0);
+}
+
+int ids_group(const char *name, gid_t *gid)
+{
+    return group_lookup(name, gid, NULL, 0);
+}
+
+int ids_user_name(uid_t uid, char *out, size_t cap)
+{
+    return user_lookup(NULL, &uid, NULL, out, cap);
+}
+
+int ids_group_name(gid_t gid, char *out, size_t cap)
+{
+    return group_lookup(NULL, &gid, out, cap);
 }

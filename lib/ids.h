@@ -1,10 +1,11 @@
-/* ids.h - user and group names to ids through NSS (getpwnam_r,
- * getgrnam_r), with a buffer that grows on ERANGE: the one lookup the
+/* ids.h - user and group names to ids and back through NSS (getpwnam_r,
+ * getgrnam_r, getpwuid_r, getgrgid_r), with a buffer that grows on ERANGE: the one lookup the
  * configuration, the access policy, `check --explain` and `exec --user`
  * share. */
 #ifndef RS_IDS_H
 #define RS_IDS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* The user name (or, with name NULL, the uid *uid) in the passwd
@@ -14,5 +15,9 @@
 int ids_user(const char *name, uid_t *uid, gid_t *gid) __attribute__((warn_unused_result));
 /* The group name: *gid. 0, -ENOENT or another negative errno. */
 int ids_group(const char *name, gid_t *gid) __attribute__((warn_unused_result));
+/* The other way: uid's or gid's name into out (cap bytes, cut to fit).
+ * 0, -ENOENT or another negative errno (out then unchanged). */
+int ids_user_name(uid_t uid, char *out, size_t cap) __attribute__((warn_unused_result));
+int ids_group_name(gid_t gid, char *out, size_t cap) __attribute__((warn_unused_result));
 
 #endif
