@@ -256,28 +256,28 @@ static void copy_text(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
+/* A printable copy of src, at most max - 1 bytes; NULL for NULL, "" or
+ * out of memory. */
+static char *dup_text(const char *src, size_t max)
+{
+    if (!src || !src[0])
+        return NULL;
+    size_t n = strnlen(src, max - 1);
+    char *d = malloc(n + 1);
+    if (d)
+        copy_text(d, n + 1, src);
+    return d;
+}
+
 void metrics_secret_text(struct metrics_secret *s, const char *error, const char *version)
 {
     if (!s)
         return;
-    char *e = NULL, *v = NULL, *old_v = NULL;
-    if (error && error[0]) {
-        size_t n = strlen(error);
-        n = n < METRICS_ERROR_MAX - 1 ? n : METRICS_ERROR_MAX - 1;
-        e = malloc(n + 1);
-        if (e)
-            copy_text(e, n + 1, error);
-    }
-    if (version && version[0]) {
-        /* Most backends have no versions, and a version seldom changes:
-         * a copy of its own only when there is one (no fixed array in
-         * each of 10,000 objects). Out of memory: the old one stays. */
-        size_t n = strlen(version);
-        n = n < METRICS_VERSION_MAX - 1 ? n : METRICS_VERSION_MAX - 1;
-        v = malloc(n + 1);
-        if (v)
-            copy_text(v, n + 1, version);
-    }
+    /* Most backends have no versions, and a version seldom changes: a
+     * copy of its own only when there is one (no fixed array in each of
+     * 10,000 objects). Out of memory: the old version stays. */
+    char *e = dup_text(error, METRICS_ERROR_MAX), *v = dup_text(version, METRICS_VERSION_MAX);
+    char *old_v = NULL;
     pthread_mutex_lock(&s->text_lock);
     char *old = s->error;
     s->error = e;
