@@ -148,26 +148,14 @@ class PolicyTest(rstest.BrokerTestCase):
             os.mkdir(cg)
         except OSError as e:
             self.skipTest("cannot create a cgroup v2 folder under %s: %s" % (CG2, e))
+
+        def in_cgroup_read():
+            with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            return rstest.read_all(self.mpath("cg", "x"))
         try:
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.close(r)
-                    with open(os.path.join(cg, "cgroup.procs"), "w") as f:
-                        f.write(str(os.getpid()))
-                    try:
-                        res = rstest.read_all(self.mpath("cg", "x"))
-                    except OSError as e:
-                        res = e.errno
-                    os.write(w, repr(res).encode())
-                finally:
-                    os._exit(0)
-            os.close(w)
-            with os.fdopen(r, "rb") as f:
-                res = f.read()
-            os.waitpid(pid, 0)
-            self.assertEqual(res, repr(self.values["cg"].encode()).encode())
+            status, res, pid = rstest.run_as(0, 0, in_cgroup_read)
+            self.assertEqual((status, res), ("ok", self.values["cg"].encode()))
             rec = self.broker.wait_log("open", secret="cg/x", pid=pid)
             self.assertEqual((rec.get("decision"), rec.get("rule")), ("allow", 4), rec)
             self.assertTrue(rec.get("cgroup", "").endswith("/" + self.cg_name), rec)
