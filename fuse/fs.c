@@ -70,7 +70,7 @@ struct fs {
     unsigned max_threads;
     bool mounted;
     const struct mountns *mount_ns;   /* borrowed: mounted in there (fs_options) */
-    struct policy_audit_log *audit;   /* borrowed (fs_options); NULL: none */
+    struct policy_audit_log *audit;   /* borrowed (fs_options) */
     unsigned proc_flags;              /* POLICY_PROC_PIDFS when the kernel has pidfs */
     char *mountpoint;                 /* with mount_ns: where, for the unmount */
     /* fs_exit's wake-up: an eventfd every loop thread polls with /dev/fuse,
@@ -338,7 +338,7 @@ static enum park_result park(struct fs *fs, const struct fs_gen *g, size_t secre
         if (copy) {
             *copy = *w;
             copy->audit_names = NULL;
-            if (w->has_verdict && fs->audit) {
+            if (w->has_verdict) {
                 /* "secret\0backend": a reload may free both names before the
                  * waiter is answered, and its line must still name them. */
                 const char *n = store_cfg(g->st, secret)->name;
@@ -554,7 +554,7 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
                                            struct waiter *w, char *why, size_t whylen)
 {
     char err[160];
-    unsigned facts = pol->facts | (fs->audit ? POLICY_FACT_START : POLICY_FACTS_ALL);
+    unsigned facts = pol->facts | POLICY_FACT_START;
     unsigned flags = fs->proc_flags;
     enum policy_decision d;
     w->rule = -1;
@@ -569,8 +569,6 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
     } else {
         d = policy_decide(pol, secret, &w->proc, &w->rule);
     }
-    if (!fs->audit)
-        return d;
     w->audit_due = policy_audit_log_admit(fs->audit, secret, &w->proc, d, &w->repeats);
     if (w->audit_due && rc == 0 && ctx->pid != 0 && facts != POLICY_FACTS_ALL) {
         /* For the line only: the facts the decision did not read are
@@ -589,15 +587,12 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
 /* The audit line of an open the file modes decided (no access policy, or
  * a refusal before it): folded by (secret, pid, uid, decision) with
  * nothing read from /proc — a line per open would cost a fifth of a
- * cached read (docs/performance.md). NULL without an audit trail: the
- * broker's log then has a line per open. */
+ * cached read (docs/performance.md). */
 static const struct policy_verdict *modes_verdict(const struct fs *fs,
                                                   const struct policy_subject *subj,
                                                   const char *secret, enum policy_decision d,
                                                   struct policy_verdict *v, struct policy_proc *who)
 {
-    if (!fs->audit)
-        return NULL;
     *who = (struct policy_proc){.pid = subj->pid, .uid = subj->uid, .gid = subj->gid};
     *v = (struct policy_verdict){.rule = POLICY_RULE_MODES, .proc = who, .log = fs->audit};
     v->due = policy_audit_log_admit(fs->audit, secret, who, d, &v->repeats);
@@ -1135,8 +1130,12 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
 {
     int rc = -ENOMEM;
     char opts[256];
-    struct fs *fs = calloc(1, sizeof(*fs));
     err[0] = '\0';
+    if (!o->audit) {
+        snprintf(err, errlen, "no audit trail");   /* a caller's bug: every open has a line */
+        return -EINVAL;
+    }
+    struct fs *fs = calloc(1, sizeof(*fs));
     if (!fs)
         goto fail;
     fs->exit_fd = -1;

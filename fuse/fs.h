@@ -19,8 +19,8 @@ struct fs_options {
     /* NULL, or mount (and unmount) in that namespace rather than ours
      * (mountns.h); borrowed, and must outlive the fs. */
     const struct mountns *mount_ns;
-    /* The access policy's audit trail (policy/audit.h), borrowed, outliving
-     * the fs; NULL: a policy's decisions go to the broker's log, unfolded. */
+    /* The audit trail (policy/audit.h): every open's line. Required;
+     * borrowed, and must outlive the fs. */
     struct policy_audit_log *audit;
 };
 

@@ -465,62 +465,19 @@ void policy_audit_open(const struct policy_subject *s, const struct policy_objec
                        enum policy_decision d, int rc, const struct policy_verdict *v)
 {
     char error[64] = "";
-    char rule[24], exe[48], container[POLICY_CONTAINER_ID_MAX + 24];
     if (rc < 0)
         snprintf(error, sizeof(error), "%s", strerror(-rc));
-    if (v && v->log) {
-        /* A failed open is always written (its count stays with the allows
-         * of its slot); a decision only when due. */
-        if (!v->due && rc >= 0)
-            return;
-        struct policy_proc bare = {.pid = s->pid, .uid = s->uid, .gid = s->gid};
-        struct policy_audit_line a = {
-            .secret = o->name, .backend = o->backend, .who = v->proc ? v->proc : &bare,
-            .d = d, .rule = v->rule, .error = rc < 0 ? error : v->why,
-            .repeats = v->due ? v->repeats : 0,
-        };
-        policy_audit_log_write(v->log, &a);
+    /* A failed open is always written (its count stays with the allows of
+     * its slot); a decision only when due. */
+    if (!v->due && rc >= 0)
         return;
-    }
-    struct log_fields f = {
-        .secret = o->name,
-        .backend = o->backend,
-        .result = rc < 0 ? "error" : d == POLICY_ALLOW ? "allow" : "deny",
-        .has_caller = true,
-        .uid = (long)s->uid,
-        .gid = (long)s->gid,
-        .pid = (long)s->pid,
+    struct policy_proc bare = {.pid = s->pid, .uid = s->uid, .gid = s->gid};
+    struct policy_audit_line a = {
+        .secret = o->name, .backend = o->backend, .who = v->proc ? v->proc : &bare,
+        .d = d, .rule = v->rule, .error = rc < 0 ? error : v->why,
+        .repeats = v->due ? v->repeats : 0,
     };
-    if (rc < 0)
-        f.error = error;
-    if (v) {
-        if (v->rule < 0)
-            f.rule = "default";
-        else {
-            snprintf(rule, sizeof(rule), "%d", v->rule);
-            f.rule = rule;
-        }
-        if (v->why && rc >= 0)
-            f.error = v->why;
-        const struct policy_proc *p = v->proc;
-        if (p && p->has_pid) {
-            /* The identity rules compare, not a path: a path names whatever
-             * is there now, in the broker's mount namespace. */
-            if (p->has_exe) {
-                snprintf(exe, sizeof(exe), "%llu:%llu", (unsigned long long)p->exe_dev,
-                         (unsigned long long)p->exe_ino);
-                f.exe = exe;
-            }
-            if (p->cgroup[0])
-                f.cgroup = p->cgroup;
-            if (p->runtime != POLICY_RUNTIME_NONE && p->container[0]) {
-                snprintf(container, sizeof(container), "%s:%s", policy_runtime_name(p->runtime),
-                         p->container);
-                f.container = container;
-            }
-        }
-    }
-    log_f(d == POLICY_ALLOW && rc == 0 ? LOG_INFO : LOG_WARN, &f, "open");
+    policy_audit_log_write(v->log, &a);
 }
 
 /* ---- life ---- */

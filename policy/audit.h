@@ -37,22 +37,22 @@ struct policy_audit_log;
 #define POLICY_RULE_DEFAULT (-1)
 #define POLICY_RULE_MODES (-2)
 
-/* The access policy's part of an open, for its audit line. */
+/* Who decided an open and whether its line is due, for its audit line. */
 struct policy_verdict {
     int rule;                        /* the rule that decided, or POLICY_RULE_* */
     const struct policy_proc *proc;  /* the caller's facts (borrowed); NULL: not read */
     const char *why;                 /* the facts could not be read (a deny): why, one line */
-    struct policy_audit_log *log;    /* the audit trail (borrowed); NULL: the broker's log */
-    bool due;                        /* with log: policy_audit_log_admit said to write */
-    unsigned long long repeats;      /* with log: its count of folded opens */
+    struct policy_audit_log *log;    /* the audit trail (borrowed) */
+    bool due;                        /* policy_audit_log_admit said to write */
+    unsigned long long repeats;      /* its count of folded opens */
 };
 
-/* Write one audit line for an open: decision or, for rc < 0, the error.
- * v NULL (no access policy, file modes alone decided): a line in the
- * broker's log. Else the audit trail's line (policy/audit.h), when due,
- * with the deciding rule and the caller's exe, cgroup and container. */
+/* Write an open's line to v->log when it is due, or always for rc < 0
+ * (the error): the decision, the rule (or the file modes) and the caller's
+ * facts as far as they were read. */
 void policy_audit_open(const struct policy_subject *s, const struct policy_object *o,
-                       enum policy_decision d, int rc, const struct policy_verdict *v);
+                       enum policy_decision d, int rc, const struct policy_verdict *v)
+    __attribute__((nonnull));
 
 
 /* p's "audit" object, or the defaults (stderr, 1m) when p is NULL. */
