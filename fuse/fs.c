@@ -423,6 +423,26 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     } while (!done);
 }
 
+/* The file modes' decision for subj, as the kernel makes it. Supplementary
+ * groups cost a /proc read: fetched into groups (FS_MAX_GROUPS) only when
+ * a group could turn a deny, once per *tried. */
+static enum policy_decision modes_decide(fuse_req_t req, struct policy_subject *subj,
+                                         const struct policy_object *obj, gid_t *groups,
+                                         bool *tried)
+{
+    enum policy_decision d = policy_check_read(subj, obj);
+    if (d == POLICY_DENY && !*tried && subj->uid != obj->uid && (obj->mode & 040)) {
+        *tried = true;
+        int ng = fuse_req_getgroups(req, FS_MAX_GROUPS, groups);
+        if (ng > 0) {
+            subj->groups = groups;
+            subj->ngroups = (size_t)(ng < FS_MAX_GROUPS ? ng : FS_MAX_GROUPS);
+            d = policy_check_read(subj, obj);
+        }
+    }
+    return d;
+}
+
 /* Under an access policy, readdir lists only what its caller may open
  * (docs/internals/policy.md): the caller's facts are read once per
  * readdir call, then each entry is decided as an open would be, by the
@@ -442,19 +462,8 @@ static bool may_open(struct lister *l, const struct fs_node *file)
     const struct cfg_secret *sec = store_cfg(l->g->st, file->secret);
     const struct cfg_attrs *a = &sec->attrs;
     struct policy_object obj = {.name = sec->name, .mode = a->mode, .uid = a->uid, .gid = a->gid};
-    if (policy_check_read(&l->subj, &obj) == POLICY_DENY) {
-        if (l->groups_tried || l->subj.uid == obj.uid || !(obj.mode & 040))
-            return false;
-        l->groups_tried = true;
-        int ng = fuse_req_getgroups(l->req, FS_MAX_GROUPS, l->groups);
-        if (ng <= 0)
-            return false;
-        l->subj.groups = l->groups;
-        l->subj.ngroups = (size_t)(ng < FS_MAX_GROUPS ? ng : FS_MAX_GROUPS);
-        if (policy_check_read(&l->subj, &obj) == POLICY_DENY)
-            return false;
-    }
-    return policy_decide(l->g->policy, sec->name, &l->proc, NULL) == POLICY_ALLOW;
+    return modes_decide(l->req, &l->subj, &obj, l->groups, &l->groups_tried) == POLICY_ALLOW &&
+           policy_decide(l->g->policy, sec->name, &l->proc, NULL) == POLICY_ALLOW;
 }
 
 /* A directory is listed when something below it may be opened (and has a
@@ -635,16 +644,8 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
         fuse_reply_err(req, -rc);
         return true;
     }
-    enum policy_decision d = policy_check_read(&subj, &obj);
-    if (d == POLICY_DENY && subj.uid != obj.uid && (obj.mode & 040)) {
-        /* Supplementary groups cost a /proc read: only when they can matter. */
-        int ng = fuse_req_getgroups(req, FS_MAX_GROUPS, groups);
-        if (ng > 0) {
-            subj.groups = groups;
-            subj.ngroups = (size_t)(ng < FS_MAX_GROUPS ? ng : FS_MAX_GROUPS);
-            d = policy_check_read(&subj, &obj);
-        }
-    }
+    bool groups_tried = false;
+    enum policy_decision d = modes_decide(req, &subj, &obj, groups, &groups_tried);
     if (d == POLICY_DENY) {
         metrics_read(store_metrics(g->st, node->secret), METRICS_READ_DENY);
         policy_audit_open(&subj, &obj, d, 0,
