@@ -552,15 +552,15 @@ static void finish_open(struct fs *fs, const struct fs_gen *g, fuse_req_t req,
 
 /* The access policy's decision for an open the file modes allowed: the
  * caller's facts through a pidfd (policy/proc.h), only those the rules
- * need and the start time (the audit's repeats are per process), then
+ * need and the identity (the audit's repeats are per caller), then
  * policy_decide. Facts that cannot be read (the caller gone or replaced:
- * -ESRCH) deny, and *why says so. When the audit line is due (not folded
+ * -ESRCH) deny, and w->why says so. When the audit line is due (not folded
  * into a later one's repeats), the facts it shows are read too, before
  * the reply, while the caller still waits in open(2). The cost is
  * measured in docs/performance.md ("The access policy at open"). */
 static enum policy_decision policy_at_open(const struct fs *fs, const struct policy_rules *pol,
                                            const char *secret, const struct fuse_ctx *ctx,
-                                           struct waiter *w, char *why, size_t whylen)
+                                           struct waiter *w)
 {
     char err[160];
     unsigned facts = pol->facts | POLICY_FACT_START;
@@ -572,7 +572,7 @@ static enum policy_decision policy_at_open(const struct fs *fs, const struct pol
     int rc = policy_proc_load(ctx->pid, ctx->uid, ctx->gid, facts | flags, &w->proc, err,
                               sizeof(err));
     if (rc < 0) {
-        snprintf(why, whylen, "policy: caller facts: %s",
+        snprintf(w->why, sizeof(w->why), "policy: caller facts: %s",
                  rc == -ESRCH ? "the process exited or was replaced" : err);
         d = POLICY_DENY;
     } else {
@@ -668,7 +668,7 @@ static bool open_in(struct fs *fs, struct fs_gen *g, fuse_req_t req, fuse_ino_t 
          * for every caller, an open's answer is this caller's alone. */
         if (!w->has_verdict) {
             w->has_verdict = true;
-            w->d = policy_at_open(fs, g->policy, sec->name, ctx, w, w->why, sizeof(w->why));
+            w->d = policy_at_open(fs, g->policy, sec->name, ctx, w);
         }
         d = w->d;
         v = (struct policy_verdict){.rule = w->rule, .proc = &w->proc,
