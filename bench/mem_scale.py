@@ -169,6 +169,8 @@ def main():
                     help="threads reading the secrets at once (default 1)")
     ap.add_argument("--hold", type=float, default=0,
                     help="seconds to keep the daemon running after sampling (to attach gdb)")
+    ap.add_argument("--log-level", default="info",
+                    help="the daemon's --log-level (default info, its own default: a line per secret fetched)")
     ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args()
 
@@ -204,7 +206,7 @@ def main():
     t0 = time.monotonic()
     proc = subprocess.Popen(args.wrap.split() + [daemon, "mount", "--config", cpath, "--no-pid-file", "--admin",
                              "unix:" + os.path.join(tmp, "admin.sock") if args.admin else "none",
-                             "--log-level", "warn", mnt],
+                             "--log-level", args.log_level, mnt],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     res = {"n": args.n, "size": args.size, "plaintext_bytes": total}
     try:

@@ -3,7 +3,8 @@
  * jansson (every JSON document: values, tokens), libcurl (request headers
  * with tokens, its own copies of response bytes) and OpenSSL (decrypted TLS
  * records) allocate through this heap once hardening_init (the top layer's
- * broker/hardening.c) has hooked them, through secmem_lib_alloc.
+ * broker/hardening.c) has hooked them, through secmem_lib_alloc; so do our
+ * own fetch buffers (struct secbuf, lib/secmem.h).
  * Wiping on free is not enough: while a fetch runs, those buffers are live,
  * and a core dump taken at that moment would hold them. So every page of
  * this heap is excluded from core dumps (MADV_DONTDUMP), locked in memory

@@ -215,13 +215,13 @@ int secbuf_reserve(struct secbuf *b, size_t n)
      * registers meanwhile (a core of a sleeping thread holds them:
      * docs/reliability.md). */
     regs_scrub();
-    unsigned char *p = secmem_alloc(cap);
+    unsigned char *p = secmem_lib_alloc(cap);
     if (!p)
         return -ENOMEM;
     if (b->len)
         memcpy(p, b->data, b->len);
     regs_scrub();
-    secmem_free(b->data);
+    secmem_lib_free(b->data);
     b->data = p;
     b->cap = cap;
     return 0;
@@ -242,7 +242,7 @@ int secbuf_append(struct secbuf *b, const void *p, size_t n)
 
 void secbuf_cleanup(struct secbuf *b)
 {
-    secmem_free(b->data);   /* wipes */
+    secmem_lib_free(b->data);   /* wipes */
     b->data = NULL;
     b->len = 0;
     b->cap = 0;

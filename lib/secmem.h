@@ -56,9 +56,16 @@ void *secmem_json_malloc(size_t len);
 void secmem_json_free(void *p);
 
 /* A growable secret buffer with a hard maximum fixed at creation (curl's
- * dynbuf): growing past max gives -E2BIG, never more memory. */
+ * dynbuf): growing past max gives -E2BIG, never more memory. Its bytes are
+ * the libraries' heap (secmem_lib_alloc: secheap, locked, never dumped,
+ * wiped on free), not a sodium_malloc block: every fetch fills one, and
+ * sodium_malloc's guard pages cost each of them two mprotect calls (a TLB
+ * shootdown on every CPU each), an mlock and an munlock, which was most of
+ * a local cold start's time (docs/internals/memory.md). A secbuf never
+ * writes past cap, so the guard pages guarded nothing here; keys stay in
+ * secmem_alloc's guarded blocks. */
 struct secbuf {
-    unsigned char *data;  /* secmem memory, owned */
+    unsigned char *data;  /* secmem_lib_alloc memory, owned */
     size_t len, cap, max;
 };
 void secbuf_init(struct secbuf *b, size_t max);

@@ -145,9 +145,12 @@ int gcp_jwt_assertion(const struct gcp_cred *c, time_t now, char **out, char *er
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    *out = (char *)b.data;   /* ownership moved: NUL-terminated, secret memory */
-    b.data = NULL;
-    b.len = b.cap = 0;
+    /* A secbuf's bytes are secheap memory; the caller frees with secmem_free. */
+    if (!(*out = secmem_strndup((const char *)b.data, b.len - 1))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
     rc = 0;
 out:
     secmem_wipe(sig, sizeof(sig));

@@ -160,6 +160,29 @@ START_TEST(library_allocators_use_it)
 }
 END_TEST
 
+/* A fetch's buffer (struct secbuf) is this heap: never dumped at any size
+ * it grows through, wiped when it moves and when it is freed. */
+START_TEST(secbuf_bytes_are_never_dumped)
+{
+#if RS_PLAIN_ALLOC
+    return;   /* sanitizer builds: malloc, so ASan sees every block */
+#endif
+    struct secbuf b;
+    unsigned char chunk[1000];
+    memset(chunk, 0x5a, sizeof(chunk));
+    secbuf_init(&b, 200000);
+    size_t outstanding = secmem_outstanding();
+    while (b.len + sizeof(chunk) <= b.max) {
+        ck_assert_int_eq(secbuf_append(&b, chunk, sizeof(chunk)), 0);
+        ck_assert_msg(not_dumped(b.data) && not_dumped(b.data + b.len - 1),
+                      "a secbuf of %zu bytes is in dumpable memory", b.len);
+    }
+    ck_assert_uint_eq(secmem_outstanding(), outstanding + 1);   /* moves free the old block */
+    secbuf_cleanup(&b);
+    ck_assert_uint_eq(secmem_outstanding(), outstanding);
+}
+END_TEST
+
 static void *hide_and_report(void *arg)
 {
     int local = 42;
@@ -216,6 +239,7 @@ static Suite *secheap_suite(void)
     tcase_add_test(tc, free_wipes_the_whole_block);
     tcase_add_test(tc, realloc_keeps_content_and_wipes_the_old_block);
     tcase_add_test(tc, library_allocators_use_it);
+    tcase_add_test(tc, secbuf_bytes_are_never_dumped);
     tcase_add_test(tc, hidden_stacks);
     suite_add_tcase(s, tc);
     return s;
