@@ -3,14 +3,16 @@
  * total deadline, and the liveness watchdog (docs/internals/admin.md). */
 #include "broker/admin.h"
 #include "broker/signals.h"
+#include "backends/http/libs.h"
+#include "lib/dynlib.h"
 #include "lib/clock.h"
 #include "lib/escape.h"
 #include "lib/log.h"
 #include "lib/secfile.h"
 #include "lib/secmem.h"
+#include "rs_config.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +34,21 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+/* libmicrohttpd, loaded by the first admin_start (lib/dynlib.h): a
+ * broker without the endpoint, and every other command, never map it or
+ * the GnuTLS it is built with. Process-wide, written once (dynlib.h). */
+#define ADMIN_MHD(X)                                                                        \
+    X(MHD_add_response_header) X(MHD_create_response_from_buffer) X(MHD_destroy_response)   \
+    X(MHD_get_connection_info) X(MHD_lookup_connection_value) X(MHD_queue_response)         \
+    X(MHD_resume_connection) X(MHD_start_daemon) X(MHD_stop_daemon)                         \
+    X(MHD_suspend_connection)
+#define ADMIN_MHD_DEFINE(fn) static __typeof__(fn) *sym_##fn;
+ADMIN_MHD(ADMIN_MHD_DEFINE)
+#define ADMIN_MHD_ENTRY(fn) DYNLIB_SYM(fn),
+static const struct dynlib_sym mhd_syms[] = {ADMIN_MHD(ADMIN_MHD_ENTRY)};
+static struct dynlib mhd_lib = DYNLIB_INIT(RS_SONAME_MHD, "libmicrohttpd, for the admin endpoint",
+                                           mhd_syms);
 
 #define ADMIN_BACKLOG 64
 #define ADMIN_SWEEP_MS 250           /* how often the sweeper looks for late connections */
@@ -487,7 +504,7 @@ static void *build_main(void *arg)
         /* From here j is the HTTP thread's (it may free it at once). A
          * suspended connection is neither timed out nor freed, and
          * admin_stop drains this queue before it stops MHD. */
-        MHD_resume_connection(j->conn);
+        sym_MHD_resume_connection(j->conn);
         pthread_mutex_lock(&a->build_lock);
     }
     pthread_mutex_unlock(&a->build_lock);
@@ -513,7 +530,7 @@ static bool build_later(struct admin *a, struct MHD_Connection *conn, enum admin
         *tail = j;
         *con_cls = j;
         /* Suspended before the builder can see it: it resumes only what is suspended. */
-        MHD_suspend_connection(conn);
+        sym_MHD_suspend_connection(conn);
         pthread_cond_signal(&a->build_wake);
     }
     pthread_mutex_unlock(&a->build_lock);
@@ -661,7 +678,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     struct admin *a = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            sym_MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct admin_conn *c = ci ? calloc(1, sizeof(*c)) : NULL;
         *socket_context = c;
         if (!c) {
@@ -747,7 +764,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char
                              char *body, size_t len, bool persistent, const char *hname,
                              const char *hvalue)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
+    struct MHD_Response *r = sym_MHD_create_response_from_buffer(
         len, body, persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
     if (!r) {
         if (!persistent)
@@ -756,12 +773,12 @@ static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char
     }
     /* One request per connection: the deadline counts from accept, so a
      * kept-alive connection's next request could be cut halfway. */
-    bool ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) == MHD_YES &&
-              MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES &&
-              MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES &&
-              (!hname || MHD_add_response_header(r, hname, hvalue) == MHD_YES);
-    enum MHD_Result rc = ok ? MHD_queue_response(conn, (unsigned)status, r) : MHD_NO;
-    MHD_destroy_response(r);
+    bool ok = sym_MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) == MHD_YES &&
+              sym_MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES &&
+              sym_MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES &&
+              (!hname || sym_MHD_add_response_header(r, hname, hvalue) == MHD_YES);
+    enum MHD_Result rc = ok ? sym_MHD_queue_response(conn, (unsigned)status, r) : MHD_NO;
+    sym_MHD_destroy_response(r);
     return rc;
 }
 
@@ -787,9 +804,9 @@ static enum MHD_Result reply_live(struct admin *a, struct MHD_Connection *conn)
 
 static bool has_body(struct MHD_Connection *conn)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+    const char *cl = sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+    const char *te = sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_TRANSFER_ENCODING);
     return te || (cl && strspn(cl, "0") != strlen(cl));
 }
@@ -821,7 +838,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply_error(conn, 405, "{\"error\":\"method not allowed\"}\n",
                            MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    if (a->token && !token_ok(a, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+    if (a->token && !token_ok(a, sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                              MHD_HTTP_HEADER_AUTHORIZATION)))
         return reply_error(conn, 401, "{\"error\":\"a bearer token is required\"}\n",
                            MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
@@ -900,7 +917,7 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             return rc;
         }
-        a->mhd = MHD_start_daemon(
+        a->mhd = sym_MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                 MHD_ALLOW_SUSPEND_RESUME,
             0, NULL, NULL, on_request, a,
@@ -922,6 +939,11 @@ static int start_threads(struct admin *a, int fd, char *err, size_t errlen)
     return rc;
 }
 
+int admin_load(char *err, size_t errlen)
+{
+    return dynlib_load(&mhd_lib, err, errlen);
+}
+
 int admin_start(const struct listen_addr *addr, const struct cfg_admin *conf,
                 const struct admin_handlers *h, struct admin **out, char *err, size_t errlen)
 {
@@ -931,6 +953,8 @@ int admin_start(const struct listen_addr *addr, const struct cfg_admin *conf,
     *out = NULL;
     if (addr->family == LISTEN_NONE)
         return 0;
+    if ((rc = admin_load(err, errlen)) < 0)
+        return rc;
     rc = remote_check(addr, conf, err, errlen);
     if (rc < 0)
         return rc;
@@ -987,7 +1011,7 @@ void admin_stop(struct admin *a)
     if (a->builder_started)
         stop_thread(&a->build_lock, &a->build_wake, &a->build_stop, a->builder);
     if (a->mhd)
-        MHD_stop_daemon(a->mhd);
+        sym_MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
     if (a->listen_fd >= 0)
         close(a->listen_fd);
@@ -1060,14 +1084,16 @@ int admin_get(const struct listen_addr *addr, const char *path, const char *toke
         snprintf(err, errlen, "%s: no address to connect to", shown);
         return -EINVAL;
     }
-    CURL *c = curl_easy_init();
+    if ((rc = http_libs_load(err, errlen)) < 0)
+        return rc;
+    CURL *c = sym_curl_easy_init();
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if (addr->family == LISTEN_UNIX) {
         snprintf(url, sizeof(url), "http://localhost%s", path);
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, addr->path);
+        sym_curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, addr->path);
     } else {
         snprintf(url, sizeof(url), addr->ipv6 ? "http://[%s]:%u%s" : "http://%s:%u%s",
                  addr->host, addr->port, path);
@@ -1078,24 +1104,24 @@ int admin_get(const struct listen_addr *addr, const char *path, const char *toke
         if (!auth)
             goto out;
         snprintf(auth, n, "Authorization: Bearer %s", token);
-        hdrs = curl_slist_append(NULL, auth);
+        hdrs = sym_curl_slist_append(NULL, auth);
         if (!hdrs)
             goto out;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    sym_curl_easy_setopt(c, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+    sym_curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
 #endif
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode cc = curl_easy_perform(c);
+    sym_curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    sym_curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    sym_curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    sym_curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    sym_curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    sym_curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode cc = sym_curl_easy_perform(c);
     if (cc == CURLE_OK) {
         long code = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        sym_curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         *status = (int)code;
         *body = b.data ? b.data : calloc(1, 1);
         b.data = NULL;
@@ -1105,7 +1131,7 @@ int admin_get(const struct listen_addr *addr, const char *path, const char *toke
         goto out;
     }
     long os_errno = 0;
-    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+    sym_curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
     if (cc == CURLE_OPERATION_TIMEDOUT)
         rc = -ETIMEDOUT;
     else if (cc == CURLE_COULDNT_CONNECT)
@@ -1119,13 +1145,13 @@ int admin_get(const struct listen_addr *addr, const char *path, const char *toke
     else if (cc == CURLE_COULDNT_CONNECT && os_errno)
         snprintf(err, errlen, "cannot connect to %s: %s", shown, strerror((int)os_errno));
     else
-        snprintf(err, errlen, "%s: %s", shown, curl_easy_strerror(cc));
+        snprintf(err, errlen, "%s: %s", shown, sym_curl_easy_strerror(cc));
 out:
     if (rc == -ENOMEM && !err[0])
         snprintf(err, errlen, "out of memory");
-    curl_slist_free_all(hdrs);
+    sym_curl_slist_free_all(hdrs);
     secmem_free(auth);
     free(b.data);
-    curl_easy_cleanup(c);
+    sym_curl_easy_cleanup(c);
     return rc;
 }

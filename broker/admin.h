@@ -106,6 +106,8 @@ struct admin;
  * read once here into secure memory: one line, 16..4096 bytes. conf is
  * borrowed for this call only. *out is new; LISTEN_NONE gives *out NULL
  * and 0. 0 or a negative errno with err. */
+/* Load libmicrohttpd (admin_start does, first): 0 or -ELIBACC (err). */
+int admin_load(char *err, size_t errlen) __attribute__((warn_unused_result));
 int admin_start(const struct listen_addr *addr, const struct cfg_admin *conf,
                 const struct admin_handlers *h, struct admin **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -14,6 +14,7 @@
 #include "broker/status.h"
 #include "broker/supervise.h"
 #include "backends/backend.h"
+#include "backends/http/libs.h"
 #include "lib/clock.h"
 #include "lib/duration.h"
 #include "lib/escape.h"
@@ -26,9 +27,9 @@
 #include "fuse/fs.h"
 #include "fuse/mountns.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <link.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ struct cli_opts {
     const char *token_file;   /* status, health: --token-file */
     bool json;                /* status --json */
     bool live;                /* health --live */
+    bool libraries;           /* version --libraries */
     struct explain_opts explain;   /* check --explain SECRET and its caller */
     /* $NOTIFY_SOCKET as found at start (mount), then removed from the
      * environment: children (credential_process) must not notify. */
@@ -299,9 +301,13 @@ static const char usage_health[] =
     "                         configuration's admin.token_file, with -c)\n";
 
 static const char usage_version[] =
-    "usage: runsecrets version\n"
+    "usage: runsecrets version [--libraries]\n"
     "\n"
-    "options:\n";
+    "options:\n"
+    "      --libraries        print the path of every shared object runsecrets\n"
+    "                         links or loads on use (libcurl, OpenSSL,\n"
+    "                         libmicrohttpd, and what they need), one a line:\n"
+    "                         what a minimal container image must hold\n";
 
 static int usage_error(const char *cmd, const char *fmt, const char *what)
     __attribute__((format(printf, 2, 0)));
@@ -333,7 +339,7 @@ static int usage_detail(const char *cmd, const char *opt, const char *detail, co
 enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_FETCH, OPT_DEBUG_FUSE, OPT_USER, OPT_MOUNT,
        OPT_WAIT, OPT_MOUNT_FROM, OPT_SIGNAL_GROUP, OPT_PID_FILE, OPT_NO_PID_FILE, OPT_TIMEOUT,
        OPT_NO_WAIT, OPT_MOUNT_NS, OPT_ADMIN, OPT_TOKEN_FILE, OPT_JSON, OPT_LIVE,
-       OPT_EXPLAIN, OPT_UID, OPT_GID, OPT_GROUPS, OPT_EXE, OPT_CGROUP, OPT_PID };
+       OPT_EXPLAIN, OPT_UID, OPT_GID, OPT_GROUPS, OPT_EXE, OPT_CGROUP, OPT_PID, OPT_LIBRARIES };
 
 /* An exec option given to another command: the message names it. */
 static int exec_only(const struct cli_command *c, int opt)
@@ -373,6 +379,7 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"json", no_argument, NULL, OPT_JSON},
         {"live", no_argument, NULL, OPT_LIVE},
+        {"libraries", no_argument, NULL, OPT_LIBRARIES},
         {"explain", required_argument, NULL, OPT_EXPLAIN},
         {"uid", required_argument, NULL, OPT_UID},
         {"gid", required_argument, NULL, OPT_GID},
@@ -497,6 +504,11 @@ static int parse_opts(const struct cli_command *c, int argc, char **argv, struct
             if (strcmp(cmd, "health") != 0)
                 return usage_error(cmd, "%s is an option of 'health'", "--live");
             o->live = true;
+            break;
+        case OPT_LIBRARIES:
+            if (strcmp(cmd, "version") != 0)
+                return usage_error(cmd, "%s is an option of 'version'", "--libraries");
+            o->libraries = true;
             break;
         case OPT_EXPLAIN:
         case OPT_UID:
@@ -1044,14 +1056,41 @@ static int cmd_compose(struct broker *b, const struct cli_opts *o)
     return compose_main(o->argc, o->argv);
 }
 
+static int print_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    /* The executable itself has an empty name, the vDSO no path. */
+    if (info->dlpi_name && info->dlpi_name[0] == '/')
+        printf("%s\n", info->dlpi_name);
+    return 0;
+}
+
+/* version --libraries: load every library loaded on use, then list every
+ * object mapped (dl_iterate_phdr), so what they pull in is there too. */
+static int print_libraries(void)
+{
+    char err[256];
+    if (http_libs_load(err, sizeof(err)) < 0 || admin_load(err, sizeof(err)) < 0) {
+        fprintf(stderr, "runsecrets: %s\n", err);
+        return EXIT_FAILURE;
+    }
+    dl_iterate_phdr(print_object, NULL);
+    return fflush(stdout) == 0 ? 0 : EXIT_FAILURE;
+}
+
 static int cmd_version(struct broker *b, const struct cli_opts *o)
 {
     (void)b;
-    (void)o;
-    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    if (o->libraries)
+        return print_libraries();
+    /* libcurl and libmicrohttpd are loaded on use (lib/dynlib.h), not to
+     * print a version: the ones built against, and where --libraries
+     * finds them. */
     printf("runsecrets %s\n", RS_VERSION);
-    printf("libsodium %s, jansson %s, libfuse %s, libcurl %s\n", sodium_version_string(),
-           jansson_version_str(), fuse_pkgversion(), cv->version);
+    printf("libsodium %s, jansson %s, libfuse %s; loaded on use: libcurl %s (%s), "
+           "libmicrohttpd (%s)\n", sodium_version_string(), jansson_version_str(),
+           fuse_pkgversion(), LIBCURL_VERSION, RS_SONAME_CURL, RS_SONAME_MHD);
     return 0;
 }
 

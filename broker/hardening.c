@@ -1,5 +1,6 @@
 /* hardening.c - allocator hooks, core dumps and memory locking (hardening.h). */
 #include "broker/hardening.h"
+#include "backends/http/libs.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
 #include "rs_config.h"
@@ -12,9 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 #include <sodium.h>
 
 /* Memory the broker expects to lock: key pages plus the read scratch pool. */
@@ -68,25 +67,25 @@ static void *curl_wipe_calloc(size_t nmemb, size_t size)
     return p;
 }
 
-static void hook_allocators(void)
-{
-    /* Before any other jansson call: every JSON string the broker parses
-     * (file contents, HTTP bodies) may be a secret. */
-    json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
-    /* Before anything makes OpenSSL allocate (libcurl's init, later); it
-     * refuses once anything was allocated (a second hardening_init, in
-     * tests), which is harmless. */
-    CRYPTO_malloc_fn om;
-    (void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
-    CRYPTO_get_mem_functions(&om, NULL, NULL);
-    if (om != ossl_malloc)
-        log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
-}
-
 int hardening_init_http(char *err, size_t errlen)
 {
+    /* OpenSSL first, and its allocator before anything makes it allocate
+     * (libcurl's init, below); it refuses once anything was allocated (a
+     * second call, in tests), which is harmless. Loading allocates
+     * nothing, and neither does libcurl's URL parser, which may have
+     * loaded both already (a config's addresses). */
+    int rc = http_libs_crypto(err, errlen);
+    if (rc < 0)
+        return rc;
+    CRYPTO_malloc_fn om;
+    (void)sym_CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
+    sym_CRYPTO_get_mem_functions(&om, NULL, NULL);
+    if (om != ossl_malloc)
+        log_warn("cannot hook OpenSSL's allocator: TLS buffers will not be wiped on free");
+    if ((rc = http_libs_load(err, errlen)) < 0)
+        return rc;
     /* libcurl counts its initialisations: a second call only counts. */
-    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_lib_alloc, secmem_lib_free,
+    if (sym_curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_lib_alloc, secmem_lib_free,
                              secmem_lib_realloc, curl_wipe_strdup,
                              curl_wipe_calloc) != CURLE_OK) {
         snprintf(err, errlen, "libcurl failed to initialise");
@@ -121,7 +120,9 @@ int hardening_init_process(char *err, size_t errlen)
         snprintf(err, errlen, "libsodium failed to initialise");
         return -EIO;
     }
-    hook_allocators();
+    /* Before any other jansson call: every JSON string the broker parses
+     * (file contents, HTTP bodies) may be a secret. */
+    json_set_alloc_funcs(secmem_json_malloc, secmem_json_free);
 
 #if defined(__x86_64__)
     __builtin_cpu_init();   /* regs_scrub asks which registers exist */

@@ -6,6 +6,8 @@
  * (lib/secmem.h, secmem_lib_alloc), and the process's dump and memory-lock
  * settings. lib/ provides the secure memory; only this file knows which
  * libraries to hook, so the bottom layer needs no libcurl or OpenSSL header.
+ * libcurl and OpenSSL are loaded on use (backends/http/libs.h): hooking them
+ * is part of loading them for HTTP, hardening_init_http.
  */
 #ifndef RS_HARDENING_H
 #define RS_HARDENING_H
@@ -17,16 +19,18 @@
  * initialiser), in this order:
  *   sodium_init;
  *   jansson's allocator (every JSON string may be a secret);
- *   OpenSSL's allocator, then libcurl's global init with its allocator (the
- *     OpenSSL hook must come first: libcurl's init makes OpenSSL allocate,
- *     after which OpenSSL refuses a new allocator);
+ *   (hardening_init_http:) libcrypto loaded and OpenSSL's allocator hooked,
+ *     then libssl and libcurl loaded and libcurl's global init with its
+ *     allocator (the OpenSSL hook must come first: libcurl's init makes
+ *     OpenSSL allocate, after which OpenSSL refuses a new allocator);
  *   the main thread's stack out of core dumps (secmem_hide_stack);
  *   one glibc malloc arena (normal builds);
  *   no core dumps (RLIMIT_CORE 0), not dumpable (PR_SET_DUMPABLE 0);
  *   RLIMIT_MEMLOCK raised as far as allowed, with a loud warning when it is
  *     too small for secrets to stay locked.
- * A failed hook or limit is a warning; 0, or -EIO when libsodium or libcurl
- * cannot initialise (message in err). A second call (tests) is harmless:
+ * A failed hook or limit is a warning; 0, -ELIBACC when libcurl or OpenSSL
+ * cannot be loaded, or -EIO when libsodium or libcurl cannot initialise
+ * (message in err). A second call (tests) is harmless:
  * OpenSSL keeps its first allocator, the rest is idempotent.
  * hardening_init is hardening_init_process then hardening_init_http. */
 int hardening_init(char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -41,8 +45,9 @@ int hardening_init(char *err, size_t errlen) __attribute__((warn_unused_result))
  * config is loaded) allocates only to check a setting and frees it all
  * before returning; no libcurl object lives across the call. */
 int hardening_init_process(char *err, size_t errlen) __attribute__((warn_unused_result));
-/* libcurl's global init with the wiping allocator (and so OpenSSL's).
- * Before the first HTTP engine, before threads start. 0, or -EIO (err). */
+/* Load libcrypto, hook OpenSSL's allocator, load libssl and libcurl, and
+ * libcurl's global init with the wiping allocator. Before the first HTTP
+ * engine, before threads start. 0, -ELIBACC or -EIO (err). */
 int hardening_init_http(char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The end of a process whose every thread but this one is gone and whose

@@ -17,13 +17,9 @@
  */
 #include "backends/gcp/gcp_i.h"
 #include "backends/http/json.h"
+#include "backends/http/libs.h"
 
 #include <errno.h>
-#include <openssl/bio.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,11 +29,16 @@
 
 void gcp_jwt_secure_heap(struct gcp *g)
 {
-    if (CRYPTO_secure_malloc_initialized())
+    char err[256];
+    if (http_libs_crypto(err, sizeof(err)) < 0) {
+        gcp_log(g, LOG_WARN, NULL, "gcp: %s", err);   /* the assertion will say it again */
+        return;
+    }
+    if (sym_CRYPTO_secure_malloc_initialized())
         return;
     /* 1: locked; 2: there but not locked (RLIMIT_MEMLOCK); 0: none, and
      * OpenSSL's secure allocations fall back to its (hooked) allocator. */
-    int rc = CRYPTO_secure_malloc_init(GCP_SECURE_HEAP_BYTES, GCP_SECURE_HEAP_MIN);
+    int rc = sym_CRYPTO_secure_malloc_init(GCP_SECURE_HEAP_BYTES, GCP_SECURE_HEAP_MIN);
     if (rc == 0)
         gcp_log(g, LOG_WARN, NULL, "gcp: no OpenSSL secure heap; the private key is decoded in "
                 "the broker's wiping heap instead");
@@ -84,38 +85,41 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 static int rs256(const char *pem, const void *in, size_t n, unsigned char *sig, size_t *siglen,
                  char *err, size_t errlen)
 {
-    BIO *bio = BIO_new_mem_buf(pem, -1);   /* reads the secret buffer in place */
+    int rc = http_libs_crypto(err, errlen);
+    if (rc < 0)
+        return rc;
+    BIO *bio = sym_BIO_new_mem_buf(pem, -1);   /* reads the secret buffer in place */
     EVP_PKEY *key = NULL;
     EVP_MD_CTX *md = NULL;
-    int rc = -ENOMEM;
 
+    rc = -ENOMEM;
     if (!bio)
         goto out;
-    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (!key || EVP_PKEY_base_id(key) != EVP_PKEY_RSA) {
+    key = sym_PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    if (!key || sym_EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
         snprintf(err, errlen, "private_key: not an unencrypted PEM RSA private key");
         rc = -EINVAL;
         goto out;
     }
-    if (EVP_PKEY_get_bits(key) < GCP_RSA_MIN_BITS || (size_t)EVP_PKEY_get_size(key) > GCP_SIG_MAX) {
+    if (sym_EVP_PKEY_get_bits(key) < GCP_RSA_MIN_BITS || (size_t)sym_EVP_PKEY_get_size(key) > GCP_SIG_MAX) {
         snprintf(err, errlen, "private_key: an RSA key of %d bits (%d to 8192 expected)",
-                 EVP_PKEY_get_bits(key), GCP_RSA_MIN_BITS);
+                 sym_EVP_PKEY_get_bits(key), GCP_RSA_MIN_BITS);
         rc = -EINVAL;
         goto out;
     }
     *siglen = GCP_SIG_MAX;
-    if (!(md = EVP_MD_CTX_new()) || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
-        EVP_DigestSign(md, sig, siglen, in, n) != 1) {
+    if (!(md = sym_EVP_MD_CTX_new()) || sym_EVP_DigestSignInit(md, NULL, sym_EVP_sha256(), NULL, key) != 1 ||
+        sym_EVP_DigestSign(md, sig, siglen, in, n) != 1) {
         snprintf(err, errlen, "private_key: signing failed");
         rc = -EINVAL;
         goto out;
     }
     rc = 0;
 out:
-    EVP_MD_CTX_free(md);
-    EVP_PKEY_free(key);
-    BIO_free(bio);
-    ERR_clear_error();   /* nothing of this call left in the thread's queue */
+    sym_EVP_MD_CTX_free(md);
+    sym_EVP_PKEY_free(key);
+    sym_BIO_free(bio);
+    sym_ERR_clear_error();   /* nothing of this call left in the thread's queue */
     return rc;
 }
 

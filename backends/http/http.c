@@ -5,17 +5,16 @@
  * and sleep on their own condition variable; the driver thread adds it,
  * runs the transfers and wakes the worker when it completes. libcurl's
  * multi interface is not thread-safe, so this hand-off is the whole
- * concurrency story; curl_multi_wakeup() is the one call allowed from any
+ * concurrency story; sym_curl_multi_wakeup() is the one call allowed from any
  * thread.
  */
 #include "backends/http/http.h"
+#include "backends/http/libs.h"
 #include "backends/http/url.h"
 #include "lib/encode.h"
 #include "lib/regs.h"
 #include "rs_config.h"
 
-#include <curl/curl.h>
-#include <openssl/ssl.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -94,7 +93,7 @@ static CURLcode ssl_ctx_setup(CURL *h, void *ssl_ctx, void *arg)
 {
     (void)h;
     (void)arg;
-    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    (void)sym_SSL_CTX_ctrl((SSL_CTX *)ssl_ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, NULL);
     return CURLE_OK;
 }
 
@@ -121,7 +120,7 @@ static void abort_active_locked(struct http_engine *e)
     while (e->active) {
         struct xfer *x = e->active;
         e->active = x->next;
-        curl_multi_remove_handle(e->multi, x->easy);
+        sym_curl_multi_remove_handle(e->multi, x->easy);
         finish_locked(x, CURLE_ABORTED_BY_CALLBACK);
     }
 }
@@ -139,7 +138,7 @@ static void *driver(void *arg)
         while (e->pending) {
             struct xfer *x = e->pending;
             e->pending = x->next;
-            if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+            if (sym_curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
                 finish_locked(x, CURLE_OUT_OF_MEMORY);
                 continue;
             }
@@ -150,26 +149,26 @@ static void *driver(void *arg)
             abort_active_locked(e);
         pthread_mutex_unlock(&e->lock);
 
-        curl_multi_perform(e->multi, &running);
+        sym_curl_multi_perform(e->multi, &running);
         /* TLS records were decrypted in there; the locks below may put
          * this thread to sleep, registers and all. */
         regs_scrub();
         CURLMsg *m;
         int left;
-        while ((m = curl_multi_info_read(e->multi, &left))) {
+        while ((m = sym_curl_multi_info_read(e->multi, &left))) {
             if (m->msg != CURLMSG_DONE)
                 continue;
             struct xfer *x = NULL;
             CURLcode res = m->data.result;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            curl_multi_remove_handle(e->multi, m->easy_handle);
+            sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            sym_curl_multi_remove_handle(e->multi, m->easy_handle);
             pthread_mutex_lock(&e->lock);
             unlink_active(e, x);
             finish_locked(x, res);
             pthread_mutex_unlock(&e->lock);
         }
         regs_scrub();   /* decrypted records and tokens, before waiting */
-        curl_multi_poll(e->multi, NULL, 0, HTTP_POLL_MS, NULL);
+        sym_curl_multi_poll(e->multi, NULL, 0, HTTP_POLL_MS, NULL);
         pthread_mutex_lock(&e->lock);
     }
     abort_active_locked(e);
@@ -184,17 +183,18 @@ static void *driver(void *arg)
 
 int http_engine_new(struct http_engine **out, char *err, size_t errlen)
 {
-    struct http_engine *e = calloc(1, sizeof(*e));
     sigset_t all, old;
-    int rc;
-
+    int rc = http_libs_load(err, errlen);
+    if (rc < 0)
+        return rc;
+    struct http_engine *e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
     pthread_mutex_init(&e->lock, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&e->share_locks[i], NULL);
-    e->multi = curl_multi_init();
-    e->share = curl_share_init();
+    e->multi = sym_curl_multi_init();
+    e->share = sym_curl_share_init();
     if (!e->multi || !e->share) {
         snprintf(err, errlen, "libcurl: cannot create the transfer engine");
         http_engine_free(e);
@@ -203,13 +203,13 @@ int http_engine_new(struct http_engine **out, char *err, size_t errlen)
     /* Connections are pooled by the one multi handle every request goes
      * through; the share handle adds DNS answers and TLS session tickets
      * (resumed handshakes) across them. */
-    curl_share_setopt(e->share, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(e->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(e->share, CURLSHOPT_USERDATA, e);
-    curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 256L);
-    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    sym_curl_share_setopt(e->share, CURLSHOPT_LOCKFUNC, share_lock);
+    sym_curl_share_setopt(e->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    sym_curl_share_setopt(e->share, CURLSHOPT_USERDATA, e);
+    sym_curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    sym_curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    sym_curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 256L);
+    const curl_version_info_data *cv = sym_curl_version_info(CURLVERSION_NOW);
     e->openssl = cv->ssl_version && strncmp(cv->ssl_version, "OpenSSL/", 8) == 0;
 
     sigfillset(&all);
@@ -233,7 +233,7 @@ void http_engine_cancel(struct http_engine *e, bool cancel)
     pthread_mutex_lock(&e->lock);
     e->cancelled = cancel;
     pthread_mutex_unlock(&e->lock);
-    curl_multi_wakeup(e->multi);
+    sym_curl_multi_wakeup(e->multi);
 }
 
 void http_engine_free(struct http_engine *e)
@@ -244,13 +244,13 @@ void http_engine_free(struct http_engine *e)
         pthread_mutex_lock(&e->lock);
         e->stop = true;
         pthread_mutex_unlock(&e->lock);
-        curl_multi_wakeup(e->multi);
+        sym_curl_multi_wakeup(e->multi);
         pthread_join(e->thread, NULL);
     }
     if (e->multi)
-        curl_multi_cleanup(e->multi);
+        sym_curl_multi_cleanup(e->multi);
     if (e->share)
-        curl_share_cleanup(e->share);
+        sym_curl_share_cleanup(e->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&e->share_locks[i]);
     pthread_mutex_destroy(&e->lock);
@@ -400,16 +400,16 @@ static void read_challenge(CURL *easy, struct http_response *r)
 {
     struct curl_header *h;
     size_t pick = 0, n;
-    if (curl_easy_header(easy, "WWW-Authenticate", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+    if (sym_curl_easy_header(easy, "WWW-Authenticate", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
         return;
     n = h->amount;
     for (size_t i = 0; i < n && i < 16; i++)
-        if (curl_easy_header(easy, "WWW-Authenticate", i, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+        if (sym_curl_easy_header(easy, "WWW-Authenticate", i, CURLH_HEADER, -1, &h) == CURLHE_OK &&
             strncasecmp(h->value, "Bearer", 6) == 0 && (h->value[6] == ' ' || !h->value[6])) {
             pick = i;
             break;
         }
-    if (curl_easy_header(easy, "WWW-Authenticate", pick, CURLH_HEADER, -1, &h) == CURLHE_OK)
+    if (sym_curl_easy_header(easy, "WWW-Authenticate", pick, CURLH_HEADER, -1, &h) == CURLHE_OK)
         r->www_authenticate = strdup(h->value);
 }
 
@@ -418,21 +418,21 @@ static void read_headers(CURL *easy, struct http_response *r)
     struct curl_header *h;
     if (r->status == 401)
         read_challenge(easy, r);
-    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+    if (sym_curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
         char *end;
         long long s = strtoll(h->value, &end, 10);
         if (end != h->value && *end == '\0' && s >= 0) {
             r->retry_after_ms = (s > 86400 ? 86400 : s) * 1000;
         } else {
-            time_t t = curl_getdate(h->value, NULL);
+            time_t t = sym_curl_getdate(h->value, NULL);
             if (t > 0) {
                 long long d = (long long)(t - time(NULL));
                 r->retry_after_ms = (d < 0 ? 0 : d > 86400 ? 86400 : d) * 1000;
             }
         }
     }
-    if (curl_easy_header(easy, "Date", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
-        time_t t = curl_getdate(h->value, NULL);
+    if (sym_curl_easy_header(easy, "Date", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+        time_t t = sym_curl_getdate(h->value, NULL);
         r->date = t > 0 ? t : 0;
     }
 }
@@ -440,7 +440,7 @@ static void read_headers(CURL *easy, struct http_response *r)
 static int map_curl_error(CURLcode res, const struct xfer *x, const char *errbuf, size_t cap,
                           char *err, size_t errlen)
 {
-    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(res);
+    const char *why = errbuf[0] ? errbuf : sym_curl_easy_strerror(res);
     switch (res) {
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
@@ -537,7 +537,7 @@ static void submit(struct http_engine *e, struct xfer *x, size_t n)
         e->pending = &x[i];
     }
     pthread_mutex_unlock(&e->lock);
-    curl_multi_wakeup(e->multi);
+    sym_curl_multi_wakeup(e->multi);
     regs_scrub();   /* a request body or token built here, before waiting */
 }
 
@@ -567,11 +567,11 @@ static size_t next_done(struct http_engine *e, struct xfer *x, size_t n, pthread
 static void xfer_cleanup(struct xfer *x)
 {
     if (x->easy) {
-        curl_easy_cleanup(x->easy);
+        sym_curl_easy_cleanup(x->easy);
         x->easy = NULL;
     }
-    curl_slist_free_all(x->hdrs);
-    curl_slist_free_all(x->connect_to);
+    sym_curl_slist_free_all(x->hdrs);
+    sym_curl_slist_free_all(x->connect_to);
     free(x->url);
     x->hdrs = x->connect_to = NULL;
     x->url = NULL;
@@ -595,34 +595,34 @@ static int xfer_setup(struct http_client *c, const struct http_request *req,
         x->url = NULL;
         return -ENOMEM;
     }
-    x->easy = curl_easy_init();
+    x->easy = sym_curl_easy_init();
     if (!x->easy)
         return -ENOMEM;
     x->body = &resp->body;
     for (const char *const *h = req->headers; h && *h; h++)
-        if (!(x->hdrs = curl_slist_append(x->hdrs, *h)))
+        if (!(x->hdrs = sym_curl_slist_append(x->hdrs, *h)))
             return -ENOMEM;
     /* No 100-continue round trip for small bodies. */
-    if (!(x->hdrs = curl_slist_append(x->hdrs, "Expect:")))
+    if (!(x->hdrs = sym_curl_slist_append(x->hdrs, "Expect:")))
         return -ENOMEM;
 
     CURL *h = x->easy;
-    curl_easy_setopt(h, CURLOPT_URL, x->url);
-    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)x);
-    curl_easy_setopt(h, CURLOPT_SHARE, c->e->share);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);   /* never hand a token to another host */
+    sym_curl_easy_setopt(h, CURLOPT_URL, x->url);
+    sym_curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)x);
+    sym_curl_easy_setopt(h, CURLOPT_SHARE, c->e->share);
+    sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+    sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    sym_curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);   /* never hand a token to another host */
     /* HTTP/1.1 only: over h2, libcurl 7.88's nghttp2 session allocates with
      * plain malloc, and HPACK keeps header values (tokens) in its dynamic
      * table for the connection's life, beyond our wiping allocators. */
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "runsecrets/" RS_VERSION);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
+    sym_curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    sym_curl_easy_setopt(h, CURLOPT_USERAGENT, "runsecrets/" RS_VERSION);
+    sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    sym_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    sym_curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
     /* Over TLS libcurl copies every request into an upload buffer, 64 KiB
      * by default, allocated per easy handle: with secheap's block header
      * just past its largest size class, so each request mapped, locked,
@@ -630,31 +630,31 @@ static int xfer_setup(struct http_client *c, const struct http_request *req,
      * on every CPU). 16 KiB, libcurl's minimum, comes from a size class
      * and is reused; our requests are headers and small forms, and a
      * longer one is simply sent in several pieces. */
-    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+    sym_curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
     if (c->e->openssl)
-        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
+        sym_curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
     if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        sym_curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->ca_path)
-        curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
+        sym_curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
     if (c->cert_file)
-        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+        sym_curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
     if (c->key_file)
-        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+        sym_curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
     if (c->connect_to) {
-        if (!(x->connect_to = curl_slist_append(NULL, c->connect_to)))
+        if (!(x->connect_to = sym_curl_slist_append(NULL, c->connect_to)))
             return -ENOMEM;
-        curl_easy_setopt(h, CURLOPT_CONNECT_TO, x->connect_to);
+        sym_curl_easy_setopt(h, CURLOPT_CONNECT_TO, x->connect_to);
     }
     if (strcmp(req->method, "GET") != 0) {
         /* The body stays in the caller's (secret) memory: no copy. */
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        sym_curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         if (strcmp(req->method, "POST") != 0)
-            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+            sym_curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
     }
     return 0;
 }
@@ -665,7 +665,7 @@ static int xfer_finish(struct http_client *c, struct xfer *x, struct http_respon
 {
     int rc;
     if (x->result == CURLE_OK) {
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+        sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp->status);
         read_headers(x->easy, resp);
         return 0;
     }

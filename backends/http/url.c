@@ -1,7 +1,7 @@
 /* url.c - see url.h. */
 #include "backends/http/url.h"
+#include "backends/http/libs.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,24 +11,27 @@ int http_url_parse(const char *addr, struct http_url *out, char *err, size_t err
 {
     char **scheme = &out->scheme, **host = &out->host, **path = &out->path;
     long *port = &out->port;
-    CURLU *u = curl_url();
     char *q = NULL, *frag = NULL, *user = NULL, *portstr = NULL;
-    int rc = -EINVAL;
+    int rc;
 
     *scheme = *host = *path = NULL;
+    if ((rc = http_libs_load(err, errlen)) < 0)
+        return rc;
+    rc = -EINVAL;
+    CURLU *u = sym_curl_url();
     if (!u)
         return -ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, addr, 0) != CURLUE_OK) {
+    if (sym_curl_url_set(u, CURLUPART_URL, addr, 0) != CURLUE_OK) {
         snprintf(err, errlen, "not a URL (expected https://host[:port])");
         goto out;
     }
-    curl_url_get(u, CURLUPART_SCHEME, scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, host, 0);
-    curl_url_get(u, CURLUPART_PORT, &portstr, CURLU_DEFAULT_PORT);
-    curl_url_get(u, CURLUPART_PATH, path, 0);
-    curl_url_get(u, CURLUPART_QUERY, &q, 0);
-    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
-    curl_url_get(u, CURLUPART_USER, &user, 0);
+    sym_curl_url_get(u, CURLUPART_SCHEME, scheme, 0);
+    sym_curl_url_get(u, CURLUPART_HOST, host, 0);
+    sym_curl_url_get(u, CURLUPART_PORT, &portstr, CURLU_DEFAULT_PORT);
+    sym_curl_url_get(u, CURLUPART_PATH, path, 0);
+    sym_curl_url_get(u, CURLUPART_QUERY, &q, 0);
+    sym_curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+    sym_curl_url_get(u, CURLUPART_USER, &user, 0);
     if (!*scheme || (strcmp(*scheme, "https") != 0 && strcmp(*scheme, "http") != 0)) {
         snprintf(err, errlen, "scheme must be https or http");
         goto out;
@@ -44,25 +47,25 @@ int http_url_parse(const char *addr, struct http_url *out, char *err, size_t err
     *port = portstr ? strtol(portstr, NULL, 10) : 0;
     rc = 0;
 out:
-    curl_free(q);
-    curl_free(frag);
-    curl_free(user);
-    curl_free(portstr);
+    sym_curl_free(q);
+    sym_curl_free(frag);
+    sym_curl_free(user);
+    sym_curl_free(portstr);
     if (rc < 0) {
-        curl_free(*scheme);
-        curl_free(*host);
-        curl_free(*path);
+        sym_curl_free(*scheme);
+        sym_curl_free(*host);
+        sym_curl_free(*path);
         *scheme = *host = *path = NULL;
     }
-    curl_url_cleanup(u);
+    sym_curl_url_cleanup(u);
     return rc;
 }
 
 
 void http_url_cleanup(struct http_url *u)
 {
-    curl_free(u->scheme);
-    curl_free(u->host);
-    curl_free(u->path);
+    sym_curl_free(u->scheme);
+    sym_curl_free(u->host);
+    sym_curl_free(u->path);
     u->scheme = u->host = u->path = NULL;
 }

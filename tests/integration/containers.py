@@ -7,8 +7,9 @@ One test run (one test file) gets:
 - podman with its own --root/--runroot/--tmpdir under the same directory, so
   the host's podman store is not touched either;
 - ONE minimal image, imported into both engines from the same tarball: the
-  runsecrets binary, exactly the libraries `ldd` lists (see
-  MINIMAL_EXTRA_LIBS), a static busybox, /etc/passwd and /etc/group
+  runsecrets binary, exactly the libraries `runsecrets version --libraries`
+  lists (what ldd lists and what it loads on use; see MINIMAL_EXTRA_LIBS),
+  a static busybox, /etc/passwd and /etc/group
   with root and app (1000:1000), /tmp and /run. docs/containers.md lists it.
 
 Everything is bounded and everything is removed at the end (containers,
@@ -68,7 +69,8 @@ BUSYBOX_APPLETS = ("sh", "cat", "ls", "id", "sleep", "kill", "grep", "stat", "ec
                    "printf", "seq", "find", "readlink", "dd", "hexdump", "od", "tee", "touch",
                    "uname", "whoami", "date", "expr", "nproc", "usleep", "xargs", "ln", "cp")
 
-# Libraries loaded at run time with dlopen, which `ldd` never lists: none.
+# Libraries loaded at run time with dlopen that `version --libraries` does
+# not list (it lists ldd's and the ones runsecrets loads on use): none.
 # libgcc_s.so.1 was one while the FUSE loop was libfuse's
 # fuse_session_loop_mt, which stops its workers with pthread_cancel (glibc
 # 2.34+ dlopens libgcc_s for that, and aborts without it); the broker's own
@@ -131,6 +133,17 @@ def ldd_paths(binary):
     return paths
 
 
+def image_libraries(binary):
+    """What `binary version --libraries` lists: every shared object it
+    links or loads on use (libcurl, OpenSSL, libmicrohttpd and what they
+    pull in), the loader included, as absolute paths."""
+    rc, out, err = _run([binary, "version", "--libraries"], 30)
+    paths = out.split()
+    if rc != 0 or not paths or not all(p.startswith("/") for p in paths):
+        raise RuntimeError("%s version --libraries: exit %d: %s%s" % (binary, rc, out, err))
+    return paths
+
+
 def _ldconfig_lookup(soname):
     """Where the host's loader finds soname (ldconfig -p)."""
     rc, out, _ = _run(["ldconfig", "-p"], 30)
@@ -179,7 +192,7 @@ def build_rootfs(binary, rootfs, busybox="/bin/busybox", extra_libs=MINIMAL_EXTR
         os.chmod(os.path.join(rootfs, d), mode)
     os.chown(os.path.join(rootfs, "home/app"), APP_UID, APP_GID)
     files.append(_copy_file(binary, rootfs, BINARY_IN_IMAGE))
-    for lib in ldd_paths(binary):
+    for lib in image_libraries(binary):
         files.append(_copy_file(lib, rootfs))
     for soname in extra_libs:
         path = _ldconfig_lookup(soname)
