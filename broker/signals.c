@@ -14,10 +14,10 @@
 /* Raised by a fault in our own code: handled on the alternate stack (a
  * stack overflow leaves no room on the normal one), never blocked. */
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
-/* The FUSE loop's other threads block them (fs.c), so TERM, INT and
- * QUIT reach the main thread, waiting in the loop; the handler's fs_exit
- * wakes every loop thread. XCPU and XFSZ are sent to the thread that went
- * over the limit, and end the loop the same way. */
+/* The FUSE loop's threads block them (fs.c), so TERM, INT and QUIT reach
+ * the main thread, waiting in fs_run for the stop; the handler's fs_exit
+ * wakes it, and it ends the loop threads. XCPU and XFSZ are sent to the
+ * thread that went over the limit, and end the loop the same way. */
 /* HUP is not here: under `mount` it is blocked in every thread and read
  * from a signalfd by the reload thread (service.h). */
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGXFSZ};
@@ -119,6 +119,8 @@ static int install_exec(char *err, size_t errlen)
             return rc;
     }
     for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
+        if (sig == FS_WAKE_SIGNAL)
+            continue;   /* the FUSE loop's own (fs_run sets it) */
         /* No SA_RESTART: the wake must interrupt the loop's wait. */
         rc = set_action(sig, sig == SIGNALS_WAKE ? on_wake : SIG_IGN, 0, err, errlen);
         if (rc < 0)
@@ -178,8 +180,11 @@ int signals_install(struct fs *fs, const char *mountpoint, int mount_ns_fd, enum
         if (rc < 0)
             return rc;
     }
-    /* SIGRTMIN, not 32: glibc keeps the first realtime signals for itself. */
+    /* SIGRTMIN, not 32: glibc keeps the first realtime signals for itself.
+     * FS_WAKE_SIGNAL is the FUSE loop's own (fs_run sets it). */
     for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
+        if (sig == FS_WAKE_SIGNAL)
+            continue;
         rc = set_action(sig, SIG_IGN, 0, err, errlen);
         if (rc < 0)
             return rc;

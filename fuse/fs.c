@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -43,6 +43,9 @@
 #define FS_DIR_MODE 0555
 #define FS_MAX_GROUPS 64
 #define FS_DEFAULT_THREADS 16
+/* How often fs_run's caller sends FS_WAKE_SIGNAL to a loop thread that has
+ * not left yet, at the stop. */
+#define FS_WAKE_RETRY_MS 20
 
 /* What one configuration serves (docs/internals/reload.md): a tree and the
  * store its file nodes index. Immutable once built (the store's values
@@ -73,13 +76,13 @@ struct fs {
     struct policy_audit_log *audit;   /* borrowed (fs_options) */
     unsigned proc_flags;              /* POLICY_PROC_PIDFS when the kernel has pidfs */
     char *mountpoint;                 /* with mount_ns: where, for the unmount */
-    /* fs_exit's wake-up: an eventfd every loop thread polls with /dev/fuse,
-     * written once and never read, so it stays readable for all of them. */
+    /* fs_exit's wake-up: an eventfd fs_run's caller waits on, written once
+     * and never read, so it stays readable. */
     int exit_fd;
 
-    /* fs_run's threads: the caller's and the ones it starts. */
+    /* fs_run's threads: the ones it starts (its caller only waits). */
     pthread_mutex_t loop_lock;       /* protects the fields below but n_idle */
-    pthread_t *loop_threads;         /* the started ones (max_threads - 1 at most) */
+    pthread_t *loop_threads;         /* the started ones (max_threads at most) */
     unsigned n_started;              /* protected by loop_lock */
     atomic_int n_idle;               /* waiting for a request (or about to): an atomic, so
                                         a request costs no loop_lock when others wait */
@@ -1198,14 +1201,6 @@ int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
         goto fail;
     }
     fs->mounted = true;
-    /* The loop threads wait in epoll and take a request with a read that
-     * must not block when another thread took it first (fs_run). */
-    int fl = fcntl(fuse_session_fd(fs->se), F_GETFL);
-    if (fl < 0 || fcntl(fuse_session_fd(fs->se), F_SETFL, fl | O_NONBLOCK) != 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot make /dev/fuse non-blocking: %s", strerror(-rc));
-        goto fail;
-    }
     *out = fs;
     return 0;
 fail:
@@ -1220,21 +1215,54 @@ fail:
  * every stop (a file a minimal container image must then carry, and ~2 ms
  * with the unwinding: docs/performance.md, exec) and needs a signal to
  * interrupt its wait, which a signal landing just before the wait misses.
- * Here every thread waits in epoll on /dev/fuse (EPOLLEXCLUSIVE: one is
- * woken per request) and on exit_fd, which fs_exit makes readable for all
- * of them at once; a thread that finds the request taken by another gets
- * EAGAIN (the fd is non-blocking) and waits again. As libfuse does, a
- * thread that takes a request when no other is waiting starts one more,
- * up to max_threads: a request that waits for another (a page-cache drop
- * waits for reads in flight) always finds a thread to answer it. */
+ * Here every loop thread waits in a blocking read of /dev/fuse, as
+ * libfuse's do (the kernel wakes one per request and hands it the request:
+ * two system calls a request, read and the reply's writev, which is the
+ * floor; waiting in epoll first cost two more, ~1.2x the floor for one
+ * reader: docs/performance.md). fs_run's caller serves nothing: it waits
+ * on exit_fd, which fs_exit writes, and then sends FS_WAKE_SIGNAL to each
+ * loop thread until it has left, so a signal that lands just before a
+ * thread's read is sent again rather than lost. As libfuse does, a thread
+ * that takes a request when no other is waiting starts one more, up to
+ * max_threads: a request that waits for another (a page-cache drop waits
+ * for reads in flight) always finds a thread to answer it. */
 
 static void loop_serve(struct fs *fs);
 
 static void *loop_thread(void *arg)
 {
     pthread_setname_np(pthread_self(), "rs-fuse");
+    /* Started with every asynchronous signal blocked (start_locked): the
+     * wake-up is the one it takes. */
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, FS_WAKE_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
     loop_serve(arg);
     return NULL;
+}
+
+/* Start one more loop thread, waiting (n_idle counts it). Under loop_lock.
+ * 0 or pthread_create's error. */
+static int start_locked(struct fs *fs)
+{
+    /* Signals are the main thread's (mount) or the supervisor's (exec):
+     * every asynchronous one blocked here; not the faults, whose handler
+     * must run (a blocked fault signal kills without it, leaving the
+     * mount). */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+    sigset_t set, old;
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+        sigdelset(&set, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int rc = pthread_create(&fs->loop_threads[fs->n_started], NULL, loop_thread, fs);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        fs->n_started++;
+        atomic_fetch_add(&fs->n_idle, 1);
+    }
+    return rc;
 }
 
 /* A request was taken: one thread fewer waits, and one more starts when
@@ -1246,26 +1274,9 @@ static int take(struct fs *fs)
         return 0;
     int rc = 0;
     pthread_mutex_lock(&fs->loop_lock);
-    if (atomic_load(&fs->n_idle) > 0 || fs->n_started + 1 >= fs->max_threads ||
-        fuse_session_exited(fs->se))
-        goto out;
-    /* Signals are the main thread's (mount) or the supervisor's (exec):
-     * every asynchronous one blocked here; not the faults, whose handler
-     * must run (a blocked fault signal kills without it, leaving the
-     * mount). */
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
-    sigset_t set, old;
-    sigfillset(&set);
-    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-        sigdelset(&set, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    rc = pthread_create(&fs->loop_threads[fs->n_started], NULL, loop_thread, fs);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0) {
-        fs->n_started++;
-        atomic_fetch_add(&fs->n_idle, 1);
-    }
-out:
+    if (atomic_load(&fs->n_idle) <= 0 && fs->n_started < fs->max_threads &&
+        !fuse_session_exited(fs->se))
+        rc = start_locked(fs);
     pthread_mutex_unlock(&fs->loop_lock);
     return rc;
 }
@@ -1278,40 +1289,17 @@ static void loop_fail(struct fs *fs, int rc)
     pthread_mutex_unlock(&fs->loop_lock);
 }
 
-/* Wait for a request or fs_exit, answer, again. On the way out (fs_exit,
- * an unmount, a failure) it calls fs_exit, so every other thread leaves
- * too. */
+/* Wait for a request (a blocking read: the kernel wakes one thread per
+ * request), answer, again. FS_WAKE_SIGNAL interrupts the read (EINTR),
+ * and the loop's test sees the exit flag. On the way out (fs_exit, an
+ * unmount, a failure) it calls fs_exit, so fs_run's caller stops the
+ * others. */
 static void loop_serve(struct fs *fs)
 {
     struct fuse_buf buf = {.mem = NULL};   /* libfuse allocates it at the first request */
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event dev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = 0};
-    struct epoll_event quit = {.events = EPOLLIN, .data.u32 = 1};
 
-    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fuse_session_fd(fs->se), &dev) != 0 ||
-        epoll_ctl(ep, EPOLL_CTL_ADD, fs->exit_fd, &quit) != 0) {
-        loop_fail(fs, -errno);
-        goto out;
-    }
-    /* After answering a request, read again before waiting: under load
-     * the next one is already queued, and epoll_wait would only add a
-     * system call (and a wake-up of another thread) per request. */
-    bool busy = false;
     while (!fuse_session_exited(fs->se)) {
-        if (!busy) {
-            struct epoll_event got[2];
-            int n = epoll_wait(ep, got, 2, -1);
-            if (n < 0 && errno == EINTR)
-                continue;   /* a stop signal's handler called fs_exit: see the loop's test */
-            if (n < 0) {
-                loop_fail(fs, -errno);
-                break;
-            }
-            if (n == 2 || got[0].data.u32 == 1)
-                break;
-        }
         int res = fuse_session_receive_buf(fs->se, &buf);
-        busy = false;
         if (res == -EINTR || res == -EAGAIN)
             continue;
         if (res <= 0) {
@@ -1326,30 +1314,75 @@ static void loop_serve(struct fs *fs)
                   "cannot start another filesystem thread");
         fuse_session_process_buf(fs->se, &buf);
         atomic_fetch_add(&fs->n_idle, 1);
-        busy = true;
     }
-out:
     fs_exit(fs);
     free(buf.mem);
-    if (ep >= 0)
-        close(ep);
+}
+
+static void on_wake(int sig)
+{
+    (void)sig;   /* its only effect is the EINTR of the read it interrupts */
+}
+
+/* Until fs_exit: exit_fd is written, or a stop signal's handler (which
+ * runs here under `mount`: the loop threads block them) interrupts the
+ * wait after calling fs_exit. */
+static void wait_for_exit(struct fs *fs)
+{
+    struct pollfd p = {.fd = fs->exit_fd, .events = POLLIN};
+    while (!fuse_session_exited(fs->se)) {
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            loop_fail(fs, -errno);
+            fs_exit(fs);
+        }
+    }
+}
+
+/* Join thread t, sending it FS_WAKE_SIGNAL every FS_WAKE_RETRY_MS until it
+ * has left: a signal that arrives after its loop tested the exit flag and
+ * before it entered the read interrupts nothing, so it is sent again. The
+ * wait is bounded by the request it may be answering, as a join is. */
+static void end_thread(pthread_t t)
+{
+    for (;;) {
+        struct timespec until;
+        (void)pthread_kill(t, FS_WAKE_SIGNAL);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += FS_WAKE_RETRY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = pthread_timedjoin_np(t, NULL, &until);
+        if (rc != ETIMEDOUT)
+            return;
+    }
 }
 
 int fs_run(struct fs *fs)
 {
+    struct sigaction sa = {.sa_handler = on_wake};   /* no SA_RESTART: the read must end */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(FS_WAKE_SIGNAL, &sa, NULL) != 0)
+        return -errno;
     pthread_mutex_lock(&fs->loop_lock);
     fs->n_started = 0;
-    atomic_store(&fs->n_idle, 1);
+    atomic_store(&fs->n_idle, 0);
     fs->loop_error = 0;
+    int rc = fuse_session_exited(fs->se) ? 0 : start_locked(fs);
     pthread_mutex_unlock(&fs->loop_lock);
-    loop_serve(fs);
-    /* The session has exited, so no thread starts another (take_locked
-     * looks under the lock), and exit_fd wakes every one still waiting. */
+    if (rc != 0) {
+        fs_exit(fs);
+        return -rc;
+    }
+    wait_for_exit(fs);
+    /* The session has exited, so no thread starts another (take looks
+     * under the lock): n is every thread there will be. */
     pthread_mutex_lock(&fs->loop_lock);
     unsigned n = fs->n_started;
     pthread_mutex_unlock(&fs->loop_lock);
     for (unsigned i = 0; i < n; i++)
-        pthread_join(fs->loop_threads[i], NULL);
+        end_thread(fs->loop_threads[i]);
     return fs->loop_error;
 }
 

@@ -2,6 +2,7 @@
 #ifndef RS_FS_H
 #define RS_FS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -29,12 +30,20 @@ struct fs_options {
  * (which must be prepared). *out is new. 0 or negative errno with err. */
 int fs_mount(struct store *st, struct secpool *pool, const struct fs_options *o,
              struct fs **out, char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Serve requests until fs_exit. 0 or negative errno. */
+/* Serve requests until fs_exit: the loop's threads serve, the caller waits
+ * for the stop and then ends them. 0 or negative errno. Process-wide: it
+ * gives FS_WAKE_SIGNAL an empty action (no SA_RESTART), which nothing else
+ * may change (broker/signals.c leaves it alone). */
 int fs_run(struct fs *fs) __attribute__((warn_unused_result));
-/* Ask fs_run to return. Async-signal-safe: it only raises libfuse's exit
- * flag (what libfuse's own signal handler does), so the stop signals'
- * handler calls it; the signal's interruption wakes the loop. */
+/* Ask fs_run to return. Async-signal-safe: it raises libfuse's exit flag
+ * and writes an eventfd fs_run's caller waits on, so the stop signals'
+ * handler calls it. */
 void fs_exit(struct fs *fs);
+/* Sent by fs_run's caller, at the stop, to each loop thread until it has
+ * left: it interrupts the blocking read of /dev/fuse (docs/internals/fuse.md,
+ * "The loop"). Realtime, after libc's own and broker/signals.h's
+ * SIGNALS_WAKE. */
+#define FS_WAKE_SIGNAL (SIGRTMIN + 1)
 /* Tell the kernel a secret's value changed or disappeared. Thread-safe; call
  * with no store lock held. */
 void fs_notify(struct fs *fs, size_t idx, bool removed);
