@@ -244,7 +244,9 @@ int broker_run(struct broker *b)
 
 static void *loop_main(void *arg)
 {
-    pthread_setname_np(pthread_self(), "rs-fuse");
+    /* fs_run's caller: it waits for the stop and ends the loop's threads
+     * (named rs-fuse), serving nothing itself. */
+    pthread_setname_np(pthread_self(), "rs-fuse-stop");
     struct broker *b = arg;
     b->loop_rc = fs_run(b->fs);
     atomic_store(&b->loop_ended, true);
