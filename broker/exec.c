@@ -10,6 +10,7 @@
 #include "lib/clock.h"
 #include "lib/duration.h"
 #include "lib/escape.h"
+#include "lib/ids.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -332,11 +333,16 @@ static int build_env(struct exec_run *x)
             return -ENOMEM;
     }
     if (x->o->user && x->o->user->set) {
-        struct passwd pw, *found = NULL;
-        char buf[4096];
-        if (getpwuid_r(x->o->user->uid, &pw, buf, sizeof(buf), &found) == 0 && found &&
-            found->pw_dir && found->pw_dir[0] && env_add(x, &n, "HOME", found->pw_dir) < 0)
-            return -ENOMEM;
+        /* The user's home, when it has one; a uid without an entry (or a
+         * lookup that fails) leaves HOME as it was. */
+        struct passwd pw;
+        char *buf = NULL;
+        int rc = ids_passwd(NULL, x->o->user->uid, &pw, &buf);
+        if (rc == 0 && pw.pw_dir && pw.pw_dir[0])
+            rc = env_add(x, &n, "HOME", pw.pw_dir) < 0 ? -ENOMEM : 0;
+        free(buf);
+        if (rc == -ENOMEM)
+            return rc;
     }
     return 0;
 }

@@ -39,8 +39,6 @@
  * a process in uninterruptible sleep (a hung NFS read) may take a while,
  * but PID 1 must exit at some point. */
 #define SUPERVISE_KILL_WAIT_MS 5000
-/* The first getpwnam_r buffer when sysconf has no answer. */
-#define SUPERVISE_PW_BUF 4096
 /* Where close_from's fallback stops when close_range is missing. */
 #define SUPERVISE_FD_SCAN_MAX 65536
 /* The child's own stack (supervise_start): child_run's frames and what
@@ -132,36 +130,6 @@ static int parse_id(const char *s, unsigned *out)
     return 0;
 }
 
-static size_t nss_buf_size(int name)
-{
-    long n = sysconf(name);
-    return n > 0 ? (size_t)n : SUPERVISE_PW_BUF;
-}
-
-/* getpwnam_r/getpwuid_r with a buffer that grows on ERANGE. *buf is new
- * (free it) and holds pw's strings. 1 found, 0 not found, or -errno. */
-static int lookup_user(const char *name, uid_t uid, struct passwd *pw, char **buf)
-{
-    size_t size = nss_buf_size(_SC_GETPW_R_SIZE_MAX);
-    for (;;) {
-        struct passwd *res = NULL;
-        char *nb = realloc(*buf, size);
-        if (!nb)
-            return -ENOMEM;
-        *buf = nb;
-        int rc = name ? getpwnam_r(name, pw, *buf, size, &res) : getpwuid_r(uid, pw, *buf, size, &res);
-        if (rc == ERANGE && size < (1u << 20)) {
-            size *= 2;
-            continue;
-        }
-        /* glibc reports "no such entry" as 0 with res NULL, others as
-         * ENOENT or ESRCH: all mean not found. */
-        if (rc == 0 || rc == ENOENT || rc == ESRCH)
-            return res ? 1 : 0;
-        return -rc;
-    }
-}
-
 /* The user's groups from /etc/group, gid first (getgrouplist puts it in). */
 static int user_groups(const char *name, gid_t gid, struct supervise_user *u)
 {
@@ -213,20 +181,19 @@ int supervise_user_parse(const char *spec, struct supervise_user *out, char *err
             goto out;
         }
         u.uid = (uid_t)id;
-        rc = lookup_user(NULL, u.uid, &pw, &pwbuf);
+        rc = ids_passwd(NULL, u.uid, &pw, &pwbuf);
     } else {
-        rc = lookup_user(copy, 0, &pw, &pwbuf);
-        if (rc == 0) {
-            rc = -ENOENT;
+        rc = ids_passwd(copy, 0, &pw, &pwbuf);
+        if (rc == -ENOENT) {
             snprintf(err, errlen, "--user: no user '%s' in /etc/passwd", copy);
             goto out;
         }
     }
-    if (rc < 0) {
+    if (rc < 0 && rc != -ENOENT) {
         snprintf(err, errlen, "--user: cannot read /etc/passwd: %s", strerror(-rc));
         goto out;
     }
-    have_pw = rc == 1;
+    have_pw = rc == 0;
     if (have_pw)
         u.uid = pw.pw_uid;
 

@@ -26,32 +26,40 @@ static int outcome(int e, const void *res)
     return -e;
 }
 
-/* By name, or with name NULL by *uid: *uid, *gid (may be NULL) and, when
- * out is given, the name into out (cap bytes, cut to fit). */
-static int user_lookup(const char *name, uid_t *uid, gid_t *gid, char *out, size_t cap)
+int ids_passwd(const char *name, uid_t uid, struct passwd *pw, char **buf)
 {
     size_t size = first_size(_SC_GETPW_R_SIZE_MAX);
     for (;;) {
-        struct passwd pw, *res = NULL;
-        char *buf = malloc(size);
-        if (!buf)
+        struct passwd *res = NULL;
+        char *nb = realloc(*buf, size);
+        if (!nb)
             return -ENOMEM;
-        int e = name ? getpwnam_r(name, &pw, buf, size, &res)
-                     : getpwuid_r(*uid, &pw, buf, size, &res);
-        if (e == 0 && res) {
-            *uid = pw.pw_uid;
-            if (gid)
-                *gid = pw.pw_gid;
-            if (out)
-                snprintf(out, cap, "%s", pw.pw_name);
-        }
-        free(buf);
+        *buf = nb;
+        int e = name ? getpwnam_r(name, pw, *buf, size, &res) : getpwuid_r(uid, pw, *buf, size, &res);
         if (e == ERANGE && size < IDS_BUF_MAX) {
             size *= 2;
             continue;
         }
         return outcome(e, res);
     }
+}
+
+/* By name, or with name NULL by *uid: *uid, *gid (may be NULL) and, when
+ * out is given, the name into out (cap bytes, cut to fit). */
+static int user_lookup(const char *name, uid_t *uid, gid_t *gid, char *out, size_t cap)
+{
+    struct passwd pw;
+    char *buf = NULL;
+    int rc = ids_passwd(name, name ? 0 : *uid, &pw, &buf);
+    if (rc == 0) {
+        *uid = pw.pw_uid;
+        if (gid)
+            *gid = pw.pw_gid;
+        if (out)
+            snprintf(out, cap, "%s", pw.pw_name);
+    }
+    free(buf);
+    return rc;
 }
 
 /* As user_lookup, for groups. */

@@ -8,6 +8,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct passwd;
+
+/* The whole passwd entry of name (or, with name NULL, of uid) into *pw,
+ * its strings in *buf (grown from what *buf held, or new: the caller frees
+ * it, whatever the outcome). 0; -ENOENT when there is no such user;
+ * another negative errno when the lookup failed. */
+int ids_passwd(const char *name, uid_t uid, struct passwd *pw, char **buf)
+    __attribute__((warn_unused_result));
 /* The user name (or, with name NULL, the uid *uid) in the passwd
  * database: *uid and *gid (its primary group; may be NULL). 0; -ENOENT
  * when there is no such user; another negative errno when the lookup
