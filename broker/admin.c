@@ -805,9 +805,9 @@ static enum MHD_Result reply_live(struct admin *a, struct MHD_Connection *conn)
 static bool has_body(struct MHD_Connection *conn)
 {
     const char *cl = sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
     return te || (cl && strspn(cl, "0") != strlen(cl));
 }
 
@@ -839,7 +839,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_error(conn, 405, "{\"error\":\"method not allowed\"}\n",
                            MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     if (a->token && !token_ok(a, sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                             MHD_HTTP_HEADER_AUTHORIZATION)))
+                                                                 MHD_HTTP_HEADER_AUTHORIZATION)))
         return reply_error(conn, 401, "{\"error\":\"a bearer token is required\"}\n",
                            MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     const struct route *rt = NULL;

@@ -86,8 +86,8 @@ int hardening_init_http(char *err, size_t errlen)
         return rc;
     /* libcurl counts its initialisations: a second call only counts. */
     if (sym_curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_lib_alloc, secmem_lib_free,
-                             secmem_lib_realloc, curl_wipe_strdup,
-                             curl_wipe_calloc) != CURLE_OK) {
+                                 secmem_lib_realloc, curl_wipe_strdup,
+                                 curl_wipe_calloc) != CURLE_OK) {
         snprintf(err, errlen, "libcurl failed to initialise");
         return -EIO;
     }

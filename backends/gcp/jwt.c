@@ -108,7 +108,8 @@ static int rs256(const char *pem, const void *in, size_t n, unsigned char *sig, 
         goto out;
     }
     *siglen = GCP_SIG_MAX;
-    if (!(md = sym_EVP_MD_CTX_new()) || sym_EVP_DigestSignInit(md, NULL, sym_EVP_sha256(), NULL, key) != 1 ||
+    if (!(md = sym_EVP_MD_CTX_new()) ||
+        sym_EVP_DigestSignInit(md, NULL, sym_EVP_sha256(), NULL, key) != 1 ||
         sym_EVP_DigestSign(md, sig, siglen, in, n) != 1) {
         snprintf(err, errlen, "private_key: signing failed");
         rc = -EINVAL;

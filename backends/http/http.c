@@ -5,7 +5,7 @@
  * and sleep on their own condition variable; the driver thread adds it,
  * runs the transfers and wakes the worker when it completes. libcurl's
  * multi interface is not thread-safe, so this hand-off is the whole
- * concurrency story; sym_curl_multi_wakeup() is the one call allowed from any
+ * concurrency story; curl_multi_wakeup() is the one call allowed from any
  * thread.
  */
 #include "backends/http/http.h"
