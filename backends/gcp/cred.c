@@ -107,6 +107,10 @@ static int url_key(const char *path, const json_t *obj, const char *key, bool re
                  path, key);
         return -EINVAL;
     }
+    /* A scheme is case-insensitive (RFC 3986, 3.1): "HTTPS://" is accepted
+     * above, and kept as "https://", so every later look at the URL (logs,
+     * a comparison) sees one spelling. */
+    memcpy(*out, "https", 5);
     return 0;
 }
 

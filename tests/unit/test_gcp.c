@@ -332,6 +332,12 @@ START_TEST(cred_types)
     gcp_cred_identity(&c, ident, sizeof(ident));
     ck_assert_str_eq(ident, "authorized user u@x.com");
     gcp_cred_cleanup(&c);
+    /* The scheme in any case, kept in one (a fuzz_gcp finding). */
+    ck_assert_int_eq(cred("{\"type\": \"authorized_user\", \"client_id\": \"cid\", \"client_secret\":"
+                          " \"s3cr3t\", \"refresh_token\": \"1//s3cr3t\", \"token_uri\":"
+                          " \"htTPs://oauth2.example.com/token\"}", &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.token_uri, "https://oauth2.example.com/token");
+    gcp_cred_cleanup(&c);
 
     ck_assert_int_eq(cred("{\"type\": \"external_account\", \"audience\": \"//iam.googleapis.com/"
                           "projects/1/locations/global/workloadIdentityPools/p/providers/q\", "
